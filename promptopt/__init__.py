@@ -1,0 +1,3 @@
+"""promptopt: align LLMs without touching their weights (BPO and OPRO behind one interface)."""
+
+__version__ = "0.1.0"

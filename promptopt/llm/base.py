@@ -1,0 +1,323 @@
+"""The one protocol through which promptopt talks to any model.
+
+Why a batch of requests in and a list of completions out: scorers issue hundreds of independent
+calls, and backends differ in how they parallelise them (HTTP concurrency for servers, one
+``generate`` call for vLLM, padded batches for transformers). Each backend gets the whole batch and
+decides; callers never loop one prompt at a time.
+
+Why async at the core: concurrency against remote servers is the main source of speed; the sync
+``generate`` is a convenience for scripts and notebooks.
+
+This module imports nothing else from promptopt except the error root, so every layer can use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from promptopt.errors import PromptoptError
+
+# --------------------------------------------------------------------------- errors
+
+
+class LLMError(PromptoptError):
+    """A model call failed. Subclasses say how, so callers can decide to retry or give up."""
+
+
+class LLMRateLimitError(LLMError):
+    """The backend answered 429 (after the bounded retries)."""
+
+
+class LLMServerError(LLMError):
+    """The backend answered 5xx (after the bounded retries)."""
+
+
+class LLMTimeoutError(LLMError):
+    """The backend did not answer within the timeout (after the bounded retries)."""
+
+
+class LLMConnectionError(LLMError):
+    """The backend could not be reached (refused, reset, DNS)."""
+
+
+class LLMAuthError(LLMError):
+    """Missing or rejected credentials. The message never contains the key itself."""
+
+
+class LLMBadRequestError(LLMError):
+    """The backend rejected the request as malformed (4xx other than 401/403/429)."""
+
+
+class LLMResponseError(LLMError):
+    """The backend answered, but the answer could not be understood (malformed JSON, no choices)."""
+
+
+class BackendUnavailableError(LLMError):
+    """A backend's optional dependency or weights are missing on this machine."""
+
+
+class BudgetExceededError(LLMError):
+    """A call would take a run past one of its budget limits; raised *before* the call is made."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message. ``role`` is ``system``, ``user`` or ``assistant``."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request: chat ``messages`` or a plain ``prompt`` (exactly one of them).
+
+    Frozen and made of tuples so that it can be hashed into a cache key and shared across tasks.
+    ``seed`` ``None`` means "backend default"; 0 is a real seed.
+    """
+
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("a Request needs exactly one of `messages` or `prompt`")
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.messages is not None and not isinstance(self.messages, tuple):
+            object.__setattr__(self, "messages", tuple(self.messages))
+        if not isinstance(self.stop, tuple):
+            object.__setattr__(self, "stop", tuple(self.stop))
+
+    @classmethod
+    def chat(cls, user: str, *, system: str | None = None, **params: Any) -> Request:
+        """Shortcut for the common single-turn chat request."""
+        msgs: list[Message] = []
+        if system is not None:
+            msgs.append(Message("system", system))
+        msgs.append(Message("user", user))
+        return cls(messages=tuple(msgs), **params)
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        """Messages as the OpenAI wire format; a plain prompt becomes one user message."""
+        if self.messages is None:
+            return [{"role": "user", "content": self.prompt or ""}]
+        return [{"role": m.role, "content": m.content} for m in self.messages]
+
+    def canonical(self) -> dict[str, Any]:
+        """A JSON-able dict with every field that changes the output (used for cache keys)."""
+        d = asdict(self)
+        d["messages"] = None if self.messages is None else [[m.role, m.content] for m in self.messages]
+        d["stop"] = list(self.stop)
+        return d
+
+    def with_(self, **changes: Any) -> Request:
+        """A copy with some fields replaced (dataclasses.replace, kept short for callers)."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token and call accounting for one completion (or a sum of them)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.calls + other.calls,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One sampled output. ``finish_reason`` is ``stop``, ``length`` or what the backend said."""
+
+    text: str
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The answer to one Request: ``n`` choices, usage, and whether it came from the cache."""
+
+    choices: tuple[Choice, ...]
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    cached: bool = False
+
+    @property
+    def text(self) -> str:
+        """The first choice's text, for the common n = 1 case."""
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def texts(self) -> list[str]:
+        return [c.text for c in self.choices]
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """What every backend and wrapper provides.
+
+    ``name`` identifies the model for cache keys and reports (never includes credentials).
+    ``agenerate`` returns one Completion per Request, in order. With ``return_exceptions`` a
+    failed request yields its ``LLMError`` in place instead of failing the whole batch, so a
+    scorer can record the failure and keep the rest.
+    """
+
+    name: str
+
+    async def agenerate(
+        self, requests: Sequence[Request], *, return_exceptions: bool = False
+    ) -> list[Any]: ...
+
+    def generate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine from sync code, also where an event loop is already running (notebooks).
+
+    Why a thread in the second case: ``asyncio.run`` refuses to nest, and patching the running loop
+    (nest_asyncio) changes behaviour for the whole process.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the caller's thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="promptopt-run-sync")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+class BaseLLM:
+    """Shared plumbing for backends: batch fan-out with bounded concurrency and a sync door.
+
+    Subclasses implement ``_complete(request)`` for one request, or override ``agenerate`` when the
+    backend batches natively (vLLM, transformers). Per-event-loop state (semaphores, HTTP clients)
+    lives in ``loop_state`` because asyncio primitives and connection pools are bound to the loop
+    that created them, and the sync door may create a fresh loop per call.
+    """
+
+    name: str = "base"
+    max_concurrency: int = 16
+
+    def __init__(self) -> None:
+        self._loop_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._state_lock = threading.Lock()
+
+    # -- per-loop state
+    def loop_state(self) -> dict[str, Any]:
+        """A dict private to the running event loop (created on first use)."""
+        loop = asyncio.get_running_loop()
+        with self._state_lock:
+            state = self._loop_states.get(loop)
+            if state is None:
+                state = {"semaphore": asyncio.Semaphore(max(1, self.max_concurrency))}
+                self._loop_states[loop] = state
+            return state
+
+    # -- to implement
+    async def _complete(self, request: Request) -> Completion:
+        raise NotImplementedError
+
+    # -- public
+    async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
+        sem: asyncio.Semaphore = self.loop_state()["semaphore"]
+
+        async def one(req: Request) -> Completion:
+            async with sem:
+                return await self._complete(req)
+
+        results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+        return _settle(results, return_exceptions)
+
+    def generate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
+        """Sync convenience around ``agenerate``."""
+        return run_sync(self.agenerate(list(requests), return_exceptions=return_exceptions))
+
+    def complete(self, prompt: str, *, system: str | None = None, **params: Any) -> str:
+        """One chat turn, text out: the shortest way to use any backend from a script."""
+        return self.generate([Request.chat(prompt, system=system, **params)])[0].text
+
+    async def aclose(self) -> None:
+        """Release clients and engines; safe to call twice."""
+
+    def close(self) -> None:
+        run_sync(self.aclose())
+
+
+def _settle(results: Sequence[Any], return_exceptions: bool) -> list[Any]:
+    """Apply the ``return_exceptions`` contract to gathered results.
+
+    Only ``LLMError`` is ever returned in place; any other exception is a bug and is raised.
+    """
+    for r in results:
+        if isinstance(r, BaseException) and not isinstance(r, LLMError):
+            raise r
+    if not return_exceptions:
+        for r in results:
+            if isinstance(r, LLMError):
+                raise r
+    return list(results)
+
+
+settle_results = _settle
+
+
+class LLMWrapper(BaseLLM):
+    """Base for wrappers (cache, budget, aligned) that add behaviour around an inner LLM."""
+
+    def __init__(self, inner: LLM) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name = inner.name
+
+    async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
+        return await self.inner.agenerate(requests, return_exceptions=return_exceptions)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

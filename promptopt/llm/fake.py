@@ -1,0 +1,104 @@
+"""A scripted, recording fake LLM for tests (DSPy's DummyLM idea).
+
+Three ways to script it, checked in this order for every sample:
+``rules`` (regex on the request's text → reply), ``fn(request, sample_index) → reply``, and
+``replies`` (a list consumed in order; with ``cycle=True`` it wraps around). A reply that is an
+``Exception`` instance is raised instead, so tests can script failures. Every request is recorded
+in ``calls`` for assertions. Token usage is counted in whitespace-separated words, which is
+deterministic and good enough for budget tests.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from promptopt.llm.base import BaseLLM, Choice, Completion, LLMResponseError, Request, Usage
+
+Reply = str | BaseException
+ReplyFn = Callable[[Request, int], Reply]
+
+
+def request_text(request: Request) -> str:
+    """All the text a request shows the model, joined (what rules are matched against)."""
+    if request.prompt is not None:
+        return request.prompt
+    return "\n".join(m.content for m in request.messages or ())
+
+
+class FakeLLM(BaseLLM):
+    """Deterministic stand-in for a model. Thread- and task-safe."""
+
+    def __init__(
+        self,
+        replies: Sequence[Reply] = (),
+        *,
+        rules: Sequence[tuple[str, Reply | ReplyFn]] = (),
+        fn: ReplyFn | None = None,
+        cycle: bool = False,
+        default: Reply | None = None,
+        name: str = "fake",
+        max_concurrency: int = 64,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.max_concurrency = max_concurrency
+        self._replies = list(replies)
+        self._rules = [(re.compile(p, re.S), r) for p, r in rules]
+        self._fn = fn
+        self._cycle = cycle
+        self._default = default
+        self._pos = 0
+        self._lock = threading.Lock()
+        self.calls: list[Request] = []
+
+    def _next_scripted(self, request: Request, index: int) -> Reply:
+        text = request_text(request)
+        for pattern, reply in self._rules:
+            if pattern.search(text):
+                return reply(request, index) if callable(reply) else reply
+        if self._fn is not None:
+            return self._fn(request, index)
+        with self._lock:
+            if self._pos < len(self._replies):
+                reply = self._replies[self._pos]
+                self._pos += 1
+                if self._cycle and self._pos == len(self._replies):
+                    self._pos = 0
+                return reply
+        if self._default is not None:
+            return self._default
+        return LLMResponseError("FakeLLM ran out of scripted replies")
+
+    async def _complete(self, request: Request) -> Completion:
+        with self._lock:
+            self.calls.append(request)
+        choices = []
+        for i in range(request.n):
+            reply = self._next_scripted(request, i)
+            if isinstance(reply, BaseException):
+                raise reply
+            text = str(reply)
+            finish = "stop"
+            words = text.split()
+            if len(words) > request.max_tokens:
+                text = " ".join(words[: request.max_tokens])
+                finish = "length"
+            for s in request.stop:
+                if s and s in text:
+                    text = text[: text.index(s)]
+            choices.append(Choice(text, finish))
+        usage = Usage(
+            prompt_tokens=len(request_text(request).split()),
+            completion_tokens=sum(len(c.text.split()) for c in choices),
+            calls=1,
+        )
+        return Completion(tuple(choices), usage, model=self.name)
+
+
+def from_spec(rest: str, **options: Any) -> FakeLLM:
+    """``fake:`` echoes a fixed reply (``fake:<reply>``, default 'ok'); tests build FakeLLM directly."""
+    options.pop("cache_dir", None)
+    return FakeLLM(default=rest or "ok", name=f"fake:{rest}" if rest else "fake", **options)
