@@ -37,18 +37,44 @@ def _root(
     """promptopt: prompt optimization for black-box LLMs."""
 
 
+def _exception_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(exit, abort, usage-error, no-args-help) classes of click and of typer's vendored click.
+
+    Why both: typer ≥ 0.20 vendors its own click (``typer._click``) whose exceptions do not derive
+    from ``click``'s; older typer raises click's own. Catching both keeps the one-line contract.
+    """
+    exits: list[type] = [click.exceptions.Exit, typer.Exit]
+    aborts: list[type] = [click.exceptions.Abort, typer.Abort]
+    usage: list[type] = [click.ClickException]
+    no_args: list[type] = []
+    try:
+        from typer._click import exceptions as vendored
+    except ImportError:
+        pass
+    else:
+        usage.append(vendored.ClickException)
+        no_args.append(vendored.NoArgsIsHelpError)
+    if hasattr(click.exceptions, "NoArgsIsHelpError"):
+        no_args.append(click.exceptions.NoArgsIsHelpError)
+    return tuple(exits), tuple(aborts), tuple(usage), tuple(no_args)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PROMPTOPT_DEBUG") == "1"
+    exits, aborts, usage_errors, no_args = _exception_classes()
     try:
         rv = app(args=args, prog_name="promptopt", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except exits as exc:
+        raise SystemExit(getattr(exc, "exit_code", 0)) from None
+    except aborts:
         fail_line("aborted")
         raise SystemExit(130) from None
-    except click.ClickException as exc:
+    except no_args as exc:  # a bare group: show its help, as --help would
+        sys.stdout.write(exc.format_message() + "\n")
+        raise SystemExit(0) from None
+    except usage_errors as exc:
         if debug:
             raise
         msg = exc.format_message()

@@ -1,0 +1,1 @@
+"""Real local servers for tests and benchmarks (fault-injecting OpenAI stub, llama.cpp server)."""
