@@ -1,0 +1,234 @@
+"""The embedded default backend: a small GGUF model run in-process by llama.cpp on CPU.
+
+``local`` → the default embedded model, ``local:<name>`` → another one from the table in
+``embedded.py``, ``local:/path/to/model.gguf`` → any GGUF file (not verified: it is the user's).
+
+Why one dedicated thread: llama.cpp's ``Llama`` object is not safe to call concurrently, and an
+OpenMP build slows down sharply as soon as a second OS thread calls into it (shared/MODELS.md).
+So the backend owns a single-worker executor; the model is created and called only there, the
+event loop stays free, and concurrent requests simply queue.
+
+Why lazy: constructing the backend (for ``--help``, for a dry run, for the cache to answer
+everything) must not cost a 500 MB load; the model is loaded on the first real call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from promptopt.errors import UnknownNameError
+from promptopt.llm.base import (
+    BackendUnavailableError,
+    BaseLLM,
+    Choice,
+    Completion,
+    LLMBadRequestError,
+    LLMError,
+    Request,
+    Usage,
+)
+from promptopt.llm.embedded import (
+    DEFAULT_LOCAL_MODEL,
+    EMBEDDED_MODELS,
+    EmbeddedModel,
+    Notice,
+    ensure_weights,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_N_CTX = 4096
+
+
+class LlamaCppLLM(BaseLLM):
+    """A GGUF model in-process through llama-cpp-python, called from one dedicated thread.
+
+    Give either an embedded ``model`` (assembled and verified on first use) or a ``model_path``.
+    ``n_threads`` defaults to ``os.cpu_count()``. ``on_notice`` receives the one-line notices
+    about where the weights are (default: logging at INFO).
+    """
+
+    def __init__(
+        self,
+        model: EmbeddedModel | None = None,
+        *,
+        model_path: str | Path | None = None,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        cache_dir: str | Path | None = None,
+        on_notice: Notice | None = None,
+        name: str | None = None,
+        llama_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if (model is None) == (model_path is None):
+            raise ValueError("give exactly one of `model` or `model_path`")
+        self.model = model
+        self.model_path = Path(model_path) if model_path is not None else None
+        self.n_ctx = int(n_ctx)
+        self.n_threads = int(n_threads) if n_threads is not None else (os.cpu_count() or 1)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self._notice = on_notice or logger.info
+        self._llama_kwargs = dict(llama_kwargs or {})
+        self.name = name or (f"local:{model.name}" if model is not None else f"local:{self.model_path}")
+        # One executor, one Llama, one thread. The lock only guards creating/closing the executor.
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._llama: Any = None
+        #: seconds the last load took (weights check + llama.cpp load), for benchmarks
+        self.load_seconds: float | None = None
+
+    # ------------------------------------------------------------------ thread plumbing
+
+    def _get_executor(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptopt-llama")
+            return self._executor
+
+    async def _on_worker(self, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._get_executor(), fn, *args)
+
+    # ------------------------------------------------------------------ worker-thread only
+
+    def _weights(self) -> Path:
+        if self.model is not None:
+            return ensure_weights(self.model, cache_dir=self.cache_dir, on_notice=self._notice)
+        assert self.model_path is not None
+        if not self.model_path.is_file():
+            raise BackendUnavailableError(f"GGUF file {self.model_path} does not exist")
+        return self.model_path
+
+    def _load(self) -> Any:
+        if self._llama is not None:
+            return self._llama
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise BackendUnavailableError(
+                "llama-cpp-python is not installed; pip install llama-cpp-python "
+                "(build it with CMAKE_ARGS=-DGGML_OPENMP=OFF for steady speed)"
+            ) from None
+        t0 = time.perf_counter()
+        path = self._weights()
+        size_mb = path.stat().st_size / 1e6
+        self._notice(f"loading {self.name} from {path} ({size_mb:.0f} MB) on {self.n_threads} CPU threads")
+        kwargs: dict[str, Any] = {
+            "n_ctx": self.n_ctx,
+            "n_threads": self.n_threads,
+            "verbose": False,
+            **self._llama_kwargs,
+        }
+        try:
+            self._llama = Llama(model_path=str(path), **kwargs)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendUnavailableError(f"llama.cpp could not load {path}: {exc}") from None
+        self.load_seconds = time.perf_counter() - t0
+        return self._llama
+
+    def _run(self, request: Request) -> Completion:
+        llama = self._load()
+        choices: list[Choice] = []
+        prompt_tokens = 0
+        completion_tokens = 0
+        for i in range(request.n):
+            params: dict[str, Any] = {
+                "temperature": request.temperature,
+                "top_p": request.top_p,
+                "max_tokens": request.max_tokens,
+                "stop": list(request.stop) or None,
+                "seed": None if request.seed is None else request.seed + i,
+            }
+            try:
+                if request.messages is not None:
+                    out = llama.create_chat_completion(messages=request.chat_messages(), **params)
+                    first = out["choices"][0]
+                    text = first["message"].get("content") or ""
+                else:
+                    out = llama.create_completion(prompt=request.prompt, **params)
+                    first = out["choices"][0]
+                    text = first.get("text") or ""
+            except ValueError as exc:  # e.g. the prompt does not fit the context window
+                raise LLMBadRequestError(f"{self.name}: {exc}") from None
+            except RuntimeError as exc:  # llama_decode failures
+                raise LLMError(f"{self.name}: llama.cpp failed: {exc}") from None
+            usage = out.get("usage") or {}
+            # The prompt is the same for every sample (and llama.cpp reuses its KV cache), so it is
+            # counted once, as OpenAI-compatible servers do for n > 1.
+            if i == 0:
+                prompt_tokens = int(usage.get("prompt_tokens", 0))
+            completion_tokens += int(usage.get("completion_tokens", 0))
+            choices.append(Choice(text, first.get("finish_reason") or "stop"))
+        return Completion(
+            tuple(choices),
+            Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, calls=1),
+            model=self.name,
+        )
+
+    def _free(self) -> None:
+        llama, self._llama = self._llama, None
+        if llama is not None:
+            close = getattr(llama, "close", None)
+            if close is not None:
+                close()
+
+    # ------------------------------------------------------------------ public
+
+    async def _complete(self, request: Request) -> Completion:
+        return await self._on_worker(self._run, request)
+
+    async def load(self) -> None:
+        """Load the model now (otherwise the first request does)."""
+        await self._on_worker(self._load)
+
+    async def aclose(self) -> None:
+        """Free the model and stop the worker thread; a later call loads the model again."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(executor, self._free)
+        finally:
+            executor.shutdown(wait=False)
+
+
+def resolve(rest: str) -> tuple[EmbeddedModel | None, Path | None]:
+    """``''`` → the default model; a known name → that model; a ``.gguf`` path → that file."""
+    name = rest.strip()
+    if not name:
+        return EMBEDDED_MODELS[DEFAULT_LOCAL_MODEL], None
+    model = EMBEDDED_MODELS.get(name.lower())
+    if model is not None:
+        return model, None
+    if name.lower().endswith(".gguf"):
+        return None, Path(name).expanduser()
+    raise UnknownNameError(
+        f"unknown local model {name!r}; known: {', '.join(EMBEDDED_MODELS)} (or a path to a .gguf file)"
+    )
+
+
+def from_spec(rest: str, **options: Any) -> LlamaCppLLM:
+    """Registry factory for ``local`` / ``local:<name>`` / ``local:<file.gguf>``.
+
+    Options: ``n_ctx``, ``n_threads``, ``cache_dir`` (where assembled weights go), ``on_notice``,
+    ``llama_kwargs`` (passed to ``llama_cpp.Llama``).
+    """
+    model, path = resolve(rest)
+    allowed = {"n_ctx", "n_threads", "cache_dir", "on_notice", "llama_kwargs", "name"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        from promptopt.errors import ConfigError
+
+        raise ConfigError(f"unknown option(s) for the local backend: {', '.join(unknown)}")
+    return LlamaCppLLM(model, model_path=path, **options)
