@@ -65,13 +65,23 @@ class Scored:
 @dataclass(frozen=True)
 class TaskDescription:
     """Text the meta-prompt is built from. ``solution_name`` names a candidate ("(w, b) pair",
-    "trace", "instruction"), ``score_name`` its score ("loss", "length", "accuracy")."""
+    "trace", "instruction"), ``score_name`` its score ("loss", "length", "accuracy").
+
+    OPRO assembles its meta-prompt from these fields, paragraphs separated by a blank line:
+    ``problem``; the top-k past solutions, each rendered with ``entry_template``, worst first and
+    best last; ``exemplars_intro`` and the exemplars (if any); ``output_format`` followed (after a
+    space) by ``instruction_suffix``."""
 
     problem: str
     solution_name: str
     score_name: str
     output_format: str
     instruction_suffix: str = ""
+    #: How one past solution is shown in the meta-prompt; fields: text, score, solution_name,
+    #: score_name. The paper's lin-reg task uses "input:\n{text}\nvalue:\n{score}".
+    entry_template: str = "{solution_name}:\n{text}\n{score_name}:\n{score}"
+    #: A line shown before the exemplars (e.g. "Below are some problems."); empty for none.
+    exemplars_intro: str = ""
 
 
 @runtime_checkable
