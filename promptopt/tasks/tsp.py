@@ -1,0 +1,213 @@
+"""OPRO's travelling-salesman demo: propose shorter tours through n random points.
+
+Points are ``n`` random integer points in [low, high]² drawn from ``seed``. A solution is a trace
+``<trace>0,3,1,...</trace>`` that starts at node 0 and visits every node exactly once; its score
+is the closed tour length (lower is better). The final report gives the optimality gap against
+the exact optimum (Held–Karp for n ≤ 12, a MILP beyond, see :mod:`promptopt.tasks.tsp_solvers`)
+and the classical baselines' lengths and gaps.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from promptopt.errors import ConfigError
+from promptopt.tasks import tsp_solvers as solvers
+from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
+
+_TRACE_RE = re.compile(r"<trace>(.*?)</trace>", re.S | re.I)
+_SEP_RE = re.compile(r"[\s,]+")
+MAX_N = 1000
+
+OUTPUT_FORMAT = (
+    "Give me a new trace that is different from all traces above, and has a length lower than any "
+    "of the above. The trace should traverse all points exactly once. The trace should start with "
+    "'<trace>' and end with </trace>."
+)
+
+
+class TSPTask:
+    """The task object (see :mod:`promptopt.tasks.base` for the contract)."""
+
+    name = "tsp"
+    direction = "min"
+    #: the paper's settings for TSP: 10 past traces in the meta-prompt, 8 proposals per step
+    opro_defaults: dict[str, Any] = {"top_k": 10, "per_step": 8, "num_exemplars": 0}
+
+    def __init__(
+        self,
+        n: int = 10,
+        seed: int = 0,
+        num_starting: int = 5,
+        low: int = -100,
+        high: int = 100,
+        score_decimals: int = 0,
+        exact_time_limit: float = 60.0,
+    ) -> None:
+        if not 3 <= n <= MAX_N:
+            raise ConfigError(f"n must be between 3 and {MAX_N}, got {n}")
+        if num_starting < 1:
+            raise ConfigError(f"num_starting must be >= 1, got {num_starting}")
+        if low >= high:
+            raise ConfigError(f"low ({low}) must be < high ({high})")
+        self.n, self.seed, self.num_starting = int(n), int(seed), int(num_starting)
+        self.low, self.high, self.score_decimals = int(low), int(high), int(score_decimals)
+        self.exact_time_limit = float(exact_time_limit)
+        coords = np.random.default_rng(self.seed).integers(self.low, self.high + 1, size=(self.n, 2))
+        self.points: list[tuple[int, int]] = [(int(x), int(y)) for x, y in coords]
+        self._d = solvers.distance_matrix(self.points)
+
+    # -- geometry
+    def length(self, tour: Sequence[int]) -> float:
+        t = list(tour)
+        return float(sum(self._d[a, b] for a, b in zip(t, t[1:] + t[:1], strict=True)))
+
+    @functools.cached_property
+    def exact(self) -> solvers.ExactSolution:
+        """The optimum (or a bound, for large n past the time limit); computed once, on demand."""
+        return solvers.exact_tsp(self.points, time_limit=self.exact_time_limit)
+
+    @property
+    def optimum(self) -> float | None:
+        """The optimal length when it is known exactly (OPRO may stop when it gets there)."""
+        return self.exact.length if self.exact.exact else None
+
+    def baselines(self) -> dict[str, list[int]]:
+        nn = solvers.nearest_neighbour(self.points)
+        return {
+            "nearest_neighbour": nn,
+            "farthest_insertion": solvers.farthest_insertion(self.points),
+            "two_opt": solvers.two_opt(self.points, nn),
+        }
+
+    # -- the Task contract
+    def describe(self) -> TaskDescription:
+        coords = ", ".join(f"({i}): ({x}, {y})" for i, (x, y) in enumerate(self.points))
+        problem = (
+            "You are given a list of points with coordinates below:\n"
+            f"{coords}.\n\n"
+            "Below are some previous traces and their lengths. The traces are arranged in descending "
+            "order based on their lengths, where lower values are better."
+        )
+        return TaskDescription(
+            problem=problem,
+            solution_name="trace",
+            score_name="length",
+            output_format=OUTPUT_FORMAT,
+            entry_template="<trace> {text} </trace>\nlength:\n{score}",
+        )
+
+    def candidate(self, tour: Sequence[int]) -> Candidate:
+        t = tuple(int(i) for i in tour)
+        return Candidate(",".join(map(str, t)), t)
+
+    def initial_candidates(self, rng: random.Random) -> list[Candidate]:
+        """``num_starting`` distinct random tours from node 0 (fewer if n is tiny)."""
+        rest = list(range(1, self.n))
+        possible = 1
+        for k in range(2, self.n):
+            possible *= k
+            if possible >= self.num_starting:
+                break
+        want = min(self.num_starting, possible)
+        tours: list[tuple[int, ...]] = []
+        while len(tours) < want:
+            perm = rest[:]
+            rng.shuffle(perm)
+            t = (0, *perm)
+            if t not in tours:
+                tours.append(t)
+        return [self.candidate(t) for t in tours]
+
+    def parse(self, text: str) -> Candidate | Rejected:
+        """The last ``<trace>...</trace>``; node ids separated by commas or spaces."""
+        found = _TRACE_RE.findall(text or "")
+        if not found:
+            return Rejected("unparseable", "no <trace>...</trace> in the output")
+        body = found[-1].strip()
+        tokens = [t for t in _SEP_RE.split(body) if t]
+        if not tokens or not all(t.isascii() and t.isdigit() for t in tokens):
+            return Rejected("unparseable", "the trace must be node numbers separated by commas")
+        tour = [int(t) for t in tokens]
+        if any(i >= self.n for i in tour):
+            return Rejected("invalid", f"node ids must be 0..{self.n - 1}")
+        if len(set(tour)) != len(tour):
+            return Rejected("invalid", "the trace visits a node more than once")
+        if len(tour) != self.n:
+            return Rejected("invalid", f"the trace visits {len(tour)} of {self.n} nodes")
+        if tour[0] != 0:
+            return Rejected("invalid", "the trace must start at node 0")
+        return self.candidate(tour)
+
+    async def ascore(self, candidates: Sequence[Candidate]) -> list[Scored]:
+        return [Scored(self.length(c.value)) for c in candidates]
+
+    def format_score(self, score: float) -> str:
+        return str(int(round(score))) if self.score_decimals <= 0 else f"{score:.{self.score_decimals}f}"
+
+    def exemplars(self, rng: random.Random, k: int) -> list[str]:
+        return []
+
+    def final_report(self, best: Candidate) -> dict[str, Any]:
+        ex = self.exact
+        ref = ex.length if ex.exact else ex.bound
+
+        def gap(length: float) -> float:
+            return 100.0 * (length - ref) / ref if ref > 0 else 0.0
+
+        best_len = self.length(best.value)
+        return {
+            "n": self.n,
+            "points": [list(p) for p in self.points],
+            "best": {"tour": list(best.value), "length": best_len, "gap_percent": gap(best_len)},
+            "optimum": {
+                "tour": ex.tour,
+                "length": ex.length,
+                "bound": ex.bound,
+                "method": ex.method,
+                "exact": ex.exact,
+            },
+            "gap_reference": "optimum" if ex.exact else "lower bound",
+            "baselines": {
+                name: {"tour": t, "length": self.length(t), "gap_percent": gap(self.length(t))}
+                for name, t in self.baselines().items()
+            },
+        }
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "seed": self.seed,
+            "num_starting": self.num_starting,
+            "low": self.low,
+            "high": self.high,
+            "score_decimals": self.score_decimals,
+            "exact_time_limit": self.exact_time_limit,
+        }
+
+
+def make_task(
+    n: int = 10,
+    seed: int = 0,
+    num_starting: int = 5,
+    low: int = -100,
+    high: int = 100,
+    score_decimals: int = 0,
+    exact_time_limit: float = 60.0,
+) -> TSPTask:
+    """OPRO demo: shortest tour through n random points, with baselines and optimality gap."""
+    return TSPTask(
+        n=n,
+        seed=seed,
+        num_starting=num_starting,
+        low=low,
+        high=high,
+        score_decimals=score_decimals,
+        exact_time_limit=exact_time_limit,
+    )
