@@ -1,0 +1,228 @@
+"""In-process vLLM engine: ``vllm:<hub id or local dir>``, the whole batch in one ``generate`` call.
+
+Why one call: vLLM's scheduler batches continuously across every prompt it is given, so handing it
+the whole batch (each request with its own ``SamplingParams``: n, temperature, top_p, max_tokens,
+stop, seed) is what makes it fast. Chat requests are rendered with the tokenizer's chat template
+and passed as token ids, so chat and plain prompts share that one call and no second BOS is added.
+
+Why the engine is built in the constructor (the caller's thread) but called from a worker thread:
+older vLLM versions install signal handlers while building the engine, which only works in the main
+thread; ``generate`` blocks for seconds to minutes and must not freeze the event loop.
+
+vllm is imported only here, inside the factory, so the package works without it (it needs a CUDA
+GPU; see shared/MODELS.md for the CPU build used to try it by hand). ``engine=`` and
+``sampling_params_cls=`` let tests drive the batching logic with a stand-in engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from promptopt.errors import ConfigError
+from promptopt.llm.base import (
+    BackendUnavailableError,
+    BaseLLM,
+    Choice,
+    Completion,
+    LLMBadRequestError,
+    LLMError,
+    LLMResponseError,
+    Request,
+    Usage,
+    settle_results,
+)
+from promptopt.llm.hf import fallback_chat_text
+
+MISSING_VLLM = "vllm is not installed; pip install 'promptopt[vllm]' (needs a CUDA GPU)"
+
+
+def sampling_kwargs(request: Request) -> dict[str, Any]:
+    """The ``SamplingParams`` arguments for one request (a seed of 0 is kept: it is a seed)."""
+    return {
+        "n": request.n,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+        "stop": list(request.stop) or None,
+        "seed": request.seed,
+    }
+
+
+def completion_from_output(output: Any, name: str) -> Completion:
+    """A Completion from one vLLM ``RequestOutput`` (``outputs`` of ``CompletionOutput``)."""
+    outs = list(getattr(output, "outputs", None) or [])
+    if not outs:
+        raise LLMResponseError(f"{name}: vLLM returned no output for a request")
+    choices = []
+    completion_tokens = 0
+    for o in outs:
+        reason = getattr(o, "finish_reason", None) or "stop"
+        if reason == "abort":
+            raise LLMError(f"{name}: vLLM aborted the request")
+        choices.append(Choice(o.text, reason))
+        completion_tokens += len(getattr(o, "token_ids", None) or ())
+    prompt_tokens = len(getattr(output, "prompt_token_ids", None) or ())
+    return Completion(tuple(choices), Usage(prompt_tokens, completion_tokens, calls=1), model=name)
+
+
+class VLLMEngine(BaseLLM):
+    """A ``vllm.LLM`` owned by this backend; ``engine_kwargs`` go to ``vllm.LLM`` unchanged
+    (``tensor_parallel_size``, ``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ...).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        engine: Any = None,
+        sampling_params_cls: Callable[..., Any] | None = None,
+        name: str | None = None,
+        **engine_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if not model.strip():
+            raise ConfigError("the vllm backend needs a model: vllm:<hub id or local directory>")
+        self.model_id = model.strip()
+        self.name = name or f"vllm:{self.model_id}"
+        if engine is None or sampling_params_cls is None:
+            try:
+                import vllm
+            except ImportError:
+                raise BackendUnavailableError(MISSING_VLLM) from None
+            sampling_params_cls = sampling_params_cls or vllm.SamplingParams
+            if engine is None:
+                try:
+                    engine = vllm.LLM(model=self.model_id, **engine_kwargs)
+                except TypeError as exc:
+                    raise ConfigError(f"bad option for the vllm backend: {exc}") from None
+                except (OSError, ValueError, RuntimeError) as exc:
+                    raise BackendUnavailableError(f"{self.name}: vLLM could not start: {exc}") from None
+        self._engine = engine
+        self._sampling_params_cls = sampling_params_cls
+        self._tokenizer: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ worker thread only
+
+    def _tokenizer_obj(self) -> Any:
+        if self._tokenizer is None:
+            self._tokenizer = self._engine.get_tokenizer()
+        return self._tokenizer
+
+    def _max_model_len(self) -> int | None:
+        try:  # not a stable public attribute across vLLM versions: best effort
+            return int(self._engine.llm_engine.model_config.max_model_len)
+        except (AttributeError, TypeError, ValueError):
+            return None
+
+    def _prompt(self, request: Request) -> dict[str, Any]:
+        """vLLM prompt input: token ids for chat (template applied here), text for plain prompts."""
+        if request.messages is None:
+            return {"prompt": request.prompt or ""}
+        tok = self._tokenizer_obj()
+        messages = request.chat_messages()
+        if getattr(tok, "chat_template", None):
+            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        else:
+            text = fallback_chat_text(messages)
+            return {"prompt": text}
+        return {"prompt_token_ids": list(tok.encode(text, add_special_tokens=False))}
+
+    def _run(self, requests: list[Request]) -> list[Completion | LLMError]:
+        results: list[Completion | LLMError | None] = [None] * len(requests)
+        prompts: list[dict[str, Any]] = []
+        params: list[Any] = []
+        index: list[int] = []
+        limit = self._max_model_len()
+        for i, r in enumerate(requests):
+            prompt = self._prompt(r)
+            ids = prompt.get("prompt_token_ids")
+            if limit is not None and ids is not None and len(ids) + r.max_tokens > limit:
+                results[i] = LLMBadRequestError(
+                    f"{self.name}: prompt ({len(ids)} tokens) + max_tokens ({r.max_tokens}) exceeds "
+                    f"the model's context ({limit})"
+                )
+                continue
+            prompts.append(prompt)
+            params.append(self._sampling_params_cls(**sampling_kwargs(r)))
+            index.append(i)
+        if prompts:
+            try:
+                outputs = self._engine.generate(prompts, params, use_tqdm=False)
+            except ValueError as exc:  # vLLM rejects the batch as a whole (e.g. a too-long prompt)
+                return [r if r is not None else LLMBadRequestError(f"{self.name}: {exc}") for r in results]
+            except RuntimeError as exc:
+                return [
+                    r if r is not None else LLMError(f"{self.name}: generation failed: {exc}")
+                    for r in results
+                ]
+            if len(outputs) != len(prompts):
+                raise LLMResponseError(
+                    f"{self.name}: vLLM returned {len(outputs)} outputs for {len(prompts)} prompts"
+                )
+            for i, out in zip(index, outputs, strict=True):
+                try:
+                    results[i] = completion_from_output(out, self.name)
+                except LLMError as exc:
+                    results[i] = exc
+        return [r for r in results if r is not None]
+
+    # ------------------------------------------------------------------ public
+
+    def _get_executor(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptopt-vllm")
+            return self._executor
+
+    async def _complete(self, request: Request) -> Completion:
+        return (await self.agenerate([request]))[0]
+
+    async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
+        if self._engine is None:
+            raise BackendUnavailableError(f"{self.name}: the engine was closed")
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._get_executor(), self._run, list(requests))
+        except LLMResponseError as exc:
+            results = [exc] * len(requests)
+        return settle_results(results, return_exceptions)
+
+    async def aclose(self) -> None:
+        """Drop the engine and free GPU memory as far as vLLM allows; safe to call twice."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:  # let a running generate finish without blocking the loop
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+        engine, self._engine = self._engine, None
+        if engine is None:
+            return
+        shutdown = getattr(getattr(engine, "llm_engine", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
+        del engine
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+
+def from_spec(rest: str, **options: Any) -> VLLMEngine:
+    """Registry factory for ``vllm:<hub id or local directory>``; options go to ``vllm.LLM``."""
+    if not rest.strip():
+        raise ConfigError("the vllm backend needs a model: vllm:<hub id or local directory>")
+    try:
+        import vllm  # noqa: F401 - only to fail early with the install hint
+    except ImportError:
+        raise BackendUnavailableError(MISSING_VLLM) from None
+    return VLLMEngine(rest, **options)
