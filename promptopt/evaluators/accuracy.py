@@ -1,0 +1,207 @@
+"""Score instructions on examples with a scorer LLM: concurrent, cached, failure-tolerant.
+
+Why one batch for everything: :meth:`LLM.agenerate` gets all (instruction × example) requests
+at once, so each backend parallelises the way it can (HTTP concurrency, vLLM batching) and the
+request cache can answer what it already holds. Requests are temperature 0 with a fixed seed, so
+the request cache (``promptopt.llm.cache``, added by ``build_llm``) keys each one on exactly
+(instruction placed at its position, example, scorer model, sampling settings): an instruction
+scored before — in this run or an earlier one — costs no backend call.
+
+Failures: a request that fails (``LLMError``, returned in place) is neither right nor wrong. The
+accuracy is over the answered examples and ``failed`` counts the rest; when every request of an
+instruction failed, ``accuracy`` is None and ``error`` says why. Any other exception is a bug and
+propagates.
+
+Reusable by benches: :func:`aevaluate_many` / :func:`evaluate` need only an LLM, examples with
+``input`` / ``target`` and a grader ``(response, example) -> Graded``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from promptopt.evaluators.answers import AnswerKind, Graded, grade
+from promptopt.llm.base import LLM, Completion, LLMError, Message, Request, run_sync
+from promptopt.prompting import apply_instruction, check_position
+
+
+class ExampleLike(Protocol):
+    """What the evaluator needs of an example (``promptopt.datasets.Example`` has it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def input(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def kind(self) -> AnswerKind: ...
+    @property
+    def options(self) -> tuple[tuple[str, str], ...]: ...
+    @property
+    def accepted(self) -> tuple[str, ...]: ...
+
+
+Grader = Callable[[str, Any], Graded]
+
+
+def grade_example(response: str, example: ExampleLike) -> Graded:
+    """The default grader: :func:`promptopt.evaluators.answers.grade` with the example's kind."""
+    return grade(response, example.target, example.kind, options=example.options, accepted=example.accepted)
+
+
+@dataclass(frozen=True)
+class ExampleRecord:
+    """One example's outcome. ``correct`` is None when the request failed (``error`` says why)."""
+
+    example_id: str
+    correct: bool | None
+    prediction: str | None = None
+    response: str | None = None
+    error: str | None = None
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """An instruction's accuracy (0–100, over answered examples) and its per-example records."""
+
+    instruction: str
+    position: str
+    accuracy: float | None
+    correct: int
+    total: int
+    failed: int
+    records: tuple[ExampleRecord, ...] = field(default=(), repr=False)
+    error: str | None = None
+
+    @property
+    def answered(self) -> int:
+        return self.total - self.failed
+
+    @property
+    def cached(self) -> int:
+        """How many examples were answered from the request cache."""
+        return sum(r.cached for r in self.records)
+
+    def correctness(self) -> str:
+        """Per-example outcome as one compact string: ``1`` right, ``0`` wrong, ``x`` failed."""
+        return "".join("x" if r.correct is None else "1" if r.correct else "0" for r in self.records)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able numbers (no per-example text) for journals and reports."""
+        out: dict[str, Any] = {
+            "instruction": self.instruction,
+            "position": self.position,
+            "accuracy": self.accuracy,
+            "correct": self.correct,
+            "total": self.total,
+            "failed": self.failed,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+def build_request(
+    example: ExampleLike,
+    instruction: str,
+    position: str,
+    *,
+    max_tokens: int = 400,
+    seed: int | None = 0,
+    system: str | None = None,
+) -> Request:
+    """The scorer's request for one example: the question as a user message with the
+    instruction placed by :func:`promptopt.prompting.apply_instruction` (the same placement
+    ``AlignedLLM`` uses when the instruction is deployed). Greedy (temperature 0)."""
+    messages: list[Message] = []
+    if system is not None:
+        messages.append(Message("system", system))
+    messages.append(Message("user", example.input))
+    return Request(
+        messages=apply_instruction(messages, instruction, position),
+        temperature=0.0,
+        max_tokens=max_tokens,
+        seed=seed,
+    )
+
+
+def _evaluation(
+    instruction: str,
+    position: str,
+    examples: Sequence[ExampleLike],
+    results: Sequence[Any],
+    grader: Grader,
+) -> Evaluation:
+    records = []
+    first_error: str | None = None
+    for ex, res in zip(examples, results, strict=True):
+        if isinstance(res, LLMError):
+            msg = f"{type(res).__name__}: {' '.join(str(res).split())[:200]}"
+            first_error = first_error or msg
+            records.append(ExampleRecord(ex.id, None, error=msg))
+            continue
+        assert isinstance(res, Completion)
+        text = res.text
+        graded = grader(text, ex)
+        records.append(ExampleRecord(ex.id, graded.correct, graded.prediction, text, cached=res.cached))
+    failed = sum(r.correct is None for r in records)
+    correct = sum(r.correct is True for r in records)
+    answered = len(records) - failed
+    if answered == 0:
+        error = (
+            f"all {len(records)} scorer requests failed; first: {first_error}" if records else "no examples"
+        )
+        return Evaluation(instruction, position, None, 0, len(records), failed, tuple(records), error)
+    return Evaluation(
+        instruction, position, 100.0 * correct / answered, correct, len(records), failed, tuple(records)
+    )
+
+
+async def aevaluate_many(
+    llm: LLM,
+    instructions: Sequence[str],
+    examples: Sequence[ExampleLike],
+    *,
+    position: str = "Q_begin",
+    grader: Grader = grade_example,
+    max_tokens: int = 400,
+    seed: int | None = 0,
+    system: str | None = None,
+) -> list[Evaluation]:
+    """Evaluate several instructions on the same examples in one concurrent batch.
+
+    Duplicate instructions are sent once. Returns one :class:`Evaluation` per instruction, in
+    order.
+    """
+    check_position(position)
+    unique = list(dict.fromkeys(instructions))
+    requests = [
+        build_request(ex, ins, position, max_tokens=max_tokens, seed=seed, system=system)
+        for ins in unique
+        for ex in examples
+    ]
+    results = await llm.agenerate(requests, return_exceptions=True) if requests else []
+    by_instruction: dict[str, Evaluation] = {}
+    n = len(examples)
+    for k, ins in enumerate(unique):
+        by_instruction[ins] = _evaluation(ins, position, examples, results[k * n : (k + 1) * n], grader)
+    return [by_instruction[ins] for ins in instructions]
+
+
+async def aevaluate(
+    llm: LLM,
+    instruction: str,
+    examples: Sequence[ExampleLike],
+    **options: Any,
+) -> Evaluation:
+    """Evaluate one instruction (see :func:`aevaluate_many` for the options)."""
+    return (await aevaluate_many(llm, [instruction], examples, **options))[0]
+
+
+def evaluate(llm: LLM, instruction: str, examples: Sequence[ExampleLike], **options: Any) -> Evaluation:
+    """Sync door to :func:`aevaluate` for scripts and benches."""
+    return run_sync(aevaluate(llm, instruction, examples, **options))

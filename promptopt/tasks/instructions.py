@@ -1,0 +1,462 @@
+"""OPRO's instruction search as a Task plug-in: find the instruction that makes a scorer LLM
+answer a dataset's questions best.
+
+A candidate is an instruction (``Candidate.text == Candidate.value``: the instruction itself).
+Its score is the scorer LLM's accuracy (0–100) on a seeded train subset, with the instruction
+placed at ``Q_begin``, ``Q_end``, ``A_begin`` or as the ``system`` message
+(:mod:`promptopt.prompting`, the same placement ``AlignedLLM`` uses when deploying it).
+
+API for the OPRO loop (``make_task(...)`` is registered as task ``instructions``)::
+
+    task = make_task(dataset="bbh:navigate", data_dir=..., position="Q_begin", scorer=llm)
+    task.describe()                     # TaskDescription (problem, output format, suffix)
+    task.format_solution(candidate)     # "<INS>...</INS>": how to show a past instruction
+    task.format_score(81.7)             # "82"
+    task.exemplars(rng, 3)              # "input:/output:" pairs with <INS> where it goes
+    task.parse(optimizer_text)          # Candidate | Rejected ("[...]" or <INS>...</INS>)
+    await task.ascore(candidates)       # one concurrent batch; Scored.info has counts
+    choice = task.select_on_validation(top_candidates)   # best on the validation split
+    report = task.final_report(choice.best)              # test accuracy vs the 3 baselines
+
+``select_on_validation`` takes candidates in the loop's preferred order (best training score
+first); ties on validation keep that order. With no validation split (``num_val=0``) it keeps
+the first candidate. ``final_report`` does not look at validation: it scores the given
+instruction and the baselines ("", "Let's think step by step.", "Let's solve the problem.") on
+the test split, concurrently, and returns JSON-able numbers (see :meth:`InstructionTask.final_report`).
+
+Caching: every scorer request is temperature 0 with a fixed seed, and the request contains the
+instruction in place, the example and the sampling settings; the request cache that
+``build_llm`` wraps around the scorer adds the model name. That is the per-(instruction,
+position, example, scorer) cache: re-scoring an instruction, in this run or a resumed one, makes
+no backend call. The task also memoises whole evaluations in memory for its own lifetime.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptopt.datasets import Dataset, Example, Splits, load_dataset, split_dataset
+from promptopt.errors import ConfigError
+from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
+from promptopt.llm.base import LLM, Message, run_sync
+from promptopt.prompting import apply_instruction, check_position
+from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
+
+#: name → instruction; the paper's comparison points.
+BASELINES: tuple[tuple[str, str], ...] = (
+    ("empty", ""),
+    ("step_by_step", "Let's think step by step."),
+    ("solve", "Let's solve the problem."),
+)
+#: OPRO's starting instruction for GSM8K and BBH.
+DEFAULT_INITIAL: tuple[str, ...] = ("Let's solve the problem.",)
+_POSITION_WORDS = {
+    "Q_begin": "at the beginning of the question",
+    "Q_end": "at the end of the question",
+    "A_begin": "at the beginning of the answer",
+    "system": "as the system message",
+}
+_PLACEHOLDERS = frozenset(
+    {
+        "ins",
+        "<ins>",
+        "instruction",
+        "your instruction",
+        "new instruction",
+        "text",
+        "your text",
+        "new text",
+        "...",
+    }
+)
+_QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"),
+           ("\u201e", "\u201c"), ("\u300c", "\u300d"), ("\u300e", "\u300f"), ("`", "`"))  # fmt: skip
+_TAG_RE = re.compile(r"<\s*(INS|Start)\s*>(.*?)<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
+_SQUARE_TAG_RE = re.compile(r"\[\s*INS\s*\](.*?)\[\s*/\s*INS\s*\]", re.IGNORECASE | re.DOTALL)
+_OPEN_TAG_RE = re.compile(r"<\s*(?:INS|Start)\s*>([^\n]*)", re.IGNORECASE)
+_LABEL_RE = re.compile(r"^\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)\s*:\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ValidationChoice:
+    """The candidate with the best validation accuracy, and one row per candidate (given order)."""
+
+    best: Candidate
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _balanced_brackets(text: str) -> str | None:
+    """Content of the first top-level ``[...]`` (nested brackets kept), or None."""
+    start = text.find("[")
+    while start >= 0:
+        depth = 0
+        for j in range(start, len(text)):
+            if text[j] == "[":
+                depth += 1
+            elif text[j] == "]":
+                depth -= 1
+                if depth == 0:
+                    return text[start + 1 : j]
+        start = -1  # unbalanced: no closing bracket anywhere after the first "["
+    return None
+
+
+def _clean_instruction(text: str) -> str:
+    """Strip tags, wrapping quotes, control characters and extra blank space; keep Unicode."""
+    text = re.sub(r"<\s*/?\s*(?:INS|Start)\s*>", "", text, flags=re.IGNORECASE)
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    text = "\n".join(line for line in lines if line).strip()
+    changed = True
+    while changed and len(text) >= 2:
+        changed = False
+        for left, right in _QUOTES:
+            if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right) - 1:
+                text = text[len(left) : len(text) - len(right)].strip()
+                changed = True
+    return text
+
+
+def extract_instruction(text: str) -> str | None:
+    """The proposed instruction in an optimizer's output, or None when none is marked.
+
+    In order: ``<INS>...</INS>`` (or ``<Start>``), ``[INS]...[/INS]``, the first balanced
+    ``[...]``, an unclosed ``<INS>`` line, and last a lone line ("Instruction: ..." allowed).
+    """
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    for m in _TAG_RE.finditer(text):
+        if _clean_instruction(m.group(2)):
+            return m.group(2)
+    m = _SQUARE_TAG_RE.search(text)
+    if m and _clean_instruction(m.group(1)):
+        return m.group(1)
+    inner = _balanced_brackets(text)
+    if inner is not None:
+        return inner
+    m = _OPEN_TAG_RE.search(text)
+    if m and _clean_instruction(m.group(1)):
+        return m.group(1)
+    lines = [ln for ln in text.split("\n") if ln.strip()]
+    if len(lines) == 1 and not lines[0].rstrip().endswith(":"):
+        return _LABEL_RE.sub("", lines[0])
+    return None
+
+
+# --------------------------------------------------------------------------- the task
+
+
+class InstructionTask:
+    """Instruction search on a dataset (see the module docstring)."""
+
+    name = "instructions"
+    direction = "max"
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        splits: Splits,
+        *,
+        position: str = "Q_begin",
+        scorer: LLM | str | None = None,
+        max_tokens: int = 400,
+        seed: int = 0,
+        initial: Sequence[str] = DEFAULT_INITIAL,
+        max_instruction_chars: int = 1000,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.splits = splits
+        self.position = check_position(position)
+        self._scorer_spec = scorer
+        self._scorer: LLM | None = scorer if scorer is not None and not isinstance(scorer, str) else None
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.initial = tuple(initial)
+        self.max_instruction_chars = max_instruction_chars
+        self._options = dict(options or {})
+        self._memo: dict[tuple[str, str], Evaluation] = {}
+
+    # -- scorer
+    @property
+    def scorer(self) -> LLM:
+        """The scorer LLM; built on first use from a spec string, or the embedded ``local`` model."""
+        if self._scorer is None:
+            from promptopt.llm.factory import build_llm
+
+            spec = self._scorer_spec if isinstance(self._scorer_spec, str) else "local"
+            self._scorer = build_llm(spec)
+        return self._scorer
+
+    # -- meta-prompt text
+    def describe(self) -> TaskDescription:
+        where = _POSITION_WORDS[self.position]
+        problem = (
+            f"Your task is to write an instruction <INS> that helps a language model solve "
+            f"{self.dataset.topic} problems. The instruction is placed {where}, then the model "
+            "answers the problem. Below are previous instructions with their scores; a score is the "
+            "model's accuracy on a set of training problems, from 0 to 100, and the instructions are "
+            "in ascending order of score, where higher is better. The exemplars show how an "
+            "instruction is applied: <INS> in each input is replaced by the instruction, the model "
+            "reads the input and gives an output, and the output is correct if it gives the same "
+            "answer as the shown output."
+        )
+        return TaskDescription(
+            problem=problem,
+            solution_name="instruction",
+            score_name="score",
+            output_format=(
+                "Write your new instruction that is different from the old ones and has a score as "
+                "high as possible. Write the instruction in square brackets."
+            ),
+            instruction_suffix=(
+                "The instruction should be concise, effective, and generally applicable to all "
+                "problems above."
+            ),
+        )
+
+    def format_solution(self, candidate: Candidate) -> str:
+        """How a past instruction is shown in the meta-prompt."""
+        return f"<INS>{candidate.text}</INS>"
+
+    def format_score(self, score: float) -> str:
+        """Accuracy as an integer 0–100 (half rounds up)."""
+        return str(int(math.floor(min(100.0, max(0.0, float(score))) + 0.5)))
+
+    def render_exemplar(self, example: Example) -> str:
+        """One ``input:`` / ``output:`` pair with ``<INS>`` where the instruction goes."""
+        msgs = apply_instruction([Message("user", example.input)], "<INS>", self.position)
+        if self.position == "system":
+            shown = "\n".join(f"{m.role}: {m.content}" for m in msgs)
+        else:
+            shown = msgs[-1].content
+        return f"input:\n{shown}\noutput:\n{example.target}"
+
+    def exemplars(self, rng: random.Random, k: int) -> list[str]:
+        """``k`` random training examples (OPRO's "random" exemplar selection)."""
+        train = list(self.splits.train)
+        if k <= 0 or not train:
+            return []
+        return [self.render_exemplar(ex) for ex in rng.sample(train, min(k, len(train)))]
+
+    def initial_candidates(self, rng: random.Random) -> list[Candidate]:
+        return [Candidate(text, text) for text in self.initial]
+
+    # -- parsing
+    def parse(self, text: str) -> Candidate | Rejected:
+        """An instruction from optimizer output (untrusted text: regexes only)."""
+        raw = extract_instruction(text or "")
+        if raw is None:
+            return Rejected("unparseable", "no instruction in [square brackets] or <INS>...</INS> tags")
+        instruction = _clean_instruction(raw)
+        if not instruction:
+            return Rejected("invalid", "empty instruction")
+        if instruction.lower().strip(" .") in _PLACEHOLDERS:
+            return Rejected("invalid", f"placeholder instead of an instruction: {instruction!r}")
+        if len(instruction) > self.max_instruction_chars:
+            return Rejected(
+                "invalid",
+                f"instruction has {len(instruction)} characters; the limit is {self.max_instruction_chars}",
+            )
+        return Candidate(instruction, instruction)
+
+    # -- scoring
+    async def _evaluate(
+        self, split: str, examples: Sequence[Example], instructions: Sequence[str]
+    ) -> list[Evaluation]:
+        missing = [ins for ins in dict.fromkeys(instructions) if (split, ins) not in self._memo]
+        fresh: dict[str, Evaluation] = {}
+        if missing:
+            evals = await aevaluate_many(
+                self.scorer,
+                missing,
+                examples,
+                position=self.position,
+                max_tokens=self.max_tokens,
+                seed=self.seed,
+            )
+            for ev in evals:
+                fresh[ev.instruction] = ev
+                if ev.failed == 0:  # keep failures retryable
+                    self._memo[(split, ev.instruction)] = ev
+        return [fresh.get(ins) or self._memo[(split, ins)] for ins in instructions]
+
+    @staticmethod
+    def _instruction(candidate: Candidate | str) -> str:
+        if isinstance(candidate, str):
+            return candidate
+        return candidate.value if isinstance(candidate.value, str) else candidate.text
+
+    async def ascore(self, candidates: Sequence[Candidate]) -> list[Scored]:
+        """Training accuracy of each candidate, all (candidate × example) requests in one batch.
+
+        ``Scored.info``: ``correct``, ``total``, ``failed`` (requests that errored; they are left
+        out of the accuracy) and ``per_example`` (``1`` right, ``0`` wrong, ``x`` failed, in
+        train order). All requests failed → ``Scored(None, error=...)``.
+        """
+        evals = await self._evaluate("train", self.splits.train, [self._instruction(c) for c in candidates])
+        out = []
+        for ev in evals:
+            info = {
+                "correct": ev.correct,
+                "total": ev.total,
+                "failed": ev.failed,
+                "per_example": ev.correctness(),
+            }
+            out.append(Scored(ev.accuracy, info, ev.error))
+        return out
+
+    async def aselect_on_validation(self, candidates: Sequence[Candidate | str]) -> ValidationChoice:
+        """The candidate with the best validation accuracy (ties keep the given order)."""
+        if not candidates:
+            raise ConfigError("select_on_validation needs at least one candidate")
+        cands = [c if isinstance(c, Candidate) else Candidate(c, c) for c in candidates]
+        if not self.splits.val:
+            rows = [
+                {"instruction": c.text, "val_accuracy": None, "note": "no validation split"} for c in cands
+            ]
+            return ValidationChoice(cands[0], rows)
+        evals = await self._evaluate("val", self.splits.val, [self._instruction(c) for c in cands])
+        rows = [
+            {
+                "instruction": c.text,
+                "val_accuracy": ev.accuracy,
+                "correct": ev.correct,
+                "total": ev.total,
+                "failed": ev.failed,
+            }  # fmt: skip
+            for c, ev in zip(cands, evals, strict=True)
+        ]
+        best_i = max(
+            range(len(cands)), key=lambda i: (-1.0 if evals[i].accuracy is None else evals[i].accuracy, -i)
+        )
+        return ValidationChoice(cands[best_i], rows)
+
+    def select_on_validation(self, candidates: Sequence[Candidate | str]) -> ValidationChoice:
+        return run_sync(self.aselect_on_validation(candidates))
+
+    async def afinal_report(self, best: Candidate | str) -> dict[str, Any]:
+        """Test accuracy of ``best`` and of each baseline, in one concurrent batch.
+
+        Returns ``{"dataset", "source", "position", "scorer", "splits", "test": {"best": {...},
+        "baselines": [{"name", ...}, ...]}, "best_minus_best_baseline", "per_example"}`` where each
+        entry has ``instruction, accuracy, correct, total, failed`` and ``per_example`` maps
+        "best" and each baseline name to its ``1``/``0``/``x`` string over the test examples.
+        """
+        best_ins = self._instruction(best)
+        names = ["best", *(name for name, _ in BASELINES)]
+        instructions = [best_ins, *(ins for _, ins in BASELINES)]
+        evals = await self._evaluate("test", self.splits.test, instructions)
+        by_name = dict(zip(names, evals, strict=True))
+        baseline_rows = [{"name": name, **by_name[name].summary()} for name, _ in BASELINES]
+        base_scores = [r["accuracy"] for r in baseline_rows if r["accuracy"] is not None]
+        best_acc = by_name["best"].accuracy
+        return {
+            "dataset": self.dataset.name,
+            "source": self.dataset.source,
+            "position": self.position,
+            "scorer": getattr(self.scorer, "name", ""),
+            "splits": dict(self.splits.recipe),
+            "test": {"best": by_name["best"].summary(), "baselines": baseline_rows},
+            "best_minus_best_baseline": (
+                None if best_acc is None or not base_scores else round(best_acc - max(base_scores), 4)
+            ),
+            "per_example": {name: ev.correctness() for name, ev in by_name.items()},
+        }
+
+    def final_report(self, best: Candidate) -> dict[str, Any]:
+        return run_sync(self.afinal_report(best))
+
+    def config(self) -> dict[str, Any]:
+        """Options that rebuild this task (the scorer is passed again by the caller)."""
+        return dict(self._options)
+
+
+def make_task(
+    dataset: str = "gsm8k",
+    data_dir: str | None = None,
+    position: str = "Q_begin",
+    scorer: LLM | str | None = None,
+    seed: int = 0,
+    train_ratio: float | None = None,
+    num_train: int | None = None,
+    num_val: int | None = None,
+    num_test: int | None = None,
+    max_tokens: int = 400,
+    input_field: str = "input",
+    target_field: str = "target",
+    answer_type: str | None = None,
+    hf_config: str | None = None,
+    initial: Sequence[str] | str | None = None,
+    max_instruction_chars: int = 1000,
+) -> InstructionTask:
+    """Instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id).
+
+    ``data_dir`` (else ``$PROMPTOPT_DATA_DIR``) reads OPRO's data files; without it the Hub is
+    used. ``train_ratio`` defaults to 0.035 for GSM8K and 0.2 otherwise; ``num_val`` defaults
+    to the train size (two-file datasets) or 10 % of the pool; ``num_train`` / ``num_test`` cap
+    the train / test sets for quick runs. ``scorer`` is an LLM or a model spec (default
+    ``local``); ``max_tokens`` bounds each scorer answer. See :mod:`promptopt.datasets`.
+    """
+    check_position(position)
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ConfigError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+    if (
+        isinstance(max_instruction_chars, bool)
+        or not isinstance(max_instruction_chars, int)
+        or max_instruction_chars < 1
+    ):
+        raise ConfigError(f"max_instruction_chars must be a positive integer, got {max_instruction_chars!r}")
+    if initial is None:
+        initial_list = list(DEFAULT_INITIAL)
+    elif isinstance(initial, str):
+        initial_list = [initial]
+    else:
+        initial_list = [str(x) for x in initial]
+    ds = load_dataset(
+        dataset,
+        data_dir=data_dir,
+        input_field=input_field,
+        target_field=target_field,
+        answer_type=answer_type,
+        hf_config=hf_config,
+    )
+    splits = split_dataset(
+        ds, seed=seed, train_ratio=train_ratio, num_train=num_train, num_val=num_val, num_test=num_test
+    )
+    options = {
+        "dataset": dataset,
+        "data_dir": None if data_dir is None else str(data_dir),
+        "position": position,
+        "seed": seed,
+        "train_ratio": train_ratio,
+        "num_train": num_train,
+        "num_val": num_val,
+        "num_test": num_test,
+        "max_tokens": max_tokens,
+        "input_field": input_field,
+        "target_field": target_field,
+        "answer_type": answer_type,
+        "hf_config": hf_config,
+        "initial": initial_list,
+        "max_instruction_chars": max_instruction_chars,
+    }
+    return InstructionTask(
+        ds,
+        splits,
+        position=position,
+        scorer=scorer,
+        max_tokens=max_tokens,
+        seed=seed,
+        initial=initial_list,
+        max_instruction_chars=max_instruction_chars,
+        options=options,
+    )
