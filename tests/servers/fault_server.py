@@ -46,6 +46,8 @@ class Fault(str, enum.Enum):
     MALFORMED_JSON = "malformed-json"  # 200 with a body that is not JSON
     TRUNCATED = "truncated"  # 200, Content-Length says N, half the bytes come, then the socket closes
     EMPTY_CHOICES = "empty-choices"  # 200, valid JSON, "choices": []
+    UNAUTHORIZED = "401"  # echoes the bearer token in its message, as some real servers do
+    BAD_REQUEST = "400"  # likewise echoes the token: tests check that clients redact it
 
 
 #: The transient failures a flaky production endpoint shows; the default random mix.
@@ -63,7 +65,9 @@ class FaultServer:
     """An OpenAI-compatible stub with scripted and random faults, in a background thread.
 
     ``request_count`` counts generation POSTs received (every attempt, retries included);
-    ``served`` counts them per Fault; ``bodies`` keeps the parsed JSON bodies in arrival order.
+    ``served`` counts them per Fault; ``bodies`` keeps the parsed JSON bodies in arrival order,
+    ``paths`` the request paths and ``auth`` the Authorization headers; ``max_in_flight`` is the
+    largest number of generation requests the server was handling at once.
     """
 
     def __init__(
@@ -104,6 +108,10 @@ class FaultServer:
         self.request_count = 0
         self.served: Counter[Fault] = Counter()
         self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.auth: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FaultServer:
@@ -156,12 +164,16 @@ class FaultServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     # ------------------------------------------------------------------ decisions
-    def _next(self, body: dict[str, Any]) -> tuple[int, Fault]:
+    def _next(self, body: dict[str, Any], path: str, auth: str) -> tuple[int, Fault]:
         """Count the request and pick its behaviour (under the lock: arrival order decides)."""
         with self._lock:
             index = self.request_count
             self.request_count += 1
             self.bodies.append(body)
+            self.paths.append(path)
+            self.auth.append(auth)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if self._script:
                 fault = self._script.pop(0)
             elif self._behaviour is not None:
@@ -172,6 +184,10 @@ class FaultServer:
                 fault = self._default
             self.served[fault] += 1
             return index, fault
+
+    def _done(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _wait(self, seconds: float) -> None:
         """Sleep that ends early when the server stops (so no handler outlives it by much)."""
@@ -237,6 +253,8 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
 
         def setup(self) -> None:
             super().setup()
+            # headers and body go out in two writes; without NODELAY, Nagle + delayed ACK add ~40 ms
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             server._track(self.connection, True)
 
         def finish(self) -> None:
@@ -291,11 +309,15 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 self._error(400, "request body is not JSON")
                 return
-            _, fault = server._next(body)
-            server._wait(server.latency)
-            self._act(fault, body, chat=path.endswith("/chat/completions"))
+            auth = self.headers.get("Authorization") or ""
+            _, fault = server._next(body, path, auth)
+            try:
+                server._wait(server.latency)
+                self._act(fault, body, chat=path.endswith("/chat/completions"), auth=auth)
+            finally:
+                server._done()
 
-        def _act(self, fault: Fault, body: dict[str, Any], *, chat: bool) -> None:
+        def _act(self, fault: Fault, body: dict[str, Any], *, chat: bool, auth: str) -> None:
             if fault is Fault.OK:
                 self._send_json(200, ok_payload(body, chat=chat, honour_n=server.honour_n))
             elif fault is Fault.RATE_LIMIT:
@@ -327,6 +349,10 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 payload = ok_payload(body, chat=chat, honour_n=server.honour_n)
                 payload["choices"] = []
                 self._send_json(200, payload)
+            elif fault is Fault.UNAUTHORIZED:
+                self._error(401, f"Incorrect API key provided: {auth.removeprefix('Bearer ')}")
+            elif fault is Fault.BAD_REQUEST:
+                self._error(400, f"bad request (sent with {auth})")
             else:  # pragma: no cover - the enum is closed
                 raise AssertionError(fault)
 

@@ -1,0 +1,35 @@
+"""Fixtures shared by every test. Keep it small: one fixture, one job (others may append)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers.fault_server import FaultServer
+from tests.servers.llama_server import llama_server  # noqa: F401 - session fixture, started on demand
+
+
+@pytest.fixture(autouse=True)
+def tmp_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point promptopt's cache home at a fresh temp dir so no test touches ~/.cache."""
+    path = tmp_path_factory.mktemp("promptopt-cache")
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def fault_server() -> Iterator[Callable[..., FaultServer]]:
+    """Factory: ``fault_server(**options)`` starts a FaultServer that is stopped after the test."""
+    started: list[FaultServer] = []
+
+    def start(**options: Any) -> FaultServer:
+        server = FaultServer(**options).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
