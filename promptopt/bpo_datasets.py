@@ -1,0 +1,596 @@
+"""BPO inputs: the four evaluation test sets and preference-pair sources, loaded into plain records.
+
+Why one module: the data builder and the evaluator both need "where is the BPO data" and "turn a
+file or a Hub dataset with some column layout into records", and neither should know the other.
+
+Where the data comes from, in order: an explicit ``data_dir`` (CLI ``--data-dir``), the
+``PROMPTOPT_BPO_DATA_DIR`` environment variable, a ``shared/data/bpo`` folder next to the checkout
+(``../shared/data/bpo`` seen from the repository root or the current directory), and finally the
+Hugging Face Hub (``THUDM/BPO``) for the sets published there. Nothing is downloaded when a local
+copy exists, so tests and offline machines work from files.
+
+Layouts differ per test set (vicuna ``text``; self-instruct and dolly ``instruction`` + ``context``;
+bpo-test ``prompt`` + ``optimized_prompt``); the registry below says how each one becomes a prompt,
+the same way the BPO reference evaluation joins them (``instruction + "\\n" + context``, stripped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptopt.errors import ConfigError, DataError, UnknownNameError
+
+DATA_DIR_ENV = "PROMPTOPT_BPO_DATA_DIR"
+HUB_DATASET = "THUDM/BPO"
+
+# --------------------------------------------------------------------------- data dir
+
+
+def _default_candidates() -> list[Path]:
+    here = Path(__file__).resolve().parent  # .../<repo>/promptopt
+    return [
+        here.parent.parent / "shared" / "data" / "bpo",  # <repo>/../shared/data/bpo
+        Path.cwd().parent / "shared" / "data" / "bpo",
+        Path.cwd() / "shared" / "data" / "bpo",
+    ]
+
+
+def bpo_data_dir(explicit: str | Path | None = None) -> Path | None:
+    """The local BPO data folder, or None when there is none (callers then try the Hub).
+
+    An explicit folder or the environment variable must exist: a typo there is an error, not a
+    silent fallback to a download.
+    """
+    for source, value in (("--data-dir", explicit), (DATA_DIR_ENV, os.environ.get(DATA_DIR_ENV))):
+        if value:
+            p = Path(value).expanduser()
+            if not p.is_dir():
+                raise DataError(f"BPO data folder {p} (from {source}) does not exist")
+            return p
+    for p in _default_candidates():
+        if (p / "testset").is_dir():
+            return p
+    return None
+
+
+# --------------------------------------------------------------------------- generic readers
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``.json`` (a list of objects, or an object holding one such list) or ``.jsonl`` file."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"input file {p} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {p}: {exc}") from None
+    rows: list[Any]
+    stripped = text.lstrip()
+    if p.suffix.lower() == ".json" or stripped.startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if p.suffix.lower() == ".json":
+                raise DataError(f"{p} is not valid JSON: {exc}") from None
+            data = None
+        if data is not None:
+            if isinstance(data, dict):
+                lists = [v for v in data.values() if isinstance(v, list)]
+                if len(lists) != 1:
+                    raise DataError(f"{p}: expected a JSON list of objects")
+                data = lists[0]
+            if not isinstance(data, list):
+                raise DataError(f"{p}: expected a JSON list of objects")
+            rows = data
+        else:
+            rows = _jsonl_rows(p, text)
+    else:
+        rows = _jsonl_rows(p, text)
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise DataError(f"{p}: row {i + 1} is not a JSON object")
+    return rows
+
+
+def _jsonl_rows(p: Path, text: str) -> list[Any]:
+    rows = []
+    for i, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{p}: line {i + 1} is not valid JSON ({exc.msg})") from None
+    return rows
+
+
+def load_hf_rows(source: str, *, split: str = "train", data_files: Any = None) -> list[dict[str, Any]]:
+    """Rows of a Hugging Face dataset id, or of a local folder that ``datasets`` can read.
+
+    Why keep this path: real users are online; here it is exercised with local folders.
+    """
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a core dependency
+        raise DataError("reading a Hugging Face dataset needs the 'datasets' package") from None
+    try:
+        ds = datasets.load_dataset(source, data_files=data_files, split=split)
+    except Exception as exc:  # datasets raises many unrelated types for "not found / offline"
+        raise DataError(
+            f"cannot load Hugging Face dataset {source!r} (split {split!r}): "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+    return [dict(r) for r in ds]
+
+
+def load_rows(source: str | Path, *, split: str = "train") -> list[dict[str, Any]]:
+    """A JSON/JSONL file, a local dataset folder, or a Hub dataset id (``owner/name``)."""
+    p = Path(source).expanduser()
+    if p.is_file():
+        return read_records(p)
+    if p.is_dir():
+        return load_hf_rows(str(p), split=split)
+    text = str(source)
+    if text.endswith((".json", ".jsonl")) or text.startswith((".", "/", "~")):
+        raise DataError(f"input file {p} does not exist")
+    if text.count("/") != 1:
+        raise DataError(f"{text!r} is neither an existing file nor a Hugging Face dataset id (owner/name)")
+    return load_hf_rows(text, split=split)
+
+
+# --------------------------------------------------------------------------- test sets
+
+
+@dataclass(frozen=True)
+class TestItem:
+    """One evaluation prompt. ``rewritten`` is a precomputed optimized prompt, when the set has one."""
+
+    __test__ = False  # not a pytest class
+
+    id: str
+    prompt: str
+    rewritten: str | None = None
+    category: str | None = None
+
+
+def _joined(row: Mapping[str, Any], fields: Sequence[str]) -> str:
+    return "\n".join(str(row.get(f) or "") for f in fields).strip()
+
+
+@dataclass(frozen=True)
+class TestSetSpec:
+    """How one named test set is stored and how a row becomes a prompt."""
+
+    __test__ = False
+
+    name: str
+    file: str
+    prompt_fields: tuple[str, ...]
+    id_field: str | None
+    rewritten_field: str | None = None
+    hub_file: str | None = None  # file in the THUDM/BPO Hub dataset, when published there
+
+
+TESTSETS: Mapping[str, TestSetSpec] = {
+    "vicuna": TestSetSpec("vicuna", "testset/vicuna_eval.jsonl", ("text",), "question_id"),
+    "self-instruct": TestSetSpec(
+        "self-instruct", "testset/self_instruct_eval.json", ("instruction", "context"), "id"
+    ),
+    "dolly": TestSetSpec("dolly", "testset/dolly_eval.json", ("instruction", "context"), "idx"),
+    "bpo-test": TestSetSpec(
+        "bpo-test", "testset/bpo_test.json", ("prompt",), None, "optimized_prompt", hub_file="test.json"
+    ),
+}
+
+#: Fields tried, in order, to find the prompt of a row of an arbitrary JSONL test file.
+GENERIC_PROMPT_FIELDS: tuple[tuple[str, ...], ...] = (
+    ("prompt",),
+    ("text",),
+    ("question",),
+    ("instruction", "context"),
+    ("instruction",),
+)
+GENERIC_ID_FIELDS = ("id", "idx", "question_id")
+
+
+def testset_names() -> list[str]:
+    return list(TESTSETS)
+
+
+@dataclass
+class TestSet:
+    """A loaded test set: its name (for reports) and its items."""
+
+    __test__ = False
+
+    name: str
+    items: list[TestItem]
+    default_rewritten_field: str | None = None
+    source: str = ""
+
+
+def _items_from_rows(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    where: str,
+    prompt_fields: Sequence[str] | None,
+    id_field: str | None,
+    rewritten_field: str | None,
+) -> list[TestItem]:
+    items: list[TestItem] = []
+    seen: set[str] = set()
+    for i, row in enumerate(rows):
+        fields = prompt_fields
+        if fields is None:
+            fields = next((fs for fs in GENERIC_PROMPT_FIELDS if row.get(fs[0])), None)
+            if fields is None:
+                raise DataError(
+                    f"{where}: row {i + 1} has none of the prompt fields prompt/text/question/instruction"
+                )
+        prompt = _joined(row, fields)
+        if not prompt:
+            raise DataError(f"{where}: row {i + 1} has an empty prompt")
+        ident_field = id_field or next((f for f in GENERIC_ID_FIELDS if f in row), None)
+        ident = str(row[ident_field]) if ident_field and row.get(ident_field) is not None else str(i)
+        if ident in seen:
+            ident = f"{ident}#{i}"
+        seen.add(ident)
+        rewritten = None
+        if rewritten_field is not None:
+            value = row.get(rewritten_field)
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(f"{where}: row {i + 1} has no text in field {rewritten_field!r}")
+            rewritten = value.strip()
+        category = row.get("category")
+        items.append(TestItem(ident, prompt, rewritten, str(category) if category is not None else None))
+    if not items:
+        raise DataError(f"{where} holds no rows")
+    return items
+
+
+def load_testset(
+    name_or_path: str,
+    *,
+    data_dir: str | Path | None = None,
+    rewritten_field: str | None = None,
+    limit: int | None = None,
+    loader: Callable[..., list[dict[str, Any]]] = load_hf_rows,
+) -> TestSet:
+    """A named test set (``vicuna``, ``self-instruct``, ``dolly``, ``bpo-test``) or any JSON/JSONL file.
+
+    ``rewritten_field`` names the field holding precomputed rewrites (bpo-test: ``optimized_prompt``);
+    it is only read when given, so sets without one load too. ``limit`` keeps the first N items.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be a positive integer, got {limit}")
+    spec = TESTSETS.get(name_or_path)
+    if spec is not None:
+        base = bpo_data_dir(data_dir)
+        if base is not None and (base / spec.file).is_file():
+            rows = read_records(base / spec.file)
+            where = str(base / spec.file)
+        elif spec.hub_file is not None:
+            rows = loader(HUB_DATASET, split="train", data_files=spec.hub_file)
+            where = f"{HUB_DATASET}/{spec.hub_file}"
+        else:
+            raise DataError(
+                f"test set {spec.name!r} needs the BPO data folder ({spec.file} in it): pass --data-dir "
+                f"or set {DATA_DIR_ENV}"
+            )
+        items = _items_from_rows(
+            rows,
+            where=where,
+            prompt_fields=spec.prompt_fields,
+            id_field=spec.id_field,
+            rewritten_field=rewritten_field,
+        )
+        name, default_field = spec.name, spec.rewritten_field
+    else:
+        p = Path(name_or_path).expanduser()
+        if not p.is_file():
+            raise UnknownNameError(
+                f"unknown test set {name_or_path!r}: not one of {', '.join(TESTSETS)} and not an existing file"
+            )
+        rows = read_records(p)
+        items = _items_from_rows(
+            rows, where=str(p), prompt_fields=None, id_field=None, rewritten_field=rewritten_field
+        )
+        name, default_field, where = p.stem, None, str(p)
+    return TestSet(name, items[:limit] if limit else items, default_field, where)
+
+
+# --------------------------------------------------------------------------- preference pairs
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A prompt with a preferred and a dispreferred response. ``context`` is optional input text
+    (Alpaca-style) that the rewrite must leave unchanged; ``meta`` keeps other source columns."""
+
+    instruction: str
+    good: str
+    bad: str
+    context: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: Canonical keys a ``--map KEY=COLUMN`` may set.
+PAIR_KEYS = ("instruction", "context", "good", "bad")
+
+
+@dataclass(frozen=True)
+class PairPreset:
+    """A column layout. ``convert`` turns one row into a pair, or a reason string to skip it."""
+
+    name: str
+    help: str
+    columns: Mapping[str, str]
+    convert: Callable[[Mapping[str, Any], Mapping[str, str]], PreferencePair | str]
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _convert_columns(row: Mapping[str, Any], cols: Mapping[str, str]) -> PreferencePair | str:
+    instruction = _text(row.get(cols["instruction"]))
+    good, bad = _text(row.get(cols["good"])), _text(row.get(cols["bad"]))
+    context = _text(row.get(cols.get("context", ""), "")) if cols.get("context") else ""
+    if not instruction:
+        return "empty_prompt"
+    if not good or not bad:
+        return "empty_response"
+    meta = {k: v for k, v in row.items() if k not in set(cols.values()) and _is_plain(v)}
+    return PreferencePair(instruction, good, bad, context, meta)
+
+
+def _is_plain(v: Any) -> bool:
+    return isinstance(v, str | int | float | bool) or v is None
+
+
+def split_hh_transcript(text: str) -> tuple[list[tuple[str, str]], str] | None:
+    """Split an HH-RLHF transcript (``\\n\\nHuman: ... \\n\\nAssistant: ...``) into turns.
+
+    Returns (turns before the last assistant turn, last assistant text), or None when the text
+    does not end with an assistant turn.
+    """
+    turns: list[tuple[str, str]] = []
+    rest = "\n\n" + text.lstrip("\n") if not text.startswith("\n\n") else text
+    parts = rest.split("\n\nHuman:")
+    for part in parts[1:]:
+        human, sep, assistant = part.partition("\n\nAssistant:")
+        turns.append(("user", human.strip()))
+        if sep:
+            turns.append(("assistant", assistant.strip()))
+    if not turns or turns[-1][0] != "assistant":
+        return None
+    return turns[:-1], turns[-1][1]
+
+
+def _convert_hh(row: Mapping[str, Any], cols: Mapping[str, str]) -> PreferencePair | str:
+    """HH-RLHF: two transcripts sharing the prompt; single-turn dialogues only (as BPO used)."""
+    chosen, rejected = row.get(cols["good"]), row.get(cols["bad"])
+    if not isinstance(chosen, str) or not isinstance(rejected, str):
+        return "bad_layout"
+    a, b = split_hh_transcript(chosen), split_hh_transcript(rejected)
+    if a is None or b is None:
+        return "bad_layout"
+    (prefix_a, good), (prefix_b, bad) = a, b
+    if prefix_a != prefix_b:
+        return "prompt_mismatch"
+    if len(prefix_a) != 1:
+        return "multi_turn"
+    instruction = prefix_a[0][1]
+    if not instruction:
+        return "empty_prompt"
+    if not good or not bad:
+        return "empty_response"
+    return PreferencePair(instruction, good, bad)
+
+
+def _last_assistant(messages: Any) -> tuple[list[Mapping[str, Any]], str] | None:
+    if not isinstance(messages, list) or not messages:
+        return None
+    if not all(isinstance(m, Mapping) for m in messages):
+        return None
+    last = messages[-1]
+    if last.get("role") != "assistant":
+        return None
+    return list(messages[:-1]), _text(last.get("content"))
+
+
+def _convert_chosen_rejected(row: Mapping[str, Any], cols: Mapping[str, str]) -> PreferencePair | str:
+    """``prompt`` + ``chosen``/``rejected`` as strings or as chat message lists (UltraFeedback style)."""
+    chosen, rejected = row.get(cols["good"]), row.get(cols["bad"])
+    prompt = _text(row.get(cols["instruction"]))
+    if isinstance(chosen, str) and isinstance(rejected, str):
+        good, bad = chosen.strip(), rejected.strip()
+    else:
+        a, b = _last_assistant(chosen), _last_assistant(rejected)
+        if a is None or b is None:
+            return "bad_layout"
+        (prefix, good), (_, bad) = a, b
+        users = [m for m in prefix if m.get("role") == "user"]
+        if len([m for m in prefix if m.get("role") != "system"]) > 1:
+            return "multi_turn"
+        if not prompt and users:
+            prompt = _text(users[0].get("content"))
+    if not prompt:
+        return "empty_prompt"
+    if not good or not bad:
+        return "empty_response"
+    return PreferencePair(prompt, good, bad)
+
+
+PAIR_PRESETS: Mapping[str, PairPreset] = {
+    "bpo": PairPreset(
+        "bpo",
+        "BPO's own layout: instruction (or prompt), context, good_res, bad_res",
+        {"instruction": "instruction", "context": "context", "good": "good_res", "bad": "bad_res"},
+        _convert_columns,
+    ),
+    "hh-rlhf": PairPreset(
+        "hh-rlhf",
+        "Anthropic HH-RLHF: chosen/rejected transcripts with Human:/Assistant: turns (single-turn kept)",
+        {"instruction": "", "good": "chosen", "bad": "rejected"},
+        _convert_hh,
+    ),
+    "chosen-rejected": PairPreset(
+        "chosen-rejected",
+        "prompt + chosen/rejected, as strings or chat message lists (UltraFeedback-binarized style)",
+        {"instruction": "prompt", "good": "chosen", "bad": "rejected"},
+        _convert_chosen_rejected,
+    ),
+    "columns": PairPreset(
+        "columns",
+        "plain columns prompt, chosen, rejected (set others with --map)",
+        {"instruction": "prompt", "good": "chosen", "bad": "rejected", "context": ""},
+        _convert_columns,
+    ),
+}
+
+
+def parse_mapping(items: Sequence[str]) -> dict[str, str]:
+    """``["instruction=question", "good=better"]`` → dict, checked against :data:`PAIR_KEYS`."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, column = item.partition("=")
+        key, column = key.strip(), column.strip()
+        if not sep or not key or not column:
+            raise ConfigError(f"--map expects KEY=COLUMN, got {item!r}")
+        if key not in PAIR_KEYS:
+            raise ConfigError(f"--map key {key!r} is not one of {', '.join(PAIR_KEYS)}")
+        out[key] = column
+    return out
+
+
+def detect_preset(row: Mapping[str, Any]) -> str:
+    """Guess the layout from the first row's columns (used by ``preset="auto"``)."""
+    if "good_res" in row and "bad_res" in row:
+        return "bpo"
+    if "chosen" in row and "rejected" in row:
+        if "prompt" in row or not isinstance(row["chosen"], str):
+            return "chosen-rejected"
+        if isinstance(row["chosen"], str) and "\n\nAssistant:" in row["chosen"]:
+            return "hh-rlhf"
+    raise DataError(
+        f"cannot tell the layout of columns {sorted(row)}; pass --preset "
+        f"({', '.join(PAIR_PRESETS)}) and/or --map KEY=COLUMN"
+    )
+
+
+@dataclass
+class LoadedPairs:
+    """Pairs read from a source, plus how many rows were skipped and why."""
+
+    pairs: list[PreferencePair]
+    skipped: dict[str, int]
+    preset: str
+
+
+def pairs_from_rows(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    preset: str = "auto",
+    mapping: Mapping[str, str] | None = None,
+    limit: int | None = None,
+) -> LoadedPairs:
+    """Convert rows with a preset and column overrides; ``limit`` counts kept pairs."""
+    if not rows:
+        raise DataError("the preference source holds no rows")
+    name = detect_preset(rows[0]) if preset == "auto" else preset
+    spec = PAIR_PRESETS.get(name)
+    if spec is None:
+        raise UnknownNameError(f"unknown preset {preset!r}; known: auto, {', '.join(PAIR_PRESETS)}")
+    cols = {**spec.columns, **(mapping or {})}
+    if name == "bpo" and "instruction" not in (mapping or {}) and "instruction" not in rows[0]:
+        cols["instruction"] = "prompt"  # bpo-test and the Hub files call it prompt
+    missing = [c for k, c in cols.items() if c and k != "context" and c not in rows[0]]
+    if missing:
+        raise DataError(
+            f"preset {name!r} expects column(s) {', '.join(missing)}; the source has {sorted(rows[0])} "
+            "(use --map KEY=COLUMN)"
+        )
+    pairs: list[PreferencePair] = []
+    skipped: dict[str, int] = {}
+    for row in rows:
+        if limit is not None and len(pairs) >= limit:
+            break
+        got = spec.convert(row, cols)
+        if isinstance(got, str):
+            skipped[got] = skipped.get(got, 0) + 1
+        else:
+            pairs.append(got)
+    return LoadedPairs(pairs, skipped, name)
+
+
+def load_pairs(
+    source: str | Path,
+    *,
+    preset: str = "auto",
+    mapping: Mapping[str, str] | None = None,
+    split: str = "train",
+    limit: int | None = None,
+) -> LoadedPairs:
+    """Preference pairs from a JSON/JSONL file, a local dataset folder or a Hub dataset id."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be a positive integer, got {limit}")
+    return pairs_from_rows(load_rows(source, split=split), preset=preset, mapping=mapping, limit=limit)
+
+
+# --------------------------------------------------------------------------- resumable output
+
+
+class AppendLog:
+    """An append-only JSONL output that survives being killed: each record is flushed and fsync'd
+    before ``append`` returns, and a torn last line (killed mid-write) is cut off on open.
+
+    Why not a :class:`promptopt.runs.Run`: build-data writes one user-named file that is itself the
+    product (training data), not a run directory; the durability rules are the same.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        from promptopt.runs import read_journal
+
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._repair_tail()
+            self.records: list[dict[str, Any]] = read_journal(self.path)
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise DataError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def _repair_tail(self) -> None:
+        if not self.path.exists():
+            return
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if not data or data.endswith(b"\n"):
+                return
+            fh.truncate(data.rfind(b"\n") + 1)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":"))
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.records.append(dict(record))
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> AppendLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,402 @@
+"""Pairwise LLM judge (MT-bench style), both orders, win/tie/loss and ΔWR with a bootstrap CI.
+
+Protocol. For each item the judge sees the user's question and two answers, once with the
+baseline answer as Assistant A and once with the candidate answer as Assistant A, and ends each
+judgement with ``[[A]]``, ``[[B]]`` or ``[[C]]`` (tie), as in MT-bench's ``pair-v2`` prompt that
+the BPO evaluation uses. Judging both orders cancels the strong position bias of LLM judges.
+
+Aggregation rule (MT-bench's conservative rule): the candidate **wins** only when both orders
+prefer it, **loses** only when both orders prefer the baseline, and everything else (one order
+each way, a tie in either order, an unparseable verdict) is a **tie**. Unparseable verdicts are
+flagged on the item so reports can say how often the judge failed the format.
+
+ΔWR = win% − loss% (the BPO paper's headline number), with a seeded percentile bootstrap 95 %
+confidence interval over items.
+
+Judge output is untrusted text: verdicts are found by regular expressions, never evaluated. The
+question and answers are inserted by plain replacement, so braces or fake verdict tokens inside
+answers cannot change the template (an answer can still try to talk the judge into a verdict;
+that is a property of LLM judges, not of parsing).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, run_sync
+
+Verdict = Literal["A", "B", "tie"]
+Outcome = Literal["win", "tie", "loss"]
+
+PAIR_SYSTEM = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
+    "assistants to the user question displayed below. You should choose the assistant that follows the "
+    "user's instructions and answers the user's question better. Your evaluation should consider factors "
+    "such as the helpfulness, relevance, accuracy, depth, creativity, and level of detail of their "
+    "responses. Begin your evaluation by comparing the two responses and provide a short explanation. "
+    "Avoid any position biases and ensure that the order in which the responses were presented does not "
+    "influence your decision. Do not allow the length of the responses to influence your evaluation. Do "
+    "not favor certain names of the assistants. Be as objective as possible. After providing your "
+    'explanation, output your final verdict by strictly following this format: "[[A]]" if assistant A '
+    'is better, "[[B]]" if assistant B is better, and "[[C]]" for a tie.'
+)
+PAIR_USER = (
+    "[User Question]\n{question}\n\n"
+    "[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n"
+    "[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+)
+
+#: Used by :func:`ascore_rewrites` when no target model is given: the "answers" are prompts.
+PROMPT_SYSTEM = (
+    "Please act as an impartial judge of prompt rewrites. Below is a user's original request and two "
+    "rewritten versions of it, written to get a better answer from an AI assistant. Choose the rewrite "
+    "that keeps all of the user's information and intent, adds no unrequested constraints, does not "
+    "answer the request itself, and would lead to a more helpful, accurate and harmless answer. Give a "
+    'short explanation, then your final verdict strictly in this format: "[[A]]" if rewrite A is '
+    'better, "[[B]]" if rewrite B is better, and "[[C]]" for a tie.'
+)
+PROMPT_USER = (
+    "[Original Request]\n{question}\n\n"
+    "[The Start of Rewrite A]\n{answer_a}\n[The End of Rewrite A]\n\n"
+    "[The Start of Rewrite B]\n{answer_b}\n[The End of Rewrite B]"
+)
+
+
+@dataclass(frozen=True)
+class JudgeTemplate:
+    """A system prompt and a user template with ``{question}``, ``{answer_a}``, ``{answer_b}``."""
+
+    system: str = PAIR_SYSTEM
+    user: str = PAIR_USER
+
+    def render(self, question: str, answer_a: str, answer_b: str) -> str:
+        values = {"question": question, "answer_a": answer_a, "answer_b": answer_b}
+        # One pass, so an answer containing "{answer_b}" is not expanded.
+        return re.sub(r"\{(question|answer_a|answer_b)\}", lambda m: values[m.group(1)], self.user)
+
+
+MT_BENCH_PAIR = JudgeTemplate()
+PROMPT_PAIR = JudgeTemplate(PROMPT_SYSTEM, PROMPT_USER)
+
+# --------------------------------------------------------------------------- verdict parsing
+
+_STRICT_RE = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.I)
+_LOOSE_RE = re.compile(
+    r"(?:final\s+verdict|verdict)\s*(?:is)?\s*[:\-]?\s*[*\"'\[]*\s*(?:assistant\s+)?(A|B|C|tie)\b", re.I
+)
+
+
+@dataclass(frozen=True)
+class ParsedVerdict:
+    """``verdict`` in judge-position terms; ``parsed`` False means no verdict was found (tie);
+    ``ambiguous`` True means several different verdict tokens appeared (the last one was used)."""
+
+    verdict: Verdict
+    parsed: bool
+    ambiguous: bool = False
+
+
+def _norm(token: str) -> Verdict:
+    t = token.upper()
+    return "A" if t == "A" else "B" if t == "B" else "tie"
+
+
+def parse_verdict(text: str) -> ParsedVerdict:
+    """The verdict in a judge's output: the last ``[[A]]``/``[[B]]``/``[[C]]`` token, else a
+    ``verdict: A``-style phrase, else unparseable (counted as a tie)."""
+    tokens = [_norm(m.group(1)) for m in _STRICT_RE.finditer(text)]
+    if not tokens:
+        tokens = [_norm(m.group(1)) for m in _LOOSE_RE.finditer(text)]
+    if not tokens:
+        return ParsedVerdict("tie", parsed=False)
+    return ParsedVerdict(tokens[-1], parsed=True, ambiguous=len(set(tokens)) > 1)
+
+
+def combine(first: Verdict, second: Verdict) -> Outcome:
+    """Outcome for the candidate from the two orders.
+
+    ``first``: baseline is A, candidate is B. ``second``: candidate is A, baseline is B.
+    Win only when both orders prefer the candidate, loss only when both prefer the baseline.
+    """
+    if first == "B" and second == "A":
+        return "win"
+    if first == "A" and second == "B":
+        return "loss"
+    return "tie"
+
+
+# --------------------------------------------------------------------------- the judge
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One comparison: the question shown to the judge, the baseline and the candidate answer."""
+
+    question: str
+    baseline: str
+    candidate: str
+
+
+@dataclass(frozen=True)
+class PairJudgement:
+    """Both orders of one comparison and the combined outcome (candidate's perspective).
+
+    ``error`` is set (and ``outcome`` is None) when a judge call failed; such items should be
+    retried, not counted.
+    """
+
+    outcome: Outcome | None
+    first: str  # raw judge text, baseline shown as A
+    second: str  # raw judge text, candidate shown as A
+    first_verdict: Verdict = "tie"
+    second_verdict: Verdict = "tie"
+    unparsed: int = 0  # how many of the two verdicts could not be parsed
+    ambiguous: int = 0
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class PairwiseJudge:
+    """Compare two answers with an LLM in both orders. See the module docstring for the rule."""
+
+    def __init__(
+        self,
+        llm: LLM,
+        *,
+        template: JudgeTemplate = MT_BENCH_PAIR,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+        seed: int | None = 0,
+    ) -> None:
+        self.llm = llm
+        self.template = template
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.seed = seed
+
+    def _request(self, question: str, a: str, b: str) -> Request:
+        return Request.chat(
+            self.template.render(question, a, b),
+            system=self.template.system,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+        )
+
+    async def acompare(self, items: Sequence[JudgeItem]) -> list[PairJudgement]:
+        """Judge every item in both orders with one batched call (2 × len(items) requests).
+
+        LLM failures become judgements with ``error`` set; a budget refusal is raised, since
+        every following call would be refused too.
+        """
+        requests: list[Request] = []
+        for it in items:
+            requests.append(self._request(it.question, it.baseline, it.candidate))
+            requests.append(self._request(it.question, it.candidate, it.baseline))
+        results = await self.llm.agenerate(requests, return_exceptions=True)
+        out: list[PairJudgement] = []
+        for i in range(len(items)):
+            r1, r2 = results[2 * i], results[2 * i + 1]
+            for r in (r1, r2):
+                if isinstance(r, BudgetExceededError):
+                    raise r
+            if isinstance(r1, LLMError) or isinstance(r2, LLMError):
+                err = r1 if isinstance(r1, LLMError) else r2
+                out.append(
+                    PairJudgement(
+                        None,
+                        "" if isinstance(r1, LLMError) else r1.text,
+                        "" if isinstance(r2, LLMError) else r2.text,
+                        error=f"{err.__class__.__name__}: {err}"[:300],
+                    )
+                )
+                continue
+            p1, p2 = parse_verdict(r1.text), parse_verdict(r2.text)
+            out.append(
+                PairJudgement(
+                    combine(p1.verdict, p2.verdict),
+                    r1.text,
+                    r2.text,
+                    p1.verdict,
+                    p2.verdict,
+                    unparsed=int(not p1.parsed) + int(not p2.parsed),
+                    ambiguous=int(p1.ambiguous) + int(p2.ambiguous),
+                )
+            )
+        return out
+
+    def compare(self, items: Sequence[JudgeItem]) -> list[PairJudgement]:
+        """Sync door to :meth:`acompare`."""
+        return run_sync(self.acompare(list(items)))
+
+
+# --------------------------------------------------------------------------- best of K
+
+
+async def ascore_rewrites(
+    judge: PairwiseJudge,
+    originals: Sequence[str],
+    candidates: Sequence[Sequence[str]],
+    *,
+    target: LLM | None = None,
+    max_tokens: int = 512,
+    seed: int | None = 0,
+) -> list[list[float]]:
+    """Round-robin scores of K candidate rewrites per original prompt.
+
+    What it does: every unordered pair of a prompt's candidates is judged in both orders with the
+    win/tie/loss rule above; a candidate scores 1 per win and 0.5 per tie (Copeland-style), so the
+    scores of one prompt sum to K(K−1)/2. With ``target`` the judge compares the target model's
+    *answers* to each rewrite (the BPO goal, costs K answer calls + K(K−1) judge calls per prompt);
+    without it the judge compares the rewritten *prompts* directly with :data:`PROMPT_PAIR`
+    (cheaper, no target needed), unless the judge was built with another template. Identical
+    candidates tie without a call.
+    """
+    if len(originals) != len(candidates):
+        raise ValueError("originals and candidates must have the same length")
+    answers: list[list[str]]
+    if target is not None:
+        flat = [(i, j) for i, cs in enumerate(candidates) for j in range(len(cs))]
+        reqs = [
+            Request.chat(candidates[i][j], temperature=0.0, max_tokens=max_tokens, seed=seed) for i, j in flat
+        ]
+        done = await target.agenerate(reqs)
+        answers = [[""] * len(cs) for cs in candidates]
+        for (i, j), c in zip(flat, done, strict=True):
+            answers[i][j] = c.text
+        pair_judge = judge
+    else:
+        answers = [list(cs) for cs in candidates]
+        pair_judge = (
+            PairwiseJudge(
+                judge.llm,
+                template=PROMPT_PAIR,
+                max_tokens=judge.max_tokens,
+                temperature=judge.temperature,
+                seed=judge.seed,
+            )
+            if judge.template == MT_BENCH_PAIR
+            else judge
+        )
+    scores = [[0.0] * len(cs) for cs in candidates]
+    items: list[JudgeItem] = []
+    where: list[tuple[int, int, int]] = []
+    for i, ans in enumerate(answers):
+        for a, b in itertools.combinations(range(len(ans)), 2):
+            if ans[a] == ans[b]:
+                scores[i][a] += 0.5
+                scores[i][b] += 0.5
+                continue
+            items.append(JudgeItem(originals[i], ans[a], ans[b]))
+            where.append((i, a, b))
+    judgements = await pair_judge.acompare(items) if items else []
+    for (i, a, b), jd in zip(where, judgements, strict=True):
+        if jd.outcome == "win":  # candidate (b) beat baseline (a)
+            scores[i][b] += 1.0
+        elif jd.outcome == "loss":
+            scores[i][a] += 1.0
+        else:  # tie, or a failed call: split the point
+            scores[i][a] += 0.5
+            scores[i][b] += 0.5
+    return scores
+
+
+async def apick_best(
+    judge: PairwiseJudge,
+    originals: Sequence[str],
+    candidates: Sequence[Sequence[str]],
+    *,
+    target: LLM | None = None,
+) -> list[int]:
+    """Index of the best candidate per prompt (highest round-robin score; lowest index on ties)."""
+    scores = await ascore_rewrites(judge, originals, candidates, target=target)
+    return [max(range(len(s)), key=lambda k: (s[k], -k)) if s else -1 for s in scores]
+
+
+def pick_best(
+    judge: PairwiseJudge,
+    originals: Sequence[str],
+    candidates: Sequence[Sequence[str]],
+    *,
+    target: LLM | None = None,
+) -> list[int]:
+    """Sync door to :func:`apick_best`."""
+    return run_sync(apick_best(judge, originals, candidates, target=target))
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class WinRate:
+    """Counts, percentages, ΔWR = win% − loss% and its bootstrap CI (percent points)."""
+
+    n: int
+    win: int
+    tie: int
+    loss: int
+    win_pct: float
+    tie_pct: float
+    loss_pct: float
+    delta_wr: float
+    ci_low: float
+    ci_high: float
+    confidence: float = 0.95
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def win_rate(
+    outcomes: Sequence[str],
+    *,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> WinRate:
+    """Win/tie/loss counts and ΔWR with a percentile bootstrap CI over items (pure function).
+
+    Each bootstrap replicate resamples the n outcomes with replacement (numpy ``default_rng(seed)``)
+    and recomputes ΔWR; the CI is the (1−c)/2 and (1+c)/2 quantiles. With no items every number is
+    NaN except the counts.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    bad = [o for o in outcomes if o not in ("win", "tie", "loss")]
+    if bad:
+        raise ValueError(f"outcomes must be win/tie/loss, got {bad[0]!r}")
+    n = len(outcomes)
+    w, t, lo = (sum(1 for o in outcomes if o == k) for k in ("win", "tie", "loss"))
+    if n == 0:
+        nan = math.nan
+        return WinRate(0, 0, 0, 0, nan, nan, nan, nan, nan, nan, confidence)
+    values = np.array([1.0 if o == "win" else -1.0 if o == "loss" else 0.0 for o in outcomes])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    boots = values[idx].mean(axis=1) * 100.0
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boots, [alpha, 1.0 - alpha])
+    return WinRate(
+        n,
+        w,
+        t,
+        lo,
+        100.0 * w / n,
+        100.0 * t / n,
+        100.0 * lo / n,
+        100.0 * (w - lo) / n,
+        float(low),
+        float(high),
+        confidence,
+    )

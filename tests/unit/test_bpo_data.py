@@ -1,0 +1,428 @@
+"""BPO data building: templates, output parsing, filters, context, dedup, loaders, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from promptopt.bpo_datasets import (
+    PreferencePair,
+    load_pairs,
+    pairs_from_rows,
+    parse_mapping,
+    split_hh_transcript,
+)
+from promptopt.cli.bpo_eval import build_data_command
+from promptopt.errors import ConfigError, DataError, UnknownNameError
+from promptopt.llm.base import LLMServerError
+from promptopt.llm.fake import FakeLLM, request_text
+from promptopt.optimizers.bpo_data import (
+    MARKER,
+    BuildConfig,
+    attach_context,
+    build_rewrite_data,
+    dropped_path,
+    judge_output,
+    load_rewrite_pairs,
+    pair_id,
+    parse_builder_output,
+    render_prompt,
+)
+
+
+def reply(optimized: str, critique: str = "The good response is more accurate.") -> str:
+    return f"Detailed Comparison Result: {critique}\n{MARKER} {optimized} [END]"
+
+
+PAIR = PreferencePair("Tell me about cats", "Cats are small carnivores...", "idk")
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def test_no_context_template_has_the_rules_and_both_responses_in_order() -> None:
+    text = render_prompt(PAIR)
+    assert 'instruction: "Tell me about cats"' in text
+    assert text.index("bad response") < text.index("good response")
+    assert "Cats are small carnivores" in text and '"idk"' in text
+    assert "correctness" in text and "harmless" in text
+    assert "Never answer the original instruction" in text
+    assert "context:" not in text
+    assert text.rstrip().endswith(f"{MARKER} xxx [END]")
+
+
+def test_context_template_shows_context_and_forbids_changing_it() -> None:
+    text = render_prompt(PreferencePair("Summarize this", "good", "bad", context="The text."))
+    assert 'context:\n"The text."' in text
+    assert "Do not change the context" in text
+
+
+def test_placeholders_in_user_text_are_not_expanded() -> None:
+    pair = PreferencePair("Fill {good} and {context}", "uses {bad}", "b")
+    text = render_prompt(pair)
+    assert "Fill {good} and {context}" in text
+    assert '"uses {bad}"' in text
+
+
+# --------------------------------------------------------------------------- parsing and filters
+
+
+def test_parse_takes_text_after_last_marker_until_end_and_unquotes() -> None:
+    out = "Detailed Comparison Result: A is better.\nOptimized Instruction: xxx\n" + reply('"Explain cats."')
+    parsed = parse_builder_output(out)
+    assert parsed is not None
+    assert parsed.optimized == "Explain cats."
+    assert "A is better" in parsed.critique
+
+
+def test_parse_accepts_markdown_marker_and_missing_end() -> None:
+    parsed = parse_builder_output("**Optimized Instruction:** Describe cats in detail.")
+    assert parsed is not None and parsed.optimized == "Describe cats in detail."
+
+
+def test_parse_without_marker_is_none() -> None:
+    assert parse_builder_output("Cats are great pets.") is None
+
+
+@pytest.mark.parametrize(
+    ("output", "reason"),
+    [
+        ("no marker here", "no_marker"),
+        (reply(""), "empty"),
+        (reply("xxx"), "placeholder"),
+        (reply("Tell me about cats [PROTECTED] please"), "placeholder"),
+        (reply("Cats?"), "too_short"),  # 4 words / 1 word > 2
+        (reply(" ".join(["word"] * 25)), "too_long"),  # 25 / 4 > 6
+    ],
+)
+def test_filters_drop_with_reason(output: str, reason: str) -> None:
+    v = judge_output(PAIR, output)
+    assert v.status == "dropped"
+    assert v.reason == reason
+
+
+def test_length_limits_are_inclusive_at_the_paper_ratios() -> None:
+    # 4-word prompt: 2 words is exactly 2x shorter (kept), 24 words exactly 6x longer (kept).
+    assert judge_output(PAIR, reply("Describe cats")).status == "kept"
+    assert judge_output(PAIR, reply(" ".join(["w"] * 24))).status == "kept"
+    assert judge_output(PAIR, reply(" ".join(["w"] * 25))).reason == "too_long"
+
+
+def test_context_reattached_on_both_sides() -> None:
+    pair = PreferencePair("Summarize the text", "g", "b", context="Cats sleep a lot.")
+    v = judge_output(pair, reply("Summarize the text in one clear sentence"))
+    assert v.status == "kept"
+    assert v.prompt == "Summarize the text\nCats sleep a lot."
+    assert v.optimized_prompt == "Summarize the text in one clear sentence\nCats sleep a lot."
+
+
+def test_context_not_duplicated_when_rewrite_quotes_it() -> None:
+    p, o = attach_context("Summarize", "Summarize briefly: cats sleep a lot.", "Cats sleep a lot.")
+    assert p == "Summarize\nCats sleep a lot."
+    assert o == "Summarize briefly: cats sleep a lot."
+
+
+def test_length_ratio_uses_instruction_not_context() -> None:
+    pair = PreferencePair("Summarize", "g", "b", context=" ".join(["ctx"] * 50))
+    assert judge_output(pair, reply("Summarize the passage in two sentences")).status == "kept"
+
+
+# --------------------------------------------------------------------------- builder
+
+
+def pairs(n: int) -> list[PreferencePair]:
+    return [PreferencePair(f"Question number {i} about topic", f"good {i}", f"bad {i}") for i in range(n)]
+
+
+def by_question(mapping: dict[int, str]) -> FakeLLM:
+    """A fake builder whose reply depends on which pair it sees."""
+
+    def fn(request, _i):  # type: ignore[no-untyped-def]
+        text = request_text(request)
+        for k, v in mapping.items():
+            if f"Question number {k} about" in text:
+                return v
+        return reply("Please answer question carefully and accurately")
+
+    return FakeLLM(fn=fn)
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_build_counts_kept_and_dropped_per_reason(tmp_path: Path) -> None:
+    llm = by_question({1: "garbage", 2: reply("x"), 3: reply("Question number 3 about topic [protected]")})
+    out = tmp_path / "data.jsonl"
+    report = build_rewrite_data(pairs(5), llm, out, config=BuildConfig(concurrency=2))
+    assert report.kept == 2
+    assert report.dropped == {"no_marker": 1, "too_short": 1, "placeholder": 1}
+    kept = read(out)
+    assert [r["status"] for r in kept] == ["kept", "kept"]
+    assert kept[0]["prompt"] == "Question number 0 about topic"
+    assert kept[0]["optimized_prompt"] == "Please answer question carefully and accurately"
+    assert kept[0]["critique"] == "The good response is more accurate."
+    assert kept[0]["source"]["good_res"] == "good 0"
+    dropped = read(dropped_path(out))
+    assert {r["reason"] for r in dropped} == {"no_marker", "too_short", "placeholder"}
+    assert all("raw_output" in r for r in dropped)
+    assert load_rewrite_pairs(out) == [(r["prompt"], r["optimized_prompt"]) for r in kept]
+
+
+def test_duplicate_prompts_keep_the_first(tmp_path: Path) -> None:
+    same = [PreferencePair("Same question here", f"g{i}", f"b{i}") for i in range(3)]
+    llm = FakeLLM(default=reply("Answer the same question here well"))
+    report = build_rewrite_data(same, llm, tmp_path / "o.jsonl", config=BuildConfig(concurrency=1))
+    assert report.kept == 1 and report.dropped == {"duplicate": 2}
+
+
+def test_exact_duplicate_input_pairs_are_built_once(tmp_path: Path) -> None:
+    llm = FakeLLM(default=reply("Answer the same question here well"))
+    report = build_rewrite_data([PAIR, PAIR], llm, tmp_path / "o.jsonl")
+    assert len(llm.calls) == 1 and report.kept == 1
+
+
+def test_requests_use_config_and_stable_per_item_seeds(tmp_path: Path) -> None:
+    llm = FakeLLM(default=reply("Please answer question carefully and accurately"))
+    cfg = BuildConfig(concurrency=3, temperature=0.7, max_tokens=99, seed=5)
+    build_rewrite_data(pairs(3), llm, tmp_path / "a.jsonl", config=cfg)
+    assert {r.temperature for r in llm.calls} == {0.7}
+    assert {r.max_tokens for r in llm.calls} == {99}
+    seeds = [r.seed for r in llm.calls]
+    assert len(set(seeds)) == 3
+    again = FakeLLM(default=reply("Please answer question carefully and accurately"))
+    build_rewrite_data(list(reversed(pairs(3))), again, tmp_path / "b.jsonl", config=cfg)
+    assert sorted(r.seed for r in again.calls) == sorted(seeds)  # order-independent
+
+
+def test_llm_errors_are_recorded_and_retried_on_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    failing = by_question({1: LLMServerError("503 from server")})  # type: ignore[dict-item]
+    r1 = build_rewrite_data(pairs(3), failing, out)
+    assert r1.kept == 2 and r1.dropped == {"llm_error": 1}
+    assert read(dropped_path(out))[0]["error"].startswith("503")
+    ok = by_question({})
+    r2 = build_rewrite_data(pairs(3), ok, out)
+    assert len(ok.calls) == 1  # only the failed one is asked again
+    assert r2.kept == 3 and r2.dropped == {} and r2.resumed == 2
+
+
+def test_resume_after_torn_last_line_skips_done_items(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    first = by_question({})
+    stop_after = iter([False, True])
+    r1 = build_rewrite_data(
+        pairs(6), first, out, config=BuildConfig(concurrency=2), should_stop=lambda: next(stop_after)
+    )
+    assert r1.kept == 2 and r1.stopped == "stop requested"
+    with open(out, "a") as fh:  # a kill in the middle of writing a record
+        fh.write('{"id": "torn", "status": "ke')
+    second = by_question({})
+    r2 = build_rewrite_data(pairs(6), second, out, config=BuildConfig(concurrency=2))
+    assert len(second.calls) == 4
+    assert r2.kept == 6 and r2.resumed == 2
+    records = read(out)  # the torn line is gone, every line parses
+    assert sorted(r["id"] for r in records) == sorted(pair_id(p) for p in pairs(6))
+
+
+BUILD_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from promptopt.llm.fake import FakeLLM
+    from promptopt.optimizers.bpo_data import BuildConfig, build_rewrite_data
+    from promptopt.bpo_datasets import PreferencePair
+
+    def slow(request, i):
+        time.sleep(0.15)
+        return "Detailed Comparison Result: ok\\nOptimized Instruction: Please answer question carefully [END]"
+
+    pairs = [PreferencePair(f"Question number {i} about topic", "g", "b") for i in range(40)]
+    build_rewrite_data(pairs, FakeLLM(fn=slow, max_concurrency=1), sys.argv[1], config=BuildConfig(concurrency=1))
+    """
+)
+
+
+def test_sigkilled_build_continues_where_it_stopped(tmp_path: Path) -> None:
+    out = tmp_path / "killed.jsonl"
+    script = tmp_path / "build.py"
+    script.write_text(BUILD_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, str(script), str(out)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if out.exists() and len(out.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    done_before = len({r["id"] for r in read(out)})
+    assert 3 <= done_before < 40
+    llm = FakeLLM(default=reply("Please answer question carefully"))
+    all_pairs = [PreferencePair(f"Question number {i} about topic", "g", "b") for i in range(40)]
+    report = build_rewrite_data(all_pairs, llm, out)
+    assert len(llm.calls) == 40 - done_before
+    assert report.kept == 40 and report.resumed == done_before
+    assert len(read(out)) == 40
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def test_bpo_preset_and_auto_detection(tmp_path: Path) -> None:
+    rows = [
+        {"instruction": "Q1", "context": "", "good_res": "g", "bad_res": "b", "source": "x"},
+        {"instruction": "Q2", "context": "ctx", "good_res": "g", "bad_res": "b"},
+        {"instruction": "", "context": "", "good_res": "g", "bad_res": "b"},
+    ]
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(rows))
+    loaded = load_pairs(f)
+    assert loaded.preset == "bpo"
+    assert [p.instruction for p in loaded.pairs] == ["Q1", "Q2"]
+    assert loaded.pairs[1].context == "ctx"
+    assert loaded.pairs[0].meta == {"source": "x"}
+    assert loaded.skipped == {"empty_prompt": 1}
+
+
+def test_bpo_preset_reads_prompt_column_of_bpo_test() -> None:
+    got = pairs_from_rows([{"prompt": "P", "optimized_prompt": "O", "good_res": "g", "bad_res": "b"}])
+    assert got.pairs[0].instruction == "P"
+
+
+def test_hh_rlhf_preset_keeps_single_turn() -> None:
+    single = {
+        "chosen": "\n\nHuman: Hi there?\n\nAssistant: Hello!",
+        "rejected": "\n\nHuman: Hi there?\n\nAssistant: Go away.",
+    }
+    multi = {
+        "chosen": "\n\nHuman: A\n\nAssistant: B\n\nHuman: C\n\nAssistant: D",
+        "rejected": "\n\nHuman: A\n\nAssistant: B\n\nHuman: C\n\nAssistant: E",
+    }
+    loaded = pairs_from_rows([single, multi], preset="hh-rlhf")
+    assert loaded.pairs == [PreferencePair("Hi there?", "Hello!", "Go away.")]
+    assert loaded.skipped == {"multi_turn": 1}
+    assert pairs_from_rows([single]).preset == "hh-rlhf"
+
+
+def test_split_hh_transcript() -> None:
+    turns, last = split_hh_transcript("\n\nHuman: A\n\nAssistant: B\n\nHuman: C\n\nAssistant: D")  # type: ignore[misc]
+    assert turns == [("user", "A"), ("assistant", "B"), ("user", "C")]
+    assert last == "D"
+    assert split_hh_transcript("\n\nHuman: only a question") is None
+
+
+def test_chosen_rejected_message_lists() -> None:
+    row = {
+        "prompt": "What is 2+2?",
+        "chosen": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}],
+        "rejected": [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "5"}],
+    }
+    loaded = pairs_from_rows([row])
+    assert loaded.preset == "chosen-rejected"
+    assert loaded.pairs == [PreferencePair("What is 2+2?", "4", "5")]
+
+
+def test_map_overrides_columns() -> None:
+    rows = [{"q": "Why?", "better": "Because.", "worse": "No."}]
+    loaded = pairs_from_rows(
+        rows, preset="columns", mapping=parse_mapping(["instruction=q", "good=better", "bad=worse"])
+    )
+    assert loaded.pairs == [PreferencePair("Why?", "Because.", "No.")]
+
+
+@pytest.mark.parametrize("bad", ["instruction", "nokey=x", "=x", "good="])
+def test_bad_map_is_config_error(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_mapping([bad])
+
+
+def test_unknown_layout_and_missing_columns_are_data_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="--preset"):
+        pairs_from_rows([{"a": 1}])
+    with pytest.raises(DataError, match="expects column"):
+        pairs_from_rows([{"x": "q"}], preset="columns")
+    with pytest.raises(UnknownNameError):
+        pairs_from_rows([{"x": "q"}], preset="nope")
+    with pytest.raises(DataError, match="does not exist"):
+        load_pairs(tmp_path / "missing.jsonl")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{oops\n')
+    with pytest.raises(DataError, match="line 2"):
+        load_pairs(bad)
+
+
+def test_dataset_folder_goes_through_datasets(tmp_path: Path) -> None:
+    """The Hub path (datasets.load_dataset) exercised with a local folder."""
+    folder = tmp_path / "hf"
+    folder.mkdir()
+    rows = [{"prompt": f"Q{i}", "chosen": "c", "rejected": "r"} for i in range(3)]
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    loaded = load_pairs(str(folder), limit=2)
+    assert [p.instruction for p in loaded.pairs] == ["Q0", "Q1"]
+
+
+def test_hub_failure_is_a_one_line_data_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    seen = {}
+
+    def offline(source, **kwargs):  # type: ignore[no-untyped-def]
+        seen.update(source=source, **kwargs)
+        raise ConnectionError("Couldn't reach 'x/y' on the Hub (LocalEntryNotFoundError)\nmore detail")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(DataError, match="cannot load Hugging Face dataset 'owner/name'") as info:
+        load_pairs("owner/name", split="test")
+    assert "\n" not in str(info.value)
+    assert seen["source"] == "owner/name" and seen["split"] == "test"
+    with pytest.raises(DataError, match="neither an existing file"):
+        load_pairs("not-a-hub-id")
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def cli_app() -> typer.Typer:
+    app = typer.Typer()
+    app.command("build-data")(build_data_command)
+
+    @app.command("noop")
+    def _noop() -> None:  # a second command keeps typer from flattening the app
+        pass
+
+    return app
+
+
+def test_cli_build_data_prints_counts(tmp_path: Path) -> None:
+    rows = [{"instruction": f"Question {i} about things", "good_res": "g", "bad_res": "b"} for i in range(3)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "out.jsonl"
+    spec = "fake:Detailed Comparison Result: fine\nOptimized Instruction: Question about things, answered in detail [END]"
+    res = CliRunner().invoke(
+        cli_app(), ["build-data", "--input", str(src), "--out", str(out), "--model", spec, "--limit", "2"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "kept" in res.output and "total decided" in res.output
+    kept = read(out)
+    assert [r["prompt"] for r in kept] == ["Question 0 about things", "Question 1 about things"]
+    assert {r["optimized_prompt"] for r in kept} == {"Question about things, answered in detail"}
+
+
+def test_cli_build_data_bad_input_is_a_promptopt_error(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        cli_app(), ["build-data", "--input", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o.jsonl")]
+    )
+    assert isinstance(res.exception, DataError)
