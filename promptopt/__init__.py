@@ -1,3 +1,5 @@
 """promptopt: align LLMs without touching their weights (BPO and OPRO behind one interface)."""
 
 __version__ = "0.1.0"
+
+from promptopt.optimizers.opro import OPRO  # noqa: E402

@@ -173,6 +173,7 @@ class OPRO:
         return {
             "kind": KIND,
             "task": task.name,
+            "direction": task.direction,
             "task_config": task.config(),
             "seed": self.seed,
             "opro": self.params(task),
@@ -601,6 +602,7 @@ class _Loop:
         d = r.to_json()
         d.pop("history")
         d["task"] = self.task.name
+        d["direction"] = self.task.direction
         d["params"] = self.p
         return d
 

@@ -50,7 +50,7 @@ class LinearRegressionTask:
     name = "linear-regression"
     direction = "min"
     #: the paper's settings for this task (OPRO uses them where the caller gives none)
-    opro_defaults: dict[str, Any] = {"top_k": 20, "per_step": 8, "num_exemplars": 0}
+    opro_defaults: dict[str, Any] = {"steps": 500, "top_k": 20, "per_step": 8, "num_exemplars": 0}
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ class TSPTask:
     name = "tsp"
     direction = "min"
     #: the paper's settings for TSP: 10 past traces in the meta-prompt, 8 proposals per step
-    opro_defaults: dict[str, Any] = {"top_k": 10, "per_step": 8, "num_exemplars": 0}
+    opro_defaults: dict[str, Any] = {"steps": 500, "top_k": 10, "per_step": 8, "num_exemplars": 0}
 
     def __init__(
         self,
