@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 
-from promptopt.optimizers.opro import OPRO  # noqa: E402
+from promptopt.optimizers.opro import OPRO as OPRO  # noqa: E402
