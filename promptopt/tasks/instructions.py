@@ -9,20 +9,20 @@ placed at ``Q_begin``, ``Q_end``, ``A_begin`` or as the ``system`` message
 API for the OPRO loop (``make_task(...)`` is registered as task ``instructions``)::
 
     task = make_task(dataset="bbh:navigate", data_dir=..., position="Q_begin", scorer=llm)
-    task.describe()                     # TaskDescription (problem, output format, suffix)
-    task.format_solution(candidate)     # "<INS>...</INS>": how to show a past instruction
+    task.describe()                     # TaskDescription; past ones shown as <INS>...</INS> + score
     task.format_score(81.7)             # "82"
     task.exemplars(rng, 3)              # "input:/output:" pairs with <INS> where it goes
     task.parse(optimizer_text)          # Candidate | Rejected ("[...]" or <INS>...</INS>)
     await task.ascore(candidates)       # one concurrent batch; Scored.info has counts
-    choice = task.select_on_validation(top_candidates)   # best on the validation split
-    report = task.final_report(choice.best)              # test accuracy vs the 3 baselines
+    report = task.final_report(best)    # validation pick, then test accuracy vs the baselines
 
-``select_on_validation`` takes candidates in the loop's preferred order (best training score
-first); ties on validation keep that order. With no validation split (``num_val=0``) it keeps
-the first candidate. ``final_report`` does not look at validation: it scores the given
-instruction and the baselines ("", "Let's think step by step.", "Let's solve the problem.") on
-the test split, concurrently, and returns JSON-able numbers (see :meth:`InstructionTask.final_report`).
+Validation: ``final_report(best)`` shortlists ``best`` plus the next best instructions by
+training accuracy that this task object scored (``val_top_k``, default 5), keeps the one with
+the best validation accuracy (ties go to the better training score) and reports it on the test
+split next to the baselines ("", "Let's think step by step.", "Let's solve the problem.") and,
+when it differs, the training best. ``select_on_validation(candidates)`` exposes the pick alone
+for callers that keep their own shortlist. With ``num_val=0`` or ``val_top_k<=1`` the training
+best is reported as is.
 
 Caching: every scorer request is temperature 0 with a fixed seed, and the request contains the
 instruction in place, the example and the sampling settings; the request cache that
@@ -171,6 +171,7 @@ class InstructionTask:
         seed: int = 0,
         initial: Sequence[str] = DEFAULT_INITIAL,
         max_instruction_chars: int = 1000,
+        val_top_k: int = 5,
         options: dict[str, Any] | None = None,
     ) -> None:
         self.dataset = dataset
@@ -183,7 +184,10 @@ class InstructionTask:
         self.initial = tuple(initial)
         self.max_instruction_chars = max_instruction_chars
         self._options = dict(options or {})
+        self.val_top_k = val_top_k
         self._memo: dict[tuple[str, str], Evaluation] = {}
+        #: training accuracy of every instruction scored by this task object (for final_report)
+        self._train_scores: dict[str, float] = {}
 
     # -- scorer
     @property
@@ -198,19 +202,19 @@ class InstructionTask:
 
     # -- meta-prompt text
     def describe(self) -> TaskDescription:
+        """OPRO's instruction meta-prompt: past instructions as ``<INS>...</INS>`` with an integer
+        ``score`` (0–100), input/output exemplars with ``<INS>`` where the instruction goes, and
+        the request for a new, different instruction in square brackets."""
         where = _POSITION_WORDS[self.position]
-        problem = (
-            f"Your task is to write an instruction <INS> that helps a language model solve "
-            f"{self.dataset.topic} problems. The instruction is placed {where}, then the model "
-            "answers the problem. Below are previous instructions with their scores; a score is the "
-            "model's accuracy on a set of training problems, from 0 to 100, and the instructions are "
-            "in ascending order of score, where higher is better. The exemplars show how an "
-            "instruction is applied: <INS> in each input is replaced by the instruction, the model "
-            "reads the input and gives an output, and the output is correct if it gives the same "
-            "answer as the shown output."
-        )
         return TaskDescription(
-            problem=problem,
+            problem=(
+                f"Your task is to write an instruction <INS> that helps a language model solve "
+                f"{self.dataset.topic} problems. The instruction is placed {where}, then the model "
+                "answers the problem. Below are some previous instructions with their scores. The "
+                "score is the model's accuracy on a set of training problems and ranges from 0 to "
+                "100. The instructions are arranged in ascending order based on their scores, where "
+                "higher scores indicate better quality."
+            ),
             solution_name="instruction",
             score_name="score",
             output_format=(
@@ -221,10 +225,17 @@ class InstructionTask:
                 "The instruction should be concise, effective, and generally applicable to all "
                 "problems above."
             ),
+            entry_template="<INS>{text}</INS>\nscore:\n{score}",
+            exemplars_intro=(
+                "The following exemplars show how to apply your instruction: you replace <INS> in "
+                "each input with your instruction, then read the input and give an output. We say "
+                "your output is wrong if it gives a different answer from the given output, and "
+                "correct if it gives the same answer."
+            ),
         )
 
     def format_solution(self, candidate: Candidate) -> str:
-        """How a past instruction is shown in the meta-prompt."""
+        """How a past instruction is shown in the meta-prompt (``entry_template`` without score)."""
         return f"<INS>{candidate.text}</INS>"
 
     def format_score(self, score: float) -> str:
@@ -305,6 +316,8 @@ class InstructionTask:
         evals = await self._evaluate("train", self.splits.train, [self._instruction(c) for c in candidates])
         out = []
         for ev in evals:
+            if ev.accuracy is not None:
+                self._train_scores[ev.instruction] = ev.accuracy
             info = {
                 "correct": ev.correct,
                 "total": ev.total,
@@ -328,51 +341,87 @@ class InstructionTask:
         rows = [
             {
                 "instruction": c.text,
+                "train_accuracy": self._train_scores.get(self._instruction(c)),
                 "val_accuracy": ev.accuracy,
                 "correct": ev.correct,
                 "total": ev.total,
                 "failed": ev.failed,
-            }  # fmt: skip
+            }
             for c, ev in zip(cands, evals, strict=True)
         ]
-        best_i = max(
-            range(len(cands)), key=lambda i: (-1.0 if evals[i].accuracy is None else evals[i].accuracy, -i)
-        )
-        return ValidationChoice(cands[best_i], rows)
+
+        def rank(i: int) -> tuple[float, int]:
+            acc = evals[i].accuracy
+            return (-1.0 if acc is None else acc, -i)
+
+        return ValidationChoice(cands[max(range(len(cands)), key=rank)], rows)
 
     def select_on_validation(self, candidates: Sequence[Candidate | str]) -> ValidationChoice:
+        """Sync door to :meth:`aselect_on_validation`."""
         return run_sync(self.aselect_on_validation(candidates))
 
-    async def afinal_report(self, best: Candidate | str) -> dict[str, Any]:
-        """Test accuracy of ``best`` and of each baseline, in one concurrent batch.
-
-        Returns ``{"dataset", "source", "position", "scorer", "splits", "test": {"best": {...},
-        "baselines": [{"name", ...}, ...]}, "best_minus_best_baseline", "per_example"}`` where each
-        entry has ``instruction, accuracy, correct, total, failed`` and ``per_example`` maps
-        "best" and each baseline name to its ``1``/``0``/``x`` string over the test examples.
-        """
+    def _shortlist(self, best: Candidate | str) -> list[Candidate]:
+        """``best`` first, then the other instructions with the highest training accuracy seen by
+        this task object, up to ``val_top_k`` in all."""
         best_ins = self._instruction(best)
-        names = ["best", *(name for name, _ in BASELINES)]
-        instructions = [best_ins, *(ins for _, ins in BASELINES)]
-        evals = await self._evaluate("test", self.splits.test, instructions)
-        by_name = dict(zip(names, evals, strict=True))
-        baseline_rows = [{"name": name, **by_name[name].summary()} for name, _ in BASELINES]
-        base_scores = [r["accuracy"] for r in baseline_rows if r["accuracy"] is not None]
-        best_acc = by_name["best"].accuracy
-        return {
+        others = sorted(
+            (ins for ins in self._train_scores if ins != best_ins),
+            key=lambda ins: -self._train_scores[ins],
+        )
+        first = best if isinstance(best, Candidate) else Candidate(best, best)
+        return [first, *(Candidate(ins, ins) for ins in others[: max(0, self.val_top_k - 1)])]
+
+    async def afinal_report(self, best: Candidate | str) -> dict[str, Any]:
+        """Pick the final instruction on validation, then report its test accuracy against the
+        baselines; all scorer requests of a phase go in one concurrent batch.
+
+        The shortlist is ``best`` (the loop's best by training score) plus the next best
+        instructions this task object scored, ``val_top_k`` in all; with ``val_top_k <= 1`` or no
+        validation split, ``best`` is kept as is. Returned keys: ``dataset, source, position,
+        scorer, splits``; ``instruction`` (the one reported) and ``selected_by``;
+        ``validation`` (one row per shortlisted instruction, when used); ``test`` with ``best``,
+        ``train_best`` (when validation picked another one) and one entry per baseline
+        (``empty``, ``step_by_step``, ``solve``), each ``instruction, accuracy, correct, total,
+        failed``; ``best_minus_best_baseline``; ``per_example``: name → list of 1 / 0 / None
+        (right / wrong / failed) over the test examples.
+        """
+        train_best = self._instruction(best)
+        shortlist = self._shortlist(best)
+        report: dict[str, Any] = {
             "dataset": self.dataset.name,
             "source": self.dataset.source,
             "position": self.position,
             "scorer": getattr(self.scorer, "name", ""),
             "splits": dict(self.splits.recipe),
-            "test": {"best": by_name["best"].summary(), "baselines": baseline_rows},
-            "best_minus_best_baseline": (
-                None if best_acc is None or not base_scores else round(best_acc - max(base_scores), 4)
-            ),
-            "per_example": {name: ev.correctness() for name, ev in by_name.items()},
         }
+        selected, selected_by = train_best, "training score"
+        if len(shortlist) > 1 and self.splits.val:
+            choice = await self.aselect_on_validation(shortlist)
+            selected, selected_by = self._instruction(choice.best), "validation accuracy"
+            report["validation"] = choice.rows
+        report["instruction"] = selected
+        report["selected_by"] = selected_by
+
+        names = ["best"] + (["train_best"] if selected != train_best else []) + [n for n, _ in BASELINES]
+        instructions = (
+            [selected] + ([train_best] if selected != train_best else []) + [i for _, i in BASELINES]
+        )
+        evals = await self._evaluate("test", self.splits.test, instructions)
+        by_name = dict(zip(names, evals, strict=True))
+        report["test"] = {name: ev.summary() for name, ev in by_name.items()}
+        base_scores = [by_name[n].accuracy for n, _ in BASELINES if by_name[n].accuracy is not None]
+        best_acc = by_name["best"].accuracy
+        report["best_minus_best_baseline"] = (
+            None if best_acc is None or not base_scores else round(best_acc - max(base_scores), 4)
+        )
+        report["per_example"] = {
+            name: [None if r.correct is None else int(r.correct) for r in ev.records]
+            for name, ev in by_name.items()
+        }
+        return report
 
     def final_report(self, best: Candidate) -> dict[str, Any]:
+        """Sync door to :meth:`afinal_report` (what the OPRO loop calls at the end of a run)."""
         return run_sync(self.afinal_report(best))
 
     def config(self) -> dict[str, Any]:
@@ -397,6 +446,7 @@ def make_task(
     hf_config: str | None = None,
     initial: Sequence[str] | str | None = None,
     max_instruction_chars: int = 1000,
+    val_top_k: int = 5,
 ) -> InstructionTask:
     """Instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id).
 
@@ -404,7 +454,8 @@ def make_task(
     used. ``train_ratio`` defaults to 0.035 for GSM8K and 0.2 otherwise; ``num_val`` defaults
     to the train size (two-file datasets) or 10 % of the pool; ``num_train`` / ``num_test`` cap
     the train / test sets for quick runs. ``scorer`` is an LLM or a model spec (default
-    ``local``); ``max_tokens`` bounds each scorer answer. See :mod:`promptopt.datasets`.
+    ``local``); ``max_tokens`` bounds each scorer answer; ``val_top_k`` is how many of the best
+    training instructions ``final_report`` compares on validation. See :mod:`promptopt.datasets`.
     """
     check_position(position)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -415,6 +466,8 @@ def make_task(
         or max_instruction_chars < 1
     ):
         raise ConfigError(f"max_instruction_chars must be a positive integer, got {max_instruction_chars!r}")
+    if isinstance(val_top_k, bool) or not isinstance(val_top_k, int) or val_top_k < 0:
+        raise ConfigError(f"val_top_k must be an integer >= 0, got {val_top_k!r}")
     if initial is None:
         initial_list = list(DEFAULT_INITIAL)
     elif isinstance(initial, str):
@@ -448,6 +501,7 @@ def make_task(
         "hf_config": hf_config,
         "initial": initial_list,
         "max_instruction_chars": max_instruction_chars,
+        "val_top_k": val_top_k,
     }
     return InstructionTask(
         ds,
@@ -458,5 +512,6 @@ def make_task(
         seed=seed,
         initial=initial_list,
         max_instruction_chars=max_instruction_chars,
+        val_top_k=val_top_k,
         options=options,
     )
