@@ -233,3 +233,26 @@ def test_notices_go_to_logging_by_default(
     with caplog.at_level(logging.INFO, logger="promptopt.llm.embedded"):
         path = ensure_weights(model, cache_dir=tmp_path / "cache")
     assert any(str(path) in r.getMessage() for r in caplog.records)
+
+
+def test_models_command_json_reports_without_loading(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from promptopt.cli import main
+
+    main(["models", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    schemes = {b["scheme"]: b for b in data["backends"]}
+    assert {"local", "openai", "vllm", "hf", "fake"} <= set(schemes)
+    assert schemes["fake"]["usable"] is True
+    assert schemes["vllm"]["usable"] is (
+        importlib.util.find_spec("vllm") is not None and schemes["vllm"]["usable"]
+    )
+    names = [m["name"] for m in data["local_models"]]
+    assert names == list(EMBEDDED_MODELS)
+    assert data["default_local_model"] == DEFAULT_LOCAL_MODEL
+    default = next(m for m in data["local_models"] if m["default"])
+    assert default["name"] == DEFAULT_LOCAL_MODEL
+    # The conftest points the cache at a fresh dir: nothing may have been assembled by reporting.
+    assert default["assembled"] is False
+    assert not Path(data["models_dir"]).exists() or not any(Path(data["models_dir"]).iterdir())
