@@ -303,6 +303,7 @@ class _Loop:
             elif ev == "step_aborted":
                 step = int(rec["step"])
                 pending = [t for t in pending if t.step != step]
+                last_usage = rec.get("usage") or last_usage  # calls made before the refusal count
         nxt = self.hist.step + 1
         self.partial = sorted((t for t in pending if t.step == nxt), key=lambda t: t.index)
         if last_usage:
@@ -516,7 +517,16 @@ class _Loop:
 
     def _abort(self, step: int, reason: str, detail: str, answer: dict[int, Any]) -> NoReturn:
         raws = {str(i): r.text for i, r in sorted(answer.items()) if isinstance(r, Completion)}
-        self._record({"event": "step_aborted", "step": step, "reason": reason, "detail": detail, "raw": raws})
+        self._record(
+            {
+                "event": "step_aborted",
+                "step": step,
+                "reason": reason,
+                "detail": detail,
+                "raw": raws,
+                "usage": self.budget.snapshot(),
+            }
+        )
         raise _Aborted(reason, detail)
 
     def _commit(self, step: int, trials: dict[int, Trial], reused: set[int]) -> None:
