@@ -226,7 +226,7 @@ def _numbers(text: str) -> list[_Num]:
 def _first_statement(span: str) -> str:
     """The span up to the end of its first sentence or line with content."""
     span = span.lstrip()
-    m = re.search(r"(?<!\d)\.(?!\d)|\n", span)
+    m = re.search(r"\.(?=\s|$)|\n", span)
     return span[: m.start()] if m else span
 
 

@@ -113,7 +113,7 @@ def _balanced_brackets(text: str) -> str | None:
 def _clean_instruction(text: str) -> str:
     """Strip tags, wrapping quotes, control characters and extra blank space; keep Unicode."""
     text = re.sub(r"<\s*/?\s*(?:INS|Start)\s*>", "", text, flags=re.IGNORECASE)
-    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    text = "".join(ch if ch == "\n" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
     lines = [" ".join(line.split()) for line in text.split("\n")]
     text = "\n".join(line for line in lines if line).strip()
     changed = True

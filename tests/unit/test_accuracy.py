@@ -1,0 +1,140 @@
+"""The generic accuracy evaluator: one concurrent batch, instruction placement, failures, cache."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptopt.datasets import Example
+from promptopt.evaluators.accuracy import aevaluate, aevaluate_many, build_request, evaluate
+from promptopt.evaluators.answers import Graded
+from promptopt.llm.base import LLMTimeoutError, Request
+from promptopt.llm.cache import CachedLLM, RequestCache
+from promptopt.llm.fake import FakeLLM, request_text
+
+EXAMPLES = [Example(f"ex:{i}", f"What is {i} + {i}?", str(2 * i), "number") for i in range(6)]
+
+
+class BatchCountingFake(FakeLLM):
+    """FakeLLM that also counts ``agenerate`` batches."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list[int] = []
+
+    async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
+        self.batches.append(len(requests))
+        return await super().agenerate(requests, return_exceptions=return_exceptions)
+
+
+def adder(request: Request, _i: int) -> str:
+    """Answers right only when told to "Add carefully"; otherwise off by one."""
+    text = request_text(request)
+    a = int(re.search(r"What is (\d+)", text).group(1))  # type: ignore[union-attr]
+    return f"The answer is {2 * a if 'Add carefully' in text else 2 * a + 1}."
+
+
+@pytest.mark.parametrize(
+    ("position", "roles", "user"),
+    [
+        ("Q_begin", ["user"], "Be exact.\n\nWhat is 1 + 1?"),
+        ("Q_end", ["user"], "What is 1 + 1?\n\nBe exact."),
+        ("A_begin", ["user"], "Q: What is 1 + 1?\n\nA: Be exact."),
+        ("system", ["system", "user"], "What is 1 + 1?"),
+    ],
+)
+def test_build_request_places_the_instruction(position: str, roles: list[str], user: str) -> None:
+    req = build_request(EXAMPLES[1], "Be exact.", position, max_tokens=50, seed=3)
+    assert req.messages is not None
+    assert [m.role for m in req.messages] == roles
+    assert req.messages[-1].content == user
+    assert (req.temperature, req.max_tokens, req.seed) == (0.0, 50, 3)
+    if position == "system":
+        assert req.messages[0].content == "Be exact."
+
+
+def test_empty_instruction_leaves_the_question_alone() -> None:
+    req = build_request(EXAMPLES[2], "", "Q_begin")
+    assert req.messages is not None and [m.content for m in req.messages] == ["What is 2 + 2?"]
+
+
+async def test_many_instructions_in_one_batch_with_duplicates_sent_once() -> None:
+    llm = BatchCountingFake(fn=adder)
+    evals = await aevaluate_many(llm, ["Add carefully.", "Guess.", "Add carefully."], EXAMPLES)
+    assert llm.batches == [12]  # 2 unique instructions × 6 examples, one agenerate call
+    assert [e.accuracy for e in evals] == [100.0, 0.0, 100.0]
+    assert evals[0] is evals[2]
+    assert evals[0].correctness() == "111111" and evals[1].correctness() == "000000"
+    rec = evals[1].records[2]
+    assert rec.example_id == "ex:2" and rec.prediction == "5" and rec.correct is False
+
+
+async def test_failed_requests_are_counted_not_graded() -> None:
+    def flaky(request: Request, _i: int) -> Any:
+        if "What is 3" in request_text(request) or "What is 4" in request_text(request):
+            return LLMTimeoutError("timed out after 30 s")
+        return adder(request, _i)
+
+    ev = await aevaluate(FakeLLM(fn=flaky), "Add carefully.", EXAMPLES)
+    assert (ev.correct, ev.failed, ev.total, ev.answered) == (4, 2, 6, 4)
+    assert ev.accuracy == 100.0  # over the answered examples
+    assert ev.correctness() == "111xx1"
+    assert ev.records[3].error is not None and "LLMTimeoutError" in ev.records[3].error
+    assert ev.error is None
+
+
+async def test_all_failed_gives_no_accuracy_and_an_error() -> None:
+    ev = await aevaluate(FakeLLM(default=LLMTimeoutError("down")), "x", EXAMPLES[:3])
+    assert ev.accuracy is None and ev.failed == 3
+    assert ev.error is not None and "all 3 scorer requests failed" in ev.error and "down" in ev.error
+
+
+async def test_a_bug_in_the_backend_is_not_swallowed() -> None:
+    def broken(request: Request, _i: int) -> str:
+        raise RuntimeError("bug")
+
+    with pytest.raises(RuntimeError, match="bug"):
+        await aevaluate(FakeLLM(fn=broken), "x", EXAMPLES[:2])
+
+
+async def test_custom_grader() -> None:
+    def always_right(response: str, example: Any) -> Graded:
+        return Graded(response, True)
+
+    ev = await aevaluate(FakeLLM(default="whatever"), "x", EXAMPLES, grader=always_right)
+    assert ev.accuracy == 100.0 and ev.records[0].prediction == "whatever"
+
+
+async def test_cache_hits_cost_no_backend_call(tmp_path: Path) -> None:
+    inner = FakeLLM(fn=adder)
+    llm = CachedLLM(inner, RequestCache(tmp_path / "c.sqlite"))
+    first = await aevaluate(llm, "Add carefully.", EXAMPLES)
+    assert len(inner.calls) == 6 and first.cached == 0
+    again = await aevaluate(llm, "Add carefully.", EXAMPLES)
+    assert len(inner.calls) == 6 and again.cached == 6
+    assert again.correctness() == first.correctness()
+    other_position = await aevaluate(llm, "Add carefully.", EXAMPLES, position="Q_end")
+    assert len(inner.calls) == 12 and other_position.cached == 0  # position is part of the key
+
+
+def test_sync_door() -> None:
+    ev = evaluate(FakeLLM(fn=adder), "Add carefully.", EXAMPLES[:2])
+    assert ev.summary() == {
+        "instruction": "Add carefully.",
+        "position": "Q_begin",
+        "accuracy": 100.0,
+        "correct": 2,
+        "total": 2,
+        "failed": 0,
+    }
+
+
+async def test_bad_position_is_a_config_error() -> None:
+    from promptopt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="position"):
+        await aevaluate(FakeLLM(default="1"), "x", EXAMPLES, position="middle")

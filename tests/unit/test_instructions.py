@@ -1,0 +1,304 @@
+"""The instruction-search task plug-in, scored through the scripted FakeLLM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptopt.errors import ConfigError
+from promptopt.llm.base import LLMTimeoutError, Request
+from promptopt.llm.cache import CachedLLM, RequestCache
+from promptopt.llm.fake import FakeLLM, request_text
+from promptopt.optimizers.meta_prompt import PastSolution, build_meta_prompt
+from promptopt.tasks import base as task_base
+from promptopt.tasks.base import Candidate, Rejected, Task
+from promptopt.tasks.instructions import BASELINES, InstructionTask, extract_instruction, make_task
+
+
+class BatchCountingFake(FakeLLM):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.batches: list[int] = []
+
+    async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
+        self.batches.append(len(requests))
+        return await super().agenerate(requests, return_exceptions=return_exceptions)
+
+
+def scorer_reply(request: Request, _i: int) -> Any:
+    """Right on every question with "carefully" in the prompt; with "even" right only on even
+    operands; otherwise always off by one. "Crash" makes the request fail."""
+    text = request_text(request)
+    if "Crash" in text:
+        return LLMTimeoutError("scorer timed out")
+    a = int(re.search(r"What is (\d+) \+", text).group(1))  # type: ignore[union-attr]
+    right = "carefully" in text or ("even" in text and a % 2 == 0)
+    return f"{a} + {a} = {2 * a if right else 2 * a + 1}. The answer is {2 * a if right else 2 * a + 1}."
+
+
+@pytest.fixture
+def data_file(tmp_path: Path) -> Path:
+    path = tmp_path / "add.jsonl"
+    path.write_text(
+        "".join(json.dumps({"input": f"What is {i} + {i}?", "target": 2 * i}) + "\n" for i in range(50)),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def fake() -> BatchCountingFake:
+    return BatchCountingFake(fn=scorer_reply)
+
+
+@pytest.fixture
+def task(data_file: Path, fake: BatchCountingFake) -> InstructionTask:
+    return make_task(dataset=f"jsonl:{data_file}", scorer=fake)
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def test_registered_and_satisfies_the_protocol(data_file: Path, fake: FakeLLM) -> None:
+    t = task_base.make_task("instructions", dataset=f"jsonl:{data_file}", scorer=fake)
+    assert isinstance(t, Task) and t.name == "instructions" and t.direction == "max"
+    names = [name for name, _, _ in task_base.get_task_entry("instructions").options()]
+    for opt in ("dataset", "data_dir", "position", "scorer", "seed", "train_ratio", "num_val", "num_test"):
+        assert opt in names
+
+
+def test_splits_and_config_rebuild_the_same_task(task: InstructionTask, fake: FakeLLM) -> None:
+    assert (len(task.splits.train), len(task.splits.val), len(task.splits.test)) == (10, 5, 35)
+    cfg = task.config()
+    json.dumps(cfg)  # JSON-able
+    again = make_task(**cfg, scorer=fake)
+    assert again.splits == task.splits and again.config() == cfg
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"position": "middle"}, "position"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"val_top_k": -1}, "val_top_k"),
+        ({"train_ratio": 2.0}, "train_ratio"),
+    ],
+)
+def test_bad_options_are_config_errors(data_file: Path, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_task(dataset=f"jsonl:{data_file}", **options)
+
+
+# --------------------------------------------------------------------------- meta-prompt pieces
+
+
+def test_meta_prompt_text(task: InstructionTask) -> None:
+    desc = task.describe()
+    assert desc.solution_name == "instruction"
+    assert "at the beginning of the question" in desc.problem and "0 to" in desc.problem
+    assert "square brackets" in desc.output_format
+    entries = [PastSolution("Let's solve the problem.", 61.2, 0), PastSolution("Add carefully.", 90.0, 1)]
+    meta = build_meta_prompt(desc, entries, task.format_score, task.exemplars(random.Random(0), 2))
+    assert "<INS>Let's solve the problem.</INS>\nscore:\n61" in meta
+    assert meta.index("score:\n61") < meta.index("score:\n90")  # ascending
+    assert meta.count("input:\n<INS>\n\nWhat is") == 2 and "output:\n" in meta
+    assert meta.rstrip().endswith("generally applicable to all problems above.")
+
+
+@pytest.mark.parametrize(
+    ("position", "marker"),
+    [
+        ("Q_begin", "input:\n<INS>\n\nWhat is"),
+        ("Q_end", "?\n\n<INS>\noutput:"),
+        ("A_begin", "input:\nQ: What is"),
+        ("system", "input:\nsystem: <INS>\nuser: What is"),
+    ],
+)
+def test_exemplars_show_ins_where_the_instruction_goes(data_file: Path, position: str, marker: str) -> None:
+    t = make_task(dataset=f"jsonl:{data_file}", position=position, scorer=FakeLLM())
+    shown = t.exemplars(random.Random(1), 3)
+    assert len(shown) == 3 and all(marker in s for s in shown)
+    if position == "A_begin":
+        assert all("\n\nA: <INS>\noutput:" in s for s in shown)
+    assert t.exemplars(random.Random(1), 3) == shown  # the loop's rng decides
+    assert t.exemplars(random.Random(1), 0) == []
+
+
+@pytest.mark.parametrize(
+    ("score", "shown"), [(61.2, "61"), (62.5, "63"), (99.6, "100"), (0.0, "0"), (100.0, "100")]
+)
+def test_format_score_is_an_integer_0_to_100(task: InstructionTask, score: float, shown: str) -> None:
+    assert task.format_score(score) == shown
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+@pytest.mark.parametrize(
+    ("output", "instruction"),
+    [
+        ("[Let's think carefully.]", "Let's think carefully."),
+        (
+            "Sure! Here it is:\n[Read the question twice, then answer.]\nHope it helps.",
+            "Read the question twice, then answer.",
+        ),
+        ("<INS>Solve it step by step.</INS>", "Solve it step by step."),
+        ("<ins> Check each step. </ins>", "Check each step."),
+        ("<Start>Let's compute.</Start>", "Let's compute."),
+        ("[INS]Be precise.[/INS]", "Be precise."),
+        ("[Answer in the form [number].]", "Answer in the form [number]."),
+        ("[“Think, then answer.”]", "Think, then answer."),
+        ('["Quoted instruction."]', "Quoted instruction."),
+        ("[请一步一步地思考。]", "请一步一步地思考。"),
+        ("[Résolvez pas à pas 🧮]", "Résolvez pas à pas 🧮"),
+        ("[Line one.\n   Line two.]", "Line one.\nLine two."),
+        ("[Tab\tand\x07bell]", "Tab and bell"),
+        ("<INS></INS> [The real one.]", "The real one."),
+        ("Instruction: Work backwards from the answer.", "Work backwards from the answer."),
+        ("Double-check the arithmetic.", "Double-check the arithmetic."),
+    ],
+)
+def test_parse_extracts_the_instruction(task: InstructionTask, output: str, instruction: str) -> None:
+    got = task.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction and got.value == instruction
+
+
+@pytest.mark.parametrize(
+    ("output", "status"),
+    [
+        ("", "unparseable"),
+        ("Here are my thoughts:\nI would try something new.\nMaybe this.", "unparseable"),
+        ("Here is the new instruction:", "unparseable"),
+        ("[]", "invalid"),
+        ("[   ]", "invalid"),
+        ("[“ ”]", "invalid"),
+        ("[your instruction]", "invalid"),
+        ("[" + "x" * 1001 + "]", "invalid"),
+    ],
+)
+def test_parse_rejects(task: InstructionTask, output: str, status: str) -> None:
+    got = task.parse(output)
+    assert isinstance(got, Rejected) and got.status == status and got.reason
+
+
+def test_extract_instruction_is_none_without_marker() -> None:
+    assert extract_instruction("one\ntwo") is None
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+async def test_ascore_is_one_batch_of_candidates_times_train(
+    task: InstructionTask, fake: BatchCountingFake
+) -> None:
+    cands = [Candidate("Add carefully."), Candidate("Keep it even."), Candidate("Guess.")]
+    scored = await task.ascore(cands)
+    assert fake.batches == [30]
+    train = task.splits.train
+    evens = sum(int(e.input.split()[2]) % 2 == 0 for e in train)
+    assert [s.score for s in scored] == [100.0, 100.0 * evens / len(train), 0.0]
+    assert scored[0].info == {"correct": 10, "total": 10, "failed": 0, "per_example": "1" * 10}
+    # the instruction is placed at Q_begin of each question, greedy, fixed seed
+    req = fake.calls[0]
+    assert req.messages is not None and req.messages[-1].content.startswith("Add carefully.\n\nWhat is")
+    assert (req.temperature, req.seed, req.max_tokens) == (0.0, 0, 400)
+
+
+async def test_failures_are_counted_and_all_failed_is_none(task: InstructionTask) -> None:
+    scored = await task.ascore([Candidate("Crash now.")])
+    assert scored[0].score is None and scored[0].error and "10 scorer requests failed" in scored[0].error
+    assert scored[0].info["failed"] == 10 and scored[0].info["per_example"] == "x" * 10
+
+
+async def test_rescoring_costs_nothing_in_the_same_task(
+    task: InstructionTask, fake: BatchCountingFake
+) -> None:
+    await task.ascore([Candidate("Add carefully.")])
+    n = len(fake.calls)
+    again = await task.ascore([Candidate("Add carefully.")])
+    assert len(fake.calls) == n and again[0].score == 100.0
+
+
+async def test_request_cache_makes_rescoring_free_across_tasks(data_file: Path, tmp_path: Path) -> None:
+    """What gives the per-(instruction, position, example, scorer) cache: the request cache."""
+    inner = FakeLLM(fn=scorer_reply)
+    store = RequestCache(tmp_path / "requests.sqlite")
+    first = make_task(dataset=f"jsonl:{data_file}", scorer=CachedLLM(inner, store))
+    s1 = await first.ascore([Candidate("Add carefully.")])
+    assert len(inner.calls) == 10
+
+    resumed = make_task(dataset=f"jsonl:{data_file}", scorer=CachedLLM(inner, store))  # a new process, say
+    s2 = await resumed.ascore([Candidate("Add carefully.")])
+    assert len(inner.calls) == 10 and s2 == s1  # 0 backend calls
+
+    moved = make_task(dataset=f"jsonl:{data_file}", position="Q_end", scorer=CachedLLM(inner, store))
+    await moved.ascore([Candidate("Add carefully.")])
+    assert len(inner.calls) == 20  # another position is another request
+
+    other_model = FakeLLM(fn=scorer_reply, name="other-scorer")
+    await make_task(dataset=f"jsonl:{data_file}", scorer=CachedLLM(other_model, store)).ascore(
+        [Candidate("Add carefully.")]
+    )
+    assert len(other_model.calls) == 10  # another scorer is another cache entry
+
+
+def test_scorer_given_as_a_spec(data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
+    t = make_task(dataset=f"jsonl:{data_file}", scorer="fake:The answer is 0.")
+    assert t.scorer.name == "fake:The answer is 0."  # built on first use, with the request cache
+    assert isinstance(t.scorer, CachedLLM)
+    scored = asyncio.run(t.ascore([Candidate("x")]))
+    zeros = sum(e.target == "0" for e in t.splits.train)  # only "What is 0 + 0?" has the answer 0
+    assert scored[0].score == 100.0 * zeros / len(t.splits.train)
+
+
+# --------------------------------------------------------------------------- validation and report
+
+
+async def test_select_on_validation_keeps_given_order_on_ties(task: InstructionTask) -> None:
+    choice = await task.aselect_on_validation(["Guess.", "Add carefully.", "Be carefully exact."])
+    assert choice.best.text == "Add carefully."  # 100 on validation; the later tie loses
+    assert [r["val_accuracy"] for r in choice.rows] == [0.0, 100.0, 100.0]
+    assert all(r["total"] == 5 for r in choice.rows)
+
+
+def test_select_without_validation_keeps_the_first(data_file: Path, fake: FakeLLM) -> None:
+    t = make_task(dataset=f"jsonl:{data_file}", scorer=fake, num_val=0)
+    assert t.select_on_validation(["Guess.", "Add carefully."]).best.text == "Guess."
+
+
+def test_final_report_tests_the_validation_pick_against_baselines(data_file: Path) -> None:
+    fake = BatchCountingFake(fn=scorer_reply)
+    t = make_task(dataset=f"jsonl:{data_file}", scorer=fake, num_test=20)
+    # Score both, then report with the worse one as the loop's best: validation overrules it.
+    asyncio.run(t.ascore([Candidate("Keep it even."), Candidate("Add carefully.")]))
+    fake.batches.clear()
+    report = t.final_report(Candidate("Keep it even."))
+    assert report["selected_by"] == "validation accuracy"
+    assert report["instruction"] == "Add carefully."
+    assert [r["instruction"] for r in report["validation"]] == ["Keep it even.", "Add carefully."]
+    test = report["test"]
+    assert set(test) == {"best", "train_best", *(name for name, _ in BASELINES)}
+    assert test["best"]["accuracy"] == 100.0 and test["best"]["total"] == 20
+    assert test["empty"]["instruction"] == "" and test["empty"]["accuracy"] == 0.0
+    assert test["step_by_step"]["instruction"] == "Let's think step by step."
+    assert report["best_minus_best_baseline"] == 100.0
+    assert report["per_example"]["best"] == [1] * 20
+    assert report["splits"]["test"] == 20 and report["splits"]["test_before_cap"] == 35
+    assert fake.batches == [10, 100]  # validation: 2 × 5; test: 5 instructions × 20, one batch
+    json.dumps(report)
+
+
+def test_final_report_without_shortlist_keeps_best(data_file: Path) -> None:
+    t = make_task(dataset=f"jsonl:{data_file}", scorer=FakeLLM(fn=scorer_reply), num_test=5, val_top_k=1)
+    report = t.final_report(Candidate("Add carefully."))
+    assert report["selected_by"] == "training score" and "validation" not in report
+    assert set(report["test"]) == {"best", "empty", "step_by_step", "solve"}
