@@ -238,6 +238,21 @@ def _linreg_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]
     ]
 
 
+def _instructions_section(report: dict[str, Any]) -> list[str]:
+    rows = ["| instruction | held-out test accuracy | correct / total |", "|---|---|---|"]
+    for name, row in (report.get("test") or {}).items():
+        text = str(row.get("instruction", "")).replace("|", "\\|").replace("\n", " ")
+        rows.append(
+            f"| {name}: `{text}` | {_num(row.get('accuracy'))} | {row.get('correct')} / {row.get('total')} |"
+        )
+    return [
+        f"Dataset {report.get('dataset')}, position {report.get('position')}, scorer `{report.get('scorer')}`; "
+        f"reported instruction selected by {report.get('selected_by')}.",
+        "",
+        *rows,
+    ]
+
+
 def _generic_section(report: dict[str, Any]) -> list[str]:
     lines = []
     for k, v in report.items():
@@ -326,6 +341,8 @@ def write_report(run_dir: str | Path) -> list[Path]:
             md += _tsp_section(task_report)
         elif task_name == "linear-regression" and "optimum" in task_report:
             md += _linreg_section(task_report, search)
+        elif task_name == "instructions" and isinstance(task_report.get("test"), dict):
+            md += _instructions_section(task_report) + [""] + _generic_section(task_report)
         else:
             md += _generic_section(task_report)
         md.append("")

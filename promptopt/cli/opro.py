@@ -130,7 +130,7 @@ def build_task(
 
 def _fmt_num(v: Any) -> str:
     if isinstance(v, float):
-        return f"{v:.2f}"
+        return str(int(v)) if v.is_integer() else f"{v:.2f}"
     return str(v)
 
 
@@ -169,19 +169,36 @@ def _summary_generic(report: dict[str, Any], prefix: str = "") -> list[str]:
     return lines
 
 
+def _summary_instructions(report: dict[str, Any]) -> list[str]:
+    lines = [
+        f"instruction ({report.get('selected_by', 'training score')}): {report.get('instruction')!r}",
+        f"dataset: {report.get('dataset')}  position: {report.get('position')}  scorer: {report.get('scorer')}",
+    ]
+    for name, row in (report.get("test") or {}).items():
+        if isinstance(row, dict):
+            lines.append(
+                f"held-out test accuracy, {name}: {_fmt_num(row.get('accuracy'))} "
+                f"({row.get('correct')}/{row.get('total')}, failed {row.get('failed')})"
+            )
+    lines.append(f"best minus best baseline: {_fmt_num(report.get('best_minus_best_baseline'))}")
+    return lines
+
+
 #: task name → how its final report is summarised (others: flattened key: value lines)
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "tsp": _summary_tsp,
     "linear-regression": _summary_linreg,
+    "instructions": _summary_instructions,
 }
 
 
 class _Progress:
     """The live display: step, best so far, calls and tokens spent."""
 
-    def __init__(self, task_name: str, total: int) -> None:
+    def __init__(self, task_name: str, total: int, cached: Any = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
+        self.cached = cached  # the optimizer's CachedLLM: its hits cost nothing and are shown apart
         self.con = err_console()
         self.progress = Progress(
             SpinnerColumn(),
@@ -206,9 +223,9 @@ class _Progress:
         best = "—" if ev.best_score is None else f"{ev.best_score:.4g}"
         u = ev.usage
         tokens = u.get("prompt_tokens", 0) + u.get("completion_tokens", 0)
-        desc = (
-            f"best {best} | calls {u.get('calls', 0)} (+{u.get('cached_calls', 0)} cached) | tokens {tokens}"
-        )
+        hits = int(getattr(self.cached, "hits", 0) or 0) + int(u.get("cached_calls", 0) or 0)
+        cached = f" (+{hits} from cache)" if hits else ""
+        desc = f"best {best} | calls {u.get('calls', 0)}{cached} | tokens {tokens}"
         if ev.kind == "step_started":
             desc = f"step {ev.step} running… | {desc}"
         self.progress.update(
@@ -429,7 +446,7 @@ def run_command(
     err.print(_projection_line(resolved, task_obj, optimizer, budget))
     flag = StopFlag()
     try:
-        with flag.handle_sigint(), _Progress(task_name, resolved["steps"]) as progress:
+        with flag.handle_sigint(), _Progress(task_name, resolved["steps"], optimizer) as progress:
             result = opro.optimize(
                 task_obj, llm=optimizer, budget=budget, run=run, stop_flag=flag, progress=progress
             )
@@ -444,7 +461,11 @@ def run_command(
     out.print(f"best score: {result.best_score}")
     task_report = result.report.get("task")
     if isinstance(task_report, dict):
-        for line in SUMMARIES.get(task_name, _summary_generic)(task_report):
+        try:
+            lines = SUMMARIES.get(task_name, _summary_generic)(task_report)
+        except (KeyError, TypeError, ValueError):  # a report of another shape: show it plainly
+            lines = _summary_generic(task_report)
+        for line in lines:
             out.print(line)
     search = result.report.get("search", {})
     out.print(

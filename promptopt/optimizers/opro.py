@@ -394,7 +394,7 @@ class _Loop:
                 await self._step(self.hist.step + 1)
         except _Aborted as exc:
             stop = (exc.reason, exc.detail)
-        return self._finish(stop or ("steps", ""))
+        return await self._finish(stop or ("steps", ""))
 
     def _kept_trial(
         self, step: int, index: int, c: Candidate, raw: str | None, scored: Any, status: str
@@ -430,7 +430,7 @@ class _Loop:
         scores = await self._score([c for _, c in to_score], step)
         for (i, c), s in zip(to_score, scores, strict=True):
             trials[i] = self._kept_trial(step, i, c, None, s, "initial")
-        self._commit(step, trials, set(done))
+        await self._commit(step, trials, set(done))
 
     async def _step(self, step: int) -> None:
         p = self.p
@@ -498,7 +498,7 @@ class _Loop:
         scores = await self._score([c for _, c, _ in to_score], step, answer)
         for (i, c, raw), s in zip(to_score, scores, strict=True):
             trials[i] = self._kept_trial(step, i, c, raw, s, "scored")
-        self._commit(step, trials, set(done))
+        await self._commit(step, trials, set(done))
 
     async def _score(
         self, cands: Sequence[Candidate], step: int, answer: dict[int, Any] | None = None
@@ -529,7 +529,7 @@ class _Loop:
         )
         raise _Aborted(reason, detail)
 
-    def _commit(self, step: int, trials: dict[int, Trial], reused: set[int]) -> None:
+    async def _commit(self, step: int, trials: dict[int, Trial], reused: set[int]) -> None:
         before = self.hist.best
         for i in sorted(trials):
             t = trials[i]
@@ -557,7 +557,7 @@ class _Loop:
             }
         )
         if improved and self.run is not None:
-            self.run.write_result(self._result_json(self._result("running", "", final=False)))
+            self.run.write_result(self._result_json(await self._result("running", "", final=False)))
         self._emit("step_done", step, kept=kept, dropped=len(trials) - kept, improved=improved)
 
     # -- results
@@ -591,13 +591,21 @@ class _Loop:
             "steps_to_optimum": steps_to_opt,
         }
 
-    def _result(self, stop_reason: str, detail: str, *, final: bool) -> Result:
+    async def _final_report(self, best: Candidate) -> dict[str, Any]:
+        """The task's held-out evaluation; its async door when it has one (``afinal_report``),
+        so that scoring runs on this loop instead of a nested one."""
+        afinal = getattr(self.task, "afinal_report", None)
+        if callable(afinal):
+            return await afinal(best)
+        return self.task.final_report(best)
+
+    async def _result(self, stop_reason: str, detail: str, *, final: bool) -> Result:
         b = self.hist.best
         report: dict[str, Any] = {"search": self._search_stats(), "stop_detail": detail}
         if final and b is not None:
             c = self._candidate_of(b)
             if c is not None:
-                report["task"] = self.task.final_report(c)
+                report["task"] = await self._final_report(c)
         return Result(
             best=b.text if b else None,
             best_score=b.score if b else None,
@@ -616,9 +624,9 @@ class _Loop:
         d["params"] = self.p
         return d
 
-    def _finish(self, stop: tuple[str, str]) -> Result:
+    async def _finish(self, stop: tuple[str, str]) -> Result:
         code, detail = stop
-        result = self._result(code, detail, final=True)
+        result = await self._result(code, detail, final=True)
         self._record({"event": "run_finished", "stop_reason": code, "detail": detail, "steps": result.steps})
         if self.run is not None:
             self.run.write_result(self._result_json(result))
