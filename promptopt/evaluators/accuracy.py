@@ -82,6 +82,11 @@ class Evaluation:
         return self.total - self.failed
 
     @property
+    def no_answer(self) -> int:
+        """Answered examples from which no answer could be read (format failures, not errors)."""
+        return sum(r.correct is not None and r.prediction is None for r in self.records)
+
+    @property
     def cached(self) -> int:
         """How many examples were answered from the request cache."""
         return sum(r.cached for r in self.records)

@@ -310,7 +310,7 @@ class InstructionTask:
         """Training accuracy of each candidate, all (candidate × example) requests in one batch.
 
         ``Scored.info``: ``correct``, ``total``, ``failed`` (requests that errored; they are left
-        out of the accuracy) and ``per_example`` (``1`` right, ``0`` wrong, ``x`` failed, in
+        out of the accuracy), ``no_answer`` (responses with no readable answer) and ``per_example`` (``1`` right, ``0`` wrong, ``x`` failed, in
         train order). All requests failed → ``Scored(None, error=...)``.
         """
         evals = await self._evaluate("train", self.splits.train, [self._instruction(c) for c in candidates])
@@ -322,6 +322,7 @@ class InstructionTask:
                 "correct": ev.correct,
                 "total": ev.total,
                 "failed": ev.failed,
+                "no_answer": ev.no_answer,
                 "per_example": ev.correctness(),
             }
             out.append(Scored(ev.accuracy, info, ev.error))

@@ -109,6 +109,11 @@ async def test_custom_grader() -> None:
     assert ev.accuracy == 100.0 and ev.records[0].prediction == "whatever"
 
 
+async def test_no_answer_counts_unreadable_responses() -> None:
+    ev = await aevaluate(FakeLLM(default="I am not sure."), "x", EXAMPLES[:4])
+    assert (ev.correct, ev.failed, ev.no_answer, ev.accuracy) == (0, 0, 4, 0.0)
+
+
 async def test_cache_hits_cost_no_backend_call(tmp_path: Path) -> None:
     inner = FakeLLM(fn=adder)
     llm = CachedLLM(inner, RequestCache(tmp_path / "c.sqlite"))

@@ -205,7 +205,13 @@ async def test_ascore_is_one_batch_of_candidates_times_train(
     train = task.splits.train
     evens = sum(int(e.input.split()[2]) % 2 == 0 for e in train)
     assert [s.score for s in scored] == [100.0, 100.0 * evens / len(train), 0.0]
-    assert scored[0].info == {"correct": 10, "total": 10, "failed": 0, "per_example": "1" * 10}
+    assert scored[0].info == {
+        "correct": 10,
+        "total": 10,
+        "failed": 0,
+        "no_answer": 0,
+        "per_example": "1" * 10,
+    }
     # the instruction is placed at Q_begin of each question, greedy, fixed seed
     req = fake.calls[0]
     assert req.messages is not None and req.messages[-1].content.startswith("Add carefully.\n\nWhat is")
