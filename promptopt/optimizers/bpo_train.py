@@ -1,0 +1,461 @@
+"""Train a BPO prompt rewriter: (prompt, optimized_prompt) pairs → a ``save_pretrained`` directory.
+
+Why the transformers Trainer and not a loop of our own: it already does progress bars,
+checkpoints, resumption, mixed precision, LoRA models, and — under ``accelerate launch`` — DDP,
+DeepSpeed ZeRO and FSDP. This module only turns pairs into token ids and picks the right model
+class and trainer for the checkpoint.
+
+Two families, picked from the checkpoint's config (``is_encoder_decoder``):
+- seq2seq (T5, Flan-T5, BART): the filled template is the encoder input, the rewrite the target.
+- causal (Llama, Qwen, Gemma as in the paper): template + prompt + rewrite + EOS in one sequence,
+  loss on the rewrite and EOS only. When the pair is too long the longer of prompt and rewrite is
+  cut first (as in the reference), but the template header is never cut.
+Defaults are the paper's for the causal case: AdamW, lr 2e-5, 10 % linear warmup then linear
+decay, weight decay 0.01, 3 epochs, max length 512, gradient clipping 1.0.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from promptopt.errors import ConfigError, DataError
+from promptopt.optimizers.bpo_templates import BPO_TEMPLATE, Family, PromptEncoder, RewriterConfig
+
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One training example: the user's prompt and its improved version."""
+
+    prompt: str
+    optimized_prompt: str
+
+
+def _rows_to_pairs(rows: Iterable[dict[str, Any]], source: str) -> list[Pair]:
+    """Accept ``{prompt, optimized_prompt}`` rows (build-data's output: rows with a ``status``
+    other than ``kept`` are skipped) and BPO's ``{paragraph: [{q, a}, ...]}`` rows."""
+    pairs: list[Pair] = []
+    for i, row in enumerate(rows):
+        if row.get("status", "kept") != "kept":  # build-data's dropped records, if mixed in
+            continue
+        if "prompt" in row and "optimized_prompt" in row:
+            items = [(row["prompt"], row["optimized_prompt"])]
+        elif isinstance(row.get("paragraph"), list):
+            items = [(p.get("q"), p.get("a")) for p in row["paragraph"] if isinstance(p, dict)]
+        else:
+            keys = ", ".join(sorted(map(str, row))) or "none"
+            raise DataError(
+                f"{source}: row {i} has neither 'prompt'/'optimized_prompt' nor BPO's 'paragraph' "
+                f"(its keys: {keys})"
+            )
+        for q, a in items:
+            if isinstance(q, str) and isinstance(a, str) and q.strip() and a.strip():
+                pairs.append(Pair(q.strip(), a.strip()))
+    return pairs
+
+
+def load_pairs(source: str | Path, *, split: str = "train") -> list[Pair]:
+    """Training pairs from a local JSON/JSONL file or a Hugging Face dataset id.
+
+    Local files go through ``datasets.load_dataset("json", ...)`` like hub datasets do, so the
+    same code path serves both. Rows with an empty prompt or rewrite are skipped.
+    """
+    import datasets
+
+    src = str(source)
+    path = Path(src).expanduser()
+    try:
+        if path.is_file():
+            ds = datasets.load_dataset("json", data_files=str(path), split="train")
+        elif path.suffix.lower() in (".json", ".jsonl") or src.startswith((".", "/", "~")):
+            raise DataError(f"training data file {src} does not exist")
+        else:
+            ds = datasets.load_dataset(src, split=split)
+    except DataError:
+        raise
+    except Exception as exc:  # datasets raises many types for unreadable / unknown sources
+        raise DataError(f"cannot load training data {src!r}: {exc.__class__.__name__}: {exc}") from None
+    pairs = _rows_to_pairs(ds, src)
+    if not pairs:
+        raise DataError(f"{src}: no usable (prompt, optimized_prompt) pairs")
+    return pairs
+
+
+# --------------------------------------------------------------------------- tokenization
+
+
+def encode_causal(encoder: PromptEncoder, pair: Pair, max_length: int) -> dict[str, list[int]]:
+    """input_ids / attention_mask / labels for a decoder-only model, loss on rewrite + EOS."""
+    tok = encoder.tokenizer
+    if tok.eos_token_id is None:
+        raise ConfigError("the tokenizer has no EOS token; a causal rewriter needs one to stop")
+    p = encoder.prompt_ids(pair.prompt)
+    t = list(tok(pair.optimized_prompt, add_special_tokens=False)["input_ids"])
+    room = max_length - encoder.fixed_length - 1
+    if room < 2:
+        raise ConfigError(
+            f"max length {max_length} is too small: the template alone takes {encoder.fixed_length} tokens"
+        )
+    np_, nt = len(p), len(t)
+    if np_ + nt > room:  # cut the longer side first, never the template
+        if nt >= np_:
+            nt = max(room - np_, room // 2)
+            np_ = room - nt
+        else:
+            np_ = max(room - nt, room // 2)
+            nt = room - np_
+    src = encoder.join(p[:np_])
+    tgt = t[:nt] + [tok.eos_token_id]
+    ids = src + tgt
+    return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(src) + tgt}
+
+
+def encode_seq2seq(
+    encoder: PromptEncoder, pair: Pair, max_length: int, max_target_length: int
+) -> dict[str, list[int]]:
+    """Encoder input (template + prompt, prompt cut first) and target ids for a seq2seq model."""
+    src = encoder.source(pair.prompt, max_length)
+    tgt = list(
+        encoder.tokenizer(text_target=pair.optimized_prompt, truncation=True, max_length=max_target_length)[
+            "input_ids"
+        ]
+    )
+    return {"input_ids": src, "attention_mask": [1] * len(src), "labels": tgt}
+
+
+# --------------------------------------------------------------------------- config and report
+
+
+@dataclass
+class TrainConfig:
+    """Knobs of ``promptopt bpo train``; defaults are the paper's (see the module docstring)."""
+
+    data: str
+    base_model: str
+    out_dir: str
+    val_data: str | None = None
+    val_ratio: float = 0.05
+    epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: float = 2e-5
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 512
+    max_target_length: int | None = None
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    bf16: bool = False
+    template: str = BPO_TEMPLATE
+    use_chat_template: bool = False
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target: str = "all-linear"
+    gradient_checkpointing: bool = False
+    logging_steps: int = 10
+    save_steps: int = 500
+    eval_steps: int | None = None
+    save_total_limit: int = 2
+    resume: bool = False
+    overwrite: bool = False
+    deepspeed: str | None = None
+    progress: bool = True
+    limit: int | None = None
+
+    def validate(self) -> None:
+        checks = [
+            (self.epochs > 0 or self.max_steps > 0, "epochs must be > 0 (or set max steps)"),
+            (self.learning_rate > 0, "learning rate must be > 0"),
+            (self.batch_size >= 1, "batch size must be >= 1"),
+            (self.grad_accum >= 1, "gradient accumulation must be >= 1"),
+            (self.max_length >= 8, "max length must be >= 8"),
+            (0 <= self.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
+            (0 <= self.val_ratio < 1, "validation ratio must be in [0, 1)"),
+            (self.weight_decay >= 0, "weight decay must be >= 0"),
+            (self.limit is None or self.limit >= 1, "limit must be >= 1"),
+            (not (self.resume and self.overwrite), "choose --resume or --overwrite, not both"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class TrainReport:
+    """What a training run produced (also stored under ``extra.training`` in bpo_rewriter.json)."""
+
+    out_dir: str
+    family: str
+    train_examples: int
+    val_examples: int
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    train_seconds: float
+    steps_per_second: float | None
+    resumed_from: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- model
+
+
+def detect_family(base_model: str) -> Family:
+    """seq2seq when the checkpoint's config is encoder-decoder, causal otherwise."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(base_model)
+    except Exception as exc:  # missing dir, unknown hub id, offline hub
+        raise ConfigError(
+            f"cannot read the model config of {base_model!r}: {exc.__class__.__name__}: {exc}"
+        ) from None
+    return "seq2seq" if getattr(cfg, "is_encoder_decoder", False) else "causal"
+
+
+def _load_model(base_model: str, family: Family, bf16: bool) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+    cls = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16} if bf16 else {}
+    try:
+        return cls.from_pretrained(base_model, **kwargs)
+    except ValueError as exc:  # config of an architecture with no LM head of this kind
+        raise ConfigError(f"{base_model!r} cannot be loaded as a {family} language model: {exc}") from None
+
+
+def _load_tokenizer(base_model: str, family: Family) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(base_model)
+    except Exception as exc:
+        raise ConfigError(f"cannot load the tokenizer of {base_model!r}: {exc}") from None
+    if tok.pad_token_id is None:
+        if tok.eos_token is None:
+            raise ConfigError(f"the tokenizer of {base_model!r} has neither a pad nor an EOS token")
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _apply_lora(model: Any, cfg: TrainConfig, family: Family) -> Any:
+    try:
+        from peft import LoraConfig, TaskType, get_peft_model
+    except ImportError:
+        raise ConfigError("--lora needs the peft package (pip install 'promptopt[gpu]')") from None
+    task_type = TaskType.SEQ_2_SEQ_LM if family == "seq2seq" else TaskType.CAUSAL_LM
+    target: str | list[str] = cfg.lora_target
+    if target != "all-linear":
+        target = [t.strip() for t in target.split(",") if t.strip()]
+    lora = LoraConfig(
+        task_type=task_type,
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=target,
+    )
+    return get_peft_model(model, lora)
+
+
+def last_checkpoint(out_dir: str | Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    path = Path(out_dir)
+    return get_last_checkpoint(str(path)) if path.is_dir() else None
+
+
+# --------------------------------------------------------------------------- training
+
+
+def split_pairs(pairs: Sequence[Pair], ratio: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """A seeded held-out split: at least one validation example when ratio > 0 and there are 2+."""
+    items = list(pairs)
+    if ratio <= 0 or len(items) < 2:
+        return items, []
+    random.Random(seed).shuffle(items)
+    n_val = min(len(items) - 1, max(1, round(len(items) * ratio)))
+    return items[n_val:], items[:n_val]
+
+
+def _tokenize(pairs: Sequence[Pair], encoder: PromptEncoder, family: Family, cfg: TrainConfig) -> Any:
+    from datasets import Dataset
+
+    max_target = cfg.max_target_length or cfg.max_length
+    if family == "causal":
+        rows = [encode_causal(encoder, p, cfg.max_length) for p in pairs]
+    else:
+        rows = [encode_seq2seq(encoder, p, cfg.max_length, max_target) for p in pairs]
+    return Dataset.from_dict({k: [r[k] for r in rows] for k in ("input_ids", "attention_mask", "labels")})
+
+
+def _training_args(cfg: TrainConfig, family: Family, has_eval: bool) -> Any:
+    from transformers import Seq2SeqTrainingArguments, TrainingArguments
+
+    cls = Seq2SeqTrainingArguments if family == "seq2seq" else TrainingArguments
+    eval_strategy = "no"
+    if has_eval:
+        eval_strategy = "steps" if cfg.eval_steps else "epoch"
+    return cls(
+        output_dir=cfg.out_dir,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=cfg.bf16,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy=eval_strategy,
+        eval_steps=cfg.eval_steps,
+        report_to="none",
+        disable_tqdm=not cfg.progress,
+        deepspeed=cfg.deepspeed,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        remove_unused_columns=False,
+        dataloader_pin_memory=_has_cuda(),
+    )
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _check_out_dir(cfg: TrainConfig) -> str | None:
+    """The checkpoint to resume from, after refusing to silently mix two runs in one directory."""
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output path {out} exists and is not a directory")
+    ckpt = last_checkpoint(out)
+    if cfg.resume:
+        if ckpt is None:
+            raise ConfigError(f"--resume: no {CHECKPOINT_PREFIX}* directory in {out} to resume from")
+        return ckpt
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
+        raise ConfigError(
+            f"output directory {out} is not empty; pass --resume to continue its last checkpoint "
+            "or --overwrite to train again into it"
+        )
+    return None
+
+
+def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainReport:
+    """Train a rewriter as ``cfg`` says and save it to ``cfg.out_dir``.
+
+    Run under ``accelerate launch`` for several GPUs or nodes: the Trainer picks up the
+    distributed environment, and only the main process writes the final directory.
+    """
+    cfg.validate()
+    resume_from = _check_out_dir(cfg)
+    family = detect_family(cfg.base_model)
+    tokenizer = _load_tokenizer(cfg.base_model, family)
+    rw_cfg = RewriterConfig(
+        family=family,
+        template=cfg.template,
+        use_chat_template=cfg.use_chat_template,
+        max_length=cfg.max_length,
+        base_model=cfg.base_model,
+    )
+    encoder = PromptEncoder(tokenizer, rw_cfg)
+
+    pairs = load_pairs(cfg.data)
+    if cfg.limit is not None:
+        pairs = pairs[: cfg.limit]
+    if cfg.val_data:
+        train_pairs, val_pairs = pairs, load_pairs(cfg.val_data)
+    else:
+        train_pairs, val_pairs = split_pairs(pairs, cfg.val_ratio, cfg.seed)
+    if family == "causal":
+        tokenizer.padding_side = "right"  # training pads on the right; rewriting on the left
+    train_ds = _tokenize(train_pairs, encoder, family, cfg)
+    val_ds = _tokenize(val_pairs, encoder, family, cfg) if val_pairs else None
+
+    model = _load_model(cfg.base_model, family, cfg.bf16)
+    if cfg.lora:
+        model = _apply_lora(model, cfg, family)
+
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Trainer
+
+    collator = DataCollatorForSeq2Seq(
+        tokenizer, model=model if family == "seq2seq" else None, label_pad_token_id=-100, padding=True
+    )
+    trainer_cls = Seq2SeqTrainer if family == "seq2seq" else Trainer
+    trainer = trainer_cls(
+        model=model,
+        args=_training_args(cfg, family, val_ds is not None),
+        data_collator=collator,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
+    out = trainer.train(resume_from_checkpoint=resume_from)
+    eval_loss = None
+    metrics = dict(out.metrics)
+    if val_ds is not None:
+        ev = trainer.evaluate()
+        eval_loss = ev.get("eval_loss")
+        metrics.update(ev)
+
+    report = TrainReport(
+        out_dir=str(cfg.out_dir),
+        family=family,
+        train_examples=len(train_pairs),
+        val_examples=len(val_pairs),
+        steps=int(trainer.state.global_step),
+        train_loss=metrics.get("train_loss"),
+        eval_loss=eval_loss,
+        train_seconds=float(metrics.get("train_runtime", 0.0)),
+        steps_per_second=metrics.get("train_steps_per_second"),
+        resumed_from=resume_from,
+        metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
+    )
+    if trainer.is_world_process_zero():
+        _save(trainer, tokenizer, rw_cfg, cfg, report)
+    return report
+
+
+def _save(
+    trainer: Any, tokenizer: Any, rw_cfg: RewriterConfig, cfg: TrainConfig, report: TrainReport
+) -> None:
+    """Weights (LoRA merged in), tokenizer and bpo_rewriter.json: a plain transformers directory."""
+    model = trainer.model
+    if cfg.lora:
+        model = model.merge_and_unload()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    if rw_cfg.family == "causal":
+        tokenizer.padding_side = "left"  # batched generation pads on the left
+    tokenizer.save_pretrained(out)
+    training = {
+        "report": report.to_json(),
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("out_dir",)},
+    }
+    replace(rw_cfg, extra={"training": training}).save(out)
