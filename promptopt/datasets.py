@@ -40,7 +40,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -495,7 +495,8 @@ def load_dataset(
         "hf_config": hf_config,
         "topic": topic,
     }
-    return loader(arg, resolve_data_dir(data_dir), opts)
+    ds = loader(arg, resolve_data_dir(data_dir), opts)
+    return replace(ds, topic=topic) if topic else ds
 
 
 # --------------------------------------------------------------------------- splits

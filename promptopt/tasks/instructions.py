@@ -448,6 +448,7 @@ def make_task(
     initial: Sequence[str] | str | None = None,
     max_instruction_chars: int = 1000,
     val_top_k: int = 5,
+    topic: str | None = None,
 ) -> InstructionTask:
     """Instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id).
 
@@ -456,7 +457,8 @@ def make_task(
     to the train size (two-file datasets) or 10 % of the pool; ``num_train`` / ``num_test`` cap
     the train / test sets for quick runs. ``scorer`` is an LLM or a model spec (default
     ``local``); ``max_tokens`` bounds each scorer answer; ``val_top_k`` is how many of the best
-    training instructions ``final_report`` compares on validation. See :mod:`promptopt.datasets`.
+    training instructions ``final_report`` compares on validation; ``topic`` names the problems in
+    the meta-prompt for user data ("solve <topic> problems"). See :mod:`promptopt.datasets`.
     """
     check_position(position)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -482,6 +484,7 @@ def make_task(
         target_field=target_field,
         answer_type=answer_type,
         hf_config=hf_config,
+        topic=topic,
     )
     splits = split_dataset(
         ds, seed=seed, train_ratio=train_ratio, num_train=num_train, num_val=num_val, num_test=num_test
@@ -503,6 +506,7 @@ def make_task(
         "initial": initial_list,
         "max_instruction_chars": max_instruction_chars,
         "val_top_k": val_top_k,
+        "topic": topic,
     }
     return InstructionTask(
         ds,

@@ -110,6 +110,12 @@ def test_meta_prompt_text(task: InstructionTask) -> None:
     assert meta.index("score:\n61") < meta.index("score:\n90")  # ascending
     assert meta.count("input:\n<INS>\n\nWhat is") == 2 and "output:\n" in meta
     assert meta.rstrip().endswith("generally applicable to all problems above.")
+    assert "solve the given problems" in desc.problem
+
+
+def test_topic_names_the_problems(data_file: Path) -> None:
+    t = make_task(dataset=f"jsonl:{data_file}", topic="doubling", scorer=FakeLLM())
+    assert "solve doubling problems" in t.describe().problem
 
 
 @pytest.mark.parametrize(
