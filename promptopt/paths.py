@@ -25,4 +25,12 @@ def request_cache_path() -> Path:
 
 
 def models_dir() -> Path:
+    """Assembled model weights: ``$PROMPTOPT_MODELS_DIR``, else ``cache_home()/models``.
+
+    Separate from the request cache so that tests can isolate the cache without re-assembling
+    500 MB of weights each time.
+    """
+    explicit = os.environ.get("PROMPTOPT_MODELS_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
     return cache_home() / "models"

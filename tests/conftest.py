@@ -8,15 +8,23 @@ from typing import Any
 
 import pytest
 
+from promptopt.paths import models_dir
 from tests.servers.fault_server import FaultServer
 from tests.servers.llama_server import llama_server  # noqa: F401 - session fixture, started on demand
 
 
+#: Where assembled embedded weights live, read once before any test changes the environment:
+#: shared by all tests (and kept between CI runs) so the 500 MB file is assembled only once.
+SHARED_MODELS_DIR = str(models_dir())
+
+
 @pytest.fixture(autouse=True)
 def tmp_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Point promptopt's cache home at a fresh temp dir so no test touches ~/.cache."""
+    """Point promptopt's request cache at a fresh temp dir so no test touches ~/.cache or sees
+    another test's cached answers; model weights stay in the shared models dir."""
     path = tmp_path_factory.mktemp("promptopt-cache")
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(path))
+    monkeypatch.setenv("PROMPTOPT_MODELS_DIR", SHARED_MODELS_DIR)
     return path
 
 

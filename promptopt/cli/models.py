@@ -164,7 +164,7 @@ def models_command(
             missing.append(m)
     out.print(local)
     out.print(
-        f"assembled weights live in {escape(data['models_dir'])} (set PROMPTOPT_CACHE_DIR to move them)"
+        f"assembled weights live in {escape(data['models_dir'])} (set PROMPTOPT_MODELS_DIR or PROMPTOPT_CACHE_DIR to move them)"
     )
     for m in missing:
         out.print(f"to install {escape(m['name'])}: {escape(m['install'])}", soft_wrap=True)
