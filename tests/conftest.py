@@ -12,7 +12,6 @@ from promptopt.paths import models_dir
 from tests.servers.fault_server import FaultServer
 from tests.servers.llama_server import llama_server  # noqa: F401 - session fixture, started on demand
 
-
 #: Where assembled embedded weights live, read once before any test changes the environment:
 #: shared by all tests (and kept between CI runs) so the 500 MB file is assembled only once.
 SHARED_MODELS_DIR = str(models_dir())

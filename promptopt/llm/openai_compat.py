@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib
 import ipaddress
 import json
 import logging
+import math
 import os
 import random
 import re
@@ -201,9 +203,8 @@ class Redactor:
 
     def __init__(self, secrets: Sequence[str]) -> None:
         # Longest first, so a secret that contains another is removed whole; dummy keys are no secret.
-        self._secrets = sorted({s for s in secrets if s and s != LOCAL_DUMMY_KEY and len(s) >= 3}, key=len)[
-            ::-1
-        ]
+        kept = {s for s in secrets if s and s != LOCAL_DUMMY_KEY and len(s) >= 3}
+        self._secrets = sorted(kept, key=len, reverse=True)
 
     def __call__(self, text: str, limit: int | None = None) -> str:
         for s in self._secrets:
@@ -228,7 +229,7 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     found: list[type[BaseException]] = []
     for module in ("httpx2", "httpx"):
         try:
-            mod = __import__(module)
+            mod = importlib.import_module(module)
         except ImportError:
             continue
         err = getattr(mod, "RemoteProtocolError", None)
@@ -258,7 +259,7 @@ def retry_after_seconds(exc: BaseException | None) -> float | None:
             seconds = float(value) * scale
         except ValueError:
             continue  # HTTP-date form: fall back to our own backoff
-        if seconds >= 0 and seconds == seconds and seconds != float("inf"):
+        if seconds >= 0 and math.isfinite(seconds):
             return seconds
     return None
 

@@ -12,9 +12,11 @@ model. The spec of the running server is ``LlamaServer.spec``:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +24,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +58,27 @@ def llama_server_missing() -> str | None:
     except ImportError as exc:
         return f"llama_cpp.server is not importable ({exc}); pip install 'llama-cpp-python[server]'"
     return None
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGKILL the server when the test process dies.
+
+    Why: a test run killed by ``timeout`` or Ctrl-C twice never reaches its ``finally``, and an
+    orphaned server would keep a core busy. Elsewhere (macOS, Windows) there is no such call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -99,11 +122,16 @@ def start_llama_server(
     *,
     alias: str = SMOLLM2_ALIAS,
     n_ctx: int = 2048,
-    n_threads: int | None = None,
+    n_threads: int = 1,
+    n_threads_batch: int = 1,
     extra_args: Sequence[str] = (),
     startup_timeout: float = 60.0,
 ) -> Iterator[LlamaServer]:
     """Run ``python -m llama_cpp.server`` on 127.0.0.1:<free port> until the block ends.
+
+    Why one thread by default: on a shared CI box with more runnable processes than cores,
+    llama.cpp's worker threads spin at barriers waiting for a descheduled sibling; measured here,
+    2 threads made a 6-request batch take minutes instead of ~3 s.
 
     Readiness is a bounded poll of ``GET /v1/models``; if the process dies or the deadline passes,
     the error carries the tail of the server's log. The process is terminated (then killed) on exit.
@@ -124,17 +152,21 @@ def start_llama_server(
         str(port),
         "--n_ctx",
         str(n_ctx),
+        "--n_threads",
+        str(n_threads),
+        "--n_threads_batch",
+        str(n_threads_batch),
         "--verbose",
         "False",
     ]
-    if n_threads is not None:
-        cmd += ["--n_threads", str(n_threads)]
     cmd += list(extra_args)
     with tempfile.TemporaryDirectory(prefix="llama-server-") as tmp:
         log_path = Path(tmp) / "server.log"
         with open(log_path, "wb") as log:
             env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+            proc = subprocess.Popen(  # noqa: S603
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent()
+            )
         server = LlamaServer(base_url=base_url, model=alias, process=proc, log_path=log_path)
         try:
             deadline = time.monotonic() + startup_timeout
@@ -151,9 +183,9 @@ def start_llama_server(
             yield server
         finally:
             if proc.poll() is None:
-                proc.terminate()
+                proc.terminate()  # may go unheard while llama.cpp computes: then kill
                 try:
-                    proc.wait(timeout=10)
+                    proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(timeout=10)
