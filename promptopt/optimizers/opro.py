@@ -47,7 +47,7 @@ from promptopt.optimizers.base import (
 )
 from promptopt.optimizers.meta_prompt import PastSolution, build_meta_prompt, normalise, top_k
 from promptopt.runs import Run, StopFlag
-from promptopt.tasks.base import Candidate, Rejected, Task, better
+from promptopt.tasks.base import Candidate, Rejected, Task, better, make_task
 
 #: The paper's settings where neither the caller nor the task gives one.
 DEFAULTS: dict[str, Any] = {
@@ -183,16 +183,19 @@ class OPRO:
     # -- public entry points
     def optimize(
         self,
-        task: Task,
+        task: Task | str,
         *,
-        llm: LLM,
+        llm: LLM | str,
         budget: Budget | None = None,
         run: Run | str | Path | None = None,
         resume: bool = False,
         stop_flag: StopFlag | None = None,
         progress: ProgressFn | None = None,
     ) -> Result:
-        """Run OPRO on ``task`` with ``llm`` as the optimizer (sync door; see :meth:`aoptimize`)."""
+        """Run OPRO on ``task`` (a Task or a registered name) with ``llm`` (an LLM or a model spec)
+        as the optimizer. ``run``: a Run, or a directory to create (or continue, with ``resume``).
+        ``budget`` is charged for every optimizer call (share it with the task's scorer for one
+        total). Sync door to :meth:`aoptimize`."""
         return run_sync(
             self.aoptimize(
                 task, llm=llm, budget=budget, run=run, resume=resume, stop_flag=stop_flag, progress=progress
@@ -201,17 +204,23 @@ class OPRO:
 
     async def aoptimize(
         self,
-        task: Task,
+        task: Task | str,
         *,
-        llm: LLM,
+        llm: LLM | str,
         budget: Budget | None = None,
         run: Run | str | Path | None = None,
         resume: bool = False,
         stop_flag: StopFlag | None = None,
         progress: ProgressFn | None = None,
     ) -> Result:
+        if isinstance(task, str):  # a registered task name, with its default options
+            task = make_task(task)
         p = self.params(task)
         budget = budget if budget is not None else Budget()
+        if isinstance(llm, str):  # a model spec; cache everything so reruns replay for free
+            from promptopt.llm.factory import build_llm
+
+            llm = build_llm(llm, budget=budget, cache_policy="all")
         opt_llm: LLM = llm if _charges(llm, budget) else BudgetedLLM(llm, budget)
         own_run = not isinstance(run, Run) and run is not None
         run_obj = self._open_run(task, run, resume, llm)

@@ -347,3 +347,9 @@ def test_parameters_are_validated() -> None:
     p = OPRO().params(ToyTask())
     assert (p["per_step"], p["top_k"], p["num_exemplars"], p["steps"]) == (4, 3, 2, 200)
     assert OPRO(top_k=7).params(ToyTask())["top_k"] == 7
+
+
+def test_api_accepts_a_task_name_and_a_model_spec() -> None:
+    res = OPRO(steps=2, per_step=1).optimize("linear-regression", llm="fake:my answer is [15, 14]")
+    assert res.best == "w=15, b=14" and res.stop_reason == "optimum" and res.steps == 1
+    assert res.report["task"]["reached_optimum"] is True
