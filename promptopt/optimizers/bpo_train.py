@@ -44,7 +44,7 @@ def _rows_to_pairs(rows: Iterable[dict[str, Any]], source: str) -> list[Pair]:
     other than ``kept`` are skipped) and BPO's ``{paragraph: [{q, a}, ...]}`` rows."""
     pairs: list[Pair] = []
     for i, row in enumerate(rows):
-        if row.get("status", "kept") != "kept":  # build-data's dropped records, if mixed in
+        if row.get("status") not in (None, "kept"):  # build-data's dropped records, if mixed in
             continue
         if "prompt" in row and "optimized_prompt" in row:
             items = [(row["prompt"], row["optimized_prompt"])]
@@ -335,7 +335,7 @@ def _training_args(cfg: TrainConfig, family: Family, has_eval: bool) -> Any:
         report_to="none",
         disable_tqdm=not cfg.progress,
         deepspeed=cfg.deepspeed,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
         remove_unused_columns=False,
         dataloader_pin_memory=_has_cuda(),
     )
@@ -453,6 +453,7 @@ def _save(
     model.save_pretrained(out)
     if rw_cfg.family == "causal":
         tokenizer.padding_side = "left"  # batched generation pads on the left
+        tokenizer.init_kwargs["padding_side"] = "left"  # ... also for whoever loads the folder
     tokenizer.save_pretrained(out)
     training = {
         "report": report.to_json(),
