@@ -102,7 +102,7 @@ class AlignedLLM(LLMWrapper):
         self,
         llm: LLM | str,
         *,
-        rewriter: str | Path | Rewriter | None = None,
+        rewriter: str | Path | Rewriter | Any = None,
         instruction: str | None = None,
         position: str = "Q_begin",
         mode: str = "default",
@@ -130,12 +130,15 @@ class AlignedLLM(LLMWrapper):
             "judge": judge,
         }
         if rewriter is not None:
-            from promptopt.optimizers.bpo_rewriter import Rewriter
-
-            self.rewriter = rewriter if isinstance(rewriter, Rewriter) else Rewriter.load(rewriter, device)
             if n > 1 and judge is None:
                 raise ConfigError("n > 1 needs a judge to pick the best rewrite")
-            tag = Path(str(self.rewriter.name)).name or "rewriter"
+            if isinstance(rewriter, str | Path):
+                from promptopt.optimizers.bpo_rewriter import Rewriter as _Rewriter
+
+                rewriter = _Rewriter.load(rewriter, device)
+            # Anything with Rewriter.rewrite's signature works (a loaded Rewriter, a test stub).
+            self.rewriter = rewriter
+            tag = Path(str(getattr(rewriter, "name", "rewriter"))).name or "rewriter"
             self.name = f"aligned:{llm.name}+bpo:{tag}:{mode}:n{n}:r{rounds}:s{seed}"
         else:
             digest = hashlib.sha256((instruction or "").encode("utf-8")).hexdigest()[:12]

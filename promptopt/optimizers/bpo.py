@@ -62,9 +62,10 @@ class BPO:
         self.seed = seed
         self.judge = judge
         self.device = device
-        self.rewriter: Rewriter | None = None
-        if rewriter is not None:
-            self.rewriter = rewriter if isinstance(rewriter, Rewriter) else Rewriter.load(rewriter, device)
+        # A path or hub id is loaded; anything with Rewriter.rewrite's signature is used as is.
+        self.rewriter: Rewriter | None = (
+            Rewriter.load(rewriter, device) if isinstance(rewriter, str | Path) else rewriter
+        )
 
     # -- training
 
@@ -162,7 +163,7 @@ class BPO:
             steps=1,
             usage=budget.snapshot() if budget is not None else {},
             report={
-                "rewriter": self.rewriter.name,
+                "rewriter": str(getattr(self.rewriter, "name", "rewriter")),
                 "mode": self.mode,
                 "n": self.n,
                 "rounds": self.rounds,

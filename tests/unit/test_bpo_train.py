@@ -75,7 +75,9 @@ def word_tokenizer(extra: list[str] = ()):  # type: ignore[assignment]
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
 
 
 # --------------------------------------------------------------------------- data
@@ -165,7 +167,9 @@ def test_bpo_template_with_byte_tokenizer_and_too_small_max_length() -> None:
     enc = PromptEncoder(tok, RewriterConfig(family="seq2seq", template=BPO_TEMPLATE))
     src = enc.source("x" * 1000, max_tokens=200)
     assert len(src) == 200
-    assert tok.decode(src, skip_special_tokens=True).endswith("response:\n" + "x" * (200 - enc.fixed_length) + " [/INST]")
+    assert tok.decode(src, skip_special_tokens=True).endswith(
+        "response:\n" + "x" * (200 - enc.fixed_length) + " [/INST]"
+    )
     with pytest.raises(ConfigError, match="leaves no room"):
         enc.source("hello", max_tokens=50)
     with pytest.raises(ConfigError, match="exactly one"):
@@ -198,7 +202,11 @@ def test_train_seq2seq_saves_a_plain_transformers_folder_and_resumes(tmp_path: P
     AutoTokenizer.from_pretrained(out)
     saved = json.loads((out / CONFIG_FILE).read_text())
     assert saved["template"] == "Improve: {}" and saved["family"] == "seq2seq"
-    assert saved["generation"]["default"] == {**saved["generation"]["default"], "temperature": 0.6, "top_p": 0.9}
+    assert saved["generation"]["default"] == {
+        **saved["generation"]["default"],
+        "temperature": 0.6,
+        "top_p": 0.9,
+    }
     assert saved["extra"]["training"]["report"]["steps"] == 4
 
     with pytest.raises(ConfigError, match="not empty"):
@@ -214,7 +222,9 @@ def test_resume_without_checkpoint_and_bad_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="warmup"):
         TrainConfig(data="x", base_model="x", out_dir="x", warmup_ratio=1.5).validate()
     with pytest.raises(ConfigError, match="cannot read the model config"):
-        train_rewriter(TrainConfig(data="x.jsonl", base_model=str(tmp_path / "nope"), out_dir=str(tmp_path / "o")))
+        train_rewriter(
+            TrainConfig(data="x.jsonl", base_model=str(tmp_path / "nope"), out_dir=str(tmp_path / "o"))
+        )
 
 
 def test_cli_train_reports_errors_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
