@@ -151,12 +151,15 @@ def plot_linreg(history: Sequence[Trial], report: dict[str, Any], path: Path) ->
         [p[1] for p in pts], [p[2] for p in pts], c=[p[0] for p in pts], cmap="viridis", s=22, alpha=0.8
     )
     fig.colorbar(sc, ax=ax, label="step")
+    # the best pair at the end of each step (one point per improvement, not per proposal)
     path_wb: list[tuple[float, float]] = []
-    best: float | None = None
-    for _, w, b, s in sorted(pts, key=lambda p: p[0]):
-        if best is None or s < best:
-            best = s
-            path_wb.append((w, b))
+    best: tuple[float, float, float] | None = None
+    for step in sorted({p[0] for p in pts}):
+        for _, w, b, s in (p for p in pts if p[0] == step):
+            if best is None or s < best[2]:
+                best = (w, b, s)
+        if best is not None and (not path_wb or path_wb[-1] != best[:2]):
+            path_wb.append(best[:2])
     ax.plot(
         [p[0] for p in path_wb],
         [p[1] for p in path_wb],
