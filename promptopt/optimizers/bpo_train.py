@@ -436,21 +436,28 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
         resumed_from=resume_from,
         metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
     )
-    if trainer.is_world_process_zero():
-        _save(trainer, tokenizer, rw_cfg, cfg, report)
+    _save(trainer, tokenizer, rw_cfg, cfg, report)
     return report
 
 
 def _save(
     trainer: Any, tokenizer: Any, rw_cfg: RewriterConfig, cfg: TrainConfig, report: TrainReport
 ) -> None:
-    """Weights (LoRA merged in), tokenizer and bpo_rewriter.json: a plain transformers directory."""
-    model = trainer.model
-    if cfg.lora:
-        model = model.merge_and_unload()
+    """Weights (LoRA merged in), tokenizer and bpo_rewriter.json: a plain transformers directory.
+
+    Called on every process: ``trainer.save_model`` gathers sharded weights (DeepSpeed ZeRO-3,
+    FSDP) and writes on the main process only. A LoRA model is merged on the main process, which
+    needs its full weights there (DDP, ZeRO-1/2); the adapter checkpoints stay in the folder.
+    """
     out = Path(cfg.out_dir)
+    if not cfg.lora:
+        trainer.save_model(str(out))
+    if not trainer.is_world_process_zero():
+        return
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
+    if cfg.lora:
+        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        merged.save_pretrained(out)
     if rw_cfg.family == "causal":
         tokenizer.padding_side = "left"  # batched generation pads on the left
         tokenizer.init_kwargs["padding_side"] = "left"  # ... also for whoever loads the folder

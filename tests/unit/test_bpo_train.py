@@ -243,3 +243,47 @@ def test_cli_train_reports_errors_in_one_line(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert "validation loss" in out and "seq2seq" in out
     assert (tmp_path / "o" / CONFIG_FILE).is_file()
+
+
+def test_chat_template_wraps_the_filled_template() -> None:
+    tok = word_tokenizer(["<|user|>", "<|assistant|>", "Improve"])
+    tok.chat_template = (
+        "{% for m in messages %}<|user|> {{ m['content'] }} {% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    cfg = RewriterConfig(family="causal", template="Improve {}", use_chat_template=True, max_length=9)
+    enc = PromptEncoder(tok, cfg)
+    row = encode_causal(enc, Pair("cat dog red blue sun moon", "cat"), max_length=9)
+    assert tok.convert_ids_to_tokens(row["input_ids"]) == [
+        "<|user|>", "Improve", "cat", "dog", "red", "blue", "<|assistant|>", "cat", "</s>",
+    ]  # fmt: skip
+    plain = word_tokenizer()
+    with pytest.raises(ConfigError, match="no chat template"):
+        PromptEncoder(plain, cfg)
+
+
+def test_lora_training_saves_a_merged_plain_model(tmp_path: Path) -> None:
+    base = byt5_t5(tmp_path / "base")
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": w, "optimized_prompt": w} for w in WORDS])
+    out = tmp_path / "o"
+    report = train_rewriter(
+        TrainConfig(
+            data=str(data),
+            base_model=str(base),
+            out_dir=str(out),
+            template="{}",
+            max_steps=2,
+            batch_size=4,
+            max_length=32,
+            lora=True,
+            lora_r=4,
+            lora_target="q,v",
+            progress=False,
+        )  # fmt: skip
+    )
+    assert report.steps == 2
+    assert not (out / "adapter_config.json").exists()  # merged: transformers alone loads it
+    from transformers import AutoModelForSeq2SeqLM
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(out)
+    assert not any("lora" in name for name, _ in model.named_parameters())
