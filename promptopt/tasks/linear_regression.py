@@ -26,6 +26,7 @@ from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR_RE = re.compile(rf"^\s*(?:w\s*=\s*)?({_NUM})\s*,\s*(?:b\s*=\s*)?({_NUM})\s*$", re.I)
 _BRACKETS_RE = re.compile(r"\[([^\[\]]*)\]")
+_LABELLED_RE = re.compile(rf"\bw\s*=\s*({_NUM})\s*,\s*b\s*=\s*({_NUM})", re.I)
 MAX_ABS = 1e6  # a pair beyond this is not a serious proposal (and would overflow the display)
 
 PROBLEM = (
@@ -149,21 +150,27 @@ class LinearRegressionTask:
 
     def parse(self, text: str) -> Candidate | Rejected:
         """The last ``[w, b]`` in the text (``[w=1, b=2]`` too); bracketed text like ``[w, b]``
-        that holds no numbers is skipped, as in the reference implementation."""
-        groups = _BRACKETS_RE.findall(text or "")
-        if not groups:
-            return Rejected("unparseable", "no [w, b] pair in the output")
-        for inner in reversed(groups):
+        that holds no numbers is skipped, as in the reference implementation. Without any
+        bracketed pair, the last explicitly labelled ``w=1, b=2`` is taken: small models often
+        answer in the format of the meta-prompt's own entries."""
+        text = text or ""
+        for inner in reversed(_BRACKETS_RE.findall(text)):
             m = _PAIR_RE.match(inner)
-            if not m:
-                continue
-            w, b = float(m.group(1)), float(m.group(2))
-            if not (math.isfinite(w) and math.isfinite(b)):
-                return Rejected("invalid", f"non-finite pair [{inner.strip()}]")
-            if abs(w) > MAX_ABS or abs(b) > MAX_ABS:
-                return Rejected("invalid", f"pair [{inner.strip()}] is out of range (|value| > {MAX_ABS:g})")
-            return self.candidate(w, b)
-        return Rejected("unparseable", "no bracketed pair of two numbers [w, b]")
+            if m:
+                return self._checked(m.group(1), m.group(2), f"[{inner.strip()}]")
+        labelled = _LABELLED_RE.findall(text)
+        if labelled:
+            w, b = labelled[-1]
+            return self._checked(w, b, f"w={w}, b={b}")
+        return Rejected("unparseable", "no [w, b] pair in the output")
+
+    def _checked(self, w_text: str, b_text: str, shown: str) -> Candidate | Rejected:
+        w, b = float(w_text), float(b_text)
+        if not (math.isfinite(w) and math.isfinite(b)):
+            return Rejected("invalid", f"non-finite pair {shown}")
+        if abs(w) > MAX_ABS or abs(b) > MAX_ABS:
+            return Rejected("invalid", f"pair {shown} is out of range (|value| > {MAX_ABS:g})")
+        return self.candidate(w, b)
 
     async def ascore(self, candidates: Sequence[Candidate]) -> list[Scored]:
         out = []

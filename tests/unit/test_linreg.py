@@ -41,6 +41,8 @@ def test_optimum_is_the_best_integer_pair(task: LinearRegressionTask) -> None:
         ("[w=17.4, b=12.6]", (17.0, 13.0)),
         ("first [1, 2] then finally [ -3 , +4 ]", (-3.0, 4.0)),
         ("[1e1, 2.5]", (10.0, 2.0)),  # banker's rounding of 2.5 -> 2
+        ("Here's a new pair:\nw=20, b=19\nvalue: 599456", (20.0, 19.0)),  # labelled, no brackets
+        ("w = 1, b = 2 ... so [w, b] = [3, 4]", (3.0, 4.0)),  # brackets win
     ],
 )
 def test_parse_good_outputs(task: LinearRegressionTask, text: str, pair: tuple[float, float]) -> None:
@@ -59,6 +61,9 @@ def test_parse_good_outputs(task: LinearRegressionTask, text: str, pair: tuple[f
         ("[fifteen, fourteen]", "unparseable"),
         ("[__import__('os').system('x'), 1]", "unparseable"),
         ("[1, 2, 3]", "unparseable"),
+        ("15, 16", "unparseable"),
+        ("the pair [w, b] is what you want", "unparseable"),
+        ("w=1e999, b=3", "invalid"),
         ("[1e400, 2]", "invalid"),
         ("[2000000, 3]", "invalid"),
     ],
