@@ -28,18 +28,6 @@ app = typer.Typer(
     help="OPRO: an optimizer LLM proposes solutions from past scored ones.", no_args_is_help=True
 )
 
-#: CLI flag → task option name, for the built-in tasks' options declared as flags.
-DECLARED_TASK_FLAGS: dict[str, str] = {
-    "--n": "n",
-    "--w-true": "w_true",
-    "--b-true": "b_true",
-    "--dataset": "dataset",
-    "--data-dir": "data_dir",
-    "--position": "position",
-    "--train-ratio": "train_ratio",
-}
-
-
 # --------------------------------------------------------------------------- task options
 
 
