@@ -144,6 +144,10 @@ class LlamaCppLLM(BaseLLM):
         prompt_tokens = 0
         completion_tokens = 0
         for i in range(request.n):
+            if i > 0 and request.temperature == 0:
+                # Greedy decoding gives the same text every time: copy it, count the real work once.
+                choices.append(choices[0])
+                continue
             params: dict[str, Any] = {
                 "temperature": request.temperature,
                 "top_p": request.top_p,
