@@ -68,6 +68,10 @@ def test_n_samples(local_llm: LlamaCppLLM) -> None:
     assert len(out.choices) == 2
     assert all(c.text.strip() for c in out.choices)
     assert 2 <= out.usage.completion_tokens <= 12
+    # Greedy: n identical choices from one decode, whose tokens are counted once.
+    [greedy] = local_llm.generate([Request.chat("Name a colour.", n=2, max_tokens=4)])
+    assert greedy.texts[0] == greedy.texts[1]
+    assert 0 < greedy.usage.completion_tokens <= 4
 
 
 def test_plain_prompt_and_stop(local_llm: LlamaCppLLM) -> None:
