@@ -179,18 +179,29 @@ def read_prompts(
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise DataError(f"{source} holds no prompts")
-    is_jsonl = (input_ is not None and input_.suffix.lower() == ".jsonl") or lines[0].lstrip().startswith("{")
-    if not is_jsonl:
+    if lines[0].lstrip().startswith("["):  # a JSON array (BPO's test sets are stored so)
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{source} is not valid JSON ({exc.msg})") from None
+        where = "item"
+    elif (input_ is not None and input_.suffix.lower() == ".jsonl") or lines[0].lstrip().startswith("{"):
+        items = []
+        for i, ln in enumerate(lines, 1):
+            try:
+                items.append(json.loads(ln))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{source}: line {i} is not valid JSON ({exc.msg})") from None
+        where = "line"
+    else:
         return [ln.strip() for ln in lines], None
     rows: list[dict[str, Any]] = []
-    for i, ln in enumerate(lines, 1):
-        try:
-            row = json.loads(ln)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{source}: line {i} is not valid JSON ({exc.msg})") from None
+    for i, row in enumerate(items, 1):
         if not isinstance(row, dict) or not isinstance(row.get(field), str):
-            raise DataError(f"{source}: line {i} has no text field {field!r}")
+            raise DataError(f"{source}: {where} {i} has no text field {field!r} (choose one with --field)")
         rows.append(row)
+    if not rows:
+        raise DataError(f"{source} holds no prompts")
     return [r[field] for r in rows], rows
 
 
@@ -198,8 +209,10 @@ def read_prompts(
 def rewrite_command(
     prompt: str | None = typer.Argument(None, help="The prompt to rewrite (or use --input / stdin)."),
     rewriter: str = typer.Option(..., "--rewriter", "-r", help="Trained rewriter folder or HF id."),
-    input_: Path | None = typer.Option(None, "--input", "-i", help="JSONL rows or one prompt per line."),
-    field: str = typer.Option("prompt", "--field", help="JSONL field holding the prompt."),
+    input_: Path | None = typer.Option(
+        None, "--input", "-i", help="JSONL rows, a JSON array of objects, or one prompt per line."
+    ),
+    field: str = typer.Option("prompt", "--field", help="JSON field holding the prompt."),
     aggressive: bool = typer.Option(
         False, "--aggressive", help="Several samples at temperature 0.9, first line, longer than the input."
     ),

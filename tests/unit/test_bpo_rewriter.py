@@ -377,3 +377,28 @@ def test_bpo_optimize_uses_the_llm_as_judge_for_n(tmp_path: Path) -> None:
     rw = Sampling({})
     BPO(rw, n=3).optimize(WordTask(), llm=FakeLLM(default="[[A]]"))
     assert isinstance(rw.calls[0][1]["judge"], JudgePicker)
+
+
+def test_read_prompts_formats(tmp_path: Path) -> None:
+    from promptopt.cli.bpo import read_prompts
+    from promptopt.errors import DataError
+
+    arr = tmp_path / "a.json"
+    arr.write_text(json.dumps([{"prompt": "p1", "x": 1}, {"prompt": "p2"}]), encoding="utf-8")
+    assert read_prompts(None, arr, "prompt") == (["p1", "p2"], [{"prompt": "p1", "x": 1}, {"prompt": "p2"}])
+    jl = tmp_path / "b.jsonl"
+    jl.write_text('{"q": "x"}\n\n{"q": "y"}\n', encoding="utf-8")
+    assert read_prompts(None, jl, "q")[0] == ["x", "y"]
+    with pytest.raises(DataError, match="line 1 has no text field 'prompt'"):
+        read_prompts(None, jl, "prompt")
+    bad = tmp_path / "c.jsonl"
+    bad.write_text('{"q": "x"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(DataError, match="line 2 is not valid JSON"):
+        read_prompts(None, bad, "q")
+    txt = tmp_path / "d.txt"
+    txt.write_text("  first  \nsecond\n", encoding="utf-8")
+    assert read_prompts(None, txt, "prompt") == (["first", "second"], None)
+    with pytest.raises(ConfigError, match="not both"):
+        read_prompts("x", txt, "prompt")
+    with pytest.raises(ConfigError, match="empty"):
+        read_prompts("  ", None, "prompt")
