@@ -162,7 +162,6 @@ def eval_command(
     err = err_console()
     stop = StopFlag()
     settings = {
-        "testsets": [s.source for s in sets],
         "rewriter": rewriter,
         "mode": mode if rewriter else None,
         "rewritten_field": rewritten_field,
