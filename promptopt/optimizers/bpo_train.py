@@ -227,12 +227,15 @@ def detect_family(base_model: str) -> Family:
     return "seq2seq" if getattr(cfg, "is_encoder_decoder", False) else "causal"
 
 
-def _load_model(base_model: str, family: Family, bf16: bool) -> Any:
+def _load_model(base_model: str, family: Family, bf16: bool, lora: bool) -> Any:
+    """Trainable weights in float32 (``--bf16`` autocasts around them); a frozen LoRA base may
+    stay in bfloat16 to halve its memory. Why not the checkpoint's own dtype: training pure bf16
+    weights with AdamW loses small updates, and bf16 matmuls are slow on most CPUs."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
     cls = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16} if bf16 else {}
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if (bf16 and lora) else torch.float32}
     try:
         return cls.from_pretrained(base_model, **kwargs)
     except ValueError as exc:  # config of an architecture with no LM head of this kind
@@ -396,7 +399,7 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
     train_ds = _tokenize(train_pairs, encoder, family, cfg)
     val_ds = _tokenize(val_pairs, encoder, family, cfg) if val_pairs else None
 
-    model = _load_model(cfg.base_model, family, cfg.bf16)
+    model = _load_model(cfg.base_model, family, cfg.bf16, cfg.lora)
     if cfg.lora:
         model = _apply_lora(model, cfg, family)
 
