@@ -356,6 +356,7 @@ async def abuild_rewrite_data(
                     render_prompt(pair, cfg.templates),
                     temperature=cfg.temperature,
                     max_tokens=cfg.max_tokens,
+                    stop=(END_MARKER,),  # nothing after the marked instruction is used
                     seed=item_seed(cfg.seed, ident),
                 )
                 for ident, pair in batch

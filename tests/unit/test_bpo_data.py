@@ -198,6 +198,7 @@ def test_requests_use_config_and_stable_per_item_seeds(tmp_path: Path) -> None:
     build_rewrite_data(pairs(3), llm, tmp_path / "a.jsonl", config=cfg)
     assert {r.temperature for r in llm.calls} == {0.7}
     assert {r.max_tokens for r in llm.calls} == {99}
+    assert {r.stop for r in llm.calls} == {("[END]",)}  # generation ends at the marked instruction
     seeds = [r.seed for r in llm.calls]
     assert len(set(seeds)) == 3
     again = FakeLLM(default=reply("Please answer question carefully and accurately"))
