@@ -353,7 +353,8 @@ class WinRate:
     confidence: float = 0.95
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """As a dict; NaN (no items) becomes None so the file stays strict JSON."""
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
 
 
 def win_rate(

@@ -201,6 +201,7 @@ def test_ci_degenerate_and_empty_cases() -> None:
     assert (s.delta_wr, s.ci_low, s.ci_high) == (100.0, 100.0, 100.0)
     e = win_rate([])
     assert e.n == 0 and math.isnan(e.delta_wr) and math.isnan(e.ci_low)
+    assert e.to_json()["delta_wr"] is None and e.to_json()["n"] == 0
     with pytest.raises(ValueError):
         win_rate(["won"])
     with pytest.raises(ValueError):
