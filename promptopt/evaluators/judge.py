@@ -310,6 +310,17 @@ async def ascore_rewrites(
     return scores
 
 
+def score_rewrites(
+    judge: PairwiseJudge,
+    originals: Sequence[str],
+    candidates: Sequence[Sequence[str]],
+    *,
+    target: LLM | None = None,
+) -> list[list[float]]:
+    """Sync door to :func:`ascore_rewrites`."""
+    return run_sync(ascore_rewrites(judge, originals, candidates, target=target))
+
+
 async def apick_best(
     judge: PairwiseJudge,
     originals: Sequence[str],

@@ -15,6 +15,7 @@ from promptopt.evaluators.judge import (
     combine,
     parse_verdict,
     pick_best,
+    score_rewrites,
     win_rate,
 )
 from promptopt.llm.base import BudgetExceededError, LLMServerError, Request
@@ -170,6 +171,7 @@ def test_pick_best_with_target_answers_and_identical_candidates() -> None:
     judge = PairwiseJudge(prefers("GOOD"))
     best = pick_best(judge, ["q", "q2"], [["a", "a in detail", "b"], ["same", "same"]], target=target)
     assert best == [1, 0]  # identical candidates: tie without a call, lowest index wins
+    assert score_rewrites(judge, ["q"], [["a", "a in detail"]], target=target) == [[0.0, 1.0]]
     assert len(target.calls) == 5
 
 
