@@ -171,8 +171,8 @@ def test_pick_best_with_target_answers_and_identical_candidates() -> None:
     judge = PairwiseJudge(prefers("GOOD"))
     best = pick_best(judge, ["q", "q2"], [["a", "a in detail", "b"], ["same", "same"]], target=target)
     assert best == [1, 0]  # identical candidates: tie without a call, lowest index wins
-    assert score_rewrites(judge, ["q"], [["a", "a in detail"]], target=target) == [[0.0, 1.0]]
     assert len(target.calls) == 5
+    assert score_rewrites(judge, ["q"], [["a", "a in detail"]], target=target) == [[0.0, 1.0]]
 
 
 # --------------------------------------------------------------------------- statistics
