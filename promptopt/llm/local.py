@@ -48,14 +48,27 @@ logger = logging.getLogger(__name__)
 DEFAULT_N_CTX = 4096
 
 
+def default_threads() -> int:
+    """``$PROMPTOPT_THREADS`` if set, else half the logical CPUs (≈ physical cores), at least 1.
+
+    Why not all of them: see :class:`LlamaCppLLM`; the safe default loses little on an idle
+    machine and avoids a tenfold slowdown on a busy one.
+    """
+    explicit = os.environ.get("PROMPTOPT_THREADS", "").strip()
+    if explicit.isdigit() and int(explicit) > 0:
+        return int(explicit)
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 class LlamaCppLLM(BaseLLM):
     """A GGUF model in-process through llama-cpp-python, called from one dedicated thread.
 
     Give either an embedded ``model`` (assembled and verified on first use) or a ``model_path``.
-    ``n_threads`` defaults to ``os.cpu_count()``, the fastest on an otherwise idle machine; on a
-    machine whose cores are busy with other work, ``n_threads=1`` can be an order of magnitude
-    faster, because llama.cpp's threads spin-wait for each other at every layer (measured on 2
-    shared cores: 8.2 vs 0.6 tokens/s for the 0.5B model). ``on_notice`` receives the one-line
+    ``n_threads`` defaults to :func:`default_threads` (half the logical CPUs, at least one): using
+    every core is only fastest on an otherwise idle machine; when the cores are busy (a server and
+    a client on one box, CI, parallel tests) it can be an order of magnitude slower, because
+    llama.cpp's threads spin-wait for each other at every layer (measured on 2 shared cores: 8.2
+    vs 0.6 tokens/s for the 0.5B model). ``on_notice`` receives the one-line
     notices about where the weights are (default: logging at INFO).
     """
 
@@ -77,7 +90,7 @@ class LlamaCppLLM(BaseLLM):
         self.model = model
         self.model_path = Path(model_path) if model_path is not None else None
         self.n_ctx = int(n_ctx)
-        self.n_threads = int(n_threads) if n_threads is not None else (os.cpu_count() or 1)
+        self.n_threads = int(n_threads) if n_threads is not None else default_threads()
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._notice = on_notice or logger.info
         self._llama_kwargs = dict(llama_kwargs or {})
