@@ -7,6 +7,7 @@ their usage errors too; ``--debug`` (or ``PROMPTOPT_DEBUG=1``) shows tracebacks 
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -59,10 +60,28 @@ def _exception_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type
     return tuple(exits), tuple(aborts), tuple(usage), tuple(no_args)
 
 
+def _show_library_notices(debug: bool) -> None:
+    """Send the library's INFO notices (e.g. where the embedded weights are) to stderr.
+
+    Library modules only log; the CLI decides what a person sees. Done here, at call time,
+    so importing promptopt configures nothing.
+    """
+    logger = logging.getLogger("promptopt")
+    if any(getattr(h, "_promptopt_cli", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("promptopt: %(message)s"))
+    handler._promptopt_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.INFO)
+    logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PROMPTOPT_DEBUG") == "1"
+    _show_library_notices(debug)
     exits, aborts, usage_errors, no_args = _exception_classes()
     try:
         rv = app(args=args, prog_name="promptopt", standalone_mode=False)
