@@ -207,7 +207,9 @@ class Rewriter:
 
         dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
         auto = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
-        model = auto.from_pretrained(path).to(dev)
+        # bf16/fp16 matmuls are slow on most CPUs: float32 there, the checkpoint's dtype on GPUs.
+        dtype: Any = torch.float32 if str(dev).startswith("cpu") else "auto"
+        model = auto.from_pretrained(path, dtype=dtype).to(dev)
         model.eval()
         return cls(model, tokenizer, config, device=dev, batch_size=batch_size, name=path)
 
