@@ -15,11 +15,13 @@ import json
 import os
 import platform
 import random
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from promptopt.errors import PromptoptError
 from promptopt.llm.base import LLM, LLMWrapper, Request
 
 
@@ -34,6 +36,16 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 4)
     return str(value)
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a script's ``main``; a PromptoptError (no data, no model, bad option) becomes one
+    stderr line and exit status 2, as in the CLI, instead of a traceback."""
+    try:
+        main()
+    except PromptoptError as exc:
+        sys.stderr.write(f"bench: error: {' '.join(str(exc).split())}\n")
+        raise SystemExit(2) from None
 
 
 def machine() -> dict[str, Any]:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import InstrumentedLLM, emit, machine, r
+from _common import InstrumentedLLM, emit, machine, r, run_main
 
 from promptopt.llm.budget import Budget
 from promptopt.llm.cache import CachePolicy
@@ -121,4 +121,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

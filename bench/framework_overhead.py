@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import InstrumentedLLM, emit, machine, r
+from _common import InstrumentedLLM, emit, machine, r, run_main
 
 from promptopt.llm.base import LLM, Request, run_sync
 from promptopt.llm.budget import Budget
@@ -119,4 +119,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

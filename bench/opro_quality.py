@@ -29,7 +29,7 @@ import statistics
 import time
 from typing import Any
 
-from _common import emit, machine, r, tsp_random_search
+from _common import emit, machine, r, run_main, tsp_random_search
 
 from promptopt.llm.base import run_sync
 from promptopt.llm.budget import Budget
@@ -170,4 +170,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 import openai
-from _common import emit, machine, r
+from _common import emit, machine, r, run_main
 from standin_server import StandinServer
 
 from promptopt.datasets import Example, load_dataset
@@ -166,7 +166,9 @@ def main() -> None:
         **machine(),
     }
 
-    with StandinServer(latency=args.latency, max_seconds=290, idle_seconds=60) as srv:
+    # the server stops by itself: after the longest this run can take, or 60 s without a request
+    lifetime = 120 + pairs * args.latency * (1 + 2 * args.repeats) * 2
+    with StandinServer(latency=args.latency, max_seconds=lifetime, idle_seconds=60) as srv:
         seq_s, seq_predictions, seq_cpu = run_sequential(srv.base_url, _pairs(instructions, examples))
         emit(
             BENCH,
@@ -215,4 +217,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
