@@ -1,0 +1,148 @@
+"""Issue 5, part 1: runs against a flaky OpenAI-compatible server complete, and account for everything.
+
+The server fails 30 % of requests at random (seeded) with every fault it knows: 429 with and without
+Retry-After, 500, 503, connection reset, a hang past the client timeout, malformed JSON, a truncated
+body and an empty choices list. The client is the real ``openai:`` backend with a short timeout and
+a small retry bound, so the whole run takes seconds and every retry path is taken.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from promptopt.bpo_datasets import load_testset
+from promptopt.evaluators.bpo_eval import EvalConfig, evaluate
+from promptopt.evaluators.judge import PairwiseJudge
+from promptopt.llm.openai_compat import from_spec
+from promptopt.optimizers.opro import OPRO
+from promptopt.runs import JOURNAL_FILE, read_journal
+from promptopt.tasks.instructions import make_task
+from tests.robustness.conftest import CountingLLM, request_key, write_qa_jsonl, write_testset_jsonl
+from tests.servers.fault_server import Fault, FaultServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+MAX_RETRIES = 2
+CLIENT_TIMEOUT = 0.4
+ALL_FAULTS = (
+    Fault.RATE_LIMIT,
+    Fault.RATE_LIMIT_RETRY_AFTER,
+    Fault.SERVER_ERROR,
+    Fault.UNAVAILABLE,
+    Fault.RESET,
+    Fault.HANG,
+    Fault.MALFORMED_JSON,
+    Fault.TRUNCATED,
+    Fault.EMPTY_CHOICES,
+)
+
+
+def _flaky(scripted_server: Any, seed: int) -> FaultServer:
+    return scripted_server(
+        failure_rate=0.3,
+        failure_mix=ALL_FAULTS,
+        seed=seed,
+        retry_after=0.02,
+        hang_seconds=3 * CLIENT_TIMEOUT,  # past the client timeout, short enough for teardown
+    )
+
+
+def _client(server: FaultServer) -> CountingLLM:
+    llm = from_spec(
+        f"stub@{server.base_url}",
+        api_key="EMPTY",
+        timeout=CLIENT_TIMEOUT,
+        max_retries=MAX_RETRIES,
+        backoff=0.01,
+        backoff_max=0.05,
+        retry_after_max=0.05,
+        max_concurrency=8,
+    )
+    return CountingLLM(llm)
+
+
+def _check_attempts(server: FaultServer, *clients: CountingLLM) -> None:
+    """Every request the server saw was asked for, and none was tried more than the bound allows."""
+    attempts = Counter(request_key(b.get("messages"), b.get("seed")) for b in server.bodies)
+    logical: Counter[str] = Counter()
+    for c in clients:
+        logical.update(c.logical)
+    assert set(attempts) <= set(logical), "the server saw requests nobody made"
+    over = {k: (n, logical[k]) for k, n in attempts.items() if n > (MAX_RETRIES + 1) * logical[k]}
+    assert not over, f"retry bound exceeded: {list(over.values())[:3]}"
+    assert server.request_count == sum(attempts.values())
+    # the faults really happened and were really retried
+    assert all(server.served[f] > 0 for f in ALL_FAULTS), server.served
+    assert any(n > logical[k] for k, n in attempts.items()), "no request was ever retried"
+
+
+def test_opro_instruction_search_survives_a_flaky_server(scripted_server: Any, tmp_path: Path) -> None:
+    server = _flaky(scripted_server, seed=5)
+    optimizer, scorer = _client(server), _client(server)
+    data = write_qa_jsonl(tmp_path / "qa.jsonl", 30)
+    task = make_task(
+        dataset=f"jsonl:{data}", scorer=scorer, train_ratio=0.3, num_val=4, num_test=6, max_tokens=16, seed=1
+    )
+    opro = OPRO(steps=4, per_step=4, top_k=5, num_exemplars=2, max_tokens=32, seed=3)
+    result = opro.optimize(task, llm=optimizer, run=tmp_path / "run")
+
+    n_train = len(task.splits.train)
+    assert n_train >= 4
+    assert result.stop_reason == "steps" and result.steps == 4
+    records = read_journal(tmp_path / "run" / JOURNAL_FILE)
+    assert records[-1]["event"] == "run_finished"
+    trials = [r["trial"] for r in records if r["event"] == "trial"]
+    by_step: dict[int, list[int]] = {}
+    for t in trials:
+        by_step.setdefault(t["step"], []).append(t["index"])
+    # every proposal of every step is in the journal exactly once: scored, failed or dropped with a reason
+    assert {s: sorted(ix) for s, ix in by_step.items()} == {0: [0], **{s: [0, 1, 2, 3] for s in range(1, 5)}}
+    statuses = Counter(t["status"] for t in trials)
+    assert set(statuses) <= {"initial", "scored", "failed", "duplicate", "unparseable", "invalid"}, statuses
+    for t in trials:
+        if t["status"] in ("initial", "scored"):
+            info = t["info"]
+            assert info["total"] == n_train and len(info["per_example"]) == n_train
+            assert str(info["per_example"]).count("x") == info["failed"]  # failed examples are marked
+        else:
+            assert t["reason"], t
+    assert statuses["failed"] + statuses["scored"] + statuses["duplicate"] >= 1
+    # the journal and the returned history agree
+    assert len(result.history) == len(trials)
+    # some scoring requests failed for good and were recorded as such, not hidden
+    assert sum(t["info"].get("failed", 0) for t in trials if t.get("info")) + statuses["failed"] > 0
+    assert result.report["task"]["test"]
+    _check_attempts(server, optimizer, scorer)
+
+
+def test_bpo_eval_survives_a_flaky_server(scripted_server: Any, tmp_path: Path) -> None:
+    server = _flaky(scripted_server, seed=11)
+    llm = _client(server)
+    ts = load_testset(str(write_testset_jsonl(tmp_path / "ts.jsonl", 24)), rewritten_field="optimized_prompt")
+    out = tmp_path / "eval"
+    summary = evaluate(
+        [ts],
+        target=llm,
+        judge=PairwiseJudge(llm, max_tokens=32, seed=0),
+        out_dir=out,
+        config=EvalConfig(concurrency=6, max_tokens=32, n_boot=200),
+    )
+
+    records = read_journal(out / "ts.jsonl")
+    latest = {r["id"]: r for r in records}
+    assert sorted(latest) == sorted(f"q{i}" for i in range(24)), "an item is missing from the record"
+    assert len(records) == 24, "an item was recorded twice in one run"
+    ok = [r for r in latest.values() if r["status"] == "ok"]
+    failed = [r for r in latest.values() if r["status"] == "error"]
+    assert len(ok) + len(failed) == 24
+    assert failed, "with 30 % faults and 2 retries some item should fail for good"
+    assert all(r["error"] for r in failed)
+    assert all(r["outcome"] in ("win", "tie", "loss") for r in ok)
+    (res,) = summary.results
+    assert res.stats.n == len(ok) and res.errors == len(failed)
+    assert res.stats.win + res.stats.tie + res.stats.loss == len(ok)
+    _check_attempts(server, llm)
