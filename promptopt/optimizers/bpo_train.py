@@ -443,6 +443,17 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
     return report
 
 
+def _checkpoint_dtype(base_model: str) -> Any:
+    """The torch dtype the base checkpoint was stored in, or None when it does not say."""
+    import torch
+    from transformers import AutoConfig
+
+    dtype = getattr(AutoConfig.from_pretrained(base_model), "dtype", None)
+    if isinstance(dtype, str):
+        dtype = getattr(torch, dtype, None)
+    return dtype if isinstance(dtype, torch.dtype) else None
+
+
 def _save(
     trainer: Any, tokenizer: Any, rw_cfg: RewriterConfig, cfg: TrainConfig, report: TrainReport
 ) -> None:
@@ -460,6 +471,9 @@ def _save(
     out.mkdir(parents=True, exist_ok=True)
     if cfg.lora:
         merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        base_dtype = _checkpoint_dtype(cfg.base_model)
+        if base_dtype is not None:  # the frozen base had no more precision than this
+            merged = merged.to(base_dtype)
         merged.save_pretrained(out)
     if rw_cfg.family == "causal":
         tokenizer.padding_side = "left"  # batched generation pads on the left

@@ -263,7 +263,10 @@ def test_chat_template_wraps_the_filled_template() -> None:
 
 
 def test_lora_training_saves_a_merged_plain_model(tmp_path: Path) -> None:
+    from transformers import AutoModelForSeq2SeqLM
+
     base = byt5_t5(tmp_path / "base")
+    AutoModelForSeq2SeqLM.from_pretrained(base, dtype=torch.bfloat16).save_pretrained(base)  # a bf16 base
     data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": w, "optimized_prompt": w} for w in WORDS])
     out = tmp_path / "o"
     report = train_rewriter(
@@ -283,7 +286,6 @@ def test_lora_training_saves_a_merged_plain_model(tmp_path: Path) -> None:
     )
     assert report.steps == 2
     assert not (out / "adapter_config.json").exists()  # merged: transformers alone loads it
-    from transformers import AutoModelForSeq2SeqLM
-
     model = AutoModelForSeq2SeqLM.from_pretrained(out)
     assert not any("lora" in name for name, _ in model.named_parameters())
+    assert model.dtype == torch.bfloat16  # trained in float32, saved in the base's dtype
