@@ -6,8 +6,11 @@ Usage::
     python bench/bpo_rewrites_per_s.py --rewriter DIR       # a trained rewriter folder
     python bench/bpo_rewrites_per_s.py --train              # also training steps/s of tiny models
 
-Both ways generate the same number of new tokens per prompt (``--max-new-tokens``; a random
-model rarely emits EOS), so the ratio is the gain from batching alone. ``--train`` trains the
+With the default tiny random model both ways generate the same number of new tokens per prompt
+(``--max-new-tokens``; a random model rarely emits EOS), so the ratio is the gain from batching
+alone. A trained rewriter stops at EOS, and a batch runs until its longest row is done, so
+there the ratio also reflects output lengths; on CPU, short outputs behind long prompts are
+prefill-bound (compute), where batching gains little. ``--train`` trains the
 tiny decoder-only and seq2seq models of the integration test for ``--steps`` steps and prints
 the Trainer's steps/s.
 """
