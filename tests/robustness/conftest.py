@@ -52,7 +52,7 @@ def scripted_text(body: dict[str, Any]) -> str:
     if "(w, b) pair" in text:  # OPRO linear regression
         return f"Trying a new point. [{10 + h % 11}, {10 + (h >> 8) % 11}]"
     if "<INS>" in text:  # OPRO instruction search
-        return f"<INS>Think about it carefully, option {h % 997}.</INS>"
+        return f"<INS>Let’s think it through 🤔, option {h % 997}.</INS>"  # non-ASCII on purpose
     return f"The answer is {h % 4}."  # scorer or target
 
 
