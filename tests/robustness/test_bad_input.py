@@ -283,3 +283,257 @@ def test_bad_input_is_one_line_and_exit_2(case: str, files: Files, capsys: pytes
     after = _snapshot(files.root)
     lost = {k for k, v in before.items() if after.get(k) != v}
     assert not lost, f"{case}: earlier files changed or vanished: {lost}"
+
+
+# ---------------------------------------------------------------------------------- earlier results
+
+
+def test_bad_commands_on_an_existing_run_lose_nothing(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _call(linreg(files, "--steps", "2", "--per-step", "2"), capsys)
+    assert code == 0, err
+    run = files.path("lr-run")
+    before = _snapshot(run)
+    assert RESULT_FILE in before and JOURNAL_FILE in before
+    resume = ["opro", "run", "--resume", "--run-dir", str(run)]
+    bad = {
+        "start-over-without-flag": (linreg(files), "already holds a run"),
+        "resume-other-seed": ([*resume, "--seed", "99"], "seed"),
+        "resume-other-task": ([*resume, "--task", "tsp"], "--task"),
+        "resume-changed-task-option": ([*resume, "--task-option", "w_true=3"], "task options"),
+        "resume-zero-steps": ([*resume, "--steps", "0"], "--steps"),
+        "resume-other-model": ([*resume, "--optimizer-model", "nosuch:x"], "--optimizer-model"),
+    }
+    for label, (argv, fragment) in bad.items():
+        code, _, err = _call(argv, capsys)
+        line = _assert_one_error_line(code, err, label)
+        assert fragment in line, f"{label}: {line!r}"
+        assert _snapshot(run) == before, f"{label}: the earlier run was changed"
+
+
+def test_bad_flags_leave_earlier_build_data_output_alone(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _call(build(files), capsys)
+    assert code == 0, err
+    before = _snapshot(files.root)
+    assert "built.jsonl" in before
+    for label, argv in {
+        "zero-concurrency": build(files, "--concurrency", "0"),
+        "bad-preset": build(files, "--preset", "mystery"),
+        "bad-model": [*build(files)[:-2], "--model", "nosuch:x"],
+    }.items():
+        code, _, err = _call(argv, capsys)
+        _assert_one_error_line(code, err, label)
+        assert _snapshot(files.root) == before, f"{label}: earlier output changed"
+
+
+# ---------------------------------------------------------------------------------- unreachable server
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retries without their sleeps: the refused connection is instant, so the bounded retries are too."""
+    from promptopt.llm import openai_compat
+
+    monkeypatch.setattr(openai_compat.Backoff, "__call__", lambda self, state: 0.0)
+
+
+UNREACHABLE = "openai:m@http://127.0.0.1:1/v1"  # port 1: connection refused at once
+
+UNREACHABLE_BUG = (
+    "promptopt/optimizers/opro.py _Loop._step / evaluators/bpo_eval.py / optimizers/bpo_data.py: when every "
+    "request fails with LLMConnectionError (server unreachable) the run records failed items and exits 0 "
+    "instead of ending with one 'cannot reach ...' line and exit 2"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=UNREACHABLE_BUG)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(lambda f: [*linreg(f)[:5], UNREACHABLE, *linreg(f, "--per-step", "2")[6:]], id="opro"),
+        pytest.param(
+            lambda f: [*bpo_eval(f, "--rewritten-field", "optimized_prompt")[:6], "--target-model", UNREACHABLE,
+                       "--judge-model", UNREACHABLE, "--rewritten-field", "optimized_prompt", "--bootstrap", "50"],
+            id="bpo-eval",
+        ),  # fmt: skip
+        pytest.param(lambda f: [*build(f)[:-2], "--model", UNREACHABLE], id="build-data"),
+    ],
+)
+def test_unreachable_server_is_one_line_and_exit_2(
+    argv: Argv, files: Files, no_backoff: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _call(argv(files), capsys)
+    line = _assert_one_error_line(code, err, "unreachable")
+    assert "127.0.0.1:1" in line
+
+
+# ---------------------------------------------------------------------------------- big and non-ASCII input
+
+
+def test_one_megabyte_prompt_is_evaluated(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = bpo_eval(files, "--rewritten-field", "optimized_prompt", testset="big_prompt.jsonl")
+    code, out, err = _call(argv, capsys)
+    assert code == 0, err[-2000:]
+    assert "Traceback" not in err
+    (rec,) = read_journal(files.path("eval") / "big_prompt.jsonl")
+    assert rec["status"] == "ok", rec.get("error")
+
+
+def test_one_megabyte_instruction_is_scored(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 1 MB starting instruction is a legal (if silly) input: it is scored and journalled whole."""
+    initial = "Think. " * (ONE_MB // 7)
+    code, out, err = _call(opro(files, "--task-option", "initial=" + initial), capsys)
+    assert code == 0, err[-2000:]
+    assert "Traceback" not in err
+    first = _opro_trials(files.path("run"))[0]
+    assert first["status"] == "initial" and first["text"].strip() == initial.strip()
+
+
+def test_curly_apostrophe_and_emoji_survive_the_whole_path(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    """The reference code crashes on "Let’s"; here it is a starting instruction, the dataset has emoji, and
+    the scripted optimizer proposes non-ASCII instructions too."""
+    initial = "Let’s think step by step 🤔 — «réfléchis» 一步一步"
+    code, out, err = _call(opro(files, "--task-option", f"initial={initial}", dataset="unicode.jsonl"), capsys)
+    assert code == 0, err[-2000:]
+    records = read_journal(files.path("run") / JOURNAL_FILE)
+    texts = [r["trial"]["text"] for r in records if r["event"] == "trial"]
+    assert texts[0] == initial
+    assert any("Let’s think it through 🤔" in t for t in texts[1:])
+    result = json.loads((files.path("run") / RESULT_FILE).read_text(encoding="utf-8"))
+    assert result["best"] in texts
+    code, out, err = _call(build(files, pairs="pairs.jsonl"), capsys)
+    assert code == 0, err[-2000:]
+
+
+# ---------------------------------------------------------------------------------- garbage model output
+
+GARBAGE = (
+    "",
+    "   \n\t ",
+    "\x00\x01\x02\x1b[31m",
+    "[[[[[[[[",
+    "]]]]",
+    "[nan, inf]",
+    "[1e999, 2]",
+    "[1, 2, 3, 4, 5]",
+    "w=, b=",
+    "<INS></INS>",
+    "<INS>",
+    "[]",
+    "Optimized Instruction: [END]",
+    "Optimized Instruction: xxx [END]",
+    "[[Z]] [[",
+    "null",
+    '{"choices": []}',
+    "🤔" * 500,
+    "A" * 20_000,
+    "__import__('os').system('touch PWNED')",
+    "<script>alert(1)</script>",
+)
+
+
+def _garbage_payload(body: dict[str, Any], *, chat: bool, honour_n: bool) -> dict[str, Any]:
+    payload = _ECHO(body, chat=chat, honour_n=honour_n)
+    h = int(hashlib.sha256(json.dumps([body.get("messages"), body.get("seed")]).encode()).hexdigest()[:8], 16)
+    for i, choice in enumerate(payload["choices"]):
+        text = GARBAGE[(h + i) % len(GARBAGE)]
+        if chat:
+            choice["message"]["content"] = text
+        else:
+            choice["text"] = text
+    return payload
+
+
+_ECHO = fault_server_module.ok_payload
+
+
+@pytest.fixture
+def garbage(files: Files, monkeypatch: pytest.MonkeyPatch) -> Files:
+    """The same server, now answering every request with garbage."""
+    monkeypatch.setattr(fault_server_module, "ok_payload", _garbage_payload)
+    return files
+
+
+def _opro_trials(run: Path) -> list[dict[str, Any]]:
+    return [r["trial"] for r in read_journal(run / JOURNAL_FILE) if r["event"] == "trial"]
+
+
+@pytest.mark.parametrize(
+    "task_args",
+    [
+        pytest.param(["--task", "linear-regression"], id="linear-regression"),
+        pytest.param(["--task", "tsp", "--n", "6"], id="tsp"),
+        pytest.param(["--task", "instructions"], id="instructions"),
+    ],
+)
+def test_garbage_proposals_are_skipped_with_a_reason(
+    task_args: list[str], garbage: Files, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = garbage
+    argv = ["opro", "run", *task_args, "--optimizer-model", f.model, "--steps", "3", "--per-step", "7"]
+    argv += ["--run-dir", str(f.path("g-run"))]
+    if task_args[1] == "instructions":
+        argv += ["--scorer-model", f.model, "--dataset", f"jsonl:{f.path('qa.jsonl')}"]
+    code, out, err = _call(argv, capsys)
+    assert code == 0, err[-2000:]
+    assert "Traceback" not in err
+    trials = [t for t in _opro_trials(f.path("g-run")) if t["step"] > 0]
+    assert len(trials) == 21  # every proposal accounted for
+    skipped = [t for t in trials if t["status"] not in ("scored",)]
+    assert skipped, "garbage produced no skipped candidate"
+    for t in skipped:
+        assert t["status"] in ("unparseable", "invalid", "duplicate", "failed"), t
+        assert t["reason"], t
+    assert not (f.root / "PWNED").exists()
+
+
+def test_garbage_scorer_answers_count_as_no_answer(garbage: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    f = garbage
+    code, out, err = _call(opro(f), capsys)
+    assert code == 0, err[-2000:]
+    (initial, *_) = _opro_trials(f.path("run"))
+    assert initial["status"] == "initial" and initial["score"] == 0
+    assert initial["info"]["no_answer"] >= 1
+
+
+def test_garbage_builder_output_is_dropped_with_a_reason(garbage: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    f = garbage
+    write_pairs_jsonl(f.path("pairs.jsonl"), 12)
+    code, out, err = _call(build(f), capsys)
+    assert code == 0, err[-2000:]
+    dropped = read_journal(f.path("built.dropped.jsonl"))
+    kept = read_journal(f.path("built.jsonl")) if f.path("built.jsonl").exists() else []
+    assert len(dropped) + len(kept) == 12
+    assert len(dropped) >= 10
+    assert all(r["status"] == "dropped" and r["reason"] for r in dropped)
+    assert {"no_marker"} <= {r["reason"] for r in dropped}
+
+
+def test_garbage_verdicts_are_counted_not_crashed(garbage: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    f = garbage
+    code, out, err = _call(bpo_eval(f, "--rewritten-field", "optimized_prompt"), capsys)
+    assert code == 0, err[-2000:]
+    records = read_journal(f.path("eval") / "ts.jsonl")
+    assert len(records) == 4
+    for r in records:
+        assert r["status"] in ("ok", "error")
+        if r["status"] == "ok" and not r.get("identical_answers"):
+            assert r["judge"] is not None
+
+
+# ---------------------------------------------------------------------------------- the real console script
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    "case", ["jsonl-malformed", "unknown-task", "missing-api-key", "steps-negative", "unknown-model-scheme"]
+)
+def test_console_script_subprocess(case: str, files: Files) -> None:
+    argv, fragment = CASES[case]
+    env = cli_env(files.root / "cache")
+    env.pop("OPENAI_API_KEY", None)
+    done = subprocess.run([*CLI, *argv(files)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(ERROR_PREFIX), done.stderr
+    assert fragment in lines[0].lower()
