@@ -324,7 +324,7 @@ def plot_winrate(summary: EvalSummary, path: str | Path) -> Path:
     from matplotlib.figure import Figure
 
     rows = [r for r in summary.results if r.stats.n > 0]
-    fig = Figure(figsize=(7.0, 0.6 + 0.55 * max(1, len(rows))))
+    fig = Figure(figsize=(7.0, 1.3 + 0.55 * max(1, len(rows))))
     ax = fig.add_subplot(1, 1, 1)
     names = [r.testset for r in rows]
     left = [0.0] * len(rows)
@@ -340,9 +340,10 @@ def plot_winrate(summary: EvalSummary, path: str | Path) -> Path:
         s = r.stats
         ax.text(101, i, f"ΔWR {s.delta_wr:+.1f} [{s.ci_low:+.1f}, {s.ci_high:+.1f}]", va="center", fontsize=8)
     ax.set_xlim(0, 140)
+    ax.set_xticks(range(0, 101, 20))
     ax.set_xlabel("% of items (rewritten vs original)")
     ax.invert_yaxis()
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.36, 1.0), ncol=3, fontsize=8, frameon=False)
     fig.tight_layout()
     p = Path(path)
     fig.savefig(p, dpi=110)
