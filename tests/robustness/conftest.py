@@ -124,7 +124,11 @@ def write_qa_jsonl(path: Path, n: int) -> Path:
 def write_testset_jsonl(path: Path, n: int) -> Path:
     """A BPO test set with precomputed rewrites."""
     rows = [
-        {"id": f"q{i}", "prompt": f"Tell me about topic {i}.", "optimized_prompt": f"Explain topic {i} in detail."}
+        {
+            "id": f"q{i}",
+            "prompt": f"Tell me about topic {i}.",
+            "optimized_prompt": f"Explain topic {i} in detail.",
+        }
         for i in range(n)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -23,10 +23,10 @@ import pytest
 
 from promptopt.cli import main as cli_main
 from promptopt.optimizers.opro import history_from_records
-from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE, read_journal
+from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE
 from tests.robustness.conftest import CLI, cli_env, write_pairs_jsonl
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150)]
 
 KILLS = 10
 TORN_AFTER = (3, 7)  # kill numbers after which a torn half-record is appended
@@ -81,7 +81,9 @@ def _kill_repeatedly(
             time.sleep(rng.uniform(0, 0.02))
             if proc.poll() is not None:  # finished before this kill: the run was too short
                 _, err = proc.communicate(timeout=10)
-                pytest.fail(f"run ended (rc {proc.returncode}) after only {kills} kills: {err.decode()[-500:]}")
+                pytest.fail(
+                    f"run ended (rc {proc.returncode}) after only {kills} kills: {err.decode()[-500:]}"
+                )
             proc.kill()
             proc.wait(timeout=10)
         finally:
@@ -208,9 +210,7 @@ def test_killed_bpo_build_data_resumes_to_the_uninterrupted_output(
     env = cli_env(tmp_path / "kill-cache")
     cmd = [*CLI, *args(out), "--concurrency", "2"]
     rng = random.Random(7)
-    kills = _kill_repeatedly(
-        lambda: cmd, env, [out, dropped], lambda: rng.choice([out, dropped]), seed=99
-    )
+    kills = _kill_repeatedly(lambda: cmd, env, [out, dropped], lambda: rng.choice([out, dropped]), seed=99)
     assert kills == KILLS
     _finish(cmd, env)
     assert _decided(out) == reference

@@ -44,16 +44,61 @@ def test_the_key_appears_nowhere(scripted_server: Any, tmp_path: Path) -> None:
     pairs = write_pairs_jsonl(tmp_path / "pairs.jsonl", 4)
     out = tmp_path / "out"
     commands = {
-        "opro": ["opro", "run", "--task", "instructions", "--dataset", f"jsonl:{data}", "--optimizer-model",
-                 with_key, "--scorer-model", with_password, "--steps", "2", "--per-step", "2",
-                 "--run-dir", str(out / "run")],  # fmt: skip
-        "eval": ["--debug", "bpo", "eval", "--testset", str(ts), "--rewritten-field", "optimized_prompt",
-                 "--out", str(out / "eval"), "--target-model", with_password, "--judge-model", with_key,
-                 "--bootstrap", "50"],  # fmt: skip
-        "build": ["bpo", "build-data", "--input", str(pairs), "--out", str(out / "data.jsonl"), "--model",
-                  with_password],  # fmt: skip
-        "bad-spec": ["opro", "run", "--task", "linear-regression", "--optimizer-model",
-                     f"openai:stub@ftp://user:{PASSWORD}@{host}/v1", "--run-dir", str(out / "bad")],  # fmt: skip
+        "opro": [
+            "opro",
+            "run",
+            "--task",
+            "instructions",
+            "--dataset",
+            f"jsonl:{data}",
+            "--optimizer-model",
+            with_key,
+            "--scorer-model",
+            with_password,
+            "--steps",
+            "2",
+            "--per-step",
+            "2",
+            "--run-dir",
+            str(out / "run"),
+        ],
+        "eval": [
+            "--debug",
+            "bpo",
+            "eval",
+            "--testset",
+            str(ts),
+            "--rewritten-field",
+            "optimized_prompt",
+            "--out",
+            str(out / "eval"),
+            "--target-model",
+            with_password,
+            "--judge-model",
+            with_key,
+            "--bootstrap",
+            "50",
+        ],
+        "build": [
+            "bpo",
+            "build-data",
+            "--input",
+            str(pairs),
+            "--out",
+            str(out / "data.jsonl"),
+            "--model",
+            with_password,
+        ],
+        "bad-spec": [
+            "opro",
+            "run",
+            "--task",
+            "linear-regression",
+            "--optimizer-model",
+            f"openai:stub@ftp://user:{PASSWORD}@{host}/v1",
+            "--run-dir",
+            str(out / "bad"),
+        ],
     }
     procs = {
         name: subprocess.Popen([*CLI, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
