@@ -61,24 +61,34 @@ def _kill_repeatedly(
     watch: list[Path],
     torn_target: Callable[[], Path | None],
     seed: int,
+    inside: Callable[[], bool] | None = None,
 ) -> int:
     """Start ``command()`` and SIGKILL it KILLS times at random moments; returns the kills done.
 
-    A kill moment: after 1–3 new records in the watched files, plus 0–20 ms. Bounded: each start
-    waits at most 30 s, and at most 3 × KILLS starts are made.
+    A kill moment: after 1–3 new records in the watched files, plus 0–5 ms. Every third kill
+    instead waits (for up to 6 more records) until ``inside()`` says the writer is in the middle
+    of a group of records, and kills at once. Bounded: each start waits at most 30 s, and at most
+    3 × KILLS starts are made.
     """
     rng = random.Random(seed)
     kills = 0
     for _ in range(3 * KILLS):
         if kills >= KILLS:
             break
-        target = _lines(watch) + rng.randint(1, 3)
+        start_lines = _lines(watch)
+        target = start_lines + rng.randint(1, 3)
+        hunt = inside is not None and kills % 3 == 1
+        if hunt:
+            target = start_lines + 8
         proc = subprocess.Popen(command(), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + 30
             while proc.poll() is None and _lines(watch) < target and time.monotonic() < deadline:
-                time.sleep(0.003)
-            time.sleep(rng.uniform(0, 0.02))
+                if hunt and _lines(watch) > start_lines and inside():  # type: ignore[misc]
+                    break
+                time.sleep(0.001 if hunt else 0.003)
+            if not hunt:
+                time.sleep(rng.uniform(0, 0.005))
             if proc.poll() is not None:  # finished before this kill: the run was too short
                 _, err = proc.communicate(timeout=10)
                 pytest.fail(
@@ -122,7 +132,7 @@ def test_killed_opro_run_resumes_to_the_uninterrupted_result(
 ) -> None:
     server = scripted_server(latency=0.01)
     model = f"openai:stub@{server.base_url}"
-    args = ["--task", "linear-regression", "--optimizer-model", model, "--steps", "8", "--per-step", "3"]
+    args = ["--task", "linear-regression", "--optimizer-model", model, "--steps", "14", "--per-step", "3"]
     args += ["--seed", "7"]
 
     ref_dir = tmp_path / "ref"
@@ -145,7 +155,14 @@ def test_killed_opro_run_resumes_to_the_uninterrupted_result(
         return [*CLI, "opro", "run", *args, "--run-dir", str(run_dir), "--overwrite"]
 
     journal = run_dir / JOURNAL_FILE
-    kills = _kill_repeatedly(command, env, [journal], lambda: journal, seed=2024)
+
+    def inside_a_step() -> bool:
+        """The last complete record is a proposal's trial: the step's commit is under way."""
+        data = journal.read_bytes()
+        last = data[: data.rfind(b"\n")].rsplit(b"\n", 1)[-1]
+        return last.startswith(b'{"event":"trial"') and b'"step":0,' not in last
+
+    kills = _kill_repeatedly(command, env, [journal], lambda: journal, seed=2024, inside=inside_a_step)
     assert kills == KILLS
     _finish(command(), env)
 
@@ -158,6 +175,10 @@ def test_killed_opro_run_resumes_to_the_uninterrupted_result(
     started = Counter(r["step"] for r in records if r["event"] == "step_started")
     assert max(started.values()) == 1
     assert sum(r["event"] == "run_resumed" for r in records) >= KILLS - 2  # really resumed, not restarted
+    before_resume = Counter(
+        records[i - 1]["event"] for i, r in enumerate(records) if r["event"] == "run_resumed"
+    )
+    print(f"journal events just before each resume: {dict(before_resume)}")
     # the same history and result as the run that was never interrupted
     assert history_from_records(records) == ref_history
     assert trial_keys == Counter(
@@ -186,7 +207,7 @@ def test_killed_bpo_build_data_resumes_to_the_uninterrupted_output(
     scripted_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = scripted_server(latency=0.02)
-    pairs = write_pairs_jsonl(tmp_path / "pairs.jsonl", 36)
+    pairs = write_pairs_jsonl(tmp_path / "pairs.jsonl", 60)
     model = f"openai:stub@{server.base_url}"
 
     def args(out: Path) -> list[str]:
@@ -201,7 +222,7 @@ def test_killed_bpo_build_data_resumes_to_the_uninterrupted_output(
     assert exc.value.code == 0
     capsys.readouterr()
     reference = _decided(ref_out)
-    assert len(reference) == 36
+    assert len(reference) == 60
     statuses = Counter(d["status"] for d in reference.values())
     assert statuses["kept"] and statuses["dropped"], statuses  # both files are exercised
 
