@@ -7,9 +7,11 @@ their usage errors too; ``--debug`` (or ``PROMPTOPT_DEBUG=1``) shows tracebacks 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 
 import click
 import typer
@@ -60,31 +62,45 @@ def _exception_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type
     return tuple(exits), tuple(aborts), tuple(usage), tuple(no_args)
 
 
-def _show_library_notices(debug: bool) -> None:
-    """Send the library's INFO notices (e.g. where the embedded weights are) to stderr.
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at emit time (test capture swaps it per test)."""
 
-    Library modules only log; the CLI decides what a person sees. Done here, at call time,
-    so importing promptopt configures nothing.
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+@contextlib.contextmanager
+def _library_notices(debug: bool) -> Iterator[None]:
+    """Show the library's INFO notices (e.g. where the embedded weights are) on stderr while the
+    command runs, then put the logger back as it was.
+
+    Library modules only log; the CLI decides what a person sees. Undone on exit so that calling
+    ``main`` in-process (tests, notebooks) leaves the caller's logging untouched.
     """
     logger = logging.getLogger("promptopt")
-    if any(getattr(h, "_promptopt_cli", False) for h in logger.handlers):
-        return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderrHandler()
     handler.setFormatter(logging.Formatter("promptopt: %(message)s"))
-    handler._promptopt_cli = True  # type: ignore[attr-defined]
+    saved = (logger.level, logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("PROMPTOPT_DEBUG") == "1"
-    _show_library_notices(debug)
     exits, aborts, usage_errors, no_args = _exception_classes()
     try:
-        rv = app(args=args, prog_name="promptopt", standalone_mode=False)
+        with _library_notices(debug):
+            rv = app(args=args, prog_name="promptopt", standalone_mode=False)
     except exits as exc:
         raise SystemExit(getattr(exc, "exit_code", 0)) from None
     except aborts:
