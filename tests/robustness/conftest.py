@@ -29,6 +29,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 #: the server's own success payload, captured before any test patches the module
 _ECHO_PAYLOAD = fault_server_module.ok_payload
+_SUM_RE = re.compile(r"What is (\d+) \+ (\d+)\?")
 _INSTRUCTION_RE = re.compile(r'^instruction: "(.*?)"\s*$', re.M | re.S)
 
 
@@ -53,7 +54,11 @@ def scripted_text(body: dict[str, Any]) -> str:
         return f"Trying a new point. [{10 + h % 11}, {10 + (h >> 8) % 11}]"
     if "<INS>" in text:  # OPRO instruction search
         return f"<INS>Let’s think it through 🤔, option {h % 997}.</INS>"  # non-ASCII on purpose
-    return f"The answer is {h % 4}."  # scorer or target
+    sums = _SUM_RE.findall(text)
+    if sums:  # the scorer on write_qa_jsonl questions: right two times in three, by the hash
+        a, b = (int(x) for x in sums[-1])
+        return f"The answer is {a + b if h % 3 else a + b + 1}."
+    return f"The answer is {h % 4}."  # the target of a BPO evaluation
 
 
 def scripted_payload(body: dict[str, Any], *, chat: bool, honour_n: bool) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import pytest
 
 from promptopt.cli import main as cli_main
 from promptopt.optimizers.opro import history_from_records
-from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE
+from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE, read_journal
 from tests.robustness.conftest import CLI, cli_env, write_pairs_jsonl
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150)]
@@ -235,3 +235,53 @@ def test_killed_bpo_build_data_resumes_to_the_uninterrupted_output(
     assert kills == KILLS
     _finish(cmd, env)
     assert _decided(out) == reference
+
+
+# --------------------------------------------------------------------------- instruction search
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "promptopt/tasks/instructions.py InstructionTask._shortlist (line ~364) ranks only self._train_scores, "
+        "which ascore() fills in this process; OPRO's _Loop._restore (optimizers/opro.py) never gives the task "
+        "the restored trials, so after --resume the validation shortlist (and possibly the reported "
+        "instruction and its test accuracy) differ from the uninterrupted run's"
+    ),
+)
+def test_resumed_instruction_search_reports_like_an_uninterrupted_one(
+    scripted_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The final report (validation pick among the best training instructions, test accuracy) of a
+    run that was stopped and resumed must equal the uninterrupted run's: the shortlist has to come
+    from the journal, not from what one process happened to score."""
+    from tests.robustness.conftest import write_qa_jsonl
+
+    server = scripted_server()
+    model = f"openai:stub@{server.base_url}"
+    data = write_qa_jsonl(tmp_path / "qa.jsonl", 40)
+    args = ["opro", "run", "--task", "instructions", "--dataset", f"jsonl:{data}", "--optimizer-model", model]
+    args += ["--scorer-model", model, "--per-step", "3", "--seed", "5"]
+
+    def run(*extra: str) -> None:
+        with pytest.raises(SystemExit) as exc:
+            cli_main([*args, *extra])
+            raise SystemExit(0)
+        assert exc.value.code == 0, capsys.readouterr().err[-2000:]
+        capsys.readouterr()
+
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache-a"))
+    run("--steps", "4", "--run-dir", str(tmp_path / "ref"))
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache-b"))
+    run("--steps", "2", "--run-dir", str(tmp_path / "two"))
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["opro", "run", "--resume", "--run-dir", str(tmp_path / "two"), "--steps", "4"])
+        raise SystemExit(0)
+    assert exc.value.code == 0, capsys.readouterr().err[-2000:]
+
+    ref = json.loads((tmp_path / "ref" / RESULT_FILE).read_text(encoding="utf-8"))
+    resumed = json.loads((tmp_path / "two" / RESULT_FILE).read_text(encoding="utf-8"))
+    ref_history = history_from_records(read_journal(tmp_path / "ref" / JOURNAL_FILE))
+    assert history_from_records(read_journal(tmp_path / "two" / JOURNAL_FILE)) == ref_history
+    assert len(ref["report"]["task"].get("validation", [])) > 1, "the shortlist was not exercised"
+    assert resumed["report"]["task"] == ref["report"]["task"]
