@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -500,6 +501,34 @@ def test_bad_flags_leave_earlier_build_data_output_alone(
         code, _, err = _call(argv, capsys)
         _assert_one_error_line(code, err, label)
         assert _snapshot(files.root) == before, f"{label}: earlier output changed"
+
+
+def test_rerun_of_an_evaluation_with_other_settings_loses_nothing(
+    files: Files, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _call(bpo_eval(files, "--rewritten-field", "optimized_prompt"), capsys)
+    assert code == 0, err
+    before = _snapshot(files.path("eval"))
+    assert "ts.jsonl" in before and "summary.json" in before
+    other = f"openai:other@{files.url}"
+    code, _, err = _call(
+        [*bpo_eval(files, "--rewritten-field", "optimized_prompt"), "--judge-model", other], capsys
+    )
+    assert "other settings" in _assert_one_error_line(code, err, "eval-other-judge")
+    assert _snapshot(files.path("eval")) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere")
+def test_read_only_run_directory(files: Files, capsys: pytest.CaptureFixture[str]) -> None:
+    locked = files.path("locked")
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, _, err = _call(["opro", "run", "--task", "linear-regression", "--optimizer-model", files.model,
+                              "--run-dir", str(locked / "run")], capsys)  # fmt: skip
+        assert "locked" in _assert_one_error_line(code, err, "read-only run dir")
+    finally:
+        locked.chmod(0o700)
 
 
 # ---------------------------------------------------------------------------------- unreachable server

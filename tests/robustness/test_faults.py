@@ -146,3 +146,32 @@ def test_bpo_eval_survives_a_flaky_server(scripted_server: Any, tmp_path: Path) 
     assert res.stats.n == len(ok) and res.errors == len(failed)
     assert res.stats.win + res.stats.tie + res.stats.loss == len(ok)
     _check_attempts(server, llm)
+
+
+def test_failed_requests_are_not_cached(scripted_server: Any, tmp_path: Path) -> None:
+    """Through the CLI's stack (cache outside the backend): what failed is asked again next time,
+    what succeeded is never asked again."""
+    from promptopt.llm.base import Completion, LLMError, Request
+    from promptopt.llm.factory import build_llm
+
+    server = _flaky(scripted_server, seed=21)
+    llm = build_llm(
+        f"openai:stub@{server.base_url}",
+        cache=tmp_path / "cache.sqlite",
+        timeout=CLIENT_TIMEOUT,
+        max_retries=1,
+        backoff=0.0,
+        retry_after_max=0.0,
+    )
+    requests = [Request.chat(f"question {i}", temperature=0.0, max_tokens=8, seed=0) for i in range(40)]
+    first = llm.generate(requests, return_exceptions=True)
+    failed = {i for i, r in enumerate(first) if isinstance(r, LLMError)}
+    assert failed and len(failed) < 40
+    assert all(isinstance(r, Completion | LLMError) for r in first)
+    seen = len(server.bodies)
+    second = llm.generate(requests, return_exceptions=True)
+    asked_again = {b["messages"][-1]["content"] for b in server.bodies[seen:]}
+    assert asked_again == {f"question {i}" for i in failed}
+    for i, r in enumerate(second):
+        if i not in failed:
+            assert isinstance(r, Completion) and r.cached and r.text == first[i].text
