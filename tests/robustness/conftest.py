@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import sys
 from collections import Counter
@@ -87,6 +88,18 @@ def scripted_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., F
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _cli_log_handlers() -> Iterator[None]:
+    """``promptopt.cli.main`` adds a stderr log handler once per process; tests here call it in-process,
+    so drop it afterwards, or it would write into a later test's (closed) capture stream."""
+    yield
+    logger = logging.getLogger("promptopt")
+    for h in list(logger.handlers):
+        if getattr(h, "_promptopt_cli", False):
+            logger.removeHandler(h)
+    logger.propagate = True
 
 
 def request_key(messages: Any, seed: Any) -> str:

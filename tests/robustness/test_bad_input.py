@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,18 +30,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 ERROR_PREFIX = "promptopt: error: "
 ONE_MB = 1024 * 1024
-
-
-@pytest.fixture(autouse=True)
-def _cli_log_handlers() -> Iterator[None]:
-    """The CLI adds a stderr log handler once per process; drop it after each in-process call so it
-    never writes into a later test's (closed) capture stream."""
-    yield
-    logger = logging.getLogger("promptopt")
-    for h in list(logger.handlers):
-        if getattr(h, "_promptopt_cli", False):
-            logger.removeHandler(h)
-    logger.propagate = True
 
 
 @dataclass
