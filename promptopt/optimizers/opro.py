@@ -600,13 +600,28 @@ class _Loop:
             "steps_to_optimum": steps_to_opt,
         }
 
+    def _ranked(self) -> list[tuple[Candidate, float]]:
+        """Every scored candidate of the history, best first, once each (for final_report)."""
+        scored = [t for t in self.hist.trials if t.status in ("scored", "initial") and t.score is not None]
+        scored.sort(key=lambda t: t.score, reverse=self.task.direction == "max")  # stable: earlier first
+        out: list[tuple[Candidate, float]] = []
+        seen: set[str] = set()
+        for t in scored:
+            c = self._candidate_of(t)
+            if c is not None and c.text not in seen:
+                seen.add(c.text)
+                out.append((c, float(t.score)))
+        return out
+
     async def _final_report(self, best: Candidate) -> dict[str, Any]:
         """The task's held-out evaluation; its async door when it has one (``afinal_report``),
-        so that scoring runs on this loop instead of a nested one."""
+        so that scoring runs on this loop instead of a nested one. The ranked history comes from
+        the journal-backed history, so a resumed run reports exactly as an uninterrupted one."""
+        ranked = self._ranked()
         afinal = getattr(self.task, "afinal_report", None)
         if callable(afinal):
-            return await afinal(best)
-        return self.task.final_report(best)
+            return await afinal(best, ranked)
+        return self.task.final_report(best, ranked)
 
     async def _result(self, stop_reason: str, detail: str, *, final: bool) -> Result:
         b = self.hist.best

@@ -11,7 +11,9 @@ the problem. The contract (GEPA's adapter idea, kept small):
   Scoring through an LLM runs concurrently and is cached per (candidate, example).
 - ``format_score(score)``: how a score is shown in the meta-prompt (e.g. integer accuracy 0–100).
 - ``exemplars(rng, k)``: task examples shown in the meta-prompt (may be empty).
-- ``final_report(best)``: held-out evaluation of the final solution and baselines.
+- ``final_report(best, ranked)``: held-out evaluation of the final solution and baselines.
+  ``ranked`` is every scored (candidate, score) of the run, best first, so a task can pick among
+  the top few on validation; it comes from the run's history, so a resumed run passes the same.
 - ``config()``: JSON-able options that rebuild the same task on ``--resume``.
 
 Tasks are registered by name: a constant table for the built-ins, and the entry-point group
@@ -101,7 +103,9 @@ class Task(Protocol):
 
     def exemplars(self, rng: random.Random, k: int) -> list[str]: ...
 
-    def final_report(self, best: Candidate) -> dict[str, Any]: ...
+    def final_report(
+        self, best: Candidate, ranked: Sequence[tuple[Candidate, float]] = ()
+    ) -> dict[str, Any]: ...
 
     def config(self) -> dict[str, Any]: ...
 

@@ -37,7 +37,7 @@ import math
 import random
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -328,8 +328,13 @@ class InstructionTask:
             out.append(Scored(ev.accuracy, info, ev.error))
         return out
 
-    async def aselect_on_validation(self, candidates: Sequence[Candidate | str]) -> ValidationChoice:
-        """The candidate with the best validation accuracy (ties keep the given order)."""
+    async def aselect_on_validation(
+        self, candidates: Sequence[Candidate | str], train_scores: Mapping[str, float] | None = None
+    ) -> ValidationChoice:
+        """The candidate with the best validation accuracy (ties keep the given order).
+        ``train_scores`` (instruction → training accuracy) fills the rows' ``train_accuracy``;
+        default: the scores this task object saw."""
+        known = self._train_scores if train_scores is None else train_scores
         if not candidates:
             raise ConfigError("select_on_validation needs at least one candidate")
         cands = [c if isinstance(c, Candidate) else Candidate(c, c) for c in candidates]
@@ -342,7 +347,7 @@ class InstructionTask:
         rows = [
             {
                 "instruction": c.text,
-                "train_accuracy": self._train_scores.get(self._instruction(c)),
+                "train_accuracy": known.get(self._instruction(c)),
                 "val_accuracy": ev.accuracy,
                 "correct": ev.correct,
                 "total": ev.total,
@@ -361,23 +366,37 @@ class InstructionTask:
         """Sync door to :meth:`aselect_on_validation`."""
         return run_sync(self.aselect_on_validation(candidates))
 
-    def _shortlist(self, best: Candidate | str) -> list[Candidate]:
-        """``best`` first, then the other instructions with the highest training accuracy seen by
-        this task object, up to ``val_top_k`` in all."""
+    def _train_scores_of(self, ranked: Sequence[tuple[Candidate, float]]) -> dict[str, float]:
+        """Instruction → training accuracy: from ``ranked`` (the optimizer's journal-backed
+        history, best first) when given, so a resumed run sees what an uninterrupted one saw."""
+        if not ranked:
+            return dict(self._train_scores)
+        scores: dict[str, float] = {}
+        for cand, score in ranked:
+            scores.setdefault(self._instruction(cand), score)
+        return scores
+
+    def _shortlist(
+        self, best: Candidate | str, ranked: Sequence[tuple[Candidate, float]] = ()
+    ) -> list[Candidate]:
+        """``best`` first, then the other instructions with the highest training accuracy, up to
+        ``val_top_k`` in all. ``ranked`` (the optimizer's history, best first) is used when given,
+        so a resumed run shortlists exactly what an uninterrupted one would; otherwise the scores
+        this task object saw."""
         best_ins = self._instruction(best)
-        others = sorted(
-            (ins for ins in self._train_scores if ins != best_ins),
-            key=lambda ins: -self._train_scores[ins],
-        )
+        scores = self._train_scores_of(ranked)
+        others = sorted((ins for ins in scores if ins != best_ins), key=lambda ins: -scores[ins])
         first = best if isinstance(best, Candidate) else Candidate(best, best)
         return [first, *(Candidate(ins, ins) for ins in others[: max(0, self.val_top_k - 1)])]
 
-    async def afinal_report(self, best: Candidate | str) -> dict[str, Any]:
+    async def afinal_report(
+        self, best: Candidate | str, ranked: Sequence[tuple[Candidate, float]] = ()
+    ) -> dict[str, Any]:
         """Pick the final instruction on validation, then report its test accuracy against the
         baselines; all scorer requests of a phase go in one concurrent batch.
 
         The shortlist is ``best`` (the loop's best by training score) plus the next best
-        instructions this task object scored, ``val_top_k`` in all; with ``val_top_k <= 1`` or no
+        instructions of ``ranked`` (else those this task object scored), ``val_top_k`` in all; with ``val_top_k <= 1`` or no
         validation split, ``best`` is kept as is. Returned keys: ``dataset, source, position,
         scorer, splits``; ``instruction`` (the one reported) and ``selected_by``;
         ``validation`` (one row per shortlisted instruction, when used); ``test`` with ``best``,
@@ -387,7 +406,7 @@ class InstructionTask:
         (right / wrong / failed) over the test examples.
         """
         train_best = self._instruction(best)
-        shortlist = self._shortlist(best)
+        shortlist = self._shortlist(best, ranked)
         report: dict[str, Any] = {
             "dataset": self.dataset.name,
             "source": self.dataset.source,
@@ -397,7 +416,7 @@ class InstructionTask:
         }
         selected, selected_by = train_best, "training score"
         if len(shortlist) > 1 and self.splits.val:
-            choice = await self.aselect_on_validation(shortlist)
+            choice = await self.aselect_on_validation(shortlist, self._train_scores_of(ranked))
             selected, selected_by = self._instruction(choice.best), "validation accuracy"
             report["validation"] = choice.rows
         report["instruction"] = selected
@@ -421,9 +440,9 @@ class InstructionTask:
         }
         return report
 
-    def final_report(self, best: Candidate) -> dict[str, Any]:
-        """Sync door to :meth:`afinal_report` (what the OPRO loop calls at the end of a run)."""
-        return run_sync(self.afinal_report(best))
+    def final_report(self, best: Candidate, ranked: Sequence[tuple[Candidate, float]] = ()) -> dict[str, Any]:
+        """Sync door to :meth:`afinal_report`."""
+        return run_sync(self.afinal_report(best, ranked))
 
     def config(self) -> dict[str, Any]:
         """Options that rebuild this task (the scorer is passed again by the caller)."""

@@ -185,7 +185,7 @@ class LinearRegressionTask:
     def exemplars(self, rng: random.Random, k: int) -> list[str]:
         return []
 
-    def final_report(self, best: Candidate) -> dict[str, Any]:
+    def final_report(self, best: Candidate, ranked: Sequence[tuple[Candidate, float]] = ()) -> dict[str, Any]:
         ow, ob, oloss = self.optimum_pair()
         lw, lb = self.least_squares()
         w, b = best.value

@@ -154,7 +154,7 @@ class TSPTask:
     def exemplars(self, rng: random.Random, k: int) -> list[str]:
         return []
 
-    def final_report(self, best: Candidate) -> dict[str, Any]:
+    def final_report(self, best: Candidate, ranked: Sequence[tuple[Candidate, float]] = ()) -> dict[str, Any]:
         ex = self.exact
         ref = ex.length if ex.exact else ex.bound
 

@@ -240,15 +240,6 @@ def test_killed_bpo_build_data_resumes_to_the_uninterrupted_output(
 # --------------------------------------------------------------------------- instruction search
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "promptopt/tasks/instructions.py InstructionTask._shortlist (line ~364) ranks only self._train_scores, "
-        "which ascore() fills in this process; OPRO's _Loop._restore (optimizers/opro.py) never gives the task "
-        "the restored trials, so after --resume the validation shortlist (and possibly the reported "
-        "instruction and its test accuracy) differ from the uninterrupted run's"
-    ),
-)
 def test_resumed_instruction_search_reports_like_an_uninterrupted_one(
     scripted_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,7 +22,11 @@ def test_key_is_stable_across_processes() -> None:
     env_keys = set()
     for seed in ("1", "2"):  # different hash seeds: hash() would differ, sha256 must not
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": seed}
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": seed},
         )
         env_keys.add(out.stdout.strip())
     assert env_keys == {cache_key("m", REQ, 0)}

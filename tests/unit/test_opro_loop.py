@@ -75,7 +75,7 @@ class ToyTask:
     def exemplars(self, rng: random.Random, k: int) -> list[str]:
         return rng.sample([f"hint {i}" for i in range(20)], k)
 
-    def final_report(self, best: Candidate) -> dict[str, Any]:
+    def final_report(self, best: Candidate, ranked: Sequence[tuple[Candidate, float]] = ()) -> dict[str, Any]:
         return {"best_text": best.text}
 
     def config(self) -> dict[str, Any]:

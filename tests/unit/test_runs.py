@@ -83,7 +83,12 @@ def test_result_is_atomic_and_stop_file(tmp_path) -> None:
 
 def test_redact_keeps_token_counts() -> None:
     d = redact({"max_tokens": 5, "prompt_tokens": 3, "auth_token": "t", "nested": [{"api-key": "k"}]})
-    assert d == {"max_tokens": 5, "prompt_tokens": 3, "auth_token": "<redacted>", "nested": [{"api-key": "<redacted>"}]}
+    assert d == {
+        "max_tokens": 5,
+        "prompt_tokens": 3,
+        "auth_token": "<redacted>",
+        "nested": [{"api-key": "<redacted>"}],
+    }
 
 
 def test_stop_flag_first_reason_wins() -> None:
