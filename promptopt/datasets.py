@@ -398,6 +398,10 @@ def _user_examples(
     _need_columns(rows, (input_field, target_field), name)
     out = []
     for i, r in enumerate(rows):
+        for field_name in (input_field, target_field):
+            value = r[field_name]
+            if value is None or (isinstance(value, str) and not value.strip()):
+                raise DataError(f"{name}: row {i + 1} has an empty or null {field_name!r} field")
         question = str(r[input_field])
         if isinstance(r.get("options"), list) and r["options"]:
             question, _ = _with_options(question, r["options"])

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from promptopt.evaluators.answers import AnswerKind, Graded, grade
-from promptopt.llm.base import LLM, Completion, LLMError, Message, Request, run_sync
+from promptopt.llm.base import LLM, Completion, LLMError, Message, Request, raise_if_unreachable, run_sync
 from promptopt.prompting import apply_instruction, check_position
 
 
@@ -190,6 +190,7 @@ async def aevaluate_many(
         for ex in examples
     ]
     results = await llm.agenerate(requests, return_exceptions=True) if requests else []
+    raise_if_unreachable(results)
     by_instruction: dict[str, Evaluation] = {}
     n = len(examples)
     for k, ins in enumerate(unique):

@@ -33,7 +33,7 @@ from typing import Any
 from promptopt.bpo_datasets import AppendLog, TestItem, TestSet
 from promptopt.errors import ConfigError, RunDirError
 from promptopt.evaluators.judge import JudgeItem, PairwiseJudge, WinRate, win_rate
-from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, run_sync
+from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, raise_if_unreachable, run_sync
 from promptopt.runs import atomic_write_json, atomic_write_text, redact
 
 CONFIG_FILE = "eval_config.json"
@@ -182,6 +182,7 @@ async def aevaluate_testset(
                 for text in (it.prompt, rw):
                     reqs.append(Request.chat(text, temperature=0.0, max_tokens=cfg.max_tokens, seed=cfg.seed))
             answers = await target.agenerate(reqs, return_exceptions=True)
+            raise_if_unreachable(answers)  # nothing logged for this batch: a resume redoes it
             for a in answers:
                 if isinstance(a, BudgetExceededError):
                     raise a

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, run_sync
+from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, raise_if_unreachable, run_sync
 
 Verdict = Literal["A", "B", "tie"]
 Outcome = Literal["win", "tie", "loss"]
@@ -203,6 +203,7 @@ class PairwiseJudge:
             requests.append(self._request(it.question, it.baseline, it.candidate))
             requests.append(self._request(it.question, it.candidate, it.baseline))
         results = await self.llm.agenerate(requests, return_exceptions=True)
+        raise_if_unreachable(results)
         out: list[PairJudgement] = []
         for i in range(len(items)):
             r1, r2 = results[2 * i], results[2 * i + 1]

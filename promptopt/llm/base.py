@@ -308,6 +308,25 @@ def _settle(results: Sequence[Any], return_exceptions: bool) -> list[Any]:
 settle_results = _settle
 
 
+def raise_if_unreachable(results: Sequence[Any]) -> None:
+    """Raise when every result of a batch is a connection or authentication error.
+
+    Why: against a server that cannot be reached (wrong port, down, bad key) a run would
+    otherwise record every item as failed and exit 0. Failures that leave some requests
+    answered are the caller's to record; a batch in which nothing got through means the run
+    cannot make progress, and one clear error (the run directory keeps what was done, so
+    ``--resume`` continues later) is what a user needs.
+    """
+    if not results:
+        return
+    if not all(isinstance(r, LLMConnectionError | LLMAuthError) for r in results):
+        return
+    first = results[0]
+    if isinstance(first, LLMAuthError):
+        raise first
+    raise LLMConnectionError(f"model server unreachable, no request got through: {first}")
+
+
 class LLMWrapper(BaseLLM):
     """Base for wrappers (cache, budget, aligned) that add behaviour around an inner LLM."""
 

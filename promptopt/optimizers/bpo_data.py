@@ -35,7 +35,7 @@ from typing import Any
 
 from promptopt.bpo_datasets import AppendLog, PreferencePair
 from promptopt.errors import ConfigError, DataError
-from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, run_sync
+from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, raise_if_unreachable, run_sync
 
 MARKER = "Optimized Instruction:"
 END_MARKER = "[END]"
@@ -362,6 +362,7 @@ async def abuild_rewrite_data(
                 for ident, pair in batch
             ]
             results = await llm.agenerate(requests, return_exceptions=True)
+            raise_if_unreachable(results)  # nothing logged for this batch: a rerun redoes it
             for (ident, pair), res in zip(batch, results, strict=True):
                 source = {
                     "instruction": pair.instruction,

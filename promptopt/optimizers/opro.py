@@ -33,7 +33,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from promptopt.errors import ConfigError, RunDirError
-from promptopt.llm.base import LLM, BudgetExceededError, Completion, LLMError, Request, run_sync
+from promptopt.llm.base import (
+    LLM,
+    BudgetExceededError,
+    Completion,
+    LLMAuthError,
+    LLMConnectionError,
+    LLMError,
+    Request,
+    raise_if_unreachable,
+    run_sync,
+)
 from promptopt.llm.budget import Budget, BudgetedLLM
 from promptopt.optimizers.base import (
     FlagCondition,
@@ -464,6 +474,7 @@ class _Loop:
         ]
         outputs = await self.llm.agenerate(requests, return_exceptions=True) if requests else []
         answer: dict[int, Any] = dict(zip(missing, outputs, strict=True))
+        self._abort_if_unreachable(step, outputs, answer)
         refused = [i for i, r in answer.items() if isinstance(r, BudgetExceededError)]
         if refused:
             self._abort(step, "budget", str(answer[refused[0]]), answer)
@@ -518,13 +529,29 @@ class _Loop:
             scores = await self.task.ascore(list(cands))
         except BudgetExceededError as exc:
             self._abort(step, "budget", str(exc), answer or {})
+        except (LLMConnectionError, LLMAuthError) as exc:
+            self._record_abort(step, "unreachable", str(exc), answer or {})
+            raise
         if len(scores) != len(cands):
             raise ConfigError(
                 f"task {self.task.name!r} returned {len(scores)} scores for {len(cands)} candidates"
             )
         return scores
 
+    def _abort_if_unreachable(self, step: int, outputs: Sequence[Any], answer: dict[int, Any]) -> None:
+        """End the run with one clear error when no optimizer request got through; the step is
+        recorded as aborted so ``--resume`` redoes it."""
+        try:
+            raise_if_unreachable(outputs)
+        except LLMError as exc:
+            self._record_abort(step, "unreachable", str(exc), answer)
+            raise
+
     def _abort(self, step: int, reason: str, detail: str, answer: dict[int, Any]) -> NoReturn:
+        self._record_abort(step, reason, detail, answer)
+        raise _Aborted(reason, detail)
+
+    def _record_abort(self, step: int, reason: str, detail: str, answer: dict[int, Any]) -> None:
         raws = {str(i): r.text for i, r in sorted(answer.items()) if isinstance(r, Completion)}
         self._record(
             {
@@ -536,7 +563,6 @@ class _Loop:
                 "usage": self.budget.snapshot(),
             }
         )
-        raise _Aborted(reason, detail)
 
     async def _commit(self, step: int, trials: dict[int, Trial], reused: set[int]) -> None:
         before = self.hist.best

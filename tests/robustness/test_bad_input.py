@@ -418,12 +418,7 @@ def test_the_corpus_is_big_enough() -> None:
 
 
 #: cases that expose a bug the code's owner has been told about (file, line and input in the reason)
-KNOWN_BUGS: dict[str, str] = {
-    "jsonl-null-fields": (
-        "promptopt/datasets.py _user_examples: str(row[input_field]) turns JSON null into the question "
-        "'None' (and the target into 'None'); rows with null input/target are accepted and scored"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize(
@@ -531,14 +526,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 
 UNREACHABLE = "openai:m@http://127.0.0.1:1/v1"  # port 1: connection refused at once
 
-UNREACHABLE_BUG = (
-    "promptopt/optimizers/opro.py _Loop._step / evaluators/bpo_eval.py / optimizers/bpo_data.py: when every "
-    "request fails with LLMConnectionError (server unreachable) the run records failed items and exits 0 "
-    "instead of ending with one 'cannot reach ...' line and exit 2"
-)
 
-
-@pytest.mark.xfail(strict=True, reason=UNREACHABLE_BUG)
 @pytest.mark.parametrize(
     "argv",
     [

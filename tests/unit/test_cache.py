@@ -7,8 +7,8 @@ import sys
 
 from promptopt.llm.base import Request
 from promptopt.llm.cache import CachedLLM, RequestCache, cache_key
-from promptopt.llm.fake import FakeLLM
 from promptopt.llm.factory import build_llm
+from promptopt.llm.fake import FakeLLM
 
 REQ = Request.chat("What is 2+2?", system="Be brief.", temperature=0.0, max_tokens=16, seed=0)
 
