@@ -456,9 +456,10 @@ def run_command(
         for line in lines:
             out.print(line)
     search = result.report.get("search", {})
+    to_opt = search.get("steps_to_optimum")
     out.print(
         f"unique solutions scored: {search.get('unique_scored')}  "
-        f"steps to optimum: {search.get('steps_to_optimum')}"
+        f"steps to optimum: {'not reached' if to_opt is None else to_opt}"
     )
     u = result.usage
     hits = getattr(optimizer, "hits", 0)
