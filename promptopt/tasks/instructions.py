@@ -110,6 +110,18 @@ def _balanced_brackets(text: str) -> str | None:
     return None
 
 
+def _wrapped_in_brackets(text: str) -> bool:
+    """Whether the first "[" is closed by the last "]" (so "[[a]]" yes, "[a] and [b]" no)."""
+    if not (text.startswith("[") and text.endswith("]")):
+        return False
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "[") - (ch == "]")
+        if depth == 0:
+            return i == len(text) - 1
+    return False
+
+
 def _clean_instruction(text: str) -> str:
     """Strip tags, wrapping quotes, control characters and extra blank space; keep Unicode."""
     text = re.sub(r"<\s*/?\s*(?:INS|Start)\s*>", "", text, flags=re.IGNORECASE)
@@ -119,6 +131,13 @@ def _clean_instruction(text: str) -> str:
     changed = True
     while changed and len(text) >= 2:
         changed = False
+        # unbalanced outer brackets left by a sloppy answer such as "[[Do this.]"
+        while text.startswith("[") and text.count("[") > text.count("]"):
+            text, changed = text[1:].lstrip(), True
+        while text.endswith("]") and text.count("]") > text.count("["):
+            text, changed = text[:-1].rstrip(), True
+        if _wrapped_in_brackets(text):
+            text, changed = text[1:-1].strip(), True
         for left, right in _QUOTES:
             if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right) - 1:
                 text = text[len(left) : len(text) - len(right)].strip()

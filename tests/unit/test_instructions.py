@@ -314,3 +314,24 @@ def test_final_report_without_shortlist_keeps_best(data_file: Path) -> None:
     report = t.final_report(Candidate("Add carefully."))
     assert report["selected_by"] == "training score" and "validation" not in report
     assert set(report["test"]) == {"best", "empty", "step_by_step", "solve"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("[[Let's navigate the problem.]", "Let's navigate the problem."),
+        ("[[[Let's navigate.]]", "Let's navigate."),
+        ("[Let's go.]]", "Let's go."),
+    ],
+)
+def test_sloppy_outer_brackets_are_stripped(task: InstructionTask, raw: str, expected: str) -> None:
+    """A small optimizer model often doubles or unbalances OPRO's [...] marker; the instruction
+    itself must come out clean so that it dedupes against the same instruction written tidily."""
+    parsed = task.parse(raw)
+    assert isinstance(parsed, Candidate) and parsed.text == expected
+
+
+def test_inner_brackets_are_kept() -> None:
+    from promptopt.tasks.instructions import _clean_instruction
+
+    assert _clean_instruction("[a] then [b]") == "[a] then [b]"
