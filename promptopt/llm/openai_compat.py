@@ -35,7 +35,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit, urlunsplit
@@ -557,6 +557,34 @@ _OPTIONS = frozenset(
 )
 
 
+#: Environment variables that set defaults for every openai-backend model a command opens, so a CLI
+#: user with a slow or flaky server can tune them without a flag on every verb.
+ENV_OPTIONS: dict[str, tuple[str, type]] = {
+    "PROMPTOPT_REQUEST_TIMEOUT": ("timeout", float),
+    "PROMPTOPT_MAX_RETRIES": ("max_retries", int),
+    "PROMPTOPT_MAX_CONCURRENCY": ("max_concurrency", int),
+}
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Backend options from ``PROMPTOPT_REQUEST_TIMEOUT`` / ``_MAX_RETRIES`` / ``_MAX_CONCURRENCY``
+    (explicit options win). A malformed or negative value is a ConfigError naming the variable."""
+    env = os.environ if environ is None else environ
+    out: dict[str, Any] = {}
+    for var, (key, kind) in ENV_OPTIONS.items():
+        raw = env.get(var, "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+        if value < 0 or (key != "max_retries" and value == 0):
+            raise ConfigError(f"{var} must be {'>= 0' if key == 'max_retries' else '> 0'}, got {raw}")
+        out[key] = value
+    return out
+
+
 def from_spec(rest: str, **options: Any) -> OpenAICompatLLM:
     """Factory for ``openai:<model>`` and ``openai:<model>@<base_url>``.
 
@@ -568,6 +596,8 @@ def from_spec(rest: str, **options: Any) -> OpenAICompatLLM:
     options.pop("cache_dir", None)
     api_key = options.pop("api_key", None)
     base_url = options.pop("base_url", None)
+    for key, value in env_overrides().items():
+        options.setdefault(key, value)
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         raise ConfigError(

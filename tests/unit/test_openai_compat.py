@@ -368,3 +368,31 @@ def test_sync_calls_from_fresh_loops_work_repeatedly(fault_server: Any) -> None:
     srv = fault_server()
     llm = llm_for(srv)
     assert [llm.complete(f"t{i}") for i in range(3)] == ["echo: t0", "echo: t1", "echo: t2"]
+
+
+def test_env_sets_backend_defaults_and_explicit_options_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptopt.llm.openai_compat import from_spec
+
+    monkeypatch.setenv("PROMPTOPT_REQUEST_TIMEOUT", "2.5")
+    monkeypatch.setenv("PROMPTOPT_MAX_RETRIES", "0")
+    monkeypatch.setenv("PROMPTOPT_MAX_CONCURRENCY", "3")
+    llm = from_spec("m@http://127.0.0.1:9/v1")
+    assert (llm.timeout, llm.max_retries, llm.max_concurrency) == (2.5, 0, 3)
+    assert from_spec("m@http://127.0.0.1:9/v1", timeout=7).timeout == 7
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("PROMPTOPT_REQUEST_TIMEOUT", "soon"),
+        ("PROMPTOPT_REQUEST_TIMEOUT", "0"),
+        ("PROMPTOPT_MAX_RETRIES", "-1"),
+    ],
+)
+def test_bad_env_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    from promptopt.errors import ConfigError
+    from promptopt.llm.openai_compat import from_spec
+
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError, match=var):
+        from_spec("m@http://127.0.0.1:9/v1")
