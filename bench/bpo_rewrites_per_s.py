@@ -28,41 +28,20 @@ from pathlib import Path
 WORDS = "cat dog red blue sun moon tree fish bird car please write explain the a poem about".split()
 
 
+def _tests_importable() -> None:
+    """Put the repository root on sys.path so the tests' tiny-model builders can be imported."""
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
 def tiny_causal(path: Path, hidden: int) -> Path:
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
+    _tests_importable()
     from promptopt.optimizers.bpo_templates import RewriterConfig
+    from tests.tiny_models import tiny_qwen2
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     corpus = [" ".join(random.Random(i).sample(WORDS, 5)) for i in range(300)]
-    tok.train_from_iterator(
-        corpus,
-        trainers.BpeTrainer(
-            vocab_size=400,
-            special_tokens=["<|endoftext|>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(fast),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-    )
-    Qwen2ForCausalLM(cfg).save_pretrained(path)
-    fast.save_pretrained(path)
+    tiny_qwen2(path, corpus, vocab_size=400, hidden_size=hidden, max_position_embeddings=512)
     RewriterConfig(family="causal", template="Improve this prompt:\n{}\nBetter:", max_length=128).save(path)
     return path
 
@@ -91,10 +70,9 @@ def bench_rewrite(rewriter_dir: Path, n_prompts: int, max_new: int, batch_size: 
 
 def bench_train(steps: int, work: Path) -> dict[str, float]:
     """Trainer steps/s of the integration test's tiny decoder-only and seq2seq models."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-    from test_bpo_train_decoder import tiny_bart, tiny_qwen2  # the same models as the test
-
+    _tests_importable()
     from promptopt.optimizers.bpo_train import TrainConfig, train_rewriter
+    from tests.integration.test_bpo_train_decoder import tiny_bart, tiny_qwen2  # the test's models
 
     rng = random.Random(0)
     rows = [" ".join(rng.choice(WORDS[:10]) for _ in range(3)) for _ in range(400)]

@@ -26,6 +26,7 @@ from promptopt.llm.fake import FakeLLM, request_text  # noqa: E402
 from promptopt.optimizers.bpo_rewriter import Rewriter  # noqa: E402
 from promptopt.optimizers.bpo_templates import CONFIG_FILE  # noqa: E402
 from promptopt.optimizers.bpo_train import TrainConfig, train_rewriter  # noqa: E402
+from tests.tiny_models import tiny_qwen2 as build_tiny_qwen2  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,31 +57,8 @@ def copy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_qwen2(path: Path) -> Path:
     """A ~40k-parameter Qwen2 decoder with a byte-level BPE tokenizer trained on the fly."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     corpus = [" ".join(random.Random(i).sample(WORDS, 3)) for i in range(200)] + ["Improve this prompt:\n"]
-    tok.train_from_iterator(
-        corpus,
-        trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["<|endoftext|>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        ),
-    )
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
-    )  # fmt: skip
-    Qwen2ForCausalLM(cfg).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+    return build_tiny_qwen2(path, corpus)
 
 
 def tiny_bart(path: Path) -> Path:

@@ -28,6 +28,7 @@ from promptopt.optimizers.bpo_templates import (  # noqa: E402
     DEFAULT_SAMPLING,
     RewriterConfig,
 )
+from tests.tiny_models import tiny_qwen2  # noqa: E402
 
 PROMPTS = ["cat", "a much longer prompt about the moon", "dog and fish", "sun", "tree bird car"]
 
@@ -54,26 +55,12 @@ def _small(cfg_family: str, template: str) -> RewriterConfig:
 
 @pytest.fixture(scope="module")
 def causal_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
     path = tmp_path_factory.mktemp("causal")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    tok.train_from_iterator([*PROMPTS, "Improve:\n", "[PROTECT] [KEEP [INSTRUCTION]"], trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    torch.manual_seed(0)
-    cfg = Qwen2Config(
-        vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=128,
-        tie_word_embeddings=True, eos_token_id=fast.eos_token_id, pad_token_id=fast.pad_token_id,
+    corpus = [*PROMPTS, "Improve:\n", "[PROTECT] [KEEP [INSTRUCTION]"]
+    tiny_qwen2(
+        path, corpus, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+        max_position_embeddings=128,
     )  # fmt: skip
-    Qwen2ForCausalLM(cfg).save_pretrained(path)
-    fast.save_pretrained(path)
     _small("causal", "Improve:\n{}\nBetter:").save(path)
     return path
 

@@ -16,6 +16,7 @@ from promptopt.errors import ConfigError
 from promptopt.llm.base import BackendUnavailableError, Request
 from promptopt.llm.hf import HFLLM, fallback_chat_text, from_spec, truncate_at_stop
 from promptopt.llm.registry import create_backend
+from tests.tiny_models import byte_bpe_tokenizer
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -34,20 +35,16 @@ CORPUS = [
 
 
 def _build_tiny_model(path: Path, *, with_template: bool, eos_first: bool = False) -> Path:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
+    fast = byte_bpe_tokenizer(
+        CORPUS * 4,
         vocab_size=320,
         special_tokens=["<unk>", "<pad>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(CORPUS * 4, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+        unk_token="<unk>",
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
     )
     if with_template:
         fast.chat_template = CHAT_TEMPLATE
