@@ -17,7 +17,7 @@ import asyncio
 import threading
 import weakref
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from promptopt.errors import PromptoptError
@@ -129,8 +129,6 @@ class Request:
 
     def with_(self, **changes: Any) -> Request:
         """A copy with some fields replaced (dataclasses.replace, kept short for callers)."""
-        from dataclasses import replace
-
         return replace(self, **changes)
 
 
@@ -273,7 +271,7 @@ class BaseLLM:
                 return await self._complete(req)
 
         results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
-        return _settle(results, return_exceptions)
+        return settle_results(results, return_exceptions)
 
     def generate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
         """Sync convenience around ``agenerate``."""
@@ -290,7 +288,7 @@ class BaseLLM:
         run_sync(self.aclose())
 
 
-def _settle(results: Sequence[Any], return_exceptions: bool) -> list[Any]:
+def settle_results(results: Sequence[Any], return_exceptions: bool) -> list[Any]:
     """Apply the ``return_exceptions`` contract to gathered results.
 
     Only ``LLMError`` is ever returned in place; any other exception is a bug and is raised.
@@ -303,9 +301,6 @@ def _settle(results: Sequence[Any], return_exceptions: bool) -> list[Any]:
             if isinstance(r, LLMError):
                 raise r
     return list(results)
-
-
-settle_results = _settle
 
 
 def raise_if_unreachable(results: Sequence[Any]) -> None:
