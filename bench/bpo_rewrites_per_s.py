@@ -37,7 +37,7 @@ def _tests_importable() -> None:
 
 def tiny_causal(path: Path, hidden: int) -> Path:
     _tests_importable()
-    from promptopt.optimizers.bpo_templates import RewriterConfig
+    from promptopt.optimizers.bpo.templates import RewriterConfig
     from tests.tiny_models import tiny_qwen2
 
     corpus = [" ".join(random.Random(i).sample(WORDS, 5)) for i in range(300)]
@@ -47,7 +47,7 @@ def tiny_causal(path: Path, hidden: int) -> Path:
 
 
 def bench_rewrite(rewriter_dir: Path, n_prompts: int, max_new: int, batch_size: int) -> dict[str, float]:
-    from promptopt.optimizers.bpo_rewriter import Rewriter
+    from promptopt.optimizers.bpo.rewriter import Rewriter
 
     rng = random.Random(1)
     prompts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 16))) for _ in range(n_prompts)]
@@ -71,7 +71,7 @@ def bench_rewrite(rewriter_dir: Path, n_prompts: int, max_new: int, batch_size: 
 def bench_train(steps: int, work: Path) -> dict[str, float]:
     """Trainer steps/s of the integration test's tiny decoder-only and seq2seq models."""
     _tests_importable()
-    from promptopt.optimizers.bpo_train import TrainConfig, train_rewriter
+    from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter
     from tests.integration.test_bpo_train_decoder import tiny_bart, tiny_qwen2  # the test's models
 
     rng = random.Random(0)

@@ -33,7 +33,7 @@ from promptopt.llm.budget import Budget
 from promptopt.llm.cache import CachePolicy
 from promptopt.llm.factory import build_llm
 from promptopt.llm.registry import create_backend
-from promptopt.optimizers.opro import OPRO
+from promptopt.optimizers.opro.optimizer import OPRO
 from promptopt.tasks.linear_regression import make_task
 
 BENCH = "cache_rerun"

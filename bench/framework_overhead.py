@@ -32,7 +32,7 @@ from promptopt.llm.budget import Budget
 from promptopt.llm.factory import build_llm
 from promptopt.llm.fake import FakeLLM
 from promptopt.llm.registry import create_backend
-from promptopt.optimizers.opro import OPRO
+from promptopt.optimizers.opro.optimizer import OPRO
 from promptopt.tasks.linear_regression import make_task
 
 BENCH = "framework_overhead"

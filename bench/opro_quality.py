@@ -35,7 +35,7 @@ from promptopt.llm.base import run_sync
 from promptopt.llm.budget import Budget
 from promptopt.llm.factory import build_llm
 from promptopt.llm.registry import create_backend
-from promptopt.optimizers.opro import OPRO
+from promptopt.optimizers.opro.optimizer import OPRO
 from promptopt.tasks import linear_regression, tsp
 
 BENCH = "opro_quality"

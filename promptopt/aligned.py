@@ -26,7 +26,7 @@ from promptopt.llm.base import LLM, Completion, LLMError, LLMWrapper, Message, R
 from promptopt.prompting import apply_instruction, check_position
 
 if TYPE_CHECKING:
-    from promptopt.optimizers.bpo_rewriter import Picker, Rewriter
+    from promptopt.optimizers.bpo.rewriter import Picker, Rewriter
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class AlignedLLM(LLMWrapper):
             if n > 1 and judge is None:
                 raise ConfigError("n > 1 needs a judge to pick the best rewrite")
             if isinstance(rewriter, str | Path):
-                from promptopt.optimizers.bpo_rewriter import Rewriter as _Rewriter
+                from promptopt.optimizers.bpo.rewriter import Rewriter as _Rewriter
 
                 rewriter = _Rewriter.load(rewriter, device)
             # Anything with Rewriter.rewrite's signature works (a loaded Rewriter, a test stub).

@@ -26,3 +26,7 @@ class RunDirError(PromptoptError):
 
 class UnknownNameError(PromptoptError):
     """A task, model spec scheme or other registered name does not exist."""
+
+
+class MissingExtraError(PromptoptError):
+    """A verb needs an optional dependency group (a pip extra) that is not installed."""

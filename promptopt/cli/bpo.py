@@ -1,7 +1,7 @@
 """`promptopt bpo`: train a prompt rewriter, rewrite prompts, build data, evaluate.
 
-Parsing and printing only: training lives in ``promptopt.optimizers.bpo_train``, rewriting in
-``promptopt.optimizers.bpo_rewriter``; ``build-data`` and ``eval`` come from ``cli/bpo_eval.py``.
+Parsing and printing only: training lives in ``promptopt.optimizers.bpo.train``, rewriting in
+``promptopt.optimizers.bpo.rewriter``; ``build-data`` and ``eval`` come from ``cli/bpo_eval.py``.
 Heavy libraries (torch, transformers) are imported only when a command runs.
 """
 
@@ -79,8 +79,8 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Fine-tune a seq2seq or decoder-only model into a BPO prompt rewriter."""
-    from promptopt.optimizers.bpo_templates import BPO_TEMPLATE
-    from promptopt.optimizers.bpo_train import TrainConfig, train_rewriter
+    from promptopt.optimizers.bpo.templates import BPO_TEMPLATE
+    from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter
 
     positive("--limit", limit)
     for name, value in (("--logging-steps", logging_steps), ("--save-steps", save_steps)):
@@ -230,7 +230,7 @@ def rewrite_command(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
 ) -> None:
     """Rewrite prompts with a trained BPO rewriter (batched)."""
-    from promptopt.optimizers.bpo_rewriter import JudgePicker, Rewriter
+    from promptopt.optimizers.bpo.rewriter import JudgePicker, Rewriter
 
     positive("--n", n)
     positive("--rounds", rounds)

@@ -11,20 +11,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from promptopt.bpo_datasets import (
-    PAIR_PRESETS,
-    TESTSETS,
-    TestSet,
-    load_pairs,
-    load_testset,
-    parse_mapping,
-)
+from promptopt.optimizers.bpo.testsets import TESTSETS, TestSet, load_testset
+from promptopt.optimizers.bpo.pairs import PAIR_PRESETS, load_pairs, parse_mapping
 from promptopt.cli.common import DEFAULT_MODEL, console, err_console, open_model, positive
 from promptopt.errors import ConfigError
-from promptopt.evaluators.bpo_eval import EvalConfig, RewriteFn, evaluate
+from promptopt.evaluators.pairwise_eval import EvalConfig, RewriteFn, evaluate
 from promptopt.evaluators.judge import PairwiseJudge
 from promptopt.llm.base import LLM, run_sync
-from promptopt.optimizers.bpo_data import BuildConfig, BuildReport, build_rewrite_data
+from promptopt.optimizers.bpo.build import BuildConfig, BuildReport, build_rewrite_data
 from promptopt.runs import StopFlag
 
 
@@ -103,7 +97,7 @@ def build_data_command(
 
 
 def _rewriter_fn(path: str, mode: str, seed: int) -> RewriteFn:
-    from promptopt.optimizers.bpo_rewriter import Rewriter  # heavy (torch); only when asked for
+    from promptopt.optimizers.bpo.rewriter import Rewriter  # heavy (torch); only when asked for
 
     rewriter = Rewriter.load(path)
 

@@ -1,6 +1,6 @@
 """`promptopt opro`: run OPRO on a task (`run`) and turn a run directory into a report (`report`).
 
-Only parsing and printing live here: the loop is :class:`promptopt.optimizers.opro.OPRO`, which
+Only parsing and printing live here: the loop is :class:`promptopt.optimizers.opro.optimizer.OPRO`, which
 reports progress through a callback that this module draws with rich.
 """
 
@@ -19,8 +19,8 @@ from promptopt.cli.common import DEFAULT_MODEL, console, err_console, load_confi
 from promptopt.errors import ConfigError, RunDirError
 from promptopt.llm.base import LLM, Request
 from promptopt.llm.budget import Budget, project
-from promptopt.optimizers.meta_prompt import PastSolution, build_meta_prompt
-from promptopt.optimizers.opro import OPRO, ProgressEvent, step_rng
+from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
+from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
 from promptopt.runs import CONFIG_FILE, Run, StopFlag
 from promptopt.tasks.base import Task, get_task_entry
 
@@ -473,7 +473,7 @@ def run_command(
 @app.command("report")
 def report_command(run_dir: Path = typer.Argument(..., help="An OPRO run directory.")) -> None:
     """Write report.md and PNG plots into RUN_DIR."""
-    from promptopt.report import write_report
+    from promptopt.optimizers.opro.report import write_report
 
     written = write_report(run_dir)
     out = console()

@@ -28,7 +28,7 @@ from promptopt.prompting import apply_instruction, check_position
 
 
 class ExampleLike(Protocol):
-    """What the evaluator needs of an example (``promptopt.datasets.Example`` has it)."""
+    """What the evaluator needs of an example (``promptopt.tasks.instructions.datasets.Example`` has it)."""
 
     @property
     def id(self) -> str: ...

@@ -128,7 +128,7 @@ BUILTIN_TASKS: Mapping[str, tuple[str, str]] = {
         "OPRO demo: shortest tour through n random points, with baselines and optimality gap",
     ),
     "instructions": (
-        "promptopt.tasks.instructions:make_task",
+        "promptopt.tasks.instructions.task:make_task",
         "instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id)",
     ),
 }

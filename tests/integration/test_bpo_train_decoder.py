@@ -23,9 +23,9 @@ from promptopt.aligned import AlignedLLM  # noqa: E402
 from promptopt.cli import main  # noqa: E402
 from promptopt.llm.base import Request  # noqa: E402
 from promptopt.llm.fake import FakeLLM, request_text  # noqa: E402
-from promptopt.optimizers.bpo_rewriter import Rewriter  # noqa: E402
-from promptopt.optimizers.bpo_templates import CONFIG_FILE  # noqa: E402
-from promptopt.optimizers.bpo_train import TrainConfig, train_rewriter  # noqa: E402
+from promptopt.optimizers.bpo.rewriter import Rewriter  # noqa: E402
+from promptopt.optimizers.bpo.templates import CONFIG_FILE  # noqa: E402
+from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter  # noqa: E402
 from tests.tiny_models import tiny_qwen2 as build_tiny_qwen2  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -140,8 +140,8 @@ def test_seq2seq_rewriter_learns_to_copy_through_the_cli(
 
 
 def test_bpo_fit_builds_data_with_an_llm_then_trains(tmp_path: Path) -> None:
-    from promptopt.bpo_datasets import PreferencePair
-    from promptopt.optimizers.bpo import BPO, data_path_for
+    from promptopt.optimizers.bpo.pairs import PreferencePair
+    from promptopt.optimizers.bpo.optimizer import BPO, data_path_for
 
     def builder(req: Request, i: int) -> str:
         instruction = request_text(req).split('instruction: "', 1)[1].split('"', 1)[0]

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from promptopt.cli import main as cli_main
-from promptopt.optimizers.opro import history_from_records
+from promptopt.optimizers.opro.optimizer import history_from_records
 from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE, read_journal
 from tests.robustness.conftest import CLI, cli_env, write_pairs_jsonl
 

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from promptopt.bpo_datasets import load_testset
-from promptopt.evaluators.bpo_eval import EvalConfig, evaluate
+from promptopt.optimizers.bpo.testsets import load_testset
+from promptopt.evaluators.pairwise_eval import EvalConfig, evaluate
 from promptopt.evaluators.judge import PairwiseJudge
 from promptopt.llm.openai_compat import from_spec
-from promptopt.optimizers.opro import OPRO
+from promptopt.optimizers.opro.optimizer import OPRO
 from promptopt.runs import JOURNAL_FILE, read_journal
-from promptopt.tasks.instructions import make_task
+from promptopt.tasks.instructions.task import make_task
 from tests.robustness.conftest import CountingLLM, request_key, write_qa_jsonl, write_testset_jsonl
 from tests.servers.fault_server import Fault, FaultServer
 

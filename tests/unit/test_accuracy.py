@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from promptopt.datasets import Example
+from promptopt.tasks.instructions.datasets import Example
 from promptopt.evaluators.accuracy import aevaluate, aevaluate_many, build_request, evaluate
 from promptopt.evaluators.answers import Graded
 from promptopt.llm.base import LLMTimeoutError, Request

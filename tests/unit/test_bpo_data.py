@@ -15,18 +15,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from promptopt.bpo_datasets import (
-    PreferencePair,
-    load_pairs,
-    pairs_from_rows,
-    parse_mapping,
-    split_hh_transcript,
-)
+from promptopt.optimizers.bpo.pairs import PreferencePair, load_pairs, pairs_from_rows, parse_mapping, split_hh_transcript
 from promptopt.cli.bpo_eval import build_data_command
 from promptopt.errors import ConfigError, DataError, UnknownNameError
 from promptopt.llm.base import LLMServerError
 from promptopt.llm.fake import FakeLLM, request_text
-from promptopt.optimizers.bpo_data import (
+from promptopt.optimizers.bpo.build import (
     MARKER,
     BuildConfig,
     attach_context,
@@ -240,8 +234,8 @@ BUILD_SCRIPT = textwrap.dedent(
     """
     import sys, time
     from promptopt.llm.fake import FakeLLM
-    from promptopt.optimizers.bpo_data import BuildConfig, build_rewrite_data
-    from promptopt.bpo_datasets import PreferencePair
+    from promptopt.optimizers.bpo.build import BuildConfig, build_rewrite_data
+    from promptopt.optimizers.bpo.pairs import PreferencePair
 
     def slow(request, i):
         time.sleep(0.15)

@@ -9,10 +9,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from promptopt.bpo_datasets import DATA_DIR_ENV, TestItem, TestSet, load_testset
+from promptopt.optimizers.bpo.testsets import DATA_DIR_ENV, TestItem, TestSet, load_testset
 from promptopt.cli.bpo_eval import eval_command
 from promptopt.errors import ConfigError, DataError, RunDirError, UnknownNameError
-from promptopt.evaluators.bpo_eval import EvalConfig, evaluate
+from promptopt.evaluators.pairwise_eval import EvalConfig, evaluate
 from promptopt.evaluators.judge import PairwiseJudge
 from promptopt.llm.base import LLMServerError, Request
 from promptopt.llm.fake import FakeLLM, request_text

@@ -21,8 +21,8 @@ from promptopt.cli import main  # noqa: E402
 from promptopt.errors import ConfigError  # noqa: E402
 from promptopt.llm.fake import FakeLLM, request_text  # noqa: E402
 from promptopt.optimizers import bpo_rewriter  # noqa: E402
-from promptopt.optimizers.bpo_rewriter import JudgePicker, Rewriter  # noqa: E402
-from promptopt.optimizers.bpo_templates import (  # noqa: E402
+from promptopt.optimizers.bpo.rewriter import JudgePicker, Rewriter  # noqa: E402
+from promptopt.optimizers.bpo.templates import (  # noqa: E402
     AGGRESSIVE_SAMPLING,
     BPO_TEMPLATE,
     DEFAULT_SAMPLING,
@@ -332,7 +332,7 @@ class MapRewriter:
 
 
 def test_bpo_optimize_scores_originals_and_rewrites(tmp_path: Path) -> None:
-    from promptopt.optimizers.bpo import BPO
+    from promptopt.optimizers.bpo.optimizer import BPO
     from promptopt.runs import Run
 
     rw = MapRewriter(
@@ -354,7 +354,7 @@ def test_bpo_optimize_scores_originals_and_rewrites(tmp_path: Path) -> None:
 
 
 def test_bpo_optimize_uses_the_llm_as_judge_for_n(tmp_path: Path) -> None:
-    from promptopt.optimizers.bpo import BPO
+    from promptopt.optimizers.bpo.optimizer import BPO
 
     class Sampling(MapRewriter):
         def rewrite(self, prompts, **options):

@@ -16,13 +16,13 @@ transformers = pytest.importorskip("transformers")
 
 from promptopt.cli import main  # noqa: E402
 from promptopt.errors import ConfigError, DataError  # noqa: E402
-from promptopt.optimizers.bpo_templates import (  # noqa: E402
+from promptopt.optimizers.bpo.templates import (  # noqa: E402
     BPO_TEMPLATE,
     CONFIG_FILE,
     PromptEncoder,
     RewriterConfig,
 )
-from promptopt.optimizers.bpo_train import (  # noqa: E402
+from promptopt.optimizers.bpo.train import (  # noqa: E402
     Pair,
     TrainConfig,
     encode_causal,

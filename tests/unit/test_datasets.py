@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import promptopt.datasets as pds
-from promptopt.datasets import BBH_TASKS, DATA_DIR_ENV, load_dataset, split_dataset
+import promptopt.tasks.instructions.datasets as pds
+from promptopt.tasks.instructions.datasets import BBH_TASKS, DATA_DIR_ENV, load_dataset, split_dataset
 from promptopt.errors import ConfigError, DataError, UnknownNameError
 
 OPRO_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "opro"

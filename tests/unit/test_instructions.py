@@ -16,10 +16,10 @@ from promptopt.errors import ConfigError
 from promptopt.llm.base import LLMTimeoutError, Request
 from promptopt.llm.cache import CachedLLM, RequestCache
 from promptopt.llm.fake import FakeLLM, request_text
-from promptopt.optimizers.meta_prompt import PastSolution, build_meta_prompt
+from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.tasks import base as task_base
 from promptopt.tasks.base import Candidate, Rejected, Task
-from promptopt.tasks.instructions import BASELINES, InstructionTask, extract_instruction, make_task
+from promptopt.tasks.instructions.task import BASELINES, InstructionTask, extract_instruction, make_task
 
 
 class BatchCountingFake(FakeLLM):
@@ -332,6 +332,6 @@ def test_sloppy_outer_brackets_are_stripped(task: InstructionTask, raw: str, exp
 
 
 def test_inner_brackets_are_kept() -> None:
-    from promptopt.tasks.instructions import _clean_instruction
+    from promptopt.tasks.instructions.task import _clean_instruction
 
     assert _clean_instruction("[a] then [b]") == "[a] then [b]"

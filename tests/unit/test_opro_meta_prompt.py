@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promptopt.optimizers.meta_prompt import PastSolution, build_meta_prompt, normalise, top_k
+from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt, normalise, top_k
 from promptopt.tasks.base import TaskDescription
 from promptopt.tasks.linear_regression import make_task as make_linreg
 

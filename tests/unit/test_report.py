@@ -12,7 +12,7 @@ from promptopt.errors import RunDirError
 from promptopt.llm.base import Request
 from promptopt.llm.fake import FakeLLM
 from promptopt.optimizers.base import Trial
-from promptopt.report import best_so_far, write_report
+from promptopt.optimizers.opro.report import best_so_far, write_report
 from promptopt.tasks.linear_regression import LinearRegressionTask
 from promptopt.tasks.tsp import TSPTask
 

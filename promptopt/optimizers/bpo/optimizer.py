@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from promptopt.errors import ConfigError, DataError
 from promptopt.optimizers.base import Result, Trial
-from promptopt.optimizers.bpo_rewriter import JudgePicker, Picker, Rewriter
+from promptopt.optimizers.bpo.rewriter import JudgePicker, Picker, Rewriter
 from promptopt.tasks.base import Candidate, Rejected, better
 
 if TYPE_CHECKING:
     from promptopt.llm.base import LLM
     from promptopt.llm.budget import Budget
-    from promptopt.optimizers.bpo_train import TrainReport
+    from promptopt.optimizers.bpo.train import TrainReport
     from promptopt.runs import Run
     from promptopt.tasks.base import Task
 
@@ -82,12 +82,12 @@ class BPO:
     ) -> TrainReport:
         """Build rewrite data from preference ``pairs`` with ``llm``, train, load the result.
 
-        ``pairs`` are ``promptopt.bpo_datasets.PreferencePair`` objects (see ``load_pairs``
+        ``pairs`` are ``promptopt.optimizers.bpo.pairs.PreferencePair`` objects (see ``load_pairs``
         there). The built data goes to ``data_file`` (default: ``<out_dir>.data.jsonl``; a
         rerun resumes it); ``train_options`` are :class:`TrainConfig` fields.
         """
-        from promptopt.optimizers.bpo_data import build_rewrite_data
-        from promptopt.optimizers.bpo_train import TrainConfig, train_rewriter
+        from promptopt.optimizers.bpo.build import build_rewrite_data
+        from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter
 
         data = Path(data_file) if data_file is not None else data_path_for(out_dir)
         data.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptopt.datasets import Dataset, Example, Splits, load_dataset, split_dataset
+from promptopt.tasks.instructions.datasets import Dataset, Example, Splits, load_dataset, split_dataset
 from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
 from promptopt.llm.base import LLM, Message, run_sync
@@ -496,7 +496,7 @@ def make_task(
     the train / test sets for quick runs. ``scorer`` is an LLM or a model spec (default
     ``local``); ``max_tokens`` bounds each scorer answer; ``val_top_k`` is how many of the best
     training instructions ``final_report`` compares on validation; ``topic`` names the problems in
-    the meta-prompt for user data ("solve <topic> problems"). See :mod:`promptopt.datasets`.
+    the meta-prompt for user data ("solve <topic> problems"). See :mod:`promptopt.tasks.instructions.datasets`.
     """
     check_position(position)
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:

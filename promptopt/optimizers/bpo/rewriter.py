@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM
-from promptopt.optimizers.bpo_templates import (
+from promptopt.optimizers.bpo.templates import (
     CONFIG_FILE,
     MODES,
     PromptEncoder,
@@ -177,7 +177,7 @@ class Rewriter:
         if backend not in ("auto", "transformers", "vllm"):
             raise ConfigError(f"unknown rewriter backend {backend!r}; choose auto, transformers or vllm")
         path = str(path_or_hf_id)
-        from promptopt.optimizers.bpo_train import detect_family
+        from promptopt.optimizers.bpo.train import detect_family
 
         family = detect_family(path)
         config = _read_config(path, family)

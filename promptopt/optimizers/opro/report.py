@@ -21,7 +21,7 @@ from typing import Any
 
 from promptopt.errors import RunDirError
 from promptopt.optimizers.base import Trial
-from promptopt.optimizers.opro import history_from_records
+from promptopt.optimizers.opro.optimizer import history_from_records
 from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE, atomic_write_text, read_journal
 
 REPORT_FILE = "report.md"

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.bpo_datasets import AppendLog, TestItem, TestSet
+from promptopt.optimizers.bpo.testsets import TestItem, TestSet
+from promptopt.journal import AppendLog
 from promptopt.errors import ConfigError, RunDirError
 from promptopt.evaluators.judge import JudgeItem, PairwiseJudge, WinRate, win_rate
 from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, raise_if_unreachable, run_sync

@@ -3,7 +3,7 @@
 One step: build the meta-prompt from the task's description, the top-k past solutions (best last)
 and a few task exemplars; ask the optimizer LLM for ``per_step`` proposals at ``temperature``;
 parse each (untrusted text, through ``task.parse``); drop unparseable, invalid and duplicate ones
-(dedupe on :func:`~promptopt.optimizers.meta_prompt.normalise`); score the rest through the task;
+(dedupe on :func:`~promptopt.optimizers.opro.meta_prompt.normalise`); score the rest through the task;
 record every proposal, kept or dropped, in the run journal; commit the step with ``step_done``.
 
 Reproducibility and resume (why the journal is enough):
@@ -55,7 +55,7 @@ from promptopt.optimizers.base import (
     StopFileCondition,
     Trial,
 )
-from promptopt.optimizers.meta_prompt import PastSolution, build_meta_prompt, normalise, top_k
+from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt, normalise, top_k
 from promptopt.runs import Run, StopFlag
 from promptopt.tasks.base import Candidate, Rejected, Task, better, make_task
 

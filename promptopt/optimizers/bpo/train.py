@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, DataError
-from promptopt.optimizers.bpo_templates import BPO_TEMPLATE, Family, PromptEncoder, RewriterConfig
+from promptopt.optimizers.bpo.templates import BPO_TEMPLATE, Family, PromptEncoder, RewriterConfig
 
 CHECKPOINT_PREFIX = "checkpoint-"
 

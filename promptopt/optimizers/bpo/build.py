@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.bpo_datasets import AppendLog, PreferencePair
+from promptopt.optimizers.bpo.pairs import PreferencePair
+from promptopt.journal import AppendLog
 from promptopt.errors import ConfigError, DataError
 from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, raise_if_unreachable, run_sync
 
@@ -431,7 +432,7 @@ def load_rewrite_pairs(path: str | Path) -> list[tuple[str, str]]:
 
     Also accepts BPO's own JSON/JSONL files (``prompt``/``optimized_prompt`` rows without status).
     """
-    from promptopt.bpo_datasets import read_records
+    from promptopt.optimizers.bpo.testsets import read_records
 
     rows = read_records(path)
     out: list[tuple[str, str]] = []
