@@ -71,6 +71,27 @@ class Budget:
             if v is not None and v < 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
 
+    @classmethod
+    def from_limits(cls, limits: Mapping[str, Any] | None) -> Budget:
+        """A fresh Budget with the limits :meth:`limits` returned (what a run directory records),
+        so a resumed run keeps the limits it was started with. Unknown keys are ignored."""
+        limits = limits or {}
+        return cls(**{k: limits.get(k) for k in ("max_calls", "max_tokens", "max_dollars", "max_seconds")})
+
+    def has_limits(self) -> bool:
+        return any(v is not None for v in self.limits().values())
+
+    def restore(self, usage: Mapping[str, Any]) -> None:
+        """Add the usage an earlier session recorded (a :meth:`snapshot`): a resumed run counts
+        what it already spent against its limits. Wall-clock time is not restored (a limit in
+        seconds is per session)."""
+        with self._lock:
+            self.calls += int(usage.get("calls", 0) or 0)
+            self.cached_calls += int(usage.get("cached_calls", 0) or 0)
+            self.prompt_tokens += int(usage.get("prompt_tokens", 0) or 0)
+            self.completion_tokens += int(usage.get("completion_tokens", 0) or 0)
+            self.dollars += float(usage.get("dollars", 0.0) or 0.0)
+
     # -- pricing
     def price(self, model: str) -> tuple[float, float] | None:
         """(input, output) USD per 1M tokens, matching the bare model name after any scheme."""
@@ -216,3 +237,14 @@ class BudgetedLLM(LLMWrapper):
                         self.budget.charge_failed_call()
                 out[i] = res
         return settle_results(out, return_exceptions)
+
+
+def charged(llm: Any, budget: Budget) -> Any:
+    """``llm`` charging ``budget``: as it is when it (or a wrapper inside it) already charges this
+    budget, else wrapped in :class:`BudgetedLLM` — never charged twice."""
+    inner, depth = llm, 0
+    while inner is not None and depth < 32:
+        if isinstance(inner, BudgetedLLM) and inner.budget is budget:
+            return llm
+        inner, depth = getattr(inner, "inner", None), depth + 1
+    return BudgetedLLM(llm, budget)

@@ -16,25 +16,52 @@ the problem. The contract (GEPA's adapter idea, kept small):
   the top few on validation; it comes from the run's history, so a resumed run passes the same.
 - ``config()``: JSON-able options that rebuild the same task on ``--resume``.
 
+Optional hooks, read only through the functions at the end of this module (so this docstring is the
+whole list of what optimizers and reports read from a task):
+
+- ``opro_defaults: Mapping[str, Any]``: OPRO parameters the task prefers where the caller gives
+  none (``steps``, ``per_step``, ``top_k``, ``num_exemplars``, ``max_reasks``: how many extra
+  rounds OPRO may ask for proposals that did not parse or were invalid or duplicates).
+- ``optimum: float | None``: the best reachable score, when known; OPRO stops there.
+- ``async afinal_report(best, ranked)``: the async door of ``final_report`` (scoring through an LLM
+  runs on the caller's event loop instead of a nested one).
+- ``prompts()``: the prompts BPO rewrites, for tasks that have some.
+- Report hooks. They read a finished run's files only, so they are called on the *class* the task
+  is registered with (a ``staticmethod`` or ``classmethod``): ``opro report`` runs without building
+  the task (no dataset, no model). A plug-in gets the same report as a built-in one.
+  - ``summary(report) -> list[str]``: a few plain lines about ``final_report``'s dict (CLI end).
+  - ``report_section(report, search) -> list[str]``: Markdown lines for report.md (``search``: the
+    run statistics).
+  - ``plots(history, report, out_dir) -> list[tuple[str, Path]]``: PNG files written into
+    ``out_dir`` with their titles (``history``: every trial; ``report`` may be ``{}`` for a run
+    that has not finished). Import matplotlib through ``promptopt.extras.require``.
+
 Tasks are registered by name: a constant table for the built-ins, and the entry-point group
 ``promptopt.tasks`` for users' own (``[project.entry-points."promptopt.tasks"] my-task =
-"pkg.mod:factory"``). A factory takes keyword options and returns a Task.
+"pkg.mod:Factory"``). A factory takes keyword options and returns a Task; register the task class
+itself (its constructor's options are the task's options) or a function annotated ``-> TaskClass``
+(the report hooks are looked up on that class).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import random
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from promptopt.errors import UnknownNameError
+from promptopt.errors import ConfigError, PromptoptError, UnknownNameError
 
 Direction = Literal["max", "min"]
 ENTRY_POINT_GROUP = "promptopt.tasks"
+#: The scorer model of a task that scores through an LLM when none is given (the embedded model).
+DEFAULT_SCORER = "local"
 
 
 @dataclass(frozen=True)
@@ -120,15 +147,15 @@ def better(direction: Direction, a: float, b: float) -> bool:
 #: name → (import path of the factory, one-line summary)
 BUILTIN_TASKS: Mapping[str, tuple[str, str]] = {
     "linear-regression": (
-        "promptopt.tasks.linear_regression:make_task",
+        "promptopt.tasks.linear_regression:LinearRegressionTask",
         "OPRO demo: find (w, b) minimising squared error on noisy y = w*x + b",
     ),
     "tsp": (
-        "promptopt.tasks.tsp:make_task",
+        "promptopt.tasks.tsp:TSPTask",
         "OPRO demo: shortest tour through n random points, with baselines and optimality gap",
     ),
     "instructions": (
-        "promptopt.tasks.instructions.task:make_task",
+        "promptopt.tasks.instructions.task:create",
         "instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id)",
     ),
 }
@@ -140,16 +167,92 @@ class TaskEntry:
     summary: str
     factory: Callable[..., Task]
 
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        """The factory's keyword options (``**kwargs`` / ``*args`` left out)."""
+        return {
+            p.name: p
+            for p in inspect.signature(self.factory).parameters.values()
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        }
+
     def options(self) -> list[tuple[str, str, Any]]:
         """(name, annotation, default) of each keyword option the factory takes."""
         out = []
-        for p in inspect.signature(self.factory).parameters.values():
-            if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                continue
+        for p in self.parameters().values():
             ann = p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", "")
             default = None if p.default is inspect.Parameter.empty else p.default
             out.append((p.name, str(ann), default))
         return out
+
+    @property
+    def uses_scorer(self) -> bool:
+        """Whether the task scores through an LLM (its factory takes ``scorer``)."""
+        return "scorer" in self.parameters()
+
+    @property
+    def task_class(self) -> type | None:
+        """The class the factory builds: the factory itself, or its return annotation."""
+        if isinstance(self.factory, type):
+            return self.factory
+        try:
+            ret = typing.get_type_hints(self.factory).get("return")
+        except Exception:  # an annotation that does not resolve: no hooks, not an error
+            return None
+        return ret if isinstance(ret, type) else None
+
+    def build(self, options: Mapping[str, Any], *, scorer: Any = None, seed: int | None = None) -> Task:
+        """The task built from ``options`` (strings converted to the declared types, see
+        :func:`convert_option`). ``scorer`` (an LLM) is passed when the factory takes one;
+        ``seed`` when it takes one and ``options`` does not set it."""
+        params = self.parameters()
+        unknown = sorted(set(options) - set(params) - {"scorer"})
+        if unknown:
+            known = ", ".join(p for p in params if p != "scorer") or "none"
+            raise ConfigError(f"task {self.name!r} has no option(s) {', '.join(unknown)}; its options: {known}")
+        if "scorer" in options:
+            raise ConfigError("the scorer is not a task option; give the scorer model separately")
+        kwargs = {k: convert_option(k, v, params[k]) for k, v in options.items()}
+        if "seed" in params and "seed" not in kwargs and seed is not None:
+            kwargs["seed"] = seed
+        if scorer is not None:
+            if not self.uses_scorer:
+                raise ConfigError(f"task {self.name!r} does not use a scorer model")
+            kwargs["scorer"] = scorer
+        try:
+            return self.factory(**kwargs)
+        except TypeError as exc:  # a wrongly typed option that the factory did not check itself
+            raise ConfigError(f"bad option for task {self.name!r}: {exc}") from None
+
+
+def convert_option(name: str, value: Any, param: inspect.Parameter) -> Any:
+    """A string option (``--task-option K=V``) turned into the type the factory declares (or its
+    default's type); values that are not strings (typed flags, JSON config files) pass through."""
+    if not isinstance(value, str):
+        return value
+    ann = param.annotation
+    ann_text = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+    kinds = [k.strip() for k in str(ann_text).split("|")] if ann is not inspect.Parameter.empty else []
+    if not kinds and param.default is not inspect.Parameter.empty and param.default is not None:
+        kinds = [type(param.default).__name__]
+    if value.strip().lower() in ("none", "null") and ("None" in kinds or param.default is None):
+        return None
+    for kind in kinds:
+        try:
+            if kind == "int":
+                return int(value)
+            if kind == "float":
+                return float(value)
+            if kind == "bool":
+                low = value.strip().lower()
+                if low in ("1", "true", "yes", "on"):
+                    return True
+                if low in ("0", "false", "no", "off"):
+                    return False
+        except ValueError:
+            continue
+    if kinds and all(k in ("int", "float", "bool") for k in kinds):
+        raise ConfigError(f"task option {name}={value!r} is not a valid {' or '.join(kinds)}")
+    return value
 
 
 def _load(path: str) -> Callable[..., Task]:
@@ -157,8 +260,13 @@ def _load(path: str) -> Callable[..., Task]:
     return getattr(importlib.import_module(module), attr)
 
 
+def _plugins() -> list[Any]:
+    """The entry points of the ``promptopt.tasks`` group (one place, so tests can replace it)."""
+    return list(entry_points(group=ENTRY_POINT_GROUP))
+
+
 def task_names() -> list[str]:
-    plugins = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    plugins = {ep.name for ep in _plugins()}
     return list(BUILTIN_TASKS) + sorted(plugins - set(BUILTIN_TASKS))
 
 
@@ -166,7 +274,7 @@ def get_task_entry(name: str) -> TaskEntry:
     if name in BUILTIN_TASKS:
         path, summary = BUILTIN_TASKS[name]
         return TaskEntry(name, summary, _load(path))
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    for ep in _plugins():
         if ep.name == name:
             factory = ep.load()
             doc = (inspect.getdoc(factory) or "").splitlines()
@@ -177,3 +285,97 @@ def get_task_entry(name: str) -> TaskEntry:
 def make_task(name: str, **options: Any) -> Task:
     """Build a registered task with keyword options."""
     return get_task_entry(name).factory(**options)
+
+
+def make_task_from_options(
+    name: str, options: Mapping[str, Any], *, scorer: Any = None, seed: int | None = None
+) -> Task:
+    """Build a registered task from untyped options (a CLI's ``K=V`` strings, a JSON file, a run
+    directory's ``task_config``), checked against its factory's signature; see :meth:`TaskEntry.build`."""
+    return get_task_entry(name).build(options, scorer=scorer, seed=seed)
+
+
+# --------------------------------------------------------------------------- optional hooks
+
+
+def opro_defaults(task: Any) -> dict[str, Any]:
+    """The task's preferred OPRO parameters (``{}`` when it has none)."""
+    return dict(getattr(task, "opro_defaults", None) or {})
+
+
+def task_optimum(task: Any) -> float | None:
+    """The best reachable score, when the task knows it."""
+    opt = getattr(task, "optimum", None)
+    return None if opt is None else float(opt)
+
+
+async def final_report_async(
+    task: Task, best: Candidate, ranked: Sequence[tuple[Candidate, float]] = ()
+) -> dict[str, Any]:
+    """The task's final report, through its async door when it has one."""
+    afinal = getattr(task, "afinal_report", None)
+    if callable(afinal):
+        return await afinal(best, ranked)
+    return task.final_report(best, ranked)
+
+
+def report_hooks(task: Any) -> Any:
+    """Where a task's report hooks live: a task object or class as is; a name → its registered
+    class (None when it is not installed here or has none)."""
+    if not isinstance(task, str):
+        return task
+    try:
+        return get_task_entry(task).task_class
+    except (PromptoptError, ImportError, AttributeError):
+        return None
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() else f"{v:.2f}"
+    return str(v)
+
+
+def generic_summary(report: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """``key: value`` lines of a report (nested keys dotted; long lists left out)."""
+    lines: list[str] = []
+    for k, v in report.items():
+        if isinstance(v, Mapping):
+            lines.extend(generic_summary(v, f"{prefix}{k}."))
+        elif not (isinstance(v, list) and len(v) > 12):
+            lines.append(f"{prefix}{k}: {_fmt(v)}")
+    return lines
+
+
+def summary_lines(task: Any, report: Mapping[str, Any]) -> list[str]:
+    """The task's ``summary`` of its final report, or generic lines (also when the hook fails on
+    a report of another shape, e.g. one written by an older version)."""
+    hook = getattr(report_hooks(task), "summary", None)
+    if callable(hook):
+        try:
+            return list(hook(report))
+        except (KeyError, TypeError, ValueError):
+            pass
+    return generic_summary(report)
+
+
+def report_section(task: Any, report: Mapping[str, Any], search: Mapping[str, Any]) -> list[str]:
+    """Markdown lines about the final report: the task's ``report_section``, else a generic list."""
+    hook = getattr(report_hooks(task), "report_section", None)
+    if callable(hook):
+        try:
+            return list(hook(report, search))
+        except (KeyError, TypeError, ValueError):
+            pass
+    lines = []
+    for k, v in report.items():
+        text = json.dumps(v, default=str) if isinstance(v, list | dict) else _fmt(v)
+        if not (isinstance(v, list | dict) and len(text) > 300):
+            lines.append(f"- **{k}**: {text}")
+    return lines
+
+
+def task_plots(task: Any, history: Sequence[Any], report: Mapping[str, Any], out_dir: Path) -> list[tuple[str, Path]]:
+    """The task's own plots (``plots`` hook), ``[]`` without one."""
+    hook = getattr(report_hooks(task), "plots", None)
+    return list(hook(history, report, Path(out_dir))) if callable(hook) else []

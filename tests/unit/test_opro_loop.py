@@ -16,7 +16,7 @@ from promptopt import OPRO
 from promptopt.llm.base import LLMServerError, Request
 from promptopt.llm.budget import Budget
 from promptopt.llm.fake import FakeLLM
-from promptopt.optimizers.opro.optimizer import derive_seed, history_from_records, step_rng
+from promptopt.optimizers.opro.history import derive_seed, history_from_records, step_rng
 from promptopt.runs import Run, StopFlag, read_journal
 from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
 

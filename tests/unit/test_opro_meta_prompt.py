@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt, normalise, top_k
+from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt, normalise_proposal, top_k
 from promptopt.tasks.base import TaskDescription
 from promptopt.tasks.linear_regression import make_task as make_linreg
 
@@ -74,8 +74,8 @@ def test_untrusted_braces_in_solutions_are_shown_verbatim() -> None:
     assert "s:\n{score} {0} {text}\nv:\n1.0" in text
 
 
-def test_normalise_folds_unicode_case_and_whitespace() -> None:
-    assert normalise("Think  step\tby STEP ") == normalise("think step by step")
-    assert normalise("ｗ＝１５, b=14") == normalise("w=15, b=14")  # full-width forms
-    assert normalise("STRASSE") == normalise("straße")
-    assert normalise("Schritt für Schritt") != normalise("Schritt fur Schritt")
+def test_normalise_proposal_folds_unicode_case_and_whitespace() -> None:
+    assert normalise_proposal("Think  step\tby STEP ") == normalise_proposal("think step by step")
+    assert normalise_proposal("ｗ＝１５, b=14") == normalise_proposal("w=15, b=14")  # full-width forms
+    assert normalise_proposal("STRASSE") == normalise_proposal("straße")
+    assert normalise_proposal("Schritt für Schritt") != normalise_proposal("Schritt fur Schritt")

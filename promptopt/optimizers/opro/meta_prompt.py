@@ -17,7 +17,7 @@ from promptopt.tasks.base import Direction, TaskDescription
 _WS_RE = re.compile(r"\s+")
 
 
-def normalise(text: str) -> str:
+def normalise_proposal(text: str) -> str:
     """The dedupe key of a solution's text: NFKC-normalised, case-folded, whitespace collapsed.
 
     Why NFKC + casefold: model output in any script may differ only by compatibility forms

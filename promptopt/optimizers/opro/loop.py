@@ -1,0 +1,279 @@
+"""One OPRO run: propose → parse → dedupe → score → commit, step after step, until a stop condition.
+
+A step builds the meta-prompt (task description, top-k past solutions best last, exemplars), asks
+the optimizer LLM for ``per_step`` proposals (request ``i`` seeded ``derive_seed(seed, step, i)``),
+parses each through the task (untrusted text), drops unparseable, invalid and duplicate ones, and,
+when the task asks for it (``max_reasks``), asks again for the missing ones — at most
+``max_reasks`` extra rounds, same meta-prompt, following indices — so that a step scores
+``per_step`` proposals when the model can give them. Every proposal, kept or dropped, is recorded
+as a ``trial``; ``step_done`` commits the step. A step refused by the budget or cut off from the
+server is recorded as ``step_aborted`` and redone on resume.
+
+The loop never prints: it reports through a progress callback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from promptopt.errors import ConfigError
+from promptopt.llm.base import (
+    LLM, BudgetExceededError, Completion, LLMAuthError, LLMConnectionError, LLMError, Request,
+    raise_if_unreachable,
+)  # fmt: skip
+from promptopt.llm.budget import Budget
+from promptopt.optimizers.base import LoopState, Result, StopCondition, Trial, first_stop
+from promptopt.optimizers.opro.history import derive_seed, kept, replay, step_rng
+from promptopt.optimizers.opro.meta_prompt import build_meta_prompt, normalise_proposal, top_k
+from promptopt.optimizers.opro.stats import make_result, ranked, result_json
+from promptopt.runs import Run
+from promptopt.tasks.base import Candidate, Rejected, Scored, Task, better, final_report_async, task_optimum
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What the loop reports to a progress callback (the CLI draws it; the loop never prints)."""
+
+    kind: str  # "step_started" | "step_done"
+    step: int
+    steps: int
+    best: str | None
+    best_score: float | None
+    usage: dict[str, Any]
+    kept: int = 0
+    dropped: int = 0
+    improved: bool = False
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+class Aborted(Exception):
+    """A step could not finish (budget); carries the stop reason."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+class Loop:
+    """One optimize() call. ``p`` holds the resolved parameters (``OPRO.params``); the history,
+    a step cut short and the spent budget come back from the run's journal."""
+
+    def __init__(
+        self, p: dict[str, Any], task: Task, llm: LLM, budget: Budget, run: Run | None,
+        stops: Sequence[StopCondition], progress: ProgressFn | None,
+    ) -> None:  # fmt: skip
+        self.p, self.task, self.llm, self.budget, self.run = p, task, llm, budget, run
+        self.stops, self.progress, self.seed = list(stops), progress, int(p["seed"])
+        done = replay(run.records if run is not None else (), task.direction)
+        self.hist, self.partial, self.started = done.history, done.partial, done.started
+        if done.usage:
+            budget.restore(done.usage)
+        self.candidates: dict[str, Candidate] = {}  # canonical text → candidate (final report)
+        if self.hist.trials:  # initial candidates are redrawn (same RNG); proposals are re-parsed
+            for c in task.initial_candidates(step_rng(self.seed, 0)):
+                self.candidates.setdefault(c.text, c)
+
+    # -- the loop
+    async def execute(self) -> Result:
+        stop: tuple[str, str] | None = None
+        try:
+            if self.hist.step < 0:
+                await self._initial_step()
+            while not (stop := first_stop(self.stops, self._state())):
+                await self._step(self.hist.step + 1)
+        except Aborted as exc:
+            stop = (exc.reason, exc.detail)
+        return await self._finish(*stop)
+
+    async def _initial_step(self) -> None:
+        self._start(0, {"initial": True})
+        done = {t.index: t for t in self.partial}
+        trials: dict[int, Trial] = {}
+        to_score: list[tuple[int, Candidate, str | None]] = []
+        seen: dict[str, int] = {}
+        for i, c in enumerate(self.task.initial_candidates(step_rng(self.seed, 0))):
+            self.candidates.setdefault(c.text, c)
+            key = normalise_proposal(c.text)
+            if i in done:
+                trials[i] = done[i]
+            elif key in seen:
+                trials[i] = Trial(0, i, "duplicate", c.text, reason=f"same as step 0 #{seen[key]}")
+            else:
+                to_score.append((i, c, None))
+            seen.setdefault(key, i)
+        await self._score_and_commit(0, trials, to_score, set(done), "initial", {})
+
+    async def _step(self, step: int) -> None:
+        p, rng = self.p, step_rng(self.seed, step)
+        entries = top_k(self.hist.scored, self.task.direction, p["top_k"])
+        exemplars = self.task.exemplars(rng, p["num_exemplars"]) if p["num_exemplars"] > 0 else []
+        meta = build_meta_prompt(self.task.describe(), entries, self.task.format_score, exemplars)
+        self._start(step, {"meta_prompt": meta})
+        done = {t.index: t for t in self.partial if t.step == step}
+        trials: dict[int, Trial] = {}
+        to_score: list[tuple[int, Candidate, str | None]] = []
+        step_seen: dict[str, int] = {}
+        answers: dict[int, Any] = {}
+        indices = range(p["per_step"])
+        for extra in range(p["max_reasks"] + 1):
+            if extra:  # re-ask for the proposals that did not give a new candidate
+                need = p["per_step"] - sum(1 for t in trials.values() if kept(t)) - len(to_score)
+                if need <= 0:
+                    break
+                indices = range(len(trials) + len(to_score), len(trials) + len(to_score) + need)
+            missing = [i for i in indices if i not in done]
+            answers.update(await self._propose(step, meta, missing, answers))
+            for i in indices:
+                if i in done:
+                    trials[i] = done[i]
+                    if kept(done[i]):
+                        step_seen.setdefault(normalise_proposal(done[i].text), i)
+                    continue
+                verdict = self._judge(step, i, answers[i], step_seen)
+                if isinstance(verdict, Trial):
+                    trials[i] = verdict
+                else:
+                    to_score.append((i, *verdict))
+        await self._score_and_commit(step, trials, to_score, set(done), "scored", answers)
+
+    async def _propose(self, step: int, meta: str, indices: list[int], answers: dict[int, Any]) -> dict[int, Any]:
+        """Ask for the proposals ``indices`` of ``step`` (one concurrent batch)."""
+        p = self.p
+        requests = [
+            Request.chat(meta, temperature=p["temperature"], max_tokens=p["max_tokens"],
+                         seed=derive_seed(self.seed, step, i))
+            for i in indices
+        ]  # fmt: skip
+        outputs = await self.llm.agenerate(requests, return_exceptions=True) if requests else []
+        got = dict(zip(indices, outputs, strict=True))
+        try:
+            raise_if_unreachable(outputs)
+        except LLMError as exc:  # no request got through: one clear error, the step redone on resume
+            self._record_abort(step, "unreachable", str(exc), {**answers, **got})
+            raise
+        refused = [r for r in outputs if isinstance(r, BudgetExceededError)]
+        if refused:
+            self._abort(step, "budget", str(refused[0]), {**answers, **got})
+        return got
+
+    def _judge(self, step: int, i: int, res: Any, step_seen: dict[str, int]) -> Trial | tuple[Candidate, str]:
+        """A dropped proposal's Trial, or the (candidate, raw text) to score."""
+        if isinstance(res, LLMError):
+            return Trial(step, i, "failed", "", reason=f"{res.__class__.__name__}: {res}")
+        raw = res.text if isinstance(res, Completion) else str(res)
+        parsed = self.task.parse(raw)
+        if isinstance(parsed, Rejected):
+            return Trial(step, i, parsed.status, "", reason=parsed.reason, raw=raw)
+        key = normalise_proposal(parsed.text)
+        first = self.hist.seen.get(key) or ((step, step_seen[key]) if key in step_seen else None)
+        if first is not None:
+            return Trial(step, i, "duplicate", parsed.text, reason=f"same as step {first[0]} #{first[1]}", raw=raw)
+        step_seen[key] = i
+        self.candidates.setdefault(parsed.text, parsed)
+        return parsed, raw
+
+    async def _score_and_commit(
+        self, step: int, trials: dict[int, Trial], to_score: list[tuple[int, Candidate, str | None]],
+        reused: set[int], status: str, answers: dict[int, Any],
+    ) -> None:  # fmt: skip
+        for (i, c, raw), s in zip(to_score, await self._score([c for _, c, _ in to_score], step, answers), strict=True):
+            if s.score is None:
+                trials[i] = Trial(step, i, "failed", c.text, None, s.error or "scoring failed", raw, dict(s.info))
+            else:
+                trials[i] = Trial(step, i, status, c.text, float(s.score), None, raw, dict(s.info))  # type: ignore[arg-type]
+        await self._commit(step, trials, reused)
+
+    async def _score(self, cands: list[Candidate], step: int, answers: dict[int, Any]) -> list[Scored]:
+        if not cands:
+            return []
+        try:
+            scores = await self.task.ascore(cands)
+        except BudgetExceededError as exc:
+            self._abort(step, "budget", str(exc), answers)
+        except (LLMConnectionError, LLMAuthError) as exc:
+            self._record_abort(step, "unreachable", str(exc), answers)
+            raise
+        if len(scores) != len(cands):
+            raise ConfigError(f"task {self.task.name!r} returned {len(scores)} scores for {len(cands)} candidates")
+        return scores
+
+    async def _commit(self, step: int, trials: dict[int, Trial], reused: set[int]) -> None:
+        before = self.hist.best
+        for i in sorted(trials):
+            if i not in reused:
+                self._record({"event": "trial", "trial": trials[i].to_json()})
+            self.hist.add(trials[i])
+        after = self.hist.best
+        improved = after is not None and (before is None or better(self.task.direction, after.score, before.score))  # type: ignore[arg-type]
+        self.hist.commit(step, improved)
+        self.partial = []
+        n_kept = sum(1 for t in trials.values() if t.status in ("scored", "initial"))
+        self._record({
+            "event": "step_done", "step": step, "improved": improved,
+            "best": after.text if after else None, "best_score": after.score if after else None,
+            "kept": n_kept, "dropped": len(trials) - n_kept, "usage": self.budget.snapshot(), "time": time.time(),
+        })  # fmt: skip
+        if improved and self.run is not None:
+            self.run.write_result(self._json(self._result("running", "")))
+        self._emit("step_done", step, kept=n_kept, dropped=len(trials) - n_kept, improved=improved)
+
+    # -- bookkeeping
+    def _start(self, step: int, extra: dict[str, Any]) -> None:
+        self._emit("step_started", step)
+        if step not in self.started:
+            self._record({"event": "step_started", "step": step, **extra})
+            self.started.add(step)
+
+    def _state(self) -> LoopState:
+        b = self.hist.best
+        return LoopState(max(self.hist.step, 0), b.score if b else None, self.hist.since_improvement,
+                         b.text if b else None, self.budget.snapshot())  # fmt: skip
+
+    def _record(self, event: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.record(event)
+
+    def _emit(self, kind: str, step: int, **kw: Any) -> None:
+        if self.progress is not None:
+            s = self._state()
+            self.progress(ProgressEvent(kind, step, self.p["steps"], s.best, s.best_score, s.usage, **kw))
+
+    def _abort(self, step: int, reason: str, detail: str, answers: dict[int, Any]) -> NoReturn:
+        self._record_abort(step, reason, detail, answers)
+        raise Aborted(reason, detail)
+
+    def _record_abort(self, step: int, reason: str, detail: str, answers: dict[int, Any]) -> None:
+        raws = {str(i): r.text for i, r in sorted(answers.items()) if isinstance(r, Completion)}
+        self._record({"event": "step_aborted", "step": step, "reason": reason, "detail": detail,
+                      "raw": raws, "usage": self.budget.snapshot()})  # fmt: skip
+
+    # -- results
+    def _candidate_of(self, t: Trial) -> Candidate | None:
+        c = self.candidates.get(t.text)
+        if c is None and t.raw is not None:
+            parsed = self.task.parse(t.raw)
+            if isinstance(parsed, Candidate):
+                c = self.candidates.setdefault(parsed.text, parsed)
+        return c
+
+    def _result(self, code: str, detail: str, task_report: dict[str, Any] | None = None) -> Result:
+        return make_result(self.hist, code, detail, self.budget.snapshot(), task_optimum(self.task), task_report)
+
+    def _json(self, r: Result) -> dict[str, Any]:
+        return result_json(r, self.task.name, self.task.direction, self.p)
+
+    async def _finish(self, code: str, detail: str) -> Result:
+        report = None
+        best = self._candidate_of(self.hist.best) if self.hist.best is not None else None
+        if best is not None:  # ranked comes from the history: a resumed run reports the same
+            report = await final_report_async(self.task, best, ranked(self.hist.trials, self.task.direction, self._candidate_of))
+        result = self._result(code, detail, report)
+        self._record({"event": "run_finished", "stop_reason": code, "detail": detail, "steps": result.steps})
+        if self.run is not None:
+            self.run.write_result(self._json(result))
+        return result

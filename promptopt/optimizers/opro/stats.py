@@ -1,0 +1,85 @@
+"""Run statistics and the Result of an OPRO run, computed from the history alone.
+
+Why from the history: a resumed run's history equals an uninterrupted run's (see
+:mod:`~promptopt.optimizers.opro.history`), so everything derived from it — statistics, the ranked
+candidates the task's final report shortlists from, result.json — is equal too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from promptopt.optimizers.base import Result, Trial, reaches
+from promptopt.optimizers.opro.history import History
+from promptopt.tasks.base import Candidate
+
+
+def search_stats(trials: Sequence[Trial], direction: str, optimum: float | None) -> dict[str, Any]:
+    """Counts by status, unique solutions, the first step at the best score and at the optimum."""
+    counts: dict[str, int] = {}
+    for t in trials:
+        counts[t.status] = counts.get(t.status, 0) + 1
+    scored = [t for t in trials if t.status in ("scored", "initial") and t.score is not None]
+    init = [t.score for t in scored if t.status == "initial"]
+    best = None
+    if scored:
+        best = (min if direction == "min" else max)(float(t.score) for t in scored)  # type: ignore[arg-type]
+    hit_steps = [t.step for t in scored if optimum is not None and reaches(direction, t.score, optimum)]  # type: ignore[arg-type]
+    return {
+        "proposals": sum(1 for t in trials if t.step > 0),
+        "status_counts": counts,
+        "unique_scored": len(scored),
+        "unique_proposed": sum(1 for t in trials if t.status == "scored"),
+        "initial_best": (min(init) if direction == "min" else max(init)) if init else None,  # type: ignore[type-var]
+        "first_step_at_best": None if best is None else min(t.step for t in scored if t.score == best),
+        "optimum": optimum,
+        "steps_to_optimum": min(hit_steps) if hit_steps else None,
+    }
+
+
+def ranked(
+    trials: Sequence[Trial], direction: str, candidate_of: Callable[[Trial], Candidate | None]
+) -> list[tuple[Candidate, float]]:
+    """Every scored candidate, best first, once each (what a task's final report shortlists)."""
+    scored = [t for t in trials if t.status in ("scored", "initial") and t.score is not None]
+    scored.sort(key=lambda t: t.score, reverse=direction == "max")  # type: ignore[arg-type,return-value]
+    out: list[tuple[Candidate, float]] = []
+    seen: set[str] = set()
+    for t in scored:  # stable sort: among equal scores, the earlier trial first
+        c = candidate_of(t)
+        if c is not None and c.text not in seen:
+            seen.add(c.text)
+            out.append((c, float(t.score)))  # type: ignore[arg-type]
+    return out
+
+
+def make_result(
+    hist: History,
+    stop_reason: str,
+    detail: str,
+    usage: dict[str, Any],
+    optimum: float | None,
+    task_report: dict[str, Any] | None = None,
+) -> Result:
+    report: dict[str, Any] = {"search": search_stats(hist.trials, hist.direction, optimum), "stop_detail": detail}
+    if task_report is not None:
+        report["task"] = task_report
+    b = hist.best
+    return Result(
+        best=b.text if b else None,
+        best_score=b.score if b else None,
+        history=list(hist.trials),
+        stop_reason=stop_reason,
+        steps=max(hist.step, 0),
+        usage=usage,
+        report=report,
+    )
+
+
+def result_json(r: Result, task_name: str, direction: str, params: dict[str, Any]) -> dict[str, Any]:
+    """result.json: the Result without the history (the journal holds it), plus what it was run on."""
+    d = r.to_json()
+    d.pop("history")
+    d.update(task=task_name, direction=direction, params=params)
+    return d
