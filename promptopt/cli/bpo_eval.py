@@ -11,14 +11,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from promptopt.optimizers.bpo.testsets import TESTSETS, TestSet, load_testset
-from promptopt.optimizers.bpo.pairs import PAIR_PRESETS, load_pairs, parse_mapping
-from promptopt.cli.common import DEFAULT_MODEL, console, err_console, open_model, positive
-from promptopt.errors import ConfigError
-from promptopt.evaluators.pairwise_eval import EvalConfig, RewriteFn, evaluate
-from promptopt.evaluators.judge import PairwiseJudge
-from promptopt.llm.base import LLM, run_sync
-from promptopt.optimizers.bpo.build import BuildConfig, BuildReport, build_rewrite_data
+from promptopt.cli.common import DEFAULT_MODEL, console, err_console
+from promptopt.evaluators.pairwise_eval import EvalConfig, EvalJob, EvalSummary, run_eval
+from promptopt.optimizers.bpo.build import BuildConfig, BuildDataJob, BuildReport, run_build_data
+from promptopt.optimizers.bpo.pairs import PAIR_PRESETS, LoadedPairs, parse_mapping
+from promptopt.optimizers.bpo.testsets import TESTSETS
 from promptopt.runs import StopFlag
 
 
@@ -26,12 +23,7 @@ def _fmt(x: float) -> str:
     return "nan" if x != x else f"{x:+.1f}"
 
 
-def _close(*llms: LLM) -> None:
-    seen: set[int] = set()
-    for llm in llms:
-        if id(llm) not in seen:
-            seen.add(id(llm))
-            run_sync(llm.aclose())
+# --------------------------------------------------------------------------- build-data
 
 
 def build_data_command(
@@ -39,7 +31,7 @@ def build_data_command(
         ..., "--input", "-i", help="Preference pairs: a JSON/JSONL file, a dataset folder or a HF dataset id."
     ),
     out: Path = typer.Option(
-        ..., "--out", "-o", help="Output JSONL of kept records (dropped ones go beside it)."
+        ..., "--out", "-o", help="Output JSONL of kept records (dropped ones and the settings go beside it)."
     ),
     preset: str = typer.Option("auto", "--preset", help=f"Column layout: auto, {', '.join(PAIR_PRESETS)}."),
     map_: list[str] = typer.Option(
@@ -49,34 +41,44 @@ def build_data_command(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model spec of the data builder LLM."),
     limit: int | None = typer.Option(None, "--limit", help="Use the first N usable pairs."),
     concurrency: int = typer.Option(8, "--concurrency", help="Pairs sent to the model at once."),
-    temperature: float = typer.Option(0.0, "--temperature", help="Sampling temperature (paper: 0.9)."),
+    temperature: float = typer.Option(
+        0.9, "--temperature", help="Sampling temperature (default 0.9 as in BPO; 0: deterministic, cached)."
+    ),
     max_tokens: int = typer.Option(768, "--max-tokens", help="Token limit of each critique + rewrite."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (per item, order-independent)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the request cache."),
 ) -> None:
     """Build (prompt, optimized prompt) training data from preference pairs with an LLM (resumable)."""
-    positive("--limit", limit)
-    config = BuildConfig(concurrency=concurrency, temperature=temperature, max_tokens=max_tokens, seed=seed)
-    loaded = load_pairs(input_, preset=preset, mapping=parse_mapping(map_), split=split, limit=limit)
-    err = err_console()
-    skipped = sum(loaded.skipped.values())
-    err.print(
-        f"{len(loaded.pairs)} pairs from {input_} (preset {loaded.preset})"
-        + (f", {skipped} rows skipped: {loaded.skipped}" if skipped else "")
+    job = BuildDataJob(
+        input=input_,
+        out=out,
+        model=model,
+        preset=preset,
+        mapping=parse_mapping(map_),
+        split=split,
+        limit=limit,
+        config=BuildConfig(
+            concurrency=concurrency, temperature=temperature, max_tokens=max_tokens, seed=seed
+        ),
+        cache=not no_cache,
     )
-    llm = open_model(model, cache_policy="off" if no_cache else "deterministic")
-    stop = StopFlag()
+    err = err_console()
+
+    def loaded(lp: LoadedPairs) -> None:
+        skipped = sum(lp.skipped.values())
+        extra = f", {skipped} rows skipped: {lp.skipped}" if skipped else ""
+        err.print(f"{len(lp.pairs)} pairs from {input_} (preset {lp.preset}){extra}")
 
     def progress(done: int, total: int, r: BuildReport) -> None:
         err.print(f"  {done}/{total} processed, kept {r.kept}, dropped {sum(r.dropped.values())}")
 
-    try:
-        with stop.handle_sigint():
-            report = build_rewrite_data(
-                loaded.pairs, llm, out, config=config, progress=progress, should_stop=stop.is_set
-            )
-    finally:
-        _close(llm)
+    stop = StopFlag()
+    with stop.handle_sigint():
+        result = run_build_data(job, on_loaded=loaded, progress=progress, should_stop=stop.is_set)
+    _print_build(result.report, result.loaded, out)
+
+
+def _print_build(report: BuildReport, loaded: LoadedPairs, out: Path) -> None:
     table = Table(title=f"build-data → {out}")
     table.add_column("status / reason")
     table.add_column("count", justify="right")
@@ -90,21 +92,13 @@ def build_data_command(
     con.print(table)
     con.print(
         f"{report.processed} sent to the model this run, {report.resumed} already done; "
-        f"{report.seconds:.1f} s. Dropped records: {report.dropped_out}"
+        f"{report.seconds:.1f} s. Dropped records (with the raw model output): {report.dropped_out}"
     )
     if report.stopped:
         con.print(f"stopped early ({report.stopped}); rerun the same command to continue")
 
 
-def _rewriter_fn(path: str, mode: str, seed: int) -> RewriteFn:
-    from promptopt.optimizers.bpo.rewriter import Rewriter  # heavy (torch); only when asked for
-
-    rewriter = Rewriter.load(path)
-
-    def rewrite(prompts: list[str]) -> list[str]:
-        return list(rewriter.rewrite(prompts, mode=mode, seed=seed))
-
-    return rewrite
+# --------------------------------------------------------------------------- eval
 
 
 def eval_command(
@@ -124,69 +118,56 @@ def eval_command(
     ),
     limit: int | None = typer.Option(None, "--limit", help="First N prompts of each test set."),
     concurrency: int = typer.Option(8, "--concurrency", help="Items processed at once."),
-    max_tokens: int = typer.Option(512, "--max-tokens", help="Token limit of the target's answers."),
+    target_temperature: float = typer.Option(
+        0.7,
+        "--target-temperature",
+        help="Sampling temperature of the target's answers (default 0.7 as in BPO). Above 0 the "
+        "answers are not cached and a rerun of finished items is not reproducible; 0 for cached answers.",
+    ),
+    max_tokens: int = typer.Option(
+        2048,
+        "--target-max-tokens",
+        "--max-tokens",
+        help="Token limit of the target's answers (default 2048 as in BPO; lower it for small local models).",
+    ),
     judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", help="Token limit of each judgement."),
     bootstrap: int = typer.Option(10_000, "--bootstrap", help="Bootstrap replicates for the CI."),
     seed: int = typer.Option(0, "--seed", help="Seed of the models and the bootstrap."),
 ) -> None:
     """Judge a target model's answers to original vs rewritten prompts; print win/tie/loss and ΔWR."""
-    positive("--limit", limit)
-    positive("--bootstrap", bootstrap)
-    if rewriter is not None and rewritten_field is not None:
-        raise ConfigError("pass either --rewriter or --rewritten-field, not both")
-    if mode not in ("default", "aggressive"):
-        raise ConfigError(f"--mode must be default or aggressive, got {mode!r}")
-    sets: list[TestSet] = []
-    for name in testset:
-        ts = load_testset(name, data_dir=data_dir, rewritten_field=rewritten_field, limit=limit)
-        if rewritten_field is None and rewriter is None:
-            if ts.default_rewritten_field is None:
-                raise ConfigError(
-                    f"test set {ts.name!r} has no precomputed rewrites: pass --rewriter DIR or --rewritten-field"
-                )
-            ts = load_testset(
-                name, data_dir=data_dir, rewritten_field=ts.default_rewritten_field, limit=limit
-            )
-        sets.append(ts)
-    config = EvalConfig(concurrency=concurrency, max_tokens=max_tokens, seed=seed, n_boot=bootstrap)
-    rewrite = _rewriter_fn(rewriter, mode, seed) if rewriter is not None else None
-    target = open_model(target_model)
-    judge_llm = target if judge_model == target_model else open_model(judge_model)
-    judge = PairwiseJudge(judge_llm, max_tokens=judge_max_tokens, seed=seed)
+    config = EvalConfig(
+        concurrency=concurrency,
+        max_tokens=max_tokens,
+        seed=seed,
+        n_boot=bootstrap,
+        target_temperature=target_temperature,
+    )
+    job = EvalJob(
+        testsets=tuple(testset),
+        out=out,
+        rewriter=rewriter,
+        rewritten_field=rewritten_field,
+        mode=mode,
+        target_model=target_model,
+        judge_model=judge_model,
+        data_dir=data_dir,
+        limit=limit,
+        judge_max_tokens=judge_max_tokens,
+        config=config,
+    )
     err = err_console()
     stop = StopFlag()
-    settings = {
-        "rewriter": rewriter,
-        "mode": mode if rewriter else None,
-        "rewritten_field": rewritten_field,
-        "judge_max_tokens": judge_max_tokens,
-    }
-    try:
-        with stop.handle_sigint():
-            summary = evaluate(
-                sets,
-                target=target,
-                judge=judge,
-                out_dir=out,
-                rewrite=rewrite,
-                settings=settings,
-                config=config,
-                progress=lambda name, d, t: err.print(f"  {name}: {d}/{t}"),
-                should_stop=stop.is_set,
-            )
-    finally:
-        _close(target, judge_llm)
+    with stop.handle_sigint():
+        summary = run_eval(
+            job, progress=lambda name, d, t: err.print(f"  {name}: {d}/{t}"), should_stop=stop.is_set
+        )
+    _print_eval(summary, out)
+
+
+def _print_eval(summary: EvalSummary, out: Path) -> None:
     table = Table(title="BPO evaluation (rewritten vs original)")
-    for col, just in (
-        ("test set", "left"),
-        ("n", "right"),
-        ("win", "right"),
-        ("tie", "right"),
-        ("loss", "right"),
-        ("ΔWR", "right"),
-        ("95% CI", "right"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for col in ("test set", "n", "win", "tie", "loss", "ΔWR", "95% CI"):
+        table.add_column(col, justify="left" if col == "test set" else "right")
     for r in summary.results:
         s = r.stats
         table.add_row(

@@ -1,7 +1,7 @@
 """BPO evaluation: does rewriting prompts make a target model's answers better?
 
-For each test prompt the target model answers the original and the rewritten prompt (temperature
-0); a :class:`~promptopt.evaluators.judge.PairwiseJudge` compares the two answers in both orders
+For each test prompt the target model answers the original and the rewritten prompt (by default
+as the BPO reference does: temperature 0.7, at most 2048 new tokens; see :class:`EvalConfig`); a :class:`~promptopt.evaluators.judge.PairwiseJudge` compares the two answers in both orders
 (original = baseline, rewritten = candidate; the question shown to the judge is the *original*
 prompt, as in the BPO evaluation); outcomes are aggregated per test set into win / tie / loss and
 ΔWR = win% − loss% with a bootstrap 95 % CI. When both answers are byte-identical the item is a tie
@@ -16,8 +16,10 @@ Output folder (resumable; rerunning with the same settings continues where it st
       summary.md          the same as a markdown table, with the bar chart
       winrate.png         stacked win/tie/loss bars per test set
 
-Items whose target or judge call failed are recorded with ``status: "error"`` and retried on the
-next run; only ``status: "ok"`` items count.
+Items go through :func:`promptopt.parallel.resumable_map`. Items whose target or judge call failed
+are recorded with ``status: "error"`` and retried on the next run; only ``status: "ok"`` items
+count. :func:`run_eval` is the whole ``promptopt bpo eval`` job (load the sets, open the models,
+check the folder's settings, continue).
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.optimizers.bpo.testsets import TestItem, TestSet
-from promptopt.journal import AppendLog
 from promptopt.errors import ConfigError, RunDirError
-from promptopt.evaluators.judge import JudgeItem, PairwiseJudge, WinRate, win_rate
-from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, raise_if_unreachable, run_sync
-from promptopt.runs import atomic_write_json, atomic_write_text, redact
+from promptopt.evaluators.judge import JudgeItem, PairJudgement, PairwiseJudge, WinRate, win_rate
+from promptopt.journal import Journal, redact
+from promptopt.llm.base import LLM, BudgetExceededError, Completion, Request, run_sync
+from promptopt.optimizers.bpo.testsets import TestItem, TestSet, load_testset
+from promptopt.parallel import STOP_BUDGET, STOP_REQUESTED, MapReport, Outcome, resumable_map
+from promptopt.records import read_json_object
+from promptopt.runs import atomic_write_json, atomic_write_text
 
 CONFIG_FILE = "eval_config.json"
 SUMMARY_JSON = "summary.json"
@@ -46,20 +50,34 @@ CHART_FILE = "winrate.png"
 RewriteFn = Callable[[list[str]], list[str]]
 
 
+#: Settings of folders written before they were stored, as they were then.
+_LEGACY_SETTINGS = {"target_temperature": 0.0}
+
+
 @dataclass(frozen=True)
 class EvalConfig:
-    """Batching and sampling of an evaluation."""
+    """Batching and sampling of an evaluation.
+
+    The target's answers default to the BPO reference (temperature 0.7, 2048 new tokens). A
+    temperature above 0 bypasses the deterministic request cache (every run asks again); set it to
+    0 for reproducible, cached answers.
+    """
 
     concurrency: int = 8
-    max_tokens: int = 512  # target answers
+    max_tokens: int = 2048  # target answers
     seed: int = 0
     n_boot: int = 10_000
+    target_temperature: float = 0.7
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency must be >= 1, got {self.concurrency}")
         if self.max_tokens < 1:
-            raise ConfigError(f"--max-tokens must be >= 1, got {self.max_tokens}")
+            raise ConfigError(f"--target-max-tokens must be >= 1, got {self.max_tokens}")
+        if self.n_boot < 1:
+            raise ConfigError(f"--bootstrap must be a positive integer, got {self.n_boot}")
+        if not 0.0 <= self.target_temperature <= 2.0:
+            raise ConfigError(f"--target-temperature must be within [0, 2], got {self.target_temperature}")
 
 
 @dataclass
@@ -75,6 +93,7 @@ class TestSetResult:
     errors: int = 0  # items still failing after this run
     evaluated_now: int = 0
     seconds: float = 0.0
+    stopped: str | None = None  # "stop requested" / "budget" when this set ended early
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,10 +127,7 @@ def _check_config(out_dir: Path, config: Mapping[str, Any]) -> None:
     path = out_dir / CONFIG_FILE
     wanted = json.loads(json.dumps(redact(dict(config)), default=str))
     if path.exists():
-        try:
-            have = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise RunDirError(f"{path} is unreadable: {exc}") from None
+        have = {**_LEGACY_SETTINGS, **read_json_object(path, error=RunDirError, what="evaluation settings")}
         diff = sorted(k for k in set(have) | set(wanted) if have.get(k) != wanted.get(k))
         if diff:
             raise RunDirError(
@@ -126,18 +142,16 @@ def _check_config(out_dir: Path, config: Mapping[str, Any]) -> None:
     atomic_write_json(path, wanted)
 
 
-def _summarise(name: str, records: Sequence[Mapping[str, Any]], n_boot: int, seed: int) -> TestSetResult:
-    latest: dict[str, Mapping[str, Any]] = {}
-    for r in records:
-        latest[str(r.get("id"))] = r  # later records (retries) replace earlier ones
-    ok = [r for r in latest.values() if r.get("status") == "ok"]
+def _summarise(name: str, latest: Sequence[Mapping[str, Any]], n_boot: int, seed: int) -> TestSetResult:
+    """The aggregate over the latest record of each item."""
+    ok = [r for r in latest if r.get("status") == "ok"]
     stats = win_rate([str(r["outcome"]) for r in ok], n_boot=n_boot, seed=seed)
     return TestSetResult(
         name,
         stats,
         unparsed_verdicts=sum(int((r.get("judge") or {}).get("unparsed", 0)) for r in ok),
         identical_answers=sum(1 for r in ok if r.get("identical_answers")),
-        errors=sum(1 for r in latest.values() if r.get("status") != "ok"),
+        errors=sum(1 for r in latest if r.get("status") != "ok"),
     )
 
 
@@ -154,6 +168,48 @@ async def _rewrite(items: Sequence[TestItem], rewrite: RewriteFn | None) -> list
     return out
 
 
+def _item_outcome(
+    item: TestItem,
+    rewritten: str,
+    a0: Completion | BaseException,
+    a1: Completion | BaseException,
+    jd: PairJudgement | BaseException | None,
+    testset: str,
+) -> Outcome:
+    """The record of one item from its two answers and its judgement (None: answers identical)."""
+    rec: dict[str, Any] = {
+        "testset": testset,
+        "category": item.category,
+        "prompt": item.prompt,
+        "rewritten_prompt": rewritten,
+    }
+    if isinstance(a0, BaseException) or isinstance(a1, BaseException):
+        err = a0 if isinstance(a0, BaseException) else a1
+        rec.update(status="error", error=f"target: {err.__class__.__name__}: {err}"[:300])
+        return Outcome(rec, error=err)
+    rec["answer_original"] = a0.text
+    rec["answer_rewritten"] = a1.text
+    if isinstance(jd, BaseException):  # the judge's budget ran out before this item was judged
+        rec.update(status="error", error=f"judge: {jd.__class__.__name__}: {jd}"[:300])
+        return Outcome(rec, error=jd)
+    if jd is None:
+        rec.update(status="ok", outcome="tie", identical_answers=True, judge=None)
+    elif jd.error is not None:
+        rec.update(status="error", error=f"judge: {jd.error}", judge=jd.to_json())
+    else:
+        rec.update(status="ok", outcome=jd.outcome, identical_answers=False, judge=jd.to_json())
+    return Outcome(rec)
+
+
+async def _judge(judge: PairwiseJudge, items: list[JudgeItem]) -> list[PairJudgement | BaseException]:
+    """Judgements, or the budget refusal for each item when the judge's budget ran out (recorded
+    as failures and retried later rather than losing the batch's answers)."""
+    try:
+        return list(await judge.acompare(items))
+    except BudgetExceededError as exc:
+        return [exc] * len(items)
+
+
 async def aevaluate_testset(
     testset: TestSet,
     *,
@@ -165,72 +221,60 @@ async def aevaluate_testset(
     progress: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TestSetResult:
-    """Evaluate one test set into ``out_dir/<name>.jsonl`` (resumable) and return its aggregate."""
+    """Evaluate one test set into ``out_dir/<name>.jsonl`` (resumable) and return its aggregate.
+
+    ``result.stopped`` (not serialised) says whether a stop request or the budget ended it early.
+    """
     cfg = config or EvalConfig()
     start = time.monotonic()
-    out = Path(out_dir)
-    with AppendLog(out / f"{testset.name}.jsonl") as log:
-        done = {str(r.get("id")) for r in log.records if r.get("status") == "ok"}
-        todo = [it for it in testset.items if it.id not in done]
-        evaluated = 0
-        for b in range(0, len(todo), cfg.concurrency):
-            if should_stop is not None and should_stop():
-                break
-            batch = todo[b : b + cfg.concurrency]
-            rewritten = await _rewrite(batch, rewrite)
-            reqs = []
-            for it, rw in zip(batch, rewritten, strict=True):
-                for text in (it.prompt, rw):
-                    reqs.append(Request.chat(text, temperature=0.0, max_tokens=cfg.max_tokens, seed=cfg.seed))
-            answers = await target.agenerate(reqs, return_exceptions=True)
-            raise_if_unreachable(answers)  # nothing logged for this batch: a resume redoes it
-            for a in answers:
-                if isinstance(a, BudgetExceededError):
-                    raise a
-            to_judge: list[int] = []
-            for k in range(len(batch)):
-                a0, a1 = answers[2 * k], answers[2 * k + 1]
-                if not isinstance(a0, LLMError) and not isinstance(a1, LLMError) and a0.text != a1.text:
-                    to_judge.append(k)
-            judgements = await judge.acompare(
-                [JudgeItem(batch[k].prompt, answers[2 * k].text, answers[2 * k + 1].text) for k in to_judge]
-            )
-            by_index = dict(zip(to_judge, judgements, strict=True))
-            for k, (it, rw) in enumerate(zip(batch, rewritten, strict=True)):
-                a0, a1 = answers[2 * k], answers[2 * k + 1]
-                rec: dict[str, Any] = {
-                    "id": it.id,
-                    "testset": testset.name,
-                    "category": it.category,
-                    "prompt": it.prompt,
-                    "rewritten_prompt": rw,
-                }
-                if isinstance(a0, LLMError) or isinstance(a1, LLMError):
-                    err = a0 if isinstance(a0, LLMError) else a1
-                    rec.update(status="error", error=f"target: {err.__class__.__name__}: {err}"[:300])
-                    log.append(rec)
-                    continue
-                rec["answer_original"] = a0.text
-                rec["answer_rewritten"] = a1.text
-                jd = by_index.get(k)
-                if jd is None:
-                    rec.update(status="ok", outcome="tie", identical_answers=True, judge=None)
-                elif jd.error is not None:
-                    rec.update(status="error", error=f"judge: {jd.error}", judge=jd.to_json())
-                else:
-                    rec.update(status="ok", outcome=jd.outcome, identical_answers=False, judge=jd.to_json())
-                log.append(rec)
-                evaluated += rec["status"] == "ok"
-            if progress is not None:
-                progress(testset.name, min(b + len(batch), len(todo)), len(todo))
-        records = list(log.records)
+    evaluated = 0
+
+    async def run_batch(batch: list[TestItem]) -> list[Outcome]:
+        nonlocal evaluated
+        rewritten = await _rewrite(batch, rewrite)
+        reqs = [
+            Request.chat(text, temperature=cfg.target_temperature, max_tokens=cfg.max_tokens, seed=cfg.seed)
+            for it, rw in zip(batch, rewritten, strict=True)
+            for text in (it.prompt, rw)
+        ]
+        answers = await target.agenerate(reqs, return_exceptions=True)
+        pairs = [(answers[2 * k], answers[2 * k + 1]) for k in range(len(batch))]
+        to_judge = [
+            k for k, (a0, a1) in enumerate(pairs)
+            if not isinstance(a0, BaseException) and not isinstance(a1, BaseException) and a0.text != a1.text
+        ]  # fmt: skip
+        judged = await _judge(
+            judge, [JudgeItem(batch[k].prompt, pairs[k][0].text, pairs[k][1].text) for k in to_judge]
+        )
+        by_index = dict(zip(to_judge, judged, strict=True))
+        outcomes = [
+            _item_outcome(it, rw, *pairs[k], by_index.get(k), testset.name)
+            for k, (it, rw) in enumerate(zip(batch, rewritten, strict=True))
+        ]
+        evaluated += sum(o.record["status"] == "ok" for o in outcomes)
+        return outcomes
+
+    def on_batch(done: int, total: int, _report: MapReport[TestItem]) -> None:
+        if progress is not None:
+            progress(testset.name, done, total)
+
+    with Journal(Path(out_dir) / f"{testset.name}.jsonl", error=RunDirError) as log:
+        m = await resumable_map(
+            testset.items,
+            run_batch,
+            log,
+            key=lambda it: it.id,
+            concurrency=cfg.concurrency,
+            stop=should_stop,
+            progress=on_batch,
+            is_done=lambda r: r.get("status") == "ok",
+        )
     # Only items of this test set's current selection count (a smaller --limit rerun reports its n).
     wanted = {it.id for it in testset.items}
-    result = _summarise(
-        testset.name, [r for r in records if str(r.get("id")) in wanted], cfg.n_boot, cfg.seed
-    )
+    result = _summarise(testset.name, [r for i, r in m.latest.items() if i in wanted], cfg.n_boot, cfg.seed)
     result.evaluated_now = evaluated
     result.seconds = time.monotonic() - start
+    result.stopped = m.stopped
     return result
 
 
@@ -261,27 +305,30 @@ async def aevaluate(
             "judge": getattr(judge.llm, "name", ""),
             "seed": cfg.seed,
             "max_tokens": cfg.max_tokens,
+            "target_temperature": cfg.target_temperature,
         },
     )
     summary = EvalSummary(out_dir=str(out))
     for ts in testsets:
         if should_stop is not None and should_stop():
-            summary.stopped = "stop requested"
+            summary.stopped = STOP_REQUESTED
             break
-        summary.results.append(
-            await aevaluate_testset(
-                ts,
-                target=target,
-                judge=judge,
-                out_dir=out,
-                rewrite=rewrite,
-                config=cfg,
-                progress=progress,
-                should_stop=should_stop,
-            )
+        result = await aevaluate_testset(
+            ts,
+            target=target,
+            judge=judge,
+            out_dir=out,
+            rewrite=rewrite,
+            config=cfg,
+            progress=progress,
+            should_stop=should_stop,
         )
-    if should_stop is not None and should_stop():
-        summary.stopped = "stop requested"
+        summary.results.append(result)
+        if result.stopped == STOP_BUDGET:
+            summary.stopped = STOP_BUDGET
+            break
+    if summary.stopped is None and should_stop is not None and should_stop():
+        summary.stopped = STOP_REQUESTED
     write_summary(summary, out)
     return summary
 
@@ -289,6 +336,106 @@ async def aevaluate(
 def evaluate(testsets: Sequence[TestSet], **kwargs: Any) -> EvalSummary:
     """Sync door to :func:`aevaluate`."""
     return run_sync(aevaluate(testsets, **kwargs))
+
+
+# --------------------------------------------------------------------------- the eval job
+
+REWRITE_MODES = ("default", "aggressive")
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """Everything ``promptopt bpo eval`` is asked to do. Rerunning the same job into the same
+    folder continues it; other settings are refused (see ``eval_config.json``)."""
+
+    testsets: tuple[str, ...]
+    out: Path
+    rewriter: str | None = None  # trained rewriter folder or HF id
+    rewritten_field: str | None = None  # take rewrites from this field of the test set
+    mode: str = "default"
+    target_model: str = "local"
+    judge_model: str = "local"
+    data_dir: Path | None = None
+    limit: int | None = None
+    judge_max_tokens: int = 512
+    config: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if self.rewriter is not None and self.rewritten_field is not None:
+            raise ConfigError("pass either --rewriter or --rewritten-field, not both")
+        if self.mode not in REWRITE_MODES:
+            raise ConfigError(f"--mode must be default or aggressive, got {self.mode!r}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be a positive integer, got {self.limit}")
+
+    def settings(self) -> dict[str, Any]:
+        """The job's part of ``eval_config.json`` (the models and sampling are added by aevaluate)."""
+        return {
+            "rewriter": self.rewriter,
+            "mode": self.mode if self.rewriter else None,
+            "rewritten_field": self.rewritten_field,
+            "judge_max_tokens": self.judge_max_tokens,
+        }
+
+    def load_testsets(self) -> list[TestSet]:
+        """The named sets; without a rewrite source, each set's own precomputed rewrites."""
+        sets: list[TestSet] = []
+        for name in self.testsets:
+            ts = load_testset(
+                name, data_dir=self.data_dir, rewritten_field=self.rewritten_field, limit=self.limit
+            )
+            if self.rewritten_field is None and self.rewriter is None:
+                if ts.default_rewritten_field is None:
+                    raise ConfigError(
+                        f"test set {ts.name!r} has no precomputed rewrites: pass --rewriter DIR or --rewritten-field"
+                    )
+                ts = load_testset(
+                    name, data_dir=self.data_dir, rewritten_field=ts.default_rewritten_field, limit=self.limit
+                )
+            sets.append(ts)
+        return sets
+
+
+def load_rewriter_fn(path: str, mode: str, seed: int) -> RewriteFn:
+    """A batched rewrite function over a trained rewriter (imports torch: only when asked for)."""
+    from promptopt.optimizers.bpo.rewriter import Rewriter
+
+    rewriter = Rewriter.load(path)
+
+    def rewrite(prompts: list[str]) -> list[str]:
+        return list(rewriter.rewrite(prompts, mode=mode, seed=seed))
+
+    return rewrite
+
+
+def run_eval(
+    job: EvalJob,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EvalSummary:
+    """Run (or continue) an evaluation job: load the sets, open the models, evaluate, close them."""
+    from promptopt.llm.factory import build_llm
+
+    sets = job.load_testsets()
+    rewrite = load_rewriter_fn(job.rewriter, job.mode, job.config.seed) if job.rewriter is not None else None
+    target = build_llm(job.target_model)
+    judge_llm = target if job.judge_model == job.target_model else build_llm(job.judge_model)
+    try:
+        return evaluate(
+            sets,
+            target=target,
+            judge=PairwiseJudge(judge_llm, max_tokens=job.judge_max_tokens, seed=job.config.seed),
+            out_dir=job.out,
+            rewrite=rewrite,
+            settings=job.settings(),
+            config=job.config,
+            progress=progress,
+            should_stop=should_stop,
+        )
+    finally:
+        for llm in {id(x): x for x in (target, judge_llm)}.values():
+            run_sync(llm.aclose())
 
 
 # --------------------------------------------------------------------------- reports

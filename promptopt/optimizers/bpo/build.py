@@ -7,19 +7,25 @@ information and any context, add no over-specific constraints taken from the goo
 answer the prompt itself, and make an unsafe prompt harmless. The output ends with a marked
 instruction (``Optimized Instruction: ... [END]``), which is parsed, never evaluated.
 
-Filters, as in the BPO reference processing: outputs without the marker are dropped; rewrites more
-than 2× shorter or 6× longer (in words) than the instruction are dropped as likely errors; rewrites
-that leak template placeholders (``[protected ...]``, the format's ``xxx``) are dropped; and only the
-first kept rewrite of each prompt is kept (deduplication by normalised prompt text).
+Filters, as in the BPO reference processing: outputs without the marker are dropped; for pairs
+*without* context, rewrites more than 2× shorter or 6× longer (in words) than the instruction are
+dropped as likely errors (the reference applies no length filter to pairs with context, and neither
+does this); rewrites that leak template placeholders (``[protected ...]``, the format's ``xxx``) are
+dropped, here for pairs with context too (the reference checks only pairs without context; a leaked
+placeholder is never good training data); and only the first kept rewrite of each prompt is kept
+(deduplication by :func:`prompt_dedup_key`).
 
 Context (Alpaca-style input text) is never shown to the rewrite as something to change: after the
 rewrite, it is re-attached to *both* sides as ``instruction\\ncontext`` (unless the rewrite already
 quotes it), so the rewriter learns to pass context through untouched. The reference code picks
 among several join formats at random; here one deterministic format keeps builds reproducible.
 
-Durability: every kept record is appended to ``out`` and every dropped one to ``out``'s
-``.dropped.jsonl`` sibling, flushed and fsync'd as results come back, keyed by a stable sha256 of
-the source pair. A rerun skips ids already decided; ``llm_error`` drops are retried.
+Durability: the pairs go through :func:`promptopt.parallel.resumable_map`; every kept record is
+appended to ``out`` and every dropped one (with the raw model output, redacted, so one can see why)
+to ``out``'s ``.dropped.jsonl`` sibling, flushed and fsync'd as results come back, keyed by a
+stable sha256 of the source pair. The builder model and sampling settings go to ``.config.json``
+beside ``out`` and must match on a rerun. A rerun skips ids already decided; ``llm_error`` drops
+are retried.
 """
 
 from __future__ import annotations
@@ -28,15 +34,18 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.optimizers.bpo.pairs import PreferencePair
-from promptopt.journal import AppendLog
 from promptopt.errors import ConfigError, DataError
-from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, raise_if_unreachable, run_sync
+from promptopt.journal import Journal, RoutedJournal, redact
+from promptopt.llm.base import LLM, Completion, Request, run_sync
+from promptopt.optimizers.bpo.pairs import LoadedPairs, PreferencePair, load_pairs
+from promptopt.parallel import MapReport, Outcome, resumable_map
+from promptopt.records import read_json_object, read_records
+from promptopt.runs import atomic_write_json
 
 MARKER = "Optimized Instruction:"
 END_MARKER = "[END]"
@@ -179,7 +188,8 @@ def attach_context(instruction: str, optimized: str, context: str) -> tuple[str,
     return prompt, f"{optimized}\n{context}".strip()
 
 
-def normalise(text: str) -> str:
+def prompt_dedup_key(text: str) -> str:
+    """The key under which prompts are deduplicated: whitespace collapsed, case folded."""
     return " ".join(text.split()).casefold()
 
 
@@ -195,7 +205,8 @@ class Verdict:
 
 
 def judge_output(pair: PreferencePair, text: str) -> Verdict:
-    """Apply marker, placeholder and length filters (not dedup, which needs the whole file)."""
+    """Apply marker, placeholder and (without context) length filters; not dedup, which needs the
+    whole file."""
     prompt = f"{pair.instruction}\n{pair.context}".strip() if pair.context else pair.instruction
     parsed = parse_builder_output(text)
     if parsed is None:
@@ -204,7 +215,10 @@ def judge_output(pair: PreferencePair, text: str) -> Verdict:
         return Verdict("dropped", "empty", prompt, None, parsed.critique)
     if PLACEHOLDER_RE.search(parsed.optimized):
         return Verdict("dropped", "placeholder", prompt, parsed.optimized, parsed.critique)
-    reason = length_reason(pair.instruction, parsed.optimized)
+    # Like the reference processing, the length ratios apply to pairs without context only: with
+    # context the instruction is often a few words ("Summarize this:") that a good rewrite
+    # legitimately expands many times over.
+    reason = None if pair.context else length_reason(pair.instruction, parsed.optimized)
     if reason is not None:
         return Verdict("dropped", reason, prompt, parsed.optimized, parsed.critique)
     prompt, optimized = attach_context(pair.instruction, parsed.optimized, pair.context)
@@ -234,7 +248,19 @@ def dropped_path(out: str | Path) -> Path:
     return p.with_name(f"{stem}.dropped.jsonl")
 
 
+def config_path(out: str | Path) -> Path:
+    """Where a build's settings go: ``data.jsonl`` → ``data.config.json`` (checked on a rerun)."""
+    p = Path(out)
+    stem = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.stem
+    return p.with_name(f"{stem}.config.json")
+
+
 RETRYABLE = frozenset({"llm_error"})
+
+
+def _is_decided(record: Mapping[str, Any]) -> bool:
+    """A pair is done unless its latest record is a retryable drop (the model call failed)."""
+    return not (record.get("status") == "dropped" and record.get("reason") in RETRYABLE)
 
 
 @dataclass
@@ -243,7 +269,6 @@ class BuildReport:
 
     kept: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
-    skipped_input: dict[str, int] = field(default_factory=dict)
     resumed: int = 0  # items already decided before this run
     stopped: str | None = None  # why the build ended early ("budget", "stop requested"), if it did
     processed: int = 0  # items sent to the LLM in this run
@@ -260,30 +285,15 @@ class BuildReport:
         d["total"] = self.total
         return d
 
-
-def _final_status(kept_log: AppendLog, drop_log: AppendLog) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """Latest decision per id (kept wins over any drop), and the normalised kept prompts."""
-    latest: dict[str, dict[str, Any]] = {}
-    for rec in drop_log.records:
-        if "id" in rec:
-            latest[rec["id"]] = rec
-    prompts: set[str] = set()
-    for rec in kept_log.records:
-        if "id" in rec:
-            latest[rec["id"]] = rec
-            prompts.add(normalise(str(rec.get("prompt", ""))))
-    return latest, prompts
-
-
-def _count(latest: Mapping[str, Mapping[str, Any]], report: BuildReport) -> None:
-    report.kept = 0
-    report.dropped = {}
-    for rec in latest.values():
-        if rec.get("status") == "kept":
-            report.kept += 1
-        else:
-            reason = str(rec.get("reason"))
-            report.dropped[reason] = report.dropped.get(reason, 0) + 1
+    def count(self, latest: Mapping[str, Mapping[str, Any]]) -> None:
+        """Recount kept / dropped-per-reason from the latest record of every id."""
+        self.kept, self.dropped = 0, {}
+        for rec in latest.values():
+            if rec.get("status") == "kept":
+                self.kept += 1
+            else:
+                reason = str(rec.get("reason"))
+                self.dropped[reason] = self.dropped.get(reason, 0) + 1
 
 
 # --------------------------------------------------------------------------- builder
@@ -291,11 +301,12 @@ def _count(latest: Mapping[str, Mapping[str, Any]], report: BuildReport) -> None
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Sampling and batching for a build. Defaults are deterministic (temperature 0, cached);
-    the paper sampled gpt-3.5-turbo at 0.9."""
+    """Sampling and batching for a build. The temperature defaults to the reference's 0.9 (BPO
+    sampled gpt-3.5-turbo at 0.9); per-item seeds keep a resumed build asking the same questions.
+    Temperature 0 makes a build deterministic and cached."""
 
     concurrency: int = 8
-    temperature: float = 0.0
+    temperature: float = 0.9
     max_tokens: int = 768
     seed: int = 0
     templates: BuildTemplates = field(default_factory=BuildTemplates)
@@ -308,8 +319,80 @@ class BuildConfig:
         if self.max_tokens < 1:
             raise ConfigError(f"--max-tokens must be >= 1, got {self.max_tokens}")
 
+    def settings(self) -> dict[str, Any]:
+        """What must not change between runs into one output (concurrency may)."""
+        blob = json.dumps([self.templates.with_context, self.templates.no_context])
+        return {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "templates_sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16],
+        }
+
 
 ProgressFn = Callable[[int, int, BuildReport], None]
+
+
+def _source(pair: PreferencePair) -> dict[str, Any]:
+    return {
+        "instruction": pair.instruction,
+        "context": pair.context,
+        "good_res": pair.good,
+        "bad_res": pair.bad,
+        **({"meta": dict(pair.meta)} if pair.meta else {}),
+    }
+
+
+class _Decider:
+    """Turns one builder output into a kept or dropped record; remembers kept prompts for dedup."""
+
+    def __init__(self, model: str, kept_prompts: set[str]) -> None:
+        self.model = model
+        self.kept_prompts = kept_prompts
+
+    def __call__(self, pair: PreferencePair, res: Completion | BaseException) -> Outcome:
+        base = {"model": self.model}
+        if isinstance(res, BaseException):
+            rec = {**base, "status": "dropped", "reason": "llm_error", "error": str(res)[:300]}
+            return Outcome({**rec, "source": _source(pair)}, error=res)
+        v = judge_output(pair, res.text)
+        status, reason = v.status, v.reason
+        key = prompt_dedup_key(redact(v.prompt))  # as stored: the journal redacts
+        if status == "kept" and key in self.kept_prompts:
+            status, reason = "dropped", "duplicate"
+        rec = {
+            **base,
+            "status": status,
+            "reason": reason,
+            "prompt": v.prompt,
+            "optimized_prompt": v.optimized_prompt,
+            "critique": v.critique,
+            "source": _source(pair),
+        }
+        if status == "kept":
+            self.kept_prompts.add(key)
+        else:
+            rec["raw_output"] = res.text  # why it was dropped; redacted by the journal
+        return Outcome(rec)
+
+
+def check_build_settings(out: str | Path, settings: Mapping[str, Any]) -> Path:
+    """Refuse to mix records built with other settings into ``out``; returns the settings file.
+
+    Read-only: :func:`abuild_rewrite_data` writes the file once the build starts. Outputs from
+    before the settings file existed are accepted as they are.
+    """
+    path = config_path(out)
+    if path.exists():
+        have = read_json_object(path, error=DataError, what="build settings")
+        wanted = json.loads(json.dumps(redact(dict(settings)), default=str))
+        diff = sorted(k for k in set(have) | set(wanted) if have.get(k) != wanted.get(k))
+        if diff:
+            raise DataError(
+                f"{out} was built with other settings ({', '.join(diff)} differ; see {path.name}); "
+                "choose another --out or pass the same settings"
+            )
+    return path
 
 
 async def abuild_rewrite_data(
@@ -323,91 +406,59 @@ async def abuild_rewrite_data(
 ) -> BuildReport:
     """Build (prompt, optimized_prompt) records from ``pairs`` into ``out`` (resumable).
 
-    Batches of ``config.concurrency`` pairs go to ``llm.agenerate(return_exceptions=True)``; each
-    result is filtered and appended durably before the next batch starts. ``progress(done, total,
+    Pairs go through :func:`promptopt.parallel.resumable_map` in batches of ``config.concurrency``
+    (one batched ``agenerate`` each); every result is filtered and appended durably, kept ones to
+    ``out`` and dropped ones to its ``.dropped.jsonl`` sibling. The model and sampling settings are
+    stored beside ``out`` (``.config.json``) and must match on a rerun. ``progress(done, total,
     report)`` is called after every batch; ``should_stop()`` is polled between batches.
     """
     cfg = config or BuildConfig()
     start = time.monotonic()
+    name = str(getattr(llm, "name", ""))
+    settings = {"model": name, **cfg.settings()}
+    settings_file = check_build_settings(out, settings)
     report = BuildReport(out=str(out), dropped_out=str(dropped_path(out)))
-    with AppendLog(out) as kept_log, AppendLog(dropped_path(out)) as drop_log:
-        latest, kept_prompts = _final_status(kept_log, drop_log)
-        todo: list[tuple[str, PreferencePair]] = []
-        queued: set[str] = set()
-        for pair in pairs:
-            ident = pair_id(pair)
-            if ident in queued:
-                continue  # an exact duplicate input pair is built once
-            queued.add(ident)
-            rec = latest.get(ident)
-            if rec is not None and not (rec.get("status") == "dropped" and rec.get("reason") in RETRYABLE):
-                report.resumed += 1
-                continue
-            todo.append((ident, pair))
-        _count(latest, report)
-        name = getattr(llm, "name", "")
-        total = len(todo)
-        for b in range(0, total, cfg.concurrency):
-            if should_stop is not None and should_stop():
-                report.stopped = "stop requested"
-                break
-            batch = todo[b : b + cfg.concurrency]
+    journals = {
+        "dropped": Journal(dropped_path(out), error=DataError),  # first: a later kept record wins
+        "kept": Journal(out, error=DataError),
+    }
+    with RoutedJournal(journals, lambda r: "kept" if r.get("status") == "kept" else "dropped") as log:
+        if not settings_file.exists():
+            atomic_write_json(settings_file, redact(settings))
+        kept = {prompt_dedup_key(str(r.get("prompt", ""))) for r in journals["kept"].records}
+        decide = _Decider(name, kept)
+
+        async def run_batch(batch: list[PreferencePair]) -> list[Outcome]:
             requests = [
                 Request.chat(
                     render_prompt(pair, cfg.templates),
                     temperature=cfg.temperature,
                     max_tokens=cfg.max_tokens,
                     stop=(END_MARKER,),  # nothing after the marked instruction is used
-                    seed=item_seed(cfg.seed, ident),
+                    seed=item_seed(cfg.seed, pair_id(pair)),
                 )
-                for ident, pair in batch
+                for pair in batch
             ]
             results = await llm.agenerate(requests, return_exceptions=True)
-            raise_if_unreachable(results)  # nothing logged for this batch: a rerun redoes it
-            for (ident, pair), res in zip(batch, results, strict=True):
-                source = {
-                    "instruction": pair.instruction,
-                    "context": pair.context,
-                    "good_res": pair.good,
-                    "bad_res": pair.bad,
-                    **({"meta": dict(pair.meta)} if pair.meta else {}),
-                }
-                base = {"id": ident, "model": name}
-                if isinstance(res, BudgetExceededError):
-                    report.stopped = "budget"
-                if isinstance(res, LLMError):
-                    rec = {**base, "status": "dropped", "reason": "llm_error", "error": str(res)[:300]}
-                    rec["source"] = source
-                    drop_log.append(rec)
-                    latest[ident] = rec
-                    continue
-                text = res.text
-                v = judge_output(pair, text)
-                status, reason = v.status, v.reason
-                if status == "kept" and normalise(v.prompt) in kept_prompts:
-                    status, reason = "dropped", "duplicate"
-                rec = {
-                    **base,
-                    "status": status,
-                    "reason": reason,
-                    "prompt": v.prompt,
-                    "optimized_prompt": v.optimized_prompt,
-                    "critique": v.critique,
-                    "source": source,
-                }
-                if status == "kept":
-                    kept_prompts.add(normalise(v.prompt))
-                    kept_log.append(rec)
-                else:
-                    rec["raw_output"] = text
-                    drop_log.append(rec)
-                latest[ident] = rec
-            report.processed += len(batch)
-            _count(latest, report)
+            return [decide(pair, res) for pair, res in zip(batch, results, strict=True)]
+
+        def on_batch(done: int, total: int, m: MapReport[PreferencePair]) -> None:
+            report.count(m.latest)
             if progress is not None:
-                progress(min(b + len(batch), total), total, report)
-            if report.stopped == "budget":
-                break
+                progress(done, total, report)
+
+        m = await resumable_map(
+            pairs,
+            run_batch,
+            log,
+            key=pair_id,
+            concurrency=cfg.concurrency,
+            stop=should_stop,
+            progress=on_batch,
+            is_done=_is_decided,
+        )
+    report.count(m.latest)
+    report.resumed, report.processed, report.stopped = m.resumed, m.processed, m.stopped
     report.seconds = time.monotonic() - start
     return report
 
@@ -427,13 +478,67 @@ def build_rewrite_data(
     )
 
 
+# --------------------------------------------------------------------------- the build-data job
+
+
+@dataclass(frozen=True)
+class BuildDataJob:
+    """Everything ``promptopt bpo build-data`` is asked to do: where the pairs come from, which
+    model builds, where the output goes. Rerunning the same job continues it."""
+
+    input: str
+    out: Path
+    model: str = "local"
+    preset: str = "auto"
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    split: str = "train"
+    limit: int | None = None
+    config: BuildConfig = field(default_factory=BuildConfig)
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be a positive integer, got {self.limit}")
+
+
+@dataclass
+class BuildDataResult:
+    loaded: LoadedPairs
+    report: BuildReport
+
+
+def run_build_data(
+    job: BuildDataJob,
+    *,
+    on_loaded: Callable[[LoadedPairs], None] | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> BuildDataResult:
+    """Run (or continue) a build-data job: load the pairs, open the model, build, close the model.
+
+    Nothing is written before the input and the model are known to be usable, so a bad flag
+    leaves an earlier output untouched.
+    """
+    from promptopt.llm.factory import build_llm
+
+    loaded = load_pairs(job.input, preset=job.preset, mapping=job.mapping, split=job.split, limit=job.limit)
+    if on_loaded is not None:
+        on_loaded(loaded)
+    llm = build_llm(job.model, cache_policy="deterministic" if job.cache else "off")
+    try:
+        report = build_rewrite_data(
+            loaded.pairs, llm, job.out, config=job.config, progress=progress, should_stop=should_stop
+        )
+    finally:
+        run_sync(llm.aclose())
+    return BuildDataResult(loaded, report)
+
+
 def load_rewrite_pairs(path: str | Path) -> list[tuple[str, str]]:
     """(prompt, optimized_prompt) of the kept records of a built file, for training.
 
     Also accepts BPO's own JSON/JSONL files (``prompt``/``optimized_prompt`` rows without status).
     """
-    from promptopt.optimizers.bpo.testsets import read_records
-
     rows = read_records(path)
     out: list[tuple[str, str]] = []
     for i, r in enumerate(rows):
@@ -445,13 +550,4 @@ def load_rewrite_pairs(path: str | Path) -> list[tuple[str, str]]:
         out.append((prompt, optimized))
     if not out:
         raise DataError(f"{path} holds no kept (prompt, optimized_prompt) records")
-    return out
-
-
-def count_reasons(records: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """Counts per status/reason of a list of records (kept counted under ``kept``)."""
-    out: dict[str, int] = {}
-    for r in records:
-        key = "kept" if r.get("status") == "kept" else str(r.get("reason"))
-        out[key] = out.get(key, 0) + 1
     return out

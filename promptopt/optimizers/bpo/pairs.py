@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptopt.errors import ConfigError, DataError
+from promptopt.errors import ConfigError, DataError, UnknownNameError
 from promptopt.optimizers.bpo.testsets import load_rows
 
 # --------------------------------------------------------------------------- preference pairs

@@ -16,14 +16,17 @@ the same way the BPO reference evaluation joins them (``instruction + "\\n" + co
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, DataError, UnknownNameError
+
+# The readers live in promptopt.records (the one JSON/JSONL reader); load_rows is re-exported for
+# promptopt.optimizers.bpo.pairs and older imports.
+from promptopt.records import load_hf_rows, load_rows, read_records  # noqa: F401
 
 DATA_DIR_ENV = "PROMPTOPT_BPO_DATA_DIR"
 HUB_DATASET = "THUDM/BPO"
@@ -56,92 +59,6 @@ def bpo_data_dir(explicit: str | Path | None = None) -> Path | None:
         if (p / "testset").is_dir():
             return p
     return None
-
-
-# --------------------------------------------------------------------------- generic readers
-
-
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``.json`` (a list of objects, or an object holding one such list) or ``.jsonl`` file."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"input file {p} does not exist")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {p}: {exc}") from None
-    rows: list[Any]
-    stripped = text.lstrip()
-    if p.suffix.lower() == ".json" or stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            if p.suffix.lower() == ".json":
-                raise DataError(f"{p} is not valid JSON: {exc}") from None
-            data = None
-        if data is not None:
-            if isinstance(data, dict):
-                lists = [v for v in data.values() if isinstance(v, list)]
-                if len(lists) != 1:
-                    raise DataError(f"{p}: expected a JSON list of objects")
-                data = lists[0]
-            if not isinstance(data, list):
-                raise DataError(f"{p}: expected a JSON list of objects")
-            rows = data
-        else:
-            rows = _jsonl_rows(p, text)
-    else:
-        rows = _jsonl_rows(p, text)
-    for i, r in enumerate(rows):
-        if not isinstance(r, dict):
-            raise DataError(f"{p}: row {i + 1} is not a JSON object")
-    return rows
-
-
-def _jsonl_rows(p: Path, text: str) -> list[Any]:
-    rows = []
-    for i, line in enumerate(text.splitlines()):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{p}: line {i + 1} is not valid JSON ({exc.msg})") from None
-    return rows
-
-
-def load_hf_rows(source: str, *, split: str = "train", data_files: Any = None) -> list[dict[str, Any]]:
-    """Rows of a Hugging Face dataset id, or of a local folder that ``datasets`` can read.
-
-    Why keep this path: real users are online; here it is exercised with local folders.
-    """
-    try:
-        import datasets
-    except ImportError:  # pragma: no cover - datasets is a core dependency
-        raise DataError("reading a Hugging Face dataset needs the 'datasets' package") from None
-    try:
-        ds = datasets.load_dataset(source, data_files=data_files, split=split)
-    except Exception as exc:  # datasets raises many unrelated types for "not found / offline"
-        raise DataError(
-            f"cannot load Hugging Face dataset {source!r} (split {split!r}): "
-            f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from None
-    return [dict(r) for r in ds]
-
-
-def load_rows(source: str | Path, *, split: str = "train") -> list[dict[str, Any]]:
-    """A JSON/JSONL file, a local dataset folder, or a Hub dataset id (``owner/name``)."""
-    p = Path(source).expanduser()
-    if p.is_file():
-        return read_records(p)
-    if p.is_dir():
-        return load_hf_rows(str(p), split=split)
-    text = str(source)
-    if text.endswith((".json", ".jsonl")) or text.startswith((".", "/", "~")):
-        raise DataError(f"input file {p} does not exist")
-    if text.count("/") != 1:
-        raise DataError(f"{text!r} is neither an existing file nor a Hugging Face dataset id (owner/name)")
-    return load_hf_rows(text, split=split)
 
 
 # --------------------------------------------------------------------------- test sets
@@ -197,10 +114,6 @@ GENERIC_PROMPT_FIELDS: tuple[tuple[str, ...], ...] = (
     ("instruction",),
 )
 GENERIC_ID_FIELDS = ("id", "idx", "question_id")
-
-
-def testset_names() -> list[str]:
-    return list(TESTSETS)
 
 
 @dataclass
