@@ -16,9 +16,18 @@ Four answer kinds:
 - ``text``: free text (BBH dyck_languages, word_sorting), compared after normalisation.
 
 Which part of a response is the answer: the last ``\\boxed{}``, else the text after the last
-answer marker ("answer is", "Answer:", "final answer", "####"), else the whole response (the last
-number, the last "(X)", the first or last boolean word). Everything here is pure string work on
-untrusted text: regular expressions only, nothing is evaluated.
+answer marker ("answer is", "Answer:", "final answer", "correct option is", "####"; "isn't" is no
+marker), else the whole response (the last number, the last "(X)", the first or last boolean
+word). Within it, what the text *settles on* counts: denied values ("not (A) but (B)", "isn't
+5, it's 6") are skipped, asides in parentheses do not replace the stated number, a list bullet
+is not a minus sign, and a self-correction right after the answer ("(A)... wait, actually (C)")
+replaces it. Everything here is pure string work on untrusted text: regular expressions only,
+nothing is evaluated.
+
+Differences from OPRO's grader (``opro/evaluation/metrics.py``), on purpose: whole words and
+whole numbers instead of substrings and digit filters (the cases above), the last marker instead
+of splitting on every marker, and the choice/boolean rules above. Kept from it: a true/false
+target accepts a stated 1/0.
 """
 
 from __future__ import annotations
@@ -45,14 +54,18 @@ class Graded:
 
 # --------------------------------------------------------------------------- answer span
 
+#: An answer marker. The verb must be a whole word ("isn't" is no marker: "The answer isn't 5,
+#: it's 6" states 6), and "correct option is" / "best choice:" mark a choice like "answer is".
 _MARKER_RE = re.compile(
-    r"(?:final\s+answer|answer)\s*(?:is|would\s+be|should\s+be|will\s+be|=|:)\s*:?|####",
+    r"(?:\b(?:final\s+answer|answer)|\b(?:correct|right|best|final)\s+(?:option|choice))"
+    r"\s*(?:(?:is|would\s+be|should\s+be|will\s+be)\b|=|:)\s*:?"
+    r"|####",
     re.IGNORECASE,
 )
 
 
-def _boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (braces may nest), or None."""
+def _boxed_region(text: str) -> tuple[int, int] | None:
+    """Start and end offsets of the content of the last ``\\boxed{...}`` (braces may nest)."""
     start = text.rfind("\\boxed{")
     if start < 0:
         return None
@@ -64,8 +77,19 @@ def _boxed(text: str) -> str | None:
         elif text[j] == "}":
             depth -= 1
             if depth == 0:
-                return text[i:j]
-    return text[i:]
+                return i, j
+    return i, len(text)
+
+
+def _answer_region(text: str) -> tuple[int, int] | None:
+    """Offsets of the stated answer in ``text`` (see :func:`answer_span`), or None."""
+    boxed = _boxed_region(text)
+    if boxed is not None:
+        return boxed
+    last = None
+    for m in _MARKER_RE.finditer(text):
+        last = m
+    return None if last is None else (last.end(), len(text))
 
 
 def answer_span(text: str) -> str | None:
@@ -74,15 +98,27 @@ def answer_span(text: str) -> str | None:
     ``\\boxed{}`` wins over markers; among markers the last one wins (chain-of-thought answers
     restate the question before concluding).
     """
-    boxed = _boxed(text)
-    if boxed is not None:
-        return boxed
-    last = None
-    for m in _MARKER_RE.finditer(text):
-        last = m
-    if last is None:
-        return None
-    return text[last.end() :]
+    region = _answer_region(text)
+    return None if region is None else text[region[0] : region[1]]
+
+
+#: Words that take back what came just before ("(A)... wait, actually (C)"). Only used when the
+#: new answer follows the cue at once, so "actually" in an argument does not move the answer.
+_CORRECTION_RE = re.compile(
+    r"\b(?:wait|actually|correction|on\s+second\s+thoughts?|scratch\s+that|i\s+mean|sorry|hold\s+on"
+    r"|or\s+rather|no(?=\s*[,.;:!]))\b"
+    r"[\s,.:;!\-]*"
+    r"(?:(?:it'?s|it\s+is|it\s+should\s+be|it\s+must\s+be|should\s+be|the\s+(?:correct\s+|right\s+|final\s+)?"
+    r"answer\s+is|make\s+that|i\s+think|i'd\s+say|i\s+(?:choose|pick)|go\s+with|actually|so)\s*:?\s*)*",
+    re.IGNORECASE,
+)
+
+#: A negation right before a value: "not 5", "isn't (A)", "rather than B", "instead of option C".
+_NEGATED_BEFORE_RE = re.compile(
+    r"(?:\bnot|n't|\bnever|\brather\s+than|\binstead\s+of|\bexcept)\s+"
+    r"(?:(?:the|option|choice|letter|answer|exactly|just|equal\s+to)\s+)?[\"'`*]*$",
+    re.IGNORECASE,
+)
 
 
 _FRAC_RE = re.compile(r"\\[dt]?frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}")
@@ -127,6 +163,12 @@ class _Num:
     end: int
 
 
+def _is_bullet(text: str, dash: int, sign: str) -> bool:
+    """A "- " that starts a line is a list bullet ("Answer:\\n- 15 apples"), not a minus sign."""
+    line_start = text.rfind("\n", 0, dash) + 1
+    return sign != "-" and not text[line_start:dash].strip()
+
+
 def _digit_numbers(text: str) -> list[_Num]:
     out = []
     for m in _DIGITS_RE.finditer(text):
@@ -139,9 +181,13 @@ def _digit_numbers(text: str) -> list[_Num]:
                 value = value / den
         except InvalidOperation:
             continue
-        if m.group("sign"):
+        start = m.start()
+        sign = m.group("sign")
+        if sign and _is_bullet(text, m.start("sign"), sign):
+            sign, start = None, m.start("sign") + len(m.group("sign"))
+        if sign:
             value = -value
-        out.append(_Num(value, m.start(), m.end()))
+        out.append(_Num(value, start, m.end()))
     return out
 
 
@@ -223,6 +269,11 @@ def _numbers(text: str) -> list[_Num]:
     return _digit_numbers(text) or _word_numbers(text)
 
 
+def _affirmed(text: str, nums: list[_Num]) -> list[_Num]:
+    """``nums`` less those the text denies ("not 5", "isn't 5", "rather than 5")."""
+    return [n for n in nums if not _NEGATED_BEFORE_RE.search(text, max(0, n.start - 40), n.start)]
+
+
 def _first_statement(span: str) -> str:
     """The span up to the end of its first sentence or line with content."""
     span = span.lstrip()
@@ -230,24 +281,71 @@ def _first_statement(span: str) -> str:
     return span[: m.start()] if m else span
 
 
+_ASIDE_RE = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
+_OPERATOR_WORDS = r"plus|minus|times|multiplied\s+by|divided\s+by|over|and|of"
+#: An equation chain that opens the stated answer ("3 + 4 = 7", "x = 5", "48 / 2 = 24 clips"):
+#: the answer is what follows its last "=". An equation later in the sentence is an argument.
+_LEADING_EQUATION_RE = re.compile(
+    rf"^\s*(?:[a-zA-Z]\s*=\s*)?(?:(?:[-+*/×÷^x·$%.,\d\s]|\b(?:{_WORD_ALT}|{_OPERATOR_WORDS})\b)+=\s*)+",
+    re.IGNORECASE,
+)
+
+
+def _without_asides(text: str) -> str:
+    """``text`` with parenthesised / bracketed asides blanked (same length, so offsets hold):
+    "7 (since 10 - 3 = 7 and 2 + 2 = 4)" states 7."""
+    while True:
+        blanked = _ASIDE_RE.sub(lambda m: " " * len(m.group(0)), text)
+        if blanked == text:
+            return text
+        text = blanked
+
+
+def _stated_number(statement: str) -> _Num | None:
+    """The number a stated answer gives: the result of an equation that opens it, else its
+    first number that is not denied ("not 5 but 6" → 6)."""
+    statement = _without_asides(statement)
+    eq = _LEADING_EQUATION_RE.match(statement)
+    if eq and re.search(r"\d|[a-z]", statement[: eq.end()], re.IGNORECASE):
+        rest = statement[eq.end() :]
+        nums = _numbers(rest)
+        if nums:
+            n = nums[0]
+            return _Num(n.value, n.start + eq.end(), n.end + eq.end())
+    nums = _affirmed(statement, _numbers(statement))
+    return nums[0] if nums else None
+
+
+def _corrected_number(text: str, after: int) -> Decimal | None:
+    """The number of the last self-correction after offset ``after`` ("... 5. Wait, it's 6")."""
+    found = None
+    for m in _CORRECTION_RE.finditer(text, after):
+        nums = _numbers(text[m.end() : m.end() + 40])
+        if nums and nums[0].start == 0:
+            found = nums[0].value
+    return found
+
+
 def extract_number(text: str) -> Decimal | None:
     """The answer number of a response, or None.
 
-    After a marker: the first number of the stated answer, or the result of an equation stated
-    there ("answer is 3 + 4 = 7" → 7). Without a marker: the last number in the response.
+    After a marker: the number of the first sentence of the stated answer (the result of an
+    equation that opens it, "answer is 3 + 4 = 7" → 7; asides in parentheses and denied numbers
+    are skipped), or the first one after it; a self-correction right after the stated answer
+    ("Wait, actually 6") replaces it. Without a marker: the last number that is not denied.
     """
     text = _clean(text)
-    span = answer_span(text)
-    if span is not None:
-        statement = _first_statement(span)
-        if "=" in statement:
-            nums = _numbers(statement[statement.rfind("=") :])
-            if nums:
-                return nums[0].value
-        nums = _numbers(statement) or _numbers(span)
-        if nums:
-            return nums[0].value
-    nums = _numbers(text)
+    region = _answer_region(text)
+    if region is not None:
+        span = text[region[0] : region[1]]
+        stated = _stated_number(_first_statement(span))
+        if stated is None:
+            rest = _affirmed(span, _numbers(span))
+            stated = rest[0] if rest else None
+        if stated is not None:
+            corrected = _corrected_number(text, region[0])
+            return stated.value if corrected is None else corrected
+    nums = _affirmed(text, _numbers(text))
     return nums[-1].value if nums else None
 
 
@@ -272,14 +370,96 @@ def numbers_equal(a: Decimal, b: Decimal) -> bool:
 
 Options = Sequence[tuple[str, str]]
 _OPTION_LINE_RE = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*$", re.MULTILINE)
+#: A letter that opens the stated answer: "(b)", "b", "B.", "option C", "C because ..." (upper
+#: case only before a word, so the article in "the answer is a guess" is no letter).
 _LEAD_LETTER_RE = re.compile(
-    r"^\s*[\"'`]*(?:(?i:option|choice)\s+)?"
-    r"(?:\((?P<p>[A-Za-z])\)|(?P<b>[A-Za-z])(?=$|[^\w\s']|\s*$)|(?P<u>[A-Z])(?=\s))"
-)
-_START_LETTER_RE = re.compile(
-    r"^\s*[\"'`]*(?:(?i:option|choice)\s+)?(?:\((?P<p>[A-Z])\)|(?P<b>[A-Z])(?:$|[.:)]))"
+    r"^\s*[\"'`]*(?:(?i:option|choice|letter)\s+)?"
+    r"(?:\((?P<p>[A-Za-z])\)|(?P<b>[A-Za-z])(?=$|[^\w\s'’/]|\s*$)|(?P<u>[A-Z])(?=\s))"
 )
 _ONLY_LETTER_RE = re.compile(r"\s*[\"'`]*\(?([A-Za-z])\)?[.\"'`]*\s*")
+#: "A or B", "A/B" right after a lead letter: alternatives, not an answer.
+_ALTERNATIVE_AFTER_RE = re.compile(r"\s*,?\s*(?:or|/|vs\.?|versus)\s*\(?[A-Za-z]\b", re.IGNORECASE)
+#: Ways a response names an option letter. ``strong`` forms can only be a letter; a bare
+#: capital letter is kept only in a context that makes it one (see :func:`_letter_mentions`).
+_MENTION_RES: tuple[tuple[re.Pattern[str], bool], ...] = (
+    (re.compile(r"\b(?i:option|choice|letter)\s+\(?(?P<l>[A-Za-z])\)?(?![\w'’])"), True),
+    (re.compile(r"\((?P<l>[A-Za-z])\)"), True),
+    (re.compile(r"(?<![\w(])(?P<l>[A-Z])\)|^[ \t>*-]*(?P<l2>[a-z])\)", re.MULTILINE), True),
+    (re.compile(r"(?<![\w'’.\-])(?P<l>[A-Z])(?![\w'’\-]|\.\w)"), False),
+)
+#: A bare capital letter counts when it ends its clause ("it's B.", "Answer: C") or is said to
+#: be right ("C is the correct answer", OPRO's "X is the answer").
+_BARE_OK_AFTER_RE = re.compile(
+    r"\s*(?:[.,;:!)\]]|$)|\s+(?:is|was|would\s+be|must\s+be|seems)\s+(?:the\s+|a\s+)?"
+    r"(?:(?:most\s+)?(?:correct|right|best|true|final|answer|likely))\b",
+    re.IGNORECASE,
+)
+#: "(A) is wrong", "B isn't right", "C can be ruled out": the letter is rejected.
+_DENIED_AFTER_RE = re.compile(
+    r"\s*(?:(?:is|was|seems|looks|appears)(?:\s+(?:also|clearly|definitely|obviously|certainly))?\s+"
+    r"(?:not\b|wrong|incorrect|false|invalid|eliminated|ruled\s+out|out\b)|(?:is|was)n't\b"
+    r"|(?:can|could)\s+(?:also\s+)?be\s+(?:eliminated|ruled\s+out|excluded))",
+    re.IGNORECASE,
+)
+_ALTERNATIVE_GAP_RE = re.compile(r"\s*,?\s*(?:or|/|vs\.?|versus)\s*", re.IGNORECASE)
+_LIST_GAP_RE = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s+and\s+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Mention:
+    letter: str
+    start: int
+    end: int
+    strong: bool
+
+
+def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
+    """The option letters that ``text`` asserts, in order.
+
+    Left out: letters that are denied ("not (A)", "(A) is wrong"), asked about ("(B)?"),
+    offered as alternatives ("(A) or (B)", "A/B", a list of three or more), possessive
+    ("A's"), and bare capitals outside an answer context (the article "A" in "A good answer").
+    """
+    raw: list[_Mention] = []
+    taken: list[tuple[int, int]] = []
+    for pattern, strong in _MENTION_RES:
+        for m in pattern.finditer(text):
+            if any(s < m.end() and m.start() < e for s, e in taken):
+                continue
+            letter = (m.group("l") or (m.groupdict().get("l2") or "")).upper()
+            start = m.start("l2") if m.groupdict().get("l2") else m.start()
+            raw.append(_Mention(letter, start, m.end(), strong))
+            taken.append((m.start(), m.end()))
+    raw.sort(key=lambda x: x.start)
+    rejected: set[int] = set()
+    run = [0] if raw else []
+    alternative = False
+    for i in range(1, len(raw) + 1):
+        gap = text[raw[i - 1].end : raw[i].start] if i < len(raw) else None
+        if gap is not None and _ALTERNATIVE_GAP_RE.fullmatch(gap):
+            alternative = True
+            run.append(i)
+            continue
+        if gap is not None and _LIST_GAP_RE.fullmatch(gap):
+            run.append(i)
+            continue
+        if len(run) >= 3 or (len(run) == 2 and alternative):
+            rejected.update(run)
+        run, alternative = [i], False
+    out = []
+    for i, mention in enumerate(raw):
+        after = text[mention.end : mention.end + 60]
+        if (
+            i in rejected
+            or mention.letter not in valid
+            or _NEGATED_BEFORE_RE.search(text, max(0, mention.start - 40), mention.start)
+            or _DENIED_AFTER_RE.match(after)
+            or re.match(r"\s*\?", after)
+            or (not mention.strong and not _BARE_OK_AFTER_RE.match(after))
+        ):
+            continue
+        out.append(mention)
+    return out
 
 
 def parse_options(question: str) -> tuple[tuple[str, str], ...]:
@@ -320,40 +500,56 @@ def _match_option_number(text: str, options: Options) -> str | None:
 
 
 def extract_choice(text: str, options: Options = (), letters: str | None = None) -> str | None:
-    """The chosen option letter (upper case), or None.
+    """The chosen option letter (upper case), or None: the letter the response settles on.
 
     ``options`` are (letter, text) pairs; ``letters`` the valid letters when there is no option
-    text (default: the options' letters, else A–Z). Order of evidence: a letter at the start of
-    the stated answer, a "(X)" in it, an option's text in it; then the whole response: a bare
-    letter answer, the last "(X)", the last option text, a number equal to one numeric option.
+    text (default: the options' letters, else A–Z). Order of evidence: a letter that opens the
+    stated answer (after the last marker or in ``\\boxed{}``), else the first letter the stated
+    answer asserts ("not (A) but (B)" → B), else an option's text in it; without a stated answer,
+    the last letter in a letter-only form ("(B)", "option B", "B)"), else the last bare capital
+    that reads as a letter ("it's B.", "C is correct"). A self-correction that names a letter
+    right away ("(A)... wait, actually (C)") then replaces the answer. Last resorts: the last
+    option text, a number equal to one numeric option.
     """
     text = _clean(text)
     valid = set((letters or "".join(lt for lt, _ in options) or "ABCDEFGHIJKLMNOPQRSTUVWXYZ").upper())
-
-    def ok(letter: str | None) -> str | None:
-        return letter.upper() if letter and letter.upper() in valid else None
-
-    span = answer_span(text)
-    if span is not None:
-        m = _LEAD_LETTER_RE.match(span)
-        if m and (found := ok(m.group("p") or m.group("b") or m.group("u"))):
-            return found
-        for m2 in re.finditer(r"\(([A-Z])\)", _first_statement(span)):
-            if found := ok(m2.group(1)):
-                return found
-        if options and (found := _match_option_text(_first_statement(span), options)):
-            return found
     only = _ONLY_LETTER_RE.fullmatch(text)
-    if only and (found := ok(only.group(1))):
-        return found
-    # A chain of thought may restate options before concluding, so the last "(X)" wins; a bare
-    # leading letter ("B. because ...") is used only when no "(X)" appears at all.
-    for m2 in reversed(list(re.finditer(r"\(([A-Z])\)", text))):
-        if found := ok(m2.group(1)):
-            return found
-    m = _START_LETTER_RE.match(text)
-    if m and (found := ok(m.group("p") or m.group("b"))):
-        return found
+    if only and only.group(1).upper() in valid:
+        return only.group(1).upper()
+    mentions = _letter_mentions(text, valid)
+    chosen: tuple[str, int] | None = None  # (letter, offset after which corrections count)
+    region = _answer_region(text)
+    span = None
+    if region is not None:
+        span = text[region[0] : region[1]]
+        statement = _first_statement(span)
+        lead_at = region[0] + len(span) - len(span.lstrip())
+        stmt_end = lead_at + len(statement)
+        m = _LEAD_LETTER_RE.match(span)
+        lead = (m.group("p") or m.group("b") or m.group("u")).upper() if m else None
+        if (
+            lead in valid
+            and m is not None
+            and not _DENIED_AFTER_RE.match(span[m.end() :])
+            and not _ALTERNATIVE_AFTER_RE.match(span[m.end() :])
+        ):
+            chosen = (lead, region[0] + m.end())
+        elif inside := [x for x in mentions if lead_at <= x.start < stmt_end]:
+            chosen = (inside[0].letter, inside[0].end)
+        elif options and (found := _match_option_text(statement, options)):
+            chosen = (found, stmt_end)
+    if chosen is None:
+        strong = [x for x in mentions if x.strong]
+        last = strong[-1] if strong else (mentions[-1] if mentions else None)
+        if last is not None:
+            chosen = (last.letter, last.end)
+    if chosen is not None:
+        letter, after = chosen
+        for cue in _CORRECTION_RE.finditer(text, after):
+            follow = [x for x in mentions if x.start == cue.end()]
+            if follow:
+                letter = follow[0].letter
+        return letter
     if options:
         return (
             _match_option_text(span if span is not None else text, options)
@@ -395,21 +591,34 @@ def _boolean_hits(text: str, vocab: tuple[str, str]) -> list[tuple[int, str]]:
     return hits
 
 
+def _binary_digit(statement: str) -> str | None:
+    """``"true"``/``"false"`` for a stated answer that is exactly the number 1 / 0 (as OPRO reads
+    a boolean target), else None."""
+    stated = _stated_number(statement)
+    return None if stated is None else {Decimal(1): "true", Decimal(0): "false"}.get(stated.value)
+
+
 def extract_boolean(text: str, vocab: tuple[str, str]) -> str | None:
     """``vocab[0]`` or ``vocab[1]`` (lower case), or None.
 
     Whole words only ("invalid" never counts as "valid"). The stated answer wins; else a
     response that starts with the word ("Yes, because ..."); else the last word in the response.
+    For true/false a stated answer of 1 or 0 ("The answer is 1", or just "0") counts as
+    true/false, as in OPRO's grader; a word anywhere still wins over a digit outside the
+    stated answer.
     """
     text = _clean(text)
+    binary = vocab == ("true", "false")
     span = answer_span(text)
     if span is not None:
         hits = _boolean_hits(_first_statement(span), vocab) or _boolean_hits(span, vocab)
         if hits:
             return hits[0][1]
+        if binary and (digit := _binary_digit(_first_statement(span))):
+            return digit
     hits = _boolean_hits(text, vocab)
     if not hits:
-        return None
+        return _binary_digit(text) if binary and re.fullmatch(r"[\s\"'`*]*[01][.\s\"'`*]*", text) else None
     lead = re.match(r"[\s\"'`*#:>-]*", text)
     if lead and hits[0][0] == lead.end():
         return hits[0][1]

@@ -50,7 +50,9 @@ class LinearRegressionTask:
 
     name = "linear-regression"
     direction = "min"
-    #: the paper's settings for this task (OPRO uses them where the caller gives none)
+    #: the reference's settings (opro/optimization/optimize_linear_regression.py: max_num_steps =
+    #: 500, max_num_pairs = 20, num_generated_points_in_each_step = 8); OPRO uses them where the
+    #: caller gives none
     opro_defaults: dict[str, Any] = {"steps": 500, "top_k": 20, "per_step": 8, "num_exemplars": 0}
 
     def __init__(

@@ -37,7 +37,8 @@ class TSPTask:
 
     name = "tsp"
     direction = "min"
-    #: the paper's settings for TSP: 10 past traces in the meta-prompt, 8 proposals per step
+    #: the reference's settings for TSP (opro/optimization/optimize_tsp.py: num_steps = 500,
+    #: max_num_pairs = 10 past traces in the meta-prompt, num_decode_per_step = 8 proposals)
     opro_defaults: dict[str, Any] = {"steps": 500, "top_k": 10, "per_step": 8, "num_exemplars": 0}
 
     def __init__(
@@ -79,10 +80,14 @@ class TSPTask:
         return self.exact.length if self.exact.exact else None
 
     def baselines(self) -> dict[str, list[int]]:
+        """The classical tours the report compares against. ``farthest_insertion`` is the
+        textbook rule; ``farthest_insertion_opro`` is the rule the OPRO reference runs under that
+        name (see :mod:`promptopt.tasks.tsp_solvers`), kept so that numbers compare with the paper."""
         nn = solvers.nearest_neighbour(self.points)
         return {
             "nearest_neighbour": nn,
             "farthest_insertion": solvers.farthest_insertion(self.points),
+            "farthest_insertion_opro": solvers.farthest_insertion_opro(self.points),
             "two_opt": solvers.two_opt(self.points, nn),
         }
 

@@ -4,7 +4,10 @@ All functions are pure: points in, tour (a list of node ids starting at 0) and l
 closed: its length includes the edge from the last node back to 0.
 
 - ``nearest_neighbour``: greedy, O(n²).
-- ``farthest_insertion``: insert the node farthest from the tour at its cheapest position, O(n³).
+- ``farthest_insertion``: the classic rule (Rosenkrantz, Stearns & Lewis 1977): insert the node
+  farthest from the tour at its cheapest position, O(n²).
+- ``farthest_insertion_opro``: the OPRO reference's "farthest insertion" baseline, a different rule:
+  insert the node whose *cheapest insertion* adds the most length, O(n³) (numpy, fine to n=1000).
 - ``two_opt``: local search from a start tour; never returns a longer tour than its start.
 - ``held_karp``: exact dynamic programme over subsets, O(2ⁿ·n²); for n ≤ ``HELD_KARP_MAX_N``.
 - ``milp_tsp``: exact for larger n through scipy's HiGHS MILP with subtour-elimination cuts added
@@ -65,8 +68,13 @@ def nearest_neighbour(points: Sequence[Point]) -> list[int]:
 
 
 def farthest_insertion(points: Sequence[Point]) -> list[int]:
-    """Repeatedly take the node whose distance to the tour is largest and insert it where it adds
-    least length. Starts from node 0 alone, like the OPRO reference."""
+    """Classic farthest insertion: take the node whose distance to the nearest tour node is
+    largest and insert it where it adds least length (ties: lowest id, earliest position).
+
+    Starts from node 0 alone, as the OPRO reference does. This is *not* the rule of the
+    reference's ``farthest_insertion`` baseline (it picks by cheapest-insertion cost, not by
+    distance); that one is :func:`farthest_insertion_opro`.
+    """
     d = distance_matrix(points)
     n = len(d)
     if n <= 2:
@@ -85,6 +93,34 @@ def farthest_insertion(points: Sequence[Point]) -> list[int]:
         tour.insert(best_pos, far)
         left.remove(far)
         dist_to_tour = np.minimum(dist_to_tour, d[far])
+    return tour
+
+
+def farthest_insertion_opro(points: Sequence[Point]) -> list[int]:
+    """The OPRO reference's TSP baseline (``solve_tsp(..., "farthest_insertion")`` in
+    ``opro/optimization/optimize_tsp.py``): for every node not yet in the tour find its cheapest
+    insertion, then insert the node whose cheapest insertion is the *largest*, there.
+
+    Starts from node 0 alone; ties go to the lowest node id and the earliest position (the
+    reference scans both in that order and keeps the first strict improvement). One difference:
+    the reference compares tour lengths rounded to its display decimals (``int()`` at 0 decimals),
+    which can only change how near-ties break; this compares exact lengths.
+    """
+    d = distance_matrix(points)
+    n = len(d)
+    if n <= 2:
+        return list(range(n))
+    tour = [0]
+    left = list(range(1, n))  # ascending ids: argmax keeps the first, as the reference does
+    while left:
+        t = np.asarray(tour)
+        nxt = np.roll(t, -1)  # edge i runs tour[i] -> tour[i+1] (closing edge last): position i+1
+        rem = np.asarray(left)
+        cost = d[np.ix_(rem, t)] + d[np.ix_(rem, nxt)] - d[t, nxt][None, :]  # 1 node: d[0, 0] = 0
+        cheapest = cost.min(axis=1)
+        k = int(np.argmax(cheapest))
+        pos = int(np.argmin(cost[k])) + 1
+        tour.insert(pos, left.pop(k))
     return tour
 
 

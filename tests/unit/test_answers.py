@@ -67,6 +67,40 @@ def test_extract_number(response: str, expected: str) -> None:
     assert got is not None and format_number(got) == expected
 
 
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        # issue 8, bug 1: a list bullet after the marker is not a minus sign
+        ("The final answer is:\n- 15 apples", "15"),
+        ("**Answer:**\n- 15", "15"),
+        ("Answer:\n  - 15", "15"),
+        ("The answer is -15", "-15"),  # a real minus stays
+        ("Answer:\n-15", "-15"),
+        # bug 2: "isn't" is not an answer marker
+        ("The answer isn't 5, it's 6.", "6"),
+        ("The answer is not 5 but 6.", "6"),  # a denied number is skipped
+        ("It's 6, not 5.", "6"),
+        # bug 10: an equation in an aside does not replace the stated answer
+        ("The answer is 7 (since 10 - 3 = 7 and 2 + 2 = 4).", "7"),
+        ("The answer is 12 apples, since 3 * 4 = 12 and 2 + 2 = 4.", "12"),
+        ("The answer is [see 2 + 2 = 4] 9", "9"),
+        ("The answer is 10 - 3 = 7", "7"),  # an equation that opens the answer: its result
+        ("The answer is x = 5", "5"),
+        ("The answer is 25% of 80 = 20 dollars", "20"),
+        # a self-correction right after the stated answer replaces it
+        ("The answer is 5. Wait, actually it's 6.", "6"),
+        ("Answer: 5. No, 8.", "8"),
+        # the earlier fixes stay
+        ("eighteen", "18"),
+        ("Answer: 12.", "12"),
+        ("$1,000.50", "1000.5"),
+    ],
+)
+def test_extract_number_settled_answer(response: str, expected: str) -> None:
+    got = extract_number(response)
+    assert got is not None and format_number(got) == expected
+
+
 @pytest.mark.parametrize("response", ["no idea", "", "The answer is unknown."])
 def test_extract_number_none(response: str) -> None:
     assert extract_number(response) is None
@@ -132,6 +166,69 @@ def test_extract_choice(response: str, expected: str | None) -> None:
     assert extract_choice(response, DATE_OPTS) == expected
 
 
+CITY_OPTS = (("A", "London"), ("B", "Paris"), ("C", "Rome"), ("D", "Berlin"))
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        # letter forms, with and without parentheses or a marker
+        ("(B)", "B"),
+        ("B", "B"),
+        ("b", "B"),
+        ("B)", "B"),
+        ("B.", "B"),
+        ("b) Paris", "B"),
+        ("**(C)**", "C"),
+        ("Option (c)", "C"),
+        ("Option D is correct", "D"),
+        ("B is correct", "B"),
+        ("C is the correct answer.", "C"),  # OPRO's "X is the answer" form
+        ("(C) is the answer", "C"),
+        ("I choose option C.", "C"),
+        ("\\boxed{C}", "C"),
+        # after a marker
+        ("The answer is C.", "C"),
+        ("The answer is (C).", "C"),
+        ("Answer: b", "B"),
+        ("Final answer: C", "C"),
+        ("**Answer:** (D)", "D"),
+        ("Answer: (B) Paris", "B"),
+        ("The correct option is (b)", "B"),  # issue 8, bug 3: lower case
+        ("The correct option is b.", "B"),
+        ("The correct answer is option A.", "A"),
+        ("The best choice is D) Berlin", "D"),
+        ("The correct answer is:\n\n**B) Paris**", "B"),
+        ("The answer is B because Paris is the capital.", "B"),
+        ("The answer is Paris.", "B"),  # option text
+        # the letter the text settles on
+        ("(A)... wait, actually (C)", "C"),
+        ("The answer is (A)... wait, actually (C).", "C"),
+        ("I'd go with (A). No, (D).", "D"),
+        ("The answer is not (A) but (B).", "B"),  # bug 4: the first letter does not win
+        ("Not (A) but (B).", "B"),
+        ("It's not A, it's B.", "B"),
+        ("The answer isn't (A); it's (D).", "D"),
+        ("(D), rather than (A).", "D"),
+        ("Let's check: (A) is wrong, (B) is wrong, so the answer is (C).", "C"),
+        ("(B) can be ruled out. (D)", "D"),
+        # not a choice
+        ("That is a good answer.", None),  # the article "a"
+        ("A good answer needs more information.", None),  # the article "A"
+        ("The answer is a matter of opinion.", None),
+        ("I am not sure.", None),
+        ("It is not (A).", None),
+        ("Is it (A) or (B)?", None),
+        ("Answer: A or B", None),
+        ("The options are (A), (B), (C) and (D).", None),
+        ("Assistant A's reply is long.", None),
+        ("The answer is (E).", None),  # not one of the options
+    ],
+)
+def test_extract_choice_free_form(response: str, expected: str | None) -> None:
+    assert extract_choice(response, CITY_OPTS) == expected
+
+
 AQUA_OPTS = (("A", "5"), ("B", "6"), ("C", "7.5"), ("D", "12"), ("E", "None of these"))
 
 
@@ -193,6 +290,24 @@ TF = ("true", "false")
 )
 def test_extract_boolean(response: str, vocab: tuple[str, str], expected: str | None) -> None:
     assert extract_boolean(response, vocab) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "correct"),
+    [
+        ("1", "True", True),  # OPRO reads a 0/1 answer to a true/false target
+        ("0", "False", True),
+        ("The answer is 1.", "True", True),
+        ("The answer is 0", "True", False),
+        ("1", "False", False),
+        ("The answer is 1, which is False.", "False", True),  # a word beats the digit
+        ("Step 1: evaluate. It is False.", "False", True),
+        ("There are 2 cases", "True", False),
+        ("1", "yes", False),  # only true/false: "1" is no yes/no word
+    ],
+)
+def test_grade_boolean_accepts_one_and_zero_for_true_false(response: str, target: str, correct: bool) -> None:
+    assert grade(response, target, "boolean").correct is correct
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,11 @@ def task(data_file: Path, fake: BatchCountingFake) -> InstructionTask:
     return make_task(dataset=f"jsonl:{data_file}", scorer=fake)
 
 
+@pytest.fixture
+def bracket_task(data_file: Path, fake: BatchCountingFake) -> InstructionTask:
+    return make_task(dataset=f"jsonl:{data_file}", scorer=fake, meta_prompt="bracket")
+
+
 # --------------------------------------------------------------------------- construction
 
 
@@ -89,6 +94,8 @@ def test_splits_and_config_rebuild_the_same_task(task: InstructionTask, fake: Fa
         ({"max_tokens": 0}, "max_tokens"),
         ({"val_top_k": -1}, "val_top_k"),
         ({"train_ratio": 2.0}, "train_ratio"),
+        ({"meta_prompt": "xml"}, "meta_prompt 'xml'.*chat.*bracket"),
+        ({"reject_digits": "maybe"}, "reject_digits"),
     ],
 )
 def test_bad_options_are_config_errors(data_file: Path, options: dict[str, Any], message: str) -> None:
@@ -103,12 +110,12 @@ def test_meta_prompt_text(task: InstructionTask) -> None:
     desc = task.describe()
     assert desc.solution_name == "instruction"
     assert "at the beginning of the question" in desc.problem and "0 to" in desc.problem
-    assert "square brackets" in desc.output_format
+    assert "<INS> and end with </INS>" in desc.output_format and "square brackets" not in desc.output_format
     entries = [PastSolution("Let's solve the problem.", 61.2, 0), PastSolution("Add carefully.", 90.0, 1)]
     meta = build_meta_prompt(desc, entries, task.format_score, task.exemplars(random.Random(0), 2))
-    assert "<INS>Let's solve the problem.</INS>\nscore:\n61" in meta
+    assert "text:\n<INS>Let's solve the problem.</INS>\nscore:\n61" in meta
     assert meta.index("score:\n61") < meta.index("score:\n90")  # ascending
-    assert meta.count("input:\n<INS>\n\nWhat is") == 2 and "output:\n" in meta
+    assert meta.count("Problem:\n<INS>\n\nWhat is") == 2 and "Ground truth answer:\n" in meta
     assert meta.rstrip().endswith("generally applicable to all problems above.")
     assert "solve the given problems" in desc.problem
 
@@ -116,23 +123,29 @@ def test_meta_prompt_text(task: InstructionTask) -> None:
 def test_topic_names_the_problems(data_file: Path) -> None:
     t = make_task(dataset=f"jsonl:{data_file}", topic="doubling", scorer=FakeLLM())
     assert "solve doubling problems" in t.describe().problem
+    b = make_task(dataset=f"jsonl:{data_file}", topic="doubling", scorer=FakeLLM(), meta_prompt="bracket")
+    assert "solve doubling problems" in b.describe().problem
 
 
 @pytest.mark.parametrize(
-    ("position", "marker"),
+    ("meta_prompt", "position", "marker"),
     [
-        ("Q_begin", "input:\n<INS>\n\nWhat is"),
-        ("Q_end", "?\n\n<INS>\noutput:"),
-        ("A_begin", "input:\nQ: What is"),
-        ("system", "input:\nsystem: <INS>\nuser: What is"),
+        ("chat", "Q_begin", "Problem:\n<INS>\n\nWhat is"),
+        ("chat", "Q_end", "?\n\n<INS>\nGround truth answer:"),
+        ("chat", "A_begin", "\n\nA: <Start>\nGround truth answer:"),
+        ("chat", "system", "Problem:\nsystem: <INS>\nuser: What is"),
+        ("bracket", "Q_begin", "input:\n<INS>\n\nWhat is"),
+        ("bracket", "Q_end", "?\n\n<INS>\noutput:"),
+        ("bracket", "A_begin", "\n\nA: <INS>\noutput:"),
+        ("bracket", "system", "input:\nsystem: <INS>\nuser: What is"),
     ],
 )
-def test_exemplars_show_ins_where_the_instruction_goes(data_file: Path, position: str, marker: str) -> None:
-    t = make_task(dataset=f"jsonl:{data_file}", position=position, scorer=FakeLLM())
+def test_exemplars_show_ins_where_the_instruction_goes(
+    data_file: Path, meta_prompt: str, position: str, marker: str
+) -> None:
+    t = make_task(dataset=f"jsonl:{data_file}", position=position, scorer=FakeLLM(), meta_prompt=meta_prompt)
     shown = t.exemplars(random.Random(1), 3)
     assert len(shown) == 3 and all(marker in s for s in shown)
-    if position == "A_begin":
-        assert all("\n\nA: <INS>\noutput:" in s for s in shown)
     assert t.exemplars(random.Random(1), 3) == shown  # the loop's rng decides
     assert t.exemplars(random.Random(1), 0) == []
 
@@ -150,15 +163,61 @@ def test_format_score_is_an_integer_0_to_100(task: InstructionTask, score: float
 @pytest.mark.parametrize(
     ("output", "instruction"),
     [
+        ("<INS>Solve it step by step.</INS>", "Solve it step by step."),
+        ("<ins> Check each step. </ins>", "Check each step."),
+        ("Sure!\n<INS>Read the question twice.</INS>\nHope it helps.", "Read the question twice."),
+        ("<INS></INS>\n<INS>The real one.</INS>", "The real one."),
+        ("[INS]Be precise.[/INS]", "Be precise."),
+        ("<INS>Unclosed but on one line\nthen chatter", "Unclosed but on one line"),
+        ("<INS>“Think, then answer.”</INS>", "Think, then answer."),
+        ("<INS>请一步一步地思考。</INS>", "请一步一步地思考。"),
+        ("<INS>Résolvez pas à pas 🧮</INS>", "Résolvez pas à pas 🧮"),
+        ("<INS>Line one.\n   Line two.</INS>", "Line one.\nLine two."),
+        ("<INS>Tab\tand\x07bell</INS>", "Tab and bell"),
+        ("<INS>Answer in the form [number].</INS>", "Answer in the form [number]."),
+        ("Instruction: Work backwards from the answer.", "Work backwards from the answer."),
+        ("Double-check the arithmetic.", "Double-check the arithmetic."),
+    ],
+)
+def test_chat_parse_reads_ins_tags(task: InstructionTask, output: str, instruction: str) -> None:
+    got = task.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction and got.value == instruction
+
+
+def test_chat_parse_ignores_square_brackets(task: InstructionTask) -> None:
+    """Bug 6: the chat meta-prompt shows and asks for <INS> tags, so a bracket is not a proposal:
+    "[1]" here must not beat (or stand in for) the tagged instruction."""
+    got = task.parse("As shown in [1]:\n<INS>Estimate first, then compute.</INS>")
+    assert isinstance(got, Candidate) and got.text == "Estimate first, then compute."
+    rejected = task.parse("Here it is:\n[Estimate first.]\nDone.")
+    assert isinstance(rejected, Rejected) and rejected.status == "unparseable" and "<INS>" in rejected.reason
+
+
+def test_bracket_parse_ignores_ins_tags(bracket_task: InstructionTask) -> None:
+    """Bug 6, other side: the bracket meta-prompt shows [text], so an echoed <INS>old</INS> (the
+    old meta-prompt's history format) no longer wins over the new bracketed proposal."""
+    got = bracket_task.parse("Old: <INS>Let's solve the problem.</INS>\nNew: [Check each step.]")
+    assert isinstance(got, Candidate) and got.text == "Check each step."
+
+
+def test_start_tag_at_a_begin_in_the_chat_variant(data_file: Path) -> None:
+    t = make_task(dataset=f"jsonl:{data_file}", position="A_begin", scorer=FakeLLM())
+    desc = t.describe()
+    assert "<Start> and end with </Start>" in desc.output_format and "<INS>" not in desc.problem
+    got = t.parse("<Start>Let's compute.</Start>")
+    assert isinstance(got, Candidate) and got.text == "Let's compute."
+    assert t.format_solution(got) == "<Start>Let's compute.</Start>"
+
+
+@pytest.mark.parametrize(
+    ("output", "instruction"),
+    [
         ("[Let's think carefully.]", "Let's think carefully."),
         (
             "Sure! Here it is:\n[Read the question twice, then answer.]\nHope it helps.",
             "Read the question twice, then answer.",
         ),
-        ("<INS>Solve it step by step.</INS>", "Solve it step by step."),
-        ("<ins> Check each step. </ins>", "Check each step."),
-        ("<Start>Let's compute.</Start>", "Let's compute."),
-        ("[INS]Be precise.[/INS]", "Be precise."),
         ("[Answer in the form [number].]", "Answer in the form [number]."),
         ("[“Think, then answer.”]", "Think, then answer."),
         ('["Quoted instruction."]', "Quoted instruction."),
@@ -166,37 +225,105 @@ def test_format_score_is_an_integer_0_to_100(task: InstructionTask, score: float
         ("[Résolvez pas à pas 🧮]", "Résolvez pas à pas 🧮"),
         ("[Line one.\n   Line two.]", "Line one.\nLine two."),
         ("[Tab\tand\x07bell]", "Tab and bell"),
-        ("<INS></INS> [The real one.]", "The real one."),
+        ("[] [The real one.]", "The real one."),
         ("Instruction: Work backwards from the answer.", "Work backwards from the answer."),
         ("Double-check the arithmetic.", "Double-check the arithmetic."),
+        # Bug 7: junk brackets before the instruction are skipped, not taken as the instruction
+        (
+            "According to [1], a good instruction is: [Break the problem into parts.]",
+            "Break the problem into parts.",
+        ),
+        ("[ ] Here it is: [Think twice.]", "Think twice."),
+        ("- [x] done\n- [ ] todo\n[Write each step down.]", "Write each step down."),
+        ("Studies [2, 3] and [^4] agree:\n[Check the units.]", "Check the units."),
+        ("See [1-3].\n[Reread the question.]", "Reread the question."),
+        ("Per [the docs](https://example.com) and ![img](a.png):\n[Draw a diagram.]", "Draw a diagram."),
+        ("Use [this][1] style:\n[List the facts first.]", "List the facts first."),
+        ("Format: [your instruction]\nAnswer: [Work it out slowly.]", "Work it out slowly."),
+        ("Option [A] is wrong. [Eliminate wrong options.]", "Eliminate wrong options."),
+        ("[...] then [Summarise the question.]", "Summarise the question."),
+        ("[[Let's navigate the problem.]", "Let's navigate the problem."),
     ],
 )
-def test_parse_extracts_the_instruction(task: InstructionTask, output: str, instruction: str) -> None:
-    got = task.parse(output)
+def test_bracket_parse(bracket_task: InstructionTask, output: str, instruction: str) -> None:
+    got = bracket_task.parse(output)
     assert isinstance(got, Candidate), got
     assert got.text == instruction and got.value == instruction
 
 
 @pytest.mark.parametrize(
-    ("output", "status"),
+    ("meta_prompt", "output", "status"),
     [
-        ("", "unparseable"),
-        ("Here are my thoughts:\nI would try something new.\nMaybe this.", "unparseable"),
-        ("Here is the new instruction:", "unparseable"),
-        ("[]", "invalid"),
-        ("[   ]", "invalid"),
-        ("[“ ”]", "invalid"),
-        ("[your instruction]", "invalid"),
-        ("[" + "x" * 1001 + "]", "invalid"),
+        ("chat", "", "unparseable"),
+        ("chat", "Here are my thoughts:\nI would try something new.\nMaybe this.", "unparseable"),
+        ("chat", "Here is the new instruction:", "unparseable"),
+        ("chat", "<INS></INS>", "invalid"),
+        ("chat", "<INS>instruction</INS>", "invalid"),
+        ("chat", "<INS>" + "x" * 501 + "</INS>", "invalid"),
+        ("bracket", "", "unparseable"),
+        ("bracket", "Here are my thoughts:\nI would try something [1].\nMaybe this.", "unparseable"),
+        ("bracket", "[]", "invalid"),
+        ("bracket", "[   ]", "invalid"),
+        ("bracket", "[“ ”]", "invalid"),
+        ("bracket", "[your instruction]", "invalid"),
+        ("bracket", "[" + "x" * 501 + "]", "invalid"),
     ],
 )
-def test_parse_rejects(task: InstructionTask, output: str, status: str) -> None:
-    got = task.parse(output)
+def test_parse_rejects(data_file: Path, meta_prompt: str, output: str, status: str) -> None:
+    t = make_task(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), meta_prompt=meta_prompt)
+    got = t.parse(output)
     assert isinstance(got, Rejected) and got.status == status and got.reason
 
 
 def test_extract_instruction_is_none_without_marker() -> None:
     assert extract_instruction("one\ntwo") is None
+    assert extract_instruction("one\ntwo", "bracket") is None
+    assert extract_instruction("one [1]\ntwo", "bracket") is None
+
+
+# The reference's proposal filters (opro/optimization/opt_utils.py, run_evolution): longer than
+# 500 characters, digits on GSM8K, or "INS" anywhere are dropped; the reason goes to the journal.
+
+
+def test_length_filter_is_the_references_500_characters(task: InstructionTask) -> None:
+    assert task.max_instruction_chars == 500
+    assert isinstance(task.parse("<INS>" + "a" * 500 + "</INS>"), Candidate)
+    got = task.parse("<INS>" + "a" * 501 + "</INS>")
+    assert isinstance(got, Rejected) and got.reason.startswith("too long: 501 characters")
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["<INS>Replace <INS> with a plan.</INS>", "<INS>Follow the INSTRUCTIONS.</INS>", "<INS><INS>Go.</INS>"],
+)
+def test_ins_filter(task: InstructionTask, output: str) -> None:
+    got = task.parse(output)
+    assert isinstance(got, Rejected) and got.status == "invalid" and "'INS'" in got.reason
+
+
+def test_ins_filter_in_the_bracket_variant(bracket_task: InstructionTask) -> None:
+    got = bracket_task.parse("[Put <INS> first.]")
+    assert isinstance(got, Rejected) and "'INS'" in got.reason
+    assert isinstance(bracket_task.parse("[Follow the instructions.]"), Candidate)  # case-sensitive
+
+
+def test_digit_filter_only_where_asked(data_file: Path, task: InstructionTask) -> None:
+    assert not task.reject_digits  # a user's jsonl: digits allowed unless asked
+    assert isinstance(task.parse("<INS>Take 2 passes.</INS>"), Candidate)
+    strict = make_task(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), reject_digits=True)
+    got = strict.parse("<INS>Take 2 passes.</INS>")
+    assert isinstance(got, Rejected) and got.status == "invalid" and "digits" in got.reason
+    assert isinstance(strict.parse("<INS>Take two passes.</INS>"), Candidate)
+    assert strict.config()["reject_digits"] is True
+
+
+def test_digit_filter_defaults_on_for_gsm8k_like_datasets(data_file: Path) -> None:
+    from dataclasses import replace
+
+    t = make_task(dataset=f"jsonl:{data_file}", scorer=FakeLLM())
+    for name, expected in (("gsm8k", True), ("multiarith", True), ("aqua", False), ("bbh:navigate", False)):
+        other = InstructionTask(replace(t.dataset, name=name), t.splits, scorer=FakeLLM())
+        assert other.reject_digits is expected, name
 
 
 # --------------------------------------------------------------------------- scoring
@@ -324,10 +451,10 @@ def test_final_report_without_shortlist_keeps_best(data_file: Path) -> None:
         ("[Let's go.]]", "Let's go."),
     ],
 )
-def test_sloppy_outer_brackets_are_stripped(task: InstructionTask, raw: str, expected: str) -> None:
+def test_sloppy_outer_brackets_are_stripped(bracket_task: InstructionTask, raw: str, expected: str) -> None:
     """A small optimizer model often doubles or unbalances OPRO's [...] marker; the instruction
     itself must come out clean so that it dedupes against the same instruction written tidily."""
-    parsed = task.parse(raw)
+    parsed = bracket_task.parse(raw)
     assert isinstance(parsed, Candidate) and parsed.text == expected
 
 

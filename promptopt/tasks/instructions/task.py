@@ -8,11 +8,11 @@ placed at ``Q_begin``, ``Q_end``, ``A_begin`` or as the ``system`` message
 
 API for the OPRO loop (``make_task(...)`` is registered as task ``instructions``)::
 
-    task = make_task(dataset="bbh:navigate", data_dir=..., position="Q_begin", scorer=llm)
-    task.describe()                     # TaskDescription; past ones shown as <INS>...</INS> + score
+    task = create(dataset="bbh:navigate", data_dir=..., position="Q_begin", scorer=llm)
+    task.describe()                     # TaskDescription in the meta_prompt variant (chat|bracket)
     task.format_score(81.7)             # "82"
-    task.exemplars(rng, 3)              # "input:/output:" pairs with <INS> where it goes
-    task.parse(optimizer_text)          # Candidate | Rejected ("[...]" or <INS>...</INS>)
+    task.exemplars(rng, 3)              # problems with <INS> where the instruction goes
+    task.parse(optimizer_text)          # Candidate | Rejected (<INS>...</INS>, or [...] for bracket)
     await task.ascore(candidates)       # one concurrent batch; Scored.info has counts
     report = task.final_report(best)    # validation pick, then test accuracy vs the baselines
 
@@ -37,16 +37,16 @@ import math
 import random
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptopt.tasks.instructions.datasets import Dataset, Example, Splits, load_dataset, split_dataset
 from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
 from promptopt.llm.base import LLM, Message, run_sync
 from promptopt.prompting import apply_instruction, check_position
 from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
+from promptopt.tasks.instructions.datasets import Dataset, Example, Splits, load_dataset, split_dataset
 
 #: name → instruction; the paper's comparison points.
 BASELINES: tuple[tuple[str, str], ...] = (
@@ -54,33 +54,31 @@ BASELINES: tuple[tuple[str, str], ...] = (
     ("step_by_step", "Let's think step by step."),
     ("solve", "Let's solve the problem."),
 )
-#: OPRO's starting instruction for GSM8K and BBH.
+#: OPRO's starting instruction for GSM8K and BBH (``initial_instructions`` in the reference's
+#: opro/optimization/optimize_instructions.py).
 DEFAULT_INITIAL: tuple[str, ...] = ("Let's solve the problem.",)
+#: The reference's limit on a proposed instruction's length (opt_utils.run_evolution: > 500
+#: characters is "too long, skipped").
+MAX_INSTRUCTION_CHARS = 500
 _POSITION_WORDS = {
     "Q_begin": "at the beginning of the question",
     "Q_end": "at the end of the question",
     "A_begin": "at the beginning of the answer",
     "system": "as the system message",
 }
-_PLACEHOLDERS = frozenset(
-    {
-        "ins",
-        "<ins>",
-        "instruction",
-        "your instruction",
-        "new instruction",
-        "text",
-        "your text",
-        "new text",
-        "...",
-    }
+_PLACEHOLDER_RE = re.compile(
+    r"(?:<\s*/?\s*(?:ins|start)\s*>|/?\s*(?:ins|start)|\.{3}|…|"
+    r"(?:(?:your|the|a|my)\s+)?(?:(?:new|improved|better)\s+)?"
+    r"(?:instruction|text|prompt|starting sentence|sentence)(?:\s+here)?)",
+    re.IGNORECASE,
 )
 _QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"),
            ("\u201e", "\u201c"), ("\u300c", "\u300d"), ("\u300e", "\u300f"), ("`", "`"))  # fmt: skip
-_TAG_RE = re.compile(r"<\s*(INS|Start)\s*>(.*?)<\s*/\s*\1\s*>", re.IGNORECASE | re.DOTALL)
-_SQUARE_TAG_RE = re.compile(r"\[\s*INS\s*\](.*?)\[\s*/\s*INS\s*\]", re.IGNORECASE | re.DOTALL)
-_OPEN_TAG_RE = re.compile(r"<\s*(?:INS|Start)\s*>([^\n]*)", re.IGNORECASE)
+_CHECKBOX_MARKS = frozenset({"x", "✓", "✔", "✗", "✘", "*", "-", "+", "•"})
 _LABEL_RE = re.compile(r"^\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)\s*:\s*", re.IGNORECASE)
+#: What OPRO drops on GSM8K-like datasets: instructions with digits (opt_utils.run_evolution).
+#: MultiArith is the same kind of problem (numbers in the exemplars an optimizer can copy).
+DIGIT_FREE_DATASETS = frozenset({"gsm8k", "multiarith"})
 
 
 @dataclass(frozen=True)
@@ -94,20 +92,23 @@ class ValidationChoice:
 # --------------------------------------------------------------------------- parsing
 
 
-def _balanced_brackets(text: str) -> str | None:
-    """Content of the first top-level ``[...]`` (nested brackets kept), or None."""
-    start = text.find("[")
-    while start >= 0:
-        depth = 0
-        for j in range(start, len(text)):
-            if text[j] == "[":
-                depth += 1
-            elif text[j] == "]":
-                depth -= 1
-                if depth == 0:
-                    return text[start + 1 : j]
-        start = -1  # unbalanced: no closing bracket anywhere after the first "["
-    return None
+def _bracket_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each outermost matched ``[...]``, in order; stray brackets are ignored,
+    so "[[a]" yields the span of "[a]" and "a]]" none. One pass with a stack: model output is
+    untrusted, and a quadratic rescan of "[[[[..." would be a cheap way to stall the loop."""
+    stack: list[int] = []
+    pairs: list[tuple[int, int]] = []
+    for i, ch in enumerate(text):
+        if ch == "[":
+            stack.append(i)
+        elif ch == "]" and stack:
+            pairs.append((stack.pop(), i))
+    pairs.sort()
+    out: list[tuple[int, int]] = []
+    for a, b in pairs:
+        if not out or a > out[-1][1]:
+            out.append((a, b))
+    return out
 
 
 def _wrapped_in_brackets(text: str) -> bool:
@@ -123,8 +124,10 @@ def _wrapped_in_brackets(text: str) -> bool:
 
 
 def _clean_instruction(text: str) -> str:
-    """Strip tags, wrapping quotes, control characters and extra blank space; keep Unicode."""
-    text = re.sub(r"<\s*/?\s*(?:INS|Start)\s*>", "", text, flags=re.IGNORECASE)
+    """Strip wrapping quotes and brackets, control characters and extra blank space; keep Unicode.
+
+    Tags inside are kept: an instruction that still holds "<INS>" is dropped by the "INS"
+    filter, as in the reference."""
     text = "".join(ch if ch == "\n" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
     lines = [" ".join(line.split()) for line in text.split("\n")]
     text = "\n".join(line for line in lines if line).strip()
@@ -145,29 +148,103 @@ def _clean_instruction(text: str) -> str:
     return text
 
 
-def extract_instruction(text: str) -> str | None:
-    """The proposed instruction in an optimizer's output, or None when none is marked.
+def is_placeholder(text: str) -> bool:
+    """Whether cleaned text is the format's own wording ("instruction", "<INS>", "...") rather
+    than an instruction."""
+    return _PLACEHOLDER_RE.fullmatch(text.strip(" .:")) is not None
 
-    In order: ``<INS>...</INS>`` (or ``<Start>``), ``[INS]...[/INS]``, the first balanced
-    ``[...]``, an unclosed ``<INS>`` line, and last a lone line ("Instruction: ..." allowed).
-    """
-    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
-    for m in _TAG_RE.finditer(text):
-        if _clean_instruction(m.group(2)):
-            return m.group(2)
-    m = _SQUARE_TAG_RE.search(text)
-    if m and _clean_instruction(m.group(1)):
-        return m.group(1)
-    inner = _balanced_brackets(text)
-    if inner is not None:
-        return inner
-    m = _OPEN_TAG_RE.search(text)
-    if m and _clean_instruction(m.group(1)):
-        return m.group(1)
+
+def _junk_bracket(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end + 1]`` is a bracket that does not hold an instruction: a citation
+    ("[1]", "[2, 3]", "[^4]"), an empty box or checkbox ("[ ]", "[x]"), a markdown link or image
+    ("[docs](https://...)", "![alt](...)"), a single letter, or a placeholder ("[instruction]")."""
+    if text[end + 1 : end + 2] in ("(", "[") or text[start - 1 : start] == "!":
+        return True
+    inner = _clean_instruction(text[start + 1 : end])
+    if not any(ch.isalpha() for ch in inner):  # empty, "[1]", "[1-3]", "[^2]", "[...]", "[?]"
+        return True
+    return inner.casefold() in _CHECKBOX_MARKS or len(inner) == 1 or is_placeholder(inner)
+
+
+def _lone_line(text: str) -> str | None:
+    """A one-line answer with no marker at all ("Instruction: ..." allowed): a small model's way
+    of answering a format it did not follow; nothing else in the output competes with it."""
     lines = [ln for ln in text.split("\n") if ln.strip()]
     if len(lines) == 1 and not lines[0].rstrip().endswith(":"):
         return _LABEL_RE.sub("", lines[0])
     return None
+
+
+def _extract_bracketed(text: str) -> str | None:
+    """The text-bison variant: the first ``[...]`` that holds an instruction (the reference takes
+    the first ``[...]`` whatever it holds, so "According to [1], ..." gave "1")."""
+    for start, end in _bracket_spans(text):
+        if not _junk_bracket(text, start, end):
+            return text[start + 1 : end]
+    return _lone_line(text)
+
+
+def _extract_tagged(text: str, tag: str) -> str | None:
+    """The chat variant: the first non-empty ``<TAG>...</TAG>`` (``[TAG]...[/TAG]`` too, a common
+    slip), else the rest of the line after an unclosed ``<TAG>``, else a lone line."""
+    t = re.escape(tag)
+    for pattern in (rf"<\s*{t}\s*>(.*?)<\s*/\s*{t}\s*>", rf"\[\s*{t}\s*\](.*?)\[\s*/\s*{t}\s*\]"):
+        for m in re.finditer(pattern, text, re.IGNORECASE | re.DOTALL):
+            if _clean_instruction(m.group(1)):
+                return m.group(1)
+    if not re.search(rf"<\s*/\s*{t}\s*>", text, re.IGNORECASE):
+        m = re.search(rf"<\s*{t}\s*>([^\n]*)", text, re.IGNORECASE)
+        if m and _clean_instruction(m.group(1)):
+            return m.group(1)
+    return _lone_line(text)
+
+
+@dataclass(frozen=True)
+class MetaPromptStyle:
+    """One self-consistent variant of OPRO's instruction meta-prompt: past instructions are shown
+    in the format the new one is asked in, and the parser reads only that format (so an echoed
+    old instruction in another format can never win over the new one)."""
+
+    name: str
+    summary: str
+    #: how a past instruction is wrapped in the meta-prompt and in the request
+    wrap: Callable[[str, str], str]
+    #: (output text, tag) -> the raw proposed instruction, or None
+    extract: Callable[[str, str], str | None]
+
+
+#: The variants of the reference's gen_meta_prompt (opro/optimization/opt_utils.py) for a
+#: fine-tuned optimizer ("both_instructions_and_exemplars"), by name: the ``meta_prompt`` option.
+META_PROMPT_STYLES: Mapping[str, MetaPromptStyle] = {
+    "chat": MetaPromptStyle(
+        "chat",
+        "the reference's GPT variant: <INS>...</INS> tags (<Start> at A_begin)",
+        lambda text, tag: f"<{tag}>{text}</{tag}>",
+        _extract_tagged,
+    ),
+    "bracket": MetaPromptStyle(
+        "bracket",
+        "the reference's text-bison variant: texts in [square brackets]",
+        lambda text, tag: f"[{text}]",
+        lambda text, tag: _extract_bracketed(text),
+    ),
+}
+
+
+def meta_prompt_style(name: str) -> MetaPromptStyle:
+    """The named variant, or a ConfigError that lists them."""
+    try:
+        return META_PROMPT_STYLES[name]
+    except (KeyError, TypeError):
+        known = ", ".join(f"{k} ({v.summary})" for k, v in META_PROMPT_STYLES.items())
+        raise ConfigError(f"unknown meta_prompt {name!r}; choose one of: {known}") from None
+
+
+def extract_instruction(text: str, meta_prompt: str = "chat", tag: str = "INS") -> str | None:
+    """The proposed instruction in an optimizer's output for the ``meta_prompt`` variant, or None
+    when none is marked (see :data:`META_PROMPT_STYLES`)."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    return meta_prompt_style(meta_prompt).extract(text, tag)
 
 
 # --------------------------------------------------------------------------- the task
@@ -178,6 +255,10 @@ class InstructionTask:
 
     name = "instructions"
     direction = "max"
+    #: the reference's settings (opro/optimization/optimize_instructions.py): num_search_steps =
+    #: 200, num_generated_instructions_in_each_step = 8, max_num_instructions = 20 in the
+    #: meta-prompt, num_few_shot_questions_for_instruction_refinement = 3 exemplars
+    opro_defaults: dict[str, Any] = {"steps": 200, "per_step": 8, "top_k": 20, "num_exemplars": 3}
 
     def __init__(
         self,
@@ -189,9 +270,11 @@ class InstructionTask:
         max_tokens: int = 400,
         seed: int = 0,
         initial: Sequence[str] = DEFAULT_INITIAL,
-        max_instruction_chars: int = 1000,
+        max_instruction_chars: int = MAX_INSTRUCTION_CHARS,
         val_top_k: int = 5,
         options: dict[str, Any] | None = None,
+        meta_prompt: str = "chat",
+        reject_digits: bool | None = None,
     ) -> None:
         self.dataset = dataset
         self.splits = splits
@@ -202,6 +285,11 @@ class InstructionTask:
         self.seed = seed
         self.initial = tuple(initial)
         self.max_instruction_chars = max_instruction_chars
+        self.style = meta_prompt_style(meta_prompt)
+        #: the chat variant asks for an answer starting sentence <Start> at A_begin, as the reference
+        self.tag = "Start" if self.style.name == "chat" and self.position == "A_begin" else "INS"
+        #: drop proposals with digits (the reference does on GSM8K); None: by dataset
+        self.reject_digits = dataset.name in DIGIT_FREE_DATASETS if reject_digits is None else reject_digits
         self._options = dict(options or {})
         self.val_top_k = val_top_k
         self._memo: dict[tuple[str, str], Evaluation] = {}
@@ -221,54 +309,110 @@ class InstructionTask:
 
     # -- meta-prompt text
     def describe(self) -> TaskDescription:
-        """OPRO's instruction meta-prompt: past instructions as ``<INS>...</INS>`` with an integer
-        ``score`` (0–100), input/output exemplars with ``<INS>`` where the instruction goes, and
-        the request for a new, different instruction in square brackets."""
+        """OPRO's instruction meta-prompt in the ``meta_prompt`` variant, the reference's sentences
+        (opt_utils.gen_meta_prompt) plus one that names the problems and where the instruction
+        goes (the reference leaves both to the exemplars; with no exemplars nothing would say it).
+
+        - ``chat`` (the reference's GPT optimizer variant): past instructions as
+          ``text:`` ``<INS>...</INS>`` ``score:``, exemplars as ``Problem:`` / ``Ground truth
+          answer:``, and a request for a different, higher-scoring instruction in ``<INS>`` tags
+          (``<Start>`` "starting sentences" at ``A_begin``).
+        - ``bracket`` (the text-bison variant): past texts as ``text:`` ``[...]`` ``score:`` in
+          ascending order, exemplars as ``input:`` / ``output:``, and a request for a new,
+          different text in square brackets.
+
+        Both show past instructions in the format the answer is asked in, and :meth:`parse` reads
+        only that format. Scores are accuracies 0–100, worst first and best last.
+        """
         where = _POSITION_WORDS[self.position]
+        topic = self.dataset.topic
+        tag = self.tag
+        entry = "text:\n" + self.style.wrap("{text}", tag) + "\nscore:\n{score}"
+        if self.style.name == "bracket":
+            return TaskDescription(
+                problem=(
+                    "I have some texts along with their corresponding scores. The texts are arranged "
+                    "in ascending order based on their scores, where higher scores indicate better "
+                    f"quality. Each text is an instruction placed {where} to help a language model "
+                    f"solve {topic} problems."
+                ),
+                solution_name="text",
+                score_name="score",
+                output_format=(
+                    "Write your new text that is different from the old ones and has a score as high "
+                    "as possible. Write the text in square brackets."
+                ),
+                entry_template=entry,
+                exemplars_intro=(
+                    "The following exemplars show how to apply your text: you replace <INS> in each "
+                    "input with your text, then read the input and give an output. We say your output "
+                    "is wrong if your output is different from the given output, and we say your "
+                    "output is correct if they are the same."
+                ),
+            )
+        if tag == "Start":
+            return TaskDescription(
+                problem=(
+                    "Your task is to generate the answer starting sentence <Start>. The starting "
+                    f"sentence is placed {where} to help a language model solve {topic} problems. "
+                    "Below are some previous starting sentences with their scores. The score ranges "
+                    "from 0 to 100."
+                ),
+                solution_name="starting sentence",
+                score_name="score",
+                output_format=(
+                    "Generate a starting sentence that is different from all the <Start> sentences "
+                    "above, and has a higher score than all the <Start> sentences above. The starting "
+                    "sentence should begin with <Start> and end with </Start>."
+                ),
+                instruction_suffix=(
+                    "The starting sentence should be concise, effective, and generally applicable to "
+                    "all QA pairs above."
+                ),
+                entry_template=entry,
+                exemplars_intro="Below are some problems.",
+            )
         return TaskDescription(
             problem=(
-                f"Your task is to write an instruction <INS> that helps a language model solve "
-                f"{self.dataset.topic} problems. The instruction is placed {where}, then the model "
-                "answers the problem. Below are some previous instructions with their scores. The "
-                "score is the model's accuracy on a set of training problems and ranges from 0 to "
-                "100. The instructions are arranged in ascending order based on their scores, where "
-                "higher scores indicate better quality."
+                "Your task is to generate the instruction <INS>. The instruction is placed "
+                f"{where} to help a language model solve {topic} problems. Below are some "
+                "previous instructions with their scores. The score ranges from 0 to 100."
             ),
             solution_name="instruction",
             score_name="score",
             output_format=(
-                "Write your new instruction that is different from the old ones and has a score as "
-                "high as possible. Write the instruction in square brackets."
+                "Generate an instruction that is different from all the instructions <INS> above, "
+                "and has a higher score than all the instructions <INS> above. The instruction "
+                "should begin with <INS> and end with </INS>."
             ),
             instruction_suffix=(
                 "The instruction should be concise, effective, and generally applicable to all "
                 "problems above."
             ),
-            entry_template="<INS>{text}</INS>\nscore:\n{score}",
-            exemplars_intro=(
-                "The following exemplars show how to apply your instruction: you replace <INS> in "
-                "each input with your instruction, then read the input and give an output. We say "
-                "your output is wrong if it gives a different answer from the given output, and "
-                "correct if it gives the same answer."
-            ),
+            entry_template=entry,
+            exemplars_intro="Below are some problems.",
         )
 
     def format_solution(self, candidate: Candidate) -> str:
         """How a past instruction is shown in the meta-prompt (``entry_template`` without score)."""
-        return f"<INS>{candidate.text}</INS>"
+        return self.style.wrap(candidate.text, self.tag)
 
     def format_score(self, score: float) -> str:
         """Accuracy as an integer 0–100 (half rounds up)."""
         return str(int(math.floor(min(100.0, max(0.0, float(score))) + 0.5)))
 
     def render_exemplar(self, example: Example) -> str:
-        """One ``input:`` / ``output:`` pair with ``<INS>`` where the instruction goes."""
-        msgs = apply_instruction([Message("user", example.input)], "<INS>", self.position)
+        """One exemplar with ``<INS>`` (``<Start>``) where the instruction goes: ``Problem:`` /
+        ``Ground truth answer:`` in the chat variant, ``input:`` / ``output:`` in the bracket one
+        (the reference's labels for each)."""
+        msgs = apply_instruction([Message("user", example.input)], f"<{self.tag}>", self.position)
         if self.position == "system":
             shown = "\n".join(f"{m.role}: {m.content}" for m in msgs)
         else:
             shown = msgs[-1].content
-        return f"input:\n{shown}\noutput:\n{example.target}"
+        if self.style.name == "bracket":
+            return f"input:\n{shown}\noutput:\n{example.target}"
+        return f"Problem:\n{shown}\nGround truth answer:\n{example.target}"
 
     def exemplars(self, rng: random.Random, k: int) -> list[str]:
         """``k`` random training examples (OPRO's "random" exemplar selection)."""
@@ -282,20 +426,31 @@ class InstructionTask:
 
     # -- parsing
     def parse(self, text: str) -> Candidate | Rejected:
-        """An instruction from optimizer output (untrusted text: regexes only)."""
-        raw = extract_instruction(text or "")
+        """An instruction from optimizer output (untrusted text: regexes only), in the format the
+        meta-prompt asked for, then the reference's filters (opt_utils.run_evolution): longer than
+        ``max_instruction_chars`` (500), digits when ``reject_digits`` (GSM8K), or "INS"."""
+        raw = extract_instruction(text or "", self.style.name, self.tag)
         if raw is None:
-            return Rejected("unparseable", "no instruction in [square brackets] or <INS>...</INS> tags")
+            where = (
+                "in [square brackets]"
+                if self.style.name == "bracket"
+                else f"in <{self.tag}>...</{self.tag}> tags"
+            )
+            return Rejected("unparseable", f"no instruction {where}")
         instruction = _clean_instruction(raw)
         if not instruction:
             return Rejected("invalid", "empty instruction")
-        if instruction.lower().strip(" .") in _PLACEHOLDERS:
+        if is_placeholder(instruction):
             return Rejected("invalid", f"placeholder instead of an instruction: {instruction!r}")
         if len(instruction) > self.max_instruction_chars:
             return Rejected(
                 "invalid",
-                f"instruction has {len(instruction)} characters; the limit is {self.max_instruction_chars}",
+                f"too long: {len(instruction)} characters; the limit is {self.max_instruction_chars}",
             )
+        if self.reject_digits and any(ch.isdigit() for ch in instruction):
+            return Rejected("invalid", f"contains digits (dropped on {self.dataset.name}, as in OPRO)")
+        if "INS" in instruction:
+            return Rejected("invalid", "contains 'INS' (the meta-prompt's marker, not an instruction)")
         return Candidate(instruction, instruction)
 
     # -- scoring
@@ -484,9 +639,11 @@ def make_task(
     answer_type: str | None = None,
     hf_config: str | None = None,
     initial: Sequence[str] | str | None = None,
-    max_instruction_chars: int = 1000,
+    max_instruction_chars: int = MAX_INSTRUCTION_CHARS,
     val_top_k: int = 5,
     topic: str | None = None,
+    meta_prompt: str = "chat",
+    reject_digits: bool | None = None,
 ) -> InstructionTask:
     """Instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id).
 
@@ -496,9 +653,16 @@ def make_task(
     the train / test sets for quick runs. ``scorer`` is an LLM or a model spec (default
     ``local``); ``max_tokens`` bounds each scorer answer; ``val_top_k`` is how many of the best
     training instructions ``final_report`` compares on validation; ``topic`` names the problems in
-    the meta-prompt for user data ("solve <topic> problems"). See :mod:`promptopt.tasks.instructions.datasets`.
+    the meta-prompt for user data ("solve <topic> problems"). ``meta_prompt`` picks the variant of
+    OPRO's meta-prompt (``chat``: ``<INS>`` tags; ``bracket``: the text-bison ``[...]`` style; see
+    :data:`META_PROMPT_STYLES`). Proposals longer than ``max_instruction_chars``, or containing
+    "INS", or digits when ``reject_digits`` (default: on for gsm8k and multiarith) are dropped, as
+    in OPRO. See :mod:`promptopt.tasks.instructions.datasets`.
     """
     check_position(position)
+    meta_prompt_style(meta_prompt)
+    if reject_digits is not None and not isinstance(reject_digits, bool):
+        raise ConfigError(f"reject_digits must be true, false or None, got {reject_digits!r}")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ConfigError(f"max_tokens must be a positive integer, got {max_tokens!r}")
     if (
@@ -545,6 +709,8 @@ def make_task(
         "max_instruction_chars": max_instruction_chars,
         "val_top_k": val_top_k,
         "topic": topic,
+        "meta_prompt": meta_prompt,
+        "reject_digits": reject_digits,
     }
     return InstructionTask(
         ds,
@@ -557,4 +723,6 @@ def make_task(
         max_instruction_chars=max_instruction_chars,
         val_top_k=val_top_k,
         options=options,
+        meta_prompt=meta_prompt,
+        reject_digits=reject_digits,
     )
