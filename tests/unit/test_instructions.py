@@ -19,7 +19,7 @@ from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.tasks import base as task_base
 from promptopt.tasks.base import Candidate, Rejected, Task
-from promptopt.tasks.instructions.task import BASELINES, InstructionTask, extract_instruction, make_task
+from promptopt.tasks.instructions.task import BASELINES, InstructionTask, create, extract_instruction
 
 
 class BatchCountingFake(FakeLLM):
@@ -60,12 +60,12 @@ def fake() -> BatchCountingFake:
 
 @pytest.fixture
 def task(data_file: Path, fake: BatchCountingFake) -> InstructionTask:
-    return make_task(dataset=f"jsonl:{data_file}", scorer=fake)
+    return create(dataset=f"jsonl:{data_file}", scorer=fake)
 
 
 @pytest.fixture
 def bracket_task(data_file: Path, fake: BatchCountingFake) -> InstructionTask:
-    return make_task(dataset=f"jsonl:{data_file}", scorer=fake, meta_prompt="bracket")
+    return create(dataset=f"jsonl:{data_file}", scorer=fake, meta_prompt="bracket")
 
 
 # --------------------------------------------------------------------------- construction
@@ -83,7 +83,7 @@ def test_splits_and_config_rebuild_the_same_task(task: InstructionTask, fake: Fa
     assert (len(task.splits.train), len(task.splits.val), len(task.splits.test)) == (10, 5, 35)
     cfg = task.config()
     json.dumps(cfg)  # JSON-able
-    again = make_task(**cfg, scorer=fake)
+    again = create(**cfg, scorer=fake)
     assert again.splits == task.splits and again.config() == cfg
 
 
@@ -100,7 +100,7 @@ def test_splits_and_config_rebuild_the_same_task(task: InstructionTask, fake: Fa
 )
 def test_bad_options_are_config_errors(data_file: Path, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        make_task(dataset=f"jsonl:{data_file}", **options)
+        create(dataset=f"jsonl:{data_file}", **options)
 
 
 # --------------------------------------------------------------------------- meta-prompt pieces
@@ -121,9 +121,9 @@ def test_meta_prompt_text(task: InstructionTask) -> None:
 
 
 def test_topic_names_the_problems(data_file: Path) -> None:
-    t = make_task(dataset=f"jsonl:{data_file}", topic="doubling", scorer=FakeLLM())
+    t = create(dataset=f"jsonl:{data_file}", topic="doubling", scorer=FakeLLM())
     assert "solve doubling problems" in t.describe().problem
-    b = make_task(dataset=f"jsonl:{data_file}", topic="doubling", scorer=FakeLLM(), meta_prompt="bracket")
+    b = create(dataset=f"jsonl:{data_file}", topic="doubling", scorer=FakeLLM(), meta_prompt="bracket")
     assert "solve doubling problems" in b.describe().problem
 
 
@@ -143,7 +143,7 @@ def test_topic_names_the_problems(data_file: Path) -> None:
 def test_exemplars_show_ins_where_the_instruction_goes(
     data_file: Path, meta_prompt: str, position: str, marker: str
 ) -> None:
-    t = make_task(dataset=f"jsonl:{data_file}", position=position, scorer=FakeLLM(), meta_prompt=meta_prompt)
+    t = create(dataset=f"jsonl:{data_file}", position=position, scorer=FakeLLM(), meta_prompt=meta_prompt)
     shown = t.exemplars(random.Random(1), 3)
     assert len(shown) == 3 and all(marker in s for s in shown)
     assert t.exemplars(random.Random(1), 3) == shown  # the loop's rng decides
@@ -202,7 +202,7 @@ def test_bracket_parse_ignores_ins_tags(bracket_task: InstructionTask) -> None:
 
 
 def test_start_tag_at_a_begin_in_the_chat_variant(data_file: Path) -> None:
-    t = make_task(dataset=f"jsonl:{data_file}", position="A_begin", scorer=FakeLLM())
+    t = create(dataset=f"jsonl:{data_file}", position="A_begin", scorer=FakeLLM())
     desc = t.describe()
     assert "<Start> and end with </Start>" in desc.output_format and "<INS>" not in desc.problem
     got = t.parse("<Start>Let's compute.</Start>")
@@ -270,7 +270,7 @@ def test_bracket_parse(bracket_task: InstructionTask, output: str, instruction: 
     ],
 )
 def test_parse_rejects(data_file: Path, meta_prompt: str, output: str, status: str) -> None:
-    t = make_task(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), meta_prompt=meta_prompt)
+    t = create(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), meta_prompt=meta_prompt)
     got = t.parse(output)
     assert isinstance(got, Rejected) and got.status == status and got.reason
 
@@ -310,7 +310,7 @@ def test_ins_filter_in_the_bracket_variant(bracket_task: InstructionTask) -> Non
 def test_digit_filter_only_where_asked(data_file: Path, task: InstructionTask) -> None:
     assert not task.reject_digits  # a user's jsonl: digits allowed unless asked
     assert isinstance(task.parse("<INS>Take 2 passes.</INS>"), Candidate)
-    strict = make_task(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), reject_digits=True)
+    strict = create(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), reject_digits=True)
     got = strict.parse("<INS>Take 2 passes.</INS>")
     assert isinstance(got, Rejected) and got.status == "invalid" and "digits" in got.reason
     assert isinstance(strict.parse("<INS>Take two passes.</INS>"), Candidate)
@@ -320,7 +320,7 @@ def test_digit_filter_only_where_asked(data_file: Path, task: InstructionTask) -
 def test_digit_filter_defaults_on_for_gsm8k_like_datasets(data_file: Path) -> None:
     from dataclasses import replace
 
-    t = make_task(dataset=f"jsonl:{data_file}", scorer=FakeLLM())
+    t = create(dataset=f"jsonl:{data_file}", scorer=FakeLLM())
     for name, expected in (("gsm8k", True), ("multiarith", True), ("aqua", False), ("bbh:navigate", False)):
         other = InstructionTask(replace(t.dataset, name=name), t.splits, scorer=FakeLLM())
         assert other.reject_digits is expected, name
@@ -370,20 +370,20 @@ async def test_request_cache_makes_rescoring_free_across_tasks(data_file: Path, 
     """What gives the per-(instruction, position, example, scorer) cache: the request cache."""
     inner = FakeLLM(fn=scorer_reply)
     store = RequestCache(tmp_path / "requests.sqlite")
-    first = make_task(dataset=f"jsonl:{data_file}", scorer=CachedLLM(inner, store))
+    first = create(dataset=f"jsonl:{data_file}", scorer=CachedLLM(inner, store))
     s1 = await first.ascore([Candidate("Add carefully.")])
     assert len(inner.calls) == 10
 
-    resumed = make_task(dataset=f"jsonl:{data_file}", scorer=CachedLLM(inner, store))  # a new process, say
+    resumed = create(dataset=f"jsonl:{data_file}", scorer=CachedLLM(inner, store))  # a new process, say
     s2 = await resumed.ascore([Candidate("Add carefully.")])
     assert len(inner.calls) == 10 and s2 == s1  # 0 backend calls
 
-    moved = make_task(dataset=f"jsonl:{data_file}", position="Q_end", scorer=CachedLLM(inner, store))
+    moved = create(dataset=f"jsonl:{data_file}", position="Q_end", scorer=CachedLLM(inner, store))
     await moved.ascore([Candidate("Add carefully.")])
     assert len(inner.calls) == 20  # another position is another request
 
     other_model = FakeLLM(fn=scorer_reply, name="other-scorer")
-    await make_task(dataset=f"jsonl:{data_file}", scorer=CachedLLM(other_model, store)).ascore(
+    await create(dataset=f"jsonl:{data_file}", scorer=CachedLLM(other_model, store)).ascore(
         [Candidate("Add carefully.")]
     )
     assert len(other_model.calls) == 10  # another scorer is another cache entry
@@ -391,7 +391,7 @@ async def test_request_cache_makes_rescoring_free_across_tasks(data_file: Path, 
 
 def test_scorer_given_as_a_spec(data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
-    t = make_task(dataset=f"jsonl:{data_file}", scorer="fake:The answer is 0.")
+    t = create(dataset=f"jsonl:{data_file}", scorer="fake:The answer is 0.")
     assert t.scorer.name == "fake:The answer is 0."  # built on first use, with the request cache
     assert isinstance(t.scorer, CachedLLM)
     scored = asyncio.run(t.ascore([Candidate("x")]))
@@ -410,13 +410,13 @@ async def test_select_on_validation_keeps_given_order_on_ties(task: InstructionT
 
 
 def test_select_without_validation_keeps_the_first(data_file: Path, fake: FakeLLM) -> None:
-    t = make_task(dataset=f"jsonl:{data_file}", scorer=fake, num_val=0)
+    t = create(dataset=f"jsonl:{data_file}", scorer=fake, num_val=0)
     assert t.select_on_validation(["Guess.", "Add carefully."]).best.text == "Guess."
 
 
 def test_final_report_tests_the_validation_pick_against_baselines(data_file: Path) -> None:
     fake = BatchCountingFake(fn=scorer_reply)
-    t = make_task(dataset=f"jsonl:{data_file}", scorer=fake, num_test=20)
+    t = create(dataset=f"jsonl:{data_file}", scorer=fake, num_test=20)
     # Score both, then report with the worse one as the loop's best: validation overrules it.
     asyncio.run(t.ascore([Candidate("Keep it even."), Candidate("Add carefully.")]))
     fake.batches.clear()
@@ -437,7 +437,7 @@ def test_final_report_tests_the_validation_pick_against_baselines(data_file: Pat
 
 
 def test_final_report_without_shortlist_keeps_best(data_file: Path) -> None:
-    t = make_task(dataset=f"jsonl:{data_file}", scorer=FakeLLM(fn=scorer_reply), num_test=5, val_top_k=1)
+    t = create(dataset=f"jsonl:{data_file}", scorer=FakeLLM(fn=scorer_reply), num_test=5, val_top_k=1)
     report = t.final_report(Candidate("Add carefully."))
     assert report["selected_by"] == "training score" and "validation" not in report
     assert set(report["test"]) == {"best", "empty", "step_by_step", "solve"}

@@ -6,7 +6,7 @@ Its score is the scorer LLM's accuracy (0–100) on a seeded train subset, with 
 placed at ``Q_begin``, ``Q_end``, ``A_begin`` or as the ``system`` message
 (:mod:`promptopt.prompting`, the same placement ``AlignedLLM`` uses when deploying it).
 
-API for the OPRO loop (``make_task(...)`` is registered as task ``instructions``)::
+API for the OPRO loop (``create(...)`` is registered as task ``instructions``)::
 
     task = create(dataset="bbh:navigate", data_dir=..., position="Q_begin", scorer=llm)
     task.describe()                     # TaskDescription in the meta_prompt variant (chat|bracket)
@@ -623,7 +623,7 @@ class InstructionTask:
         return dict(self._options)
 
 
-def make_task(
+def create(
     dataset: str = "gsm8k",
     data_dir: str | None = None,
     position: str = "Q_begin",
