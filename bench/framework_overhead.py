@@ -33,7 +33,7 @@ from promptopt.llm.factory import build_llm
 from promptopt.llm.fake import FakeLLM
 from promptopt.llm.registry import create_backend
 from promptopt.optimizers.opro.optimizer import OPRO
-from promptopt.tasks.linear_regression import make_task
+from promptopt.tasks.linear_regression import LinearRegressionTask as make_task
 
 BENCH = "framework_overhead"
 

@@ -48,8 +48,8 @@ PROBLEMS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 def make(problem: str, opts: dict[str, Any], seed: int) -> Any:
     if problem == "linear-regression":
-        return linear_regression.make_task(seed=seed, **opts)
-    return tsp.make_task(seed=seed, **opts)
+        return linear_regression.LinearRegressionTask(seed=seed, **opts)
+    return tsp.TSPTask(seed=seed, **opts)
 
 
 def one(

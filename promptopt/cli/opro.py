@@ -1,73 +1,31 @@
 """`promptopt opro`: run OPRO on a task (`run`) and turn a run directory into a report (`report`).
 
-Only parsing and printing live here: the loop is :class:`promptopt.optimizers.opro.optimizer.OPRO`, which
-reports progress through a callback that this module draws with rich.
+Only parsing and printing live here: the loop is :class:`promptopt.optimizers.opro.optimizer.OPRO`
+(``OPRO.reopen`` for ``--resume``), typed task options come from
+:func:`promptopt.tasks.base.TaskEntry.build`, and each task summarises its own final report.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import inspect
-import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from promptopt.cli.common import DEFAULT_MODEL, console, err_console, load_config_file, open_model, positive
-from promptopt.errors import ConfigError, RunDirError
+from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM, Request
 from promptopt.llm.budget import Budget, project
+from promptopt.optimizers.base import Result
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
-from promptopt.runs import CONFIG_FILE, Run, StopFlag
-from promptopt.tasks.base import Task, get_task_entry
+from promptopt.runs import Run, StopFlag
+from promptopt.tasks.base import Task, get_task_entry, summary_lines
 
 app = typer.Typer(
     help="OPRO: an optimizer LLM proposes solutions from past scored ones.", no_args_is_help=True
 )
-
-# --------------------------------------------------------------------------- task options
-
-
-def _factory_params(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
-    return {
-        p.name: p
-        for p in inspect.signature(factory).parameters.values()
-        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-    }
-
-
-def _convert(name: str, value: Any, param: inspect.Parameter) -> Any:
-    """A string from ``--task-option`` turned into the type the factory declares (or its
-    default's type); values from typed flags and JSON config files pass through."""
-    if not isinstance(value, str):
-        return value
-    ann = param.annotation
-    ann_text = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
-    kinds = [k.strip() for k in str(ann_text).split("|")] if ann is not inspect.Parameter.empty else []
-    if not kinds and param.default is not inspect.Parameter.empty and param.default is not None:
-        kinds = [type(param.default).__name__]
-    if value.strip().lower() in ("none", "null") and ("None" in kinds or param.default is None):
-        return None
-    for kind in kinds:
-        try:
-            if kind == "int":
-                return int(value)
-            if kind == "float":
-                return float(value)
-            if kind == "bool":
-                low = value.strip().lower()
-                if low in ("1", "true", "yes", "on"):
-                    return True
-                if low in ("0", "false", "no", "off"):
-                    return False
-        except ValueError:
-            continue
-    if kinds and all(k in ("int", "float", "bool") for k in kinds):
-        raise ConfigError(f"task option {name}={value!r} is not a valid {' or '.join(kinds)}")
-    return value
 
 
 def _parse_task_options(pairs: list[str]) -> dict[str, str]:
@@ -81,103 +39,7 @@ def _parse_task_options(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def build_task(
-    name: str, options: dict[str, Any], *, scorer_spec: str | None, budget: Budget | None, seed: int
-) -> tuple[Task, str | None]:
-    """Build a registered task from options, checked against its factory's signature.
-
-    Returns the task and the scorer spec used (None when the task takes no scorer). ``seed`` is
-    passed when the factory takes one and the options do not set it.
-    """
-    entry = get_task_entry(name)
-    params = _factory_params(entry.factory)
-    unknown = sorted(set(options) - set(params) - {"scorer"})
-    if unknown:
-        known = ", ".join(p for p in params if p != "scorer") or "none"
-        raise ConfigError(f"task {name!r} has no option(s) {', '.join(unknown)}; its options: {known}")
-    if "scorer" in options:
-        raise ConfigError("give the scorer with --scorer-model, not as a task option")
-    kwargs = {k: _convert(k, v, params[k]) for k, v in options.items()}
-    if "seed" in params and "seed" not in kwargs:
-        kwargs["seed"] = seed
-    used_scorer: str | None = None
-    if "scorer" in params:
-        used_scorer = scorer_spec or DEFAULT_MODEL
-        kwargs["scorer"] = open_model(used_scorer, budget=budget, cache_policy="deterministic")
-    elif scorer_spec is not None:
-        raise ConfigError(f"task {name!r} does not use a scorer model; drop --scorer-model")
-    try:
-        task = entry.factory(**kwargs)
-    except TypeError as exc:  # a wrongly typed option that the factory did not check itself
-        raise ConfigError(f"bad option for task {name!r}: {exc}") from None
-    return task, used_scorer
-
-
 # --------------------------------------------------------------------------- printing
-
-
-def _fmt_num(v: Any) -> str:
-    if isinstance(v, float):
-        return str(int(v)) if v.is_integer() else f"{v:.2f}"
-    return str(v)
-
-
-def _summary_tsp(report: dict[str, Any]) -> list[str]:
-    best, opt = report["best"], report["optimum"]
-    ref = "optimum" if opt["exact"] else "lower bound"
-    lines = [
-        f"tour: {','.join(map(str, best['tour']))}",
-        f"length: {best['length']:.2f}   gap to {ref}: {best['gap_percent']:.2f}%",
-        f"{ref} ({opt['method']}): {opt['length' if opt['exact'] else 'bound']:.2f}",
-    ]
-    for name, b in report["baselines"].items():
-        lines.append(f"baseline {name}: {b['length']:.2f} (gap {b['gap_percent']:.2f}%)")
-    return lines
-
-
-def _summary_linreg(report: dict[str, Any]) -> list[str]:
-    b, o = report["best"], report["optimum"]
-    return [
-        f"best pair: [{_fmt_num(b['w'])}, {_fmt_num(b['b'])}]  loss {b['loss']:.2f}",
-        f"optimum on the grid: [{_fmt_num(o['w'])}, {_fmt_num(o['b'])}]  loss {o['loss']:.2f}"
-        f"  (true w, b = {_fmt_num(report['w_true'])}, {_fmt_num(report['b_true'])})",
-        f"reached the optimum: {'yes' if report['reached_optimum'] else 'no'}",
-    ]
-
-
-def _summary_generic(report: dict[str, Any], prefix: str = "") -> list[str]:
-    lines: list[str] = []
-    for k, v in report.items():
-        if isinstance(v, dict):
-            lines.extend(_summary_generic(v, f"{prefix}{k}."))
-        elif isinstance(v, list) and len(v) > 12:
-            continue
-        else:
-            lines.append(f"{prefix}{k}: {_fmt_num(v)}")
-    return lines
-
-
-def _summary_instructions(report: dict[str, Any]) -> list[str]:
-    lines = [
-        f"instruction ({report.get('selected_by', 'training score')}): {report.get('instruction')!r}",
-        f"dataset: {report.get('dataset')}  position: {report.get('position')}  scorer: {report.get('scorer')}",
-    ]
-    for name, row in (report.get("test") or {}).items():
-        if isinstance(row, dict):
-            lines.append(
-                f"held-out test accuracy, {name}: {_fmt_num(row.get('accuracy'))} "
-                f"({row.get('correct')}/{row.get('total')}, failed {row.get('failed')})"
-            )
-    lines.append(f"best minus best baseline: {_fmt_num(report.get('best_minus_best_baseline'))}")
-    return lines
-
-
-#: task name → how its final report is summarised (others: flattened key: value lines)
-SUMMARIES: dict[str, Callable[[dict[str, Any]], list[str]]] = {
-    "tsp": _summary_tsp,
-    "linear-regression": _summary_linreg,
-    "instructions": _summary_instructions,
-}
 
 
 class _Progress:
@@ -249,6 +111,102 @@ def _merge(flag: Any, cfg: dict[str, Any], key: str, default: Any = None) -> Any
     return flag if flag is not None else cfg.get(key, default)
 
 
+def _budget(cfg: dict[str, Any], calls: int | None, tokens: int | None, dollars: float | None) -> Budget:
+    dollars = _merge(dollars, cfg, "budget_dollars")
+    if dollars is not None and dollars < 0:
+        raise ConfigError("--budget-dollars must be >= 0")
+    return Budget(
+        max_calls=positive("--budget-calls", _merge(calls, cfg, "budget_calls")),
+        max_tokens=positive("--budget-tokens", _merge(tokens, cfg, "budget_tokens")),
+        max_dollars=dollars,
+    )
+
+
+def _start(
+    flags: dict[str, Any], cfg: dict[str, Any], task_opts: dict[str, Any], budget: Budget, overwrite: bool
+) -> tuple[OPRO, Task, LLM, Run]:
+    """A new run: the task from config file + flags, the models, the run directory."""
+    task_name = _merge(flags["task"], cfg, "task")
+    if not task_name:
+        raise ConfigError("--task is required (see `promptopt tasks list`)")
+    cfg_opts = cfg.get("task_options", {}) or {}
+    if not isinstance(cfg_opts, dict):
+        raise ConfigError("task_options in the config file must be a JSON object")
+    seed = int(_merge(flags["seed"], cfg, "seed", 0))
+    entry = get_task_entry(task_name)
+    options = {**cfg_opts, **task_opts}
+    entry.check(options)
+    scorer_spec = _merge(flags["scorer_model"], cfg, "scorer_model")
+    if scorer_spec is not None and not entry.uses_scorer:
+        raise ConfigError(f"task {task_name!r} does not use a scorer model; drop --scorer-model")
+    scorer_spec = (scorer_spec or DEFAULT_MODEL) if entry.uses_scorer else None
+    scorer = open_model(scorer_spec, budget=budget, cache_policy="deterministic") if scorer_spec else None
+    task = entry.build(options, scorer=scorer, seed=seed)
+    names = {"exemplars": "num_exemplars"}
+    opro = OPRO(seed=seed, **{names.get(k, k): _merge(flags[k], cfg, k) for k in _OPRO_FLAGS})
+    opro.params(task)  # validate before anything is written
+    opt_spec = _merge(flags["optimizer_model"], cfg, "optimizer_model", DEFAULT_MODEL)
+    # the optimizer samples at temperature 1 with per-proposal seeds: caching them all makes a
+    # resumed or repeated run replay for free
+    optimizer = open_model(opt_spec, budget=budget, cache_policy="all")
+    run_config = opro.run_config(
+        task, optimizer_model=opt_spec, scorer_model=scorer_spec, budget=budget.limits()
+    )
+    run = Run.create(flags["run_dir"] or _default_run_dir(task_name), run_config, overwrite=overwrite)
+    return opro, task, optimizer, run
+
+
+def _continue(
+    flags: dict[str, Any], task_opts: dict[str, Any], budget: Budget
+) -> tuple[OPRO, Task, LLM, Run]:
+    """``--resume``: the library rebuilds everything from the run directory and checks the flags."""
+    if flags["run_dir"] is None:
+        raise ConfigError("--resume needs --run-dir DIR")
+    if task_opts:
+        raise ConfigError("task options cannot change on --resume")
+    names = {"exemplars": "num_exemplars"}
+    opro = OPRO(seed=flags["seed"], **{names.get(k, k): flags[k] for k in _OPRO_FLAGS})
+    r = opro.reopen(
+        flags["run_dir"],
+        task=flags["task"],
+        llm=flags["optimizer_model"],
+        scorer=flags["scorer_model"],
+        budget=budget if budget.has_limits() else None,  # no budget flag: the run's limits
+    )
+    err_console().print(f"resuming {r.run.path} ({len(r.run.records)} journal records)")
+    return r.opro, r.task, r.llm, r.run
+
+
+#: flags that are OPRO parameters (also keys of a --config file)
+_OPRO_FLAGS = ("steps", "per_step", "top_k", "exemplars", "temperature", "max_tokens", "patience")
+
+
+def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
+    out = console()
+    out.print(
+        f"stopped: {result.stop_reason} ({result.report.get('stop_detail', '')}) after {result.steps} steps"
+    )
+    out.print(f"best: {result.best}")
+    out.print(f"best score: {result.best_score}")
+    task_report = result.report.get("task")
+    if isinstance(task_report, dict):
+        for line in summary_lines(task, task_report):
+            out.print(line)
+    search = result.report.get("search", {})
+    to_opt = search.get("steps_to_optimum")
+    out.print(
+        f"unique solutions scored: {search.get('unique_scored')}  "
+        f"steps to optimum: {'not reached' if to_opt is None else to_opt}"
+    )
+    u = result.usage
+    hits = getattr(optimizer, "hits", 0)
+    out.print(
+        f"usage: {u.get('calls', 0)} calls, {u.get('prompt_tokens', 0) + u.get('completion_tokens', 0)} tokens"
+        + (f" ({hits} optimizer requests answered from the cache)" if hits else "")
+    )
+    out.print(f"run directory: {run.path}")
+
+
 @app.command("run")
 def run_command(
     task: str | None = typer.Option(None, "--task", help="Task name (see `promptopt tasks list`)."),
@@ -301,173 +259,29 @@ def run_command(
     ),
 ) -> None:
     """Run OPRO on a task; prints the best solution and where the run directory is."""
+    flags = dict(locals())
     cfg = load_config_file(config)
     for name, value in (("--steps", steps), ("--per-step", per_step), ("--max-tokens", max_tokens)):
         positive(name, value)
     positive("--patience", patience)
-    dollars = _merge(budget_dollars, cfg, "budget_dollars")
-    if dollars is not None and dollars < 0:
-        raise ConfigError("--budget-dollars must be >= 0")
-    budget = Budget(
-        max_calls=positive("--budget-calls", _merge(budget_calls, cfg, "budget_calls")),
-        max_tokens=positive("--budget-tokens", _merge(budget_tokens, cfg, "budget_tokens")),
-        max_dollars=dollars,
-    )
-
-    flag_opts = {
-        opt: v
-        for opt, v in (
-            ("n", n),
-            ("w_true", w_true),
-            ("b_true", b_true),
-            ("dataset", dataset),
-            ("data_dir", data_dir),
-            ("position", position),
-            ("train_ratio", train_ratio),
-        )
-        if v is not None
-    }
-    cli_task_opts = {**_parse_task_options(task_option), **flag_opts}
-    cfg_task_opts = cfg.get("task_options", {}) or {}
-    if not isinstance(cfg_task_opts, dict):
-        raise ConfigError("task_options in the config file must be a JSON object")
-
+    budget = _budget(cfg, budget_calls, budget_tokens, budget_dollars)
+    typed = {k: flags[k] for k in ("n", "w_true", "b_true", "dataset", "data_dir", "position", "train_ratio")}
+    task_opts = {**_parse_task_options(task_option), **{k: v for k, v in typed.items() if v is not None}}
     if resume:
-        if run_dir is None:
-            raise ConfigError("--resume needs --run-dir DIR")
-        if not (run_dir / CONFIG_FILE).exists():
-            raise RunDirError(f"{run_dir} is not a run directory (no {CONFIG_FILE}); nothing to resume")
-        try:
-            saved = json.loads((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunDirError(f"{run_dir / CONFIG_FILE} is unreadable: {exc}") from None
-        if saved.get("kind") != "opro":
-            raise RunDirError(f"{run_dir} does not hold an OPRO run")
-        for label, given, key in (
-            ("--task", task, "task"),
-            ("--optimizer-model", optimizer_model, "optimizer_model"),
-            ("--scorer-model", scorer_model, "scorer_model"),
-            ("--seed", seed, "seed"),
-        ):
-            if given is not None and given != saved.get(key):
-                raise ConfigError(
-                    f"{label} {given!r} differs from the run's {saved.get(key)!r}; resume keeps it"
-                )
-        if cli_task_opts:
-            raise ConfigError("task options cannot change on --resume")
-        task_name = saved["task"]
-        run_seed = int(saved.get("seed", 0))
-        task_obj, scorer_used = build_task(
-            task_name,
-            dict(saved.get("task_config", {})),
-            scorer_spec=saved.get("scorer_model"),
-            budget=budget,
-            seed=run_seed,
-        )
-        params = dict(saved.get("opro", {}))
-        for key, value in (("steps", steps), ("patience", patience)):
-            if value is not None:
-                params[key] = value
-        opt_spec = saved.get("optimizer_model") or DEFAULT_MODEL
-        if budget.max_calls is None and budget.max_tokens is None and budget.max_dollars is None:
-            saved_budget = saved.get("budget", {}) or {}
-            budget.max_calls = saved_budget.get("max_calls")
-            budget.max_tokens = saved_budget.get("max_tokens")
-            budget.max_dollars = saved_budget.get("max_dollars")
+        opro, task_obj, optimizer, run = _continue(flags, task_opts, budget)
     else:
-        task_name = _merge(task, cfg, "task")
-        if not task_name:
-            raise ConfigError("--task is required (see `promptopt tasks list`)")
-        run_seed = int(_merge(seed, cfg, "seed", 0))
-        options = {**cfg_task_opts, **cli_task_opts}
-        task_obj, scorer_used = build_task(
-            task_name,
-            options,
-            scorer_spec=_merge(scorer_model, cfg, "scorer_model"),
-            budget=budget,
-            seed=run_seed,
-        )
-        params = {
-            "steps": _merge(steps, cfg, "steps"),
-            "per_step": _merge(per_step, cfg, "per_step"),
-            "top_k": _merge(top_k, cfg, "top_k"),
-            "num_exemplars": _merge(exemplars, cfg, "exemplars"),
-            "temperature": _merge(temperature, cfg, "temperature", 1.0),
-            "max_tokens": _merge(max_tokens, cfg, "max_tokens", 1024),
-            "patience": _merge(patience, cfg, "patience"),
-            "seed": run_seed,
-        }
-        opt_spec = _merge(optimizer_model, cfg, "optimizer_model", DEFAULT_MODEL)
-
-    opro = OPRO(
-        steps=params.get("steps"),
-        per_step=params.get("per_step"),
-        top_k=params.get("top_k"),
-        num_exemplars=params.get("num_exemplars"),
-        temperature=float(params.get("temperature", 1.0)),
-        max_tokens=int(params.get("max_tokens", 1024)),
-        patience=params.get("patience"),
-        seed=run_seed,
-        stop_at_optimum=bool(params.get("stop_at_optimum", True)),
-    )
+        opro, task_obj, optimizer, run = _start(flags, cfg, task_opts, budget, overwrite)
     resolved = opro.params(task_obj)
-    # the optimizer samples at temperature 1 with per-proposal seeds: caching them all makes a
-    # resumed or repeated run replay for free
-    optimizer = open_model(opt_spec, budget=budget, cache_policy="all")
-
-    err = err_console()
-    if resume:
-        run = Run.resume(run_dir)  # type: ignore[arg-type]
-        err.print(f"resuming {run.path} ({len(run.records)} journal records)")
-    else:
-        path = run_dir or _default_run_dir(task_name)
-        run = Run.create(
-            path,
-            opro.run_config(
-                task_obj,
-                optimizer_model=opt_spec,
-                scorer_model=scorer_used,
-                budget=budget.limits(),
-            ),
-            overwrite=overwrite,
-        )
-    err.print(_projection_line(resolved, task_obj, optimizer, budget))
+    err_console().print(_projection_line(resolved, task_obj, optimizer, budget))
     flag = StopFlag()
     try:
-        with flag.handle_sigint(), _Progress(task_name, resolved["steps"], optimizer) as progress:
+        with flag.handle_sigint(), _Progress(task_obj.name, resolved["steps"], optimizer) as progress:
             result = opro.optimize(
                 task_obj, llm=optimizer, budget=budget, run=run, stop_flag=flag, progress=progress
             )
     finally:
         run.close()
-
-    out = console()
-    out.print(
-        f"stopped: {result.stop_reason} ({result.report.get('stop_detail', '')}) after {result.steps} steps"
-    )
-    out.print(f"best: {result.best}")
-    out.print(f"best score: {result.best_score}")
-    task_report = result.report.get("task")
-    if isinstance(task_report, dict):
-        try:
-            lines = SUMMARIES.get(task_name, _summary_generic)(task_report)
-        except (KeyError, TypeError, ValueError):  # a report of another shape: show it plainly
-            lines = _summary_generic(task_report)
-        for line in lines:
-            out.print(line)
-    search = result.report.get("search", {})
-    to_opt = search.get("steps_to_optimum")
-    out.print(
-        f"unique solutions scored: {search.get('unique_scored')}  "
-        f"steps to optimum: {'not reached' if to_opt is None else to_opt}"
-    )
-    u = result.usage
-    hits = getattr(optimizer, "hits", 0)
-    out.print(
-        f"usage: {u.get('calls', 0)} calls, {u.get('prompt_tokens', 0) + u.get('completion_tokens', 0)} tokens"
-        + (f" ({hits} optimizer requests answered from the cache)" if hits else "")
-    )
-    out.print(f"run directory: {run.path}")
+    _print_result(result, task_obj, optimizer, run)
 
 
 @app.command("report")

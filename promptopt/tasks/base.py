@@ -200,17 +200,24 @@ class TaskEntry:
             return None
         return ret if isinstance(ret, type) else None
 
-    def build(self, options: Mapping[str, Any], *, scorer: Any = None, seed: int | None = None) -> Task:
-        """The task built from ``options`` (strings converted to the declared types, see
-        :func:`convert_option`). ``scorer`` (an LLM) is passed when the factory takes one;
-        ``seed`` when it takes one and ``options`` does not set it."""
+    def check(self, options: Mapping[str, Any]) -> dict[str, inspect.Parameter]:
+        """Refuse options the factory does not take (before anything expensive is built)."""
         params = self.parameters()
         unknown = sorted(set(options) - set(params) - {"scorer"})
         if unknown:
             known = ", ".join(p for p in params if p != "scorer") or "none"
-            raise ConfigError(f"task {self.name!r} has no option(s) {', '.join(unknown)}; its options: {known}")
+            raise ConfigError(
+                f"task {self.name!r} has no option(s) {', '.join(unknown)}; its options: {known}"
+            )
         if "scorer" in options:
             raise ConfigError("the scorer is not a task option; give the scorer model separately")
+        return params
+
+    def build(self, options: Mapping[str, Any], *, scorer: Any = None, seed: int | None = None) -> Task:
+        """The task built from ``options`` (strings converted to the declared types, see
+        :func:`convert_option`). ``scorer`` (an LLM) is passed when the factory takes one;
+        ``seed`` when it takes one and ``options`` does not set it."""
+        params = self.check(options)
         kwargs = {k: convert_option(k, v, params[k]) for k, v in options.items()}
         if "seed" in params and "seed" not in kwargs and seed is not None:
             kwargs["seed"] = seed
@@ -330,7 +337,25 @@ def report_hooks(task: Any) -> Any:
         return None
 
 
-def _fmt(v: Any) -> str:
+def pyplot() -> Any:
+    """matplotlib's pyplot drawing to files only (no display needed), for ``plots`` hooks; a missing
+    matplotlib is one line naming the ``plot`` extra."""
+    from promptopt.extras import require
+
+    matplotlib = require("matplotlib", "plot")
+    matplotlib.use("Agg")
+    return require("matplotlib.pyplot", "plot")
+
+
+def number(v: Any) -> str:
+    """A number for report tables: 4 significant digits, ``—`` for missing."""
+    if isinstance(v, float):
+        return "nan" if v != v else (f"{v:.4g}" if abs(v) < 1e4 else f"{v:.1f}")
+    return "—" if v is None else str(v)
+
+
+def short_number(v: Any) -> str:
+    """A number for one-line summaries: an integer when it is one, else 2 decimals."""
     if isinstance(v, float):
         return str(int(v)) if v.is_integer() else f"{v:.2f}"
     return str(v)
@@ -343,7 +368,7 @@ def generic_summary(report: Mapping[str, Any], prefix: str = "") -> list[str]:
         if isinstance(v, Mapping):
             lines.extend(generic_summary(v, f"{prefix}{k}."))
         elif not (isinstance(v, list) and len(v) > 12):
-            lines.append(f"{prefix}{k}: {_fmt(v)}")
+            lines.append(f"{prefix}{k}: {short_number(v)}")
     return lines
 
 
@@ -369,13 +394,15 @@ def report_section(task: Any, report: Mapping[str, Any], search: Mapping[str, An
             pass
     lines = []
     for k, v in report.items():
-        text = json.dumps(v, default=str) if isinstance(v, list | dict) else _fmt(v)
+        text = json.dumps(v, default=str) if isinstance(v, list | dict) else number(v)
         if not (isinstance(v, list | dict) and len(text) > 300):
             lines.append(f"- **{k}**: {text}")
     return lines
 
 
-def task_plots(task: Any, history: Sequence[Any], report: Mapping[str, Any], out_dir: Path) -> list[tuple[str, Path]]:
+def task_plots(
+    task: Any, history: Sequence[Any], report: Mapping[str, Any], out_dir: Path
+) -> list[tuple[str, Path]]:
     """The task's own plots (``plots`` hook), ``[]`` without one."""
     hook = getattr(report_hooks(task), "plots", None)
     return list(hook(history, report, Path(out_dir))) if callable(hook) else []

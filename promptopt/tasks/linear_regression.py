@@ -214,10 +214,86 @@ class LinearRegressionTask:
             "seed": self.seed,
         }
 
+    # -- report hooks (see promptopt.tasks.base): called on the class, from a run's files only
+    @staticmethod
+    def summary(report: dict[str, Any]) -> list[str]:
+        from promptopt.tasks.base import short_number as n
 
-#: The registered factory is the class itself: its constructor's keyword options are the task's
-#: options (what `promptopt tasks list` shows), so each default is written once.
-make_task = LinearRegressionTask
+        b, o = report["best"], report["optimum"]
+        return [
+            f"best pair: [{n(b['w'])}, {n(b['b'])}]  loss {b['loss']:.2f}",
+            f"optimum on the grid: [{n(o['w'])}, {n(o['b'])}]  loss {o['loss']:.2f}"
+            f"  (true w, b = {n(report['w_true'])}, {n(report['b_true'])})",
+            f"reached the optimum: {'yes' if report['reached_optimum'] else 'no'}",
+        ]
+
+    @staticmethod
+    def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
+        from promptopt.tasks.base import number as n
+
+        b, o, ls = report["best"], report["optimum"], report["least_squares"]
+        return [
+            f"True (w, b) = ({n(report['w_true'])}, {n(report['b_true'])}); loss there {report['loss_at_true']:.2f}.",
+            "",
+            "| | w | b | loss |",
+            "|---|---|---|---|",
+            f"| OPRO best | {n(b['w'])} | {n(b['b'])} | {b['loss']:.2f} |",
+            f"| grid optimum | {n(o['w'])} | {n(o['b'])} | {o['loss']:.2f} |",
+            f"| least squares (continuous) | {ls['w']:.3f} | {ls['b']:.3f} | {ls['loss']:.2f} |",
+            "",
+            f"Steps to reach the optimum: {n(search.get('steps_to_optimum'))}; "
+            f"unique pairs explored (incl. the starting ones): {n(search.get('unique_scored'))}.",
+        ]
+
+    @staticmethod
+    def plots(history: Sequence[Any], report: dict[str, Any], out_dir: Any) -> list[tuple[str, Any]]:
+        """Every (w, b) explored coloured by step, the best-so-far path, the true pair and the
+        grid optimum (those two only once the run has a final report)."""
+        from promptopt.tasks.base import pyplot
+
+        pts = [(t.step, t.info["w"], t.info["b"], t.score) for t in history
+               if t.score is not None and "w" in t.info and "b" in t.info]  # fmt: skip
+        if not pts:
+            return []
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(6.5, 5))
+        sc = ax.scatter(
+            [p[1] for p in pts], [p[2] for p in pts], c=[p[0] for p in pts], cmap="viridis", s=22, alpha=0.8
+        )
+        fig.colorbar(sc, ax=ax, label="step")
+        path_wb: list[tuple[float, float]] = []  # the best pair at the end of each step
+        best: tuple[float, float, float] | None = None
+        for step in sorted({p[0] for p in pts}):
+            for _, w, b, s in (p for p in pts if p[0] == step):
+                if best is None or s < best[2]:
+                    best = (w, b, s)
+            if best is not None and (not path_wb or path_wb[-1] != best[:2]):
+                path_wb.append(best[:2])
+        ax.plot(
+            [p[0] for p in path_wb],
+            [p[1] for p in path_wb],
+            "-o",
+            color="C3",
+            ms=4,
+            lw=1.5,
+            label="best-so-far path",
+        )
+        if report:
+            ax.scatter([report["w_true"]], [report["b_true"]], marker="*", s=220, color="gold", edgecolor="k",
+                       zorder=4, label="true (w, b)")  # fmt: skip
+            o = report.get("optimum", {})
+            if o:
+                ax.scatter([o["w"]], [o["b"]], marker="x", s=90, color="k", zorder=5, label="grid optimum")
+        ax.set_xlabel("w")
+        ax.set_ylabel("b")
+        ax.set_title("Linear regression: (w, b) explored")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / "linreg_path.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return [("Path through (w, b)", path)]
 
 
 def random_search(

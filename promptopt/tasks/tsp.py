@@ -39,7 +39,14 @@ class TSPTask:
     direction = "min"
     #: the reference's settings for TSP (opro/optimization/optimize_tsp.py: num_steps = 500,
     #: max_num_pairs = 10 past traces in the meta-prompt, num_decode_per_step = 8 proposals)
-    opro_defaults: dict[str, Any] = {"steps": 500, "top_k": 10, "per_step": 8, "num_exemplars": 0}
+    #: (and, as the reference does, ask again — up to 3 extra rounds — for traces that were not valid)
+    opro_defaults: dict[str, Any] = {
+        "steps": 500,
+        "top_k": 10,
+        "per_step": 8,
+        "num_exemplars": 0,
+        "max_reasks": 3,
+    }
 
     def __init__(
         self,
@@ -196,7 +203,67 @@ class TSPTask:
             "exact_time_limit": self.exact_time_limit,
         }
 
+    # -- report hooks (see promptopt.tasks.base): called on the class, from a run's files only
+    @staticmethod
+    def summary(report: dict[str, Any]) -> list[str]:
+        best, opt = report["best"], report["optimum"]
+        ref = "optimum" if opt["exact"] else "lower bound"
+        lines = [
+            f"tour: {','.join(map(str, best['tour']))}",
+            f"length: {best['length']:.2f}   gap to {ref}: {best['gap_percent']:.2f}%",
+            f"{ref} ({opt['method']}): {opt['length' if opt['exact'] else 'bound']:.2f}",
+        ]
+        for name, b in report["baselines"].items():
+            lines.append(f"baseline {name}: {b['length']:.2f} (gap {b['gap_percent']:.2f}%)")
+        return lines
 
-#: The registered factory is the class itself: its constructor's keyword options are the task's
-#: options (what `promptopt tasks list` shows), so each default is written once.
-make_task = TSPTask
+    @staticmethod
+    def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
+        opt = report["optimum"]
+        ref = "optimum" if opt["exact"] else "lower bound (MILP stopped at its time limit)"
+        rows = [
+            "| solution | length | gap |",
+            "|---|---|---|",
+            f"| OPRO best | {report['best']['length']:.2f} | {report['best']['gap_percent']:.2f}% |",
+        ]
+        for name, b in report["baselines"].items():
+            rows.append(f"| {name.replace('_', ' ')} | {b['length']:.2f} | {b['gap_percent']:.2f}% |")
+        shown = opt["length"] if opt["exact"] else opt["bound"]
+        rows.append(f"| {opt['method']} ({'exact' if opt['exact'] else 'bound'}) | {shown:.2f} | 0.00% |")
+        tour = ",".join(map(str, report["best"]["tour"]))
+        return [f"n = {report['n']}; gaps are relative to the {ref}.", "", f"Best tour: `{tour}`", "", *rows]
+
+    @staticmethod
+    def plots(history: Sequence[Any], report: dict[str, Any], out_dir: Any) -> list[tuple[str, Any]]:
+        """The best tour, the optimum dashed, the baselines' lengths in the legend (needs the
+        final report: nothing for a run that has not finished)."""
+        from promptopt.tasks.base import pyplot
+
+        pts, best = report.get("points"), report.get("best", {})
+        if not pts or not best.get("tour"):
+            return []
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(6, 6))
+        opt = report.get("optimum", {})
+        if opt.get("exact") and opt.get("tour"):
+            t = [*opt["tour"], opt["tour"][0]]
+            ax.plot([pts[i][0] for i in t], [pts[i][1] for i in t], "--", color="gray", lw=1.2,
+                    label=f"optimum {opt['length']:.1f} ({opt.get('method')})")  # fmt: skip
+        t = [*best["tour"], best["tour"][0]]
+        ax.plot([pts[i][0] for i in t], [pts[i][1] for i in t], "-", color="C0", lw=2,
+                label=f"OPRO best {best['length']:.1f}")  # fmt: skip
+        for name, b in report.get("baselines", {}).items():
+            ax.plot([], [], " ", label=f"{name.replace('_', ' ')}: {b['length']:.1f}")
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], color="k", zorder=3, s=18)
+        for i, (x, y) in enumerate(pts):
+            ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_title(
+            f"TSP, n = {report.get('n', len(pts))}: gap {best.get('gap_percent', float('nan')):.2f}%"
+        )
+        ax.legend(fontsize=8, loc="best")
+        ax.set_aspect("equal", adjustable="datalim")
+        fig.tight_layout()
+        path = out_dir / "tsp_tour.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return [("Best tour", path)]

@@ -15,7 +15,7 @@ import pytest
 from promptopt.llm.cache import CachedLLM, RequestCache
 from promptopt.llm.factory import build_llm
 from promptopt.tasks.base import Candidate
-from promptopt.tasks.instructions.task import make_task
+from promptopt.tasks.instructions.task import create as make_task
 
 pytestmark = pytest.mark.integration
 

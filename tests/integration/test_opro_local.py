@@ -91,7 +91,7 @@ def test_tsp_two_steps(local: CachedLLM, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not OPRO_DATA.is_dir(), reason="OPRO data files not present")
 def test_instructions_two_steps(local: CachedLLM, tmp_path: Path) -> None:
-    from promptopt.tasks.instructions.task import make_task
+    from promptopt.tasks.instructions.task import create as make_task
 
     task = make_task(
         dataset="bbh:navigate",

@@ -20,7 +20,7 @@ from promptopt.evaluators.judge import PairwiseJudge
 from promptopt.llm.openai_compat import from_spec
 from promptopt.optimizers.opro.optimizer import OPRO
 from promptopt.runs import JOURNAL_FILE, read_journal
-from promptopt.tasks.instructions.task import make_task
+from promptopt.tasks.instructions.task import create as make_task
 from tests.robustness.conftest import CountingLLM, request_key, write_qa_jsonl, write_testset_jsonl
 from tests.servers.fault_server import Fault, FaultServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt, normalise_proposal, top_k
 from promptopt.tasks.base import TaskDescription
-from promptopt.tasks.linear_regression import make_task as make_linreg
+from promptopt.tasks.linear_regression import LinearRegressionTask as make_linreg
 
 
 def _sols(*pairs: tuple[str, float]) -> list[PastSolution]:

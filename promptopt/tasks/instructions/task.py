@@ -622,6 +622,52 @@ class InstructionTask:
         """Options that rebuild this task (the scorer is passed again by the caller)."""
         return dict(self._options)
 
+    # -- report hooks (see promptopt.tasks.base): called on the class, from a run's files only
+    @staticmethod
+    def summary(report: dict[str, Any]) -> list[str]:
+        from promptopt.tasks.base import short_number as n
+
+        lines = [
+            f"instruction ({report.get('selected_by', 'training score')}): {report.get('instruction')!r}",
+            f"dataset: {report.get('dataset')}  position: {report.get('position')}  scorer: {report.get('scorer')}",
+        ]
+        for name, row in (report.get("test") or {}).items():
+            if isinstance(row, dict):
+                lines.append(
+                    f"held-out test accuracy, {name}: {n(row.get('accuracy'))} "
+                    f"({row.get('correct')}/{row.get('total')}, failed {row.get('failed')})"
+                )
+        lines.append(f"best minus best baseline: {n(report.get('best_minus_best_baseline'))}")
+        return lines
+
+    @staticmethod
+    def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
+        import json
+
+        from promptopt.tasks.base import number as n
+
+        if not isinstance(report.get("test"), dict):
+            raise KeyError("test")  # a report of another shape: the generic section
+        rows = ["| instruction | held-out test accuracy | correct / total |", "|---|---|---|"]
+        for name, row in report["test"].items():
+            text = str(row.get("instruction", "")).replace("|", "\\|").replace("\n", " ")
+            rows.append(
+                f"| {name}: `{text}` | {n(row.get('accuracy'))} | {row.get('correct')} / {row.get('total')} |"
+            )
+        rest = [
+            f"- **{k}**: {json.dumps(v, default=str) if isinstance(v, list | dict) else n(v)}"
+            for k, v in report.items()
+            if not (isinstance(v, list | dict) and len(json.dumps(v, default=str)) > 300)
+        ]
+        return [
+            f"Dataset {report.get('dataset')}, position {report.get('position')}, scorer `{report.get('scorer')}`; "
+            f"reported instruction selected by {report.get('selected_by')}.",
+            "",
+            *rows,
+            "",
+            *rest,
+        ]
+
 
 def create(
     dataset: str = "gsm8k",
