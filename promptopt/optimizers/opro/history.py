@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from promptopt.optimizers.base import Trial
 from promptopt.optimizers.opro.meta_prompt import PastSolution, normalise_proposal
-from promptopt.tasks.base import better
+from promptopt.tasks.base import Scored, better
 
 
 def _hash_int(*parts: object) -> int:
@@ -65,6 +65,16 @@ class History:
             if self.best is None or better(self.direction, t.score, self.best.score):  # type: ignore[arg-type]
                 self.best = t
 
+    def commit_step(self, step: int, trials: Sequence[Trial]) -> bool:
+        """Add a step's trials (in index order) and commit it; whether the best improved."""
+        before = self.best
+        for t in trials:
+            self.add(t)
+        after = self.best
+        improved = after is not None and (before is None or better(self.direction, after.score, before.score))  # type: ignore[arg-type]
+        self.commit(step, improved)
+        return improved
+
     def commit(self, step: int, improved: bool) -> None:
         self.step = step
         if step > 0:
@@ -106,6 +116,13 @@ def replay(records: Iterable[Mapping[str, Any]], direction: str = "min") -> Repl
     nxt = out.history.step + 1
     out.partial = sorted((t for t in pending if t.step == nxt), key=lambda t: t.index)
     return out
+
+
+def scored_trial(step: int, index: int, text: str, raw: str | None, s: Scored, status: str) -> Trial:
+    """The trial of a scored candidate (``failed`` when the scorer gave no score)."""
+    if s.score is None:
+        return Trial(step, index, "failed", text, None, s.error or "scoring failed", raw, dict(s.info))
+    return Trial(step, index, status, text, float(s.score), None, raw, dict(s.info))  # type: ignore[arg-type]
 
 
 def history_from_records(records: Iterable[Mapping[str, Any]]) -> list[Trial]:

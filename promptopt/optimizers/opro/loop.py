@@ -15,40 +15,27 @@ The loop never prints: it reports through a progress callback.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import (
-    LLM, BudgetExceededError, Completion, LLMAuthError, LLMConnectionError, LLMError, Request,
+    LLM,
+    BudgetExceededError,
+    Completion,
+    LLMAuthError,
+    LLMConnectionError,
+    LLMError,
+    Request,
     raise_if_unreachable,
 )  # fmt: skip
 from promptopt.llm.budget import Budget
 from promptopt.optimizers.base import LoopState, Result, StopCondition, Trial, first_stop
-from promptopt.optimizers.opro.history import derive_seed, kept, replay, step_rng
+from promptopt.optimizers.opro.history import derive_seed, kept, replay, scored_trial, step_rng
 from promptopt.optimizers.opro.meta_prompt import build_meta_prompt, normalise_proposal, top_k
-from promptopt.optimizers.opro.stats import make_result, ranked, result_json
+from promptopt.optimizers.opro.stats import ProgressEvent, ProgressFn, make_result, ranked, result_json
 from promptopt.runs import Run
-from promptopt.tasks.base import Candidate, Rejected, Scored, Task, better, final_report_async, task_optimum
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """What the loop reports to a progress callback (the CLI draws it; the loop never prints)."""
-
-    kind: str  # "step_started" | "step_done"
-    step: int
-    steps: int
-    best: str | None
-    best_score: float | None
-    usage: dict[str, Any]
-    kept: int = 0
-    dropped: int = 0
-    improved: bool = False
-
-
-ProgressFn = Callable[[ProgressEvent], None]
+from promptopt.tasks.base import Candidate, Rejected, Scored, Task, final_report_async, task_optimum
 
 
 class Aborted(Exception):
@@ -141,7 +128,9 @@ class Loop:
                     to_score.append((i, *verdict))
         await self._score_and_commit(step, trials, to_score, set(done), "scored", answers)
 
-    async def _propose(self, step: int, meta: str, indices: list[int], answers: dict[int, Any]) -> dict[int, Any]:
+    async def _propose(
+        self, step: int, meta: str, indices: list[int], answers: dict[int, Any]
+    ) -> dict[int, Any]:
         """Ask for the proposals ``indices`` of ``step`` (one concurrent batch)."""
         p = self.p
         requests = [
@@ -172,7 +161,9 @@ class Loop:
         key = normalise_proposal(parsed.text)
         first = self.hist.seen.get(key) or ((step, step_seen[key]) if key in step_seen else None)
         if first is not None:
-            return Trial(step, i, "duplicate", parsed.text, reason=f"same as step {first[0]} #{first[1]}", raw=raw)
+            return Trial(
+                step, i, "duplicate", parsed.text, reason=f"same as step {first[0]} #{first[1]}", raw=raw
+            )
         step_seen[key] = i
         self.candidates.setdefault(parsed.text, parsed)
         return parsed, raw
@@ -181,11 +172,9 @@ class Loop:
         self, step: int, trials: dict[int, Trial], to_score: list[tuple[int, Candidate, str | None]],
         reused: set[int], status: str, answers: dict[int, Any],
     ) -> None:  # fmt: skip
-        for (i, c, raw), s in zip(to_score, await self._score([c for _, c, _ in to_score], step, answers), strict=True):
-            if s.score is None:
-                trials[i] = Trial(step, i, "failed", c.text, None, s.error or "scoring failed", raw, dict(s.info))
-            else:
-                trials[i] = Trial(step, i, status, c.text, float(s.score), None, raw, dict(s.info))  # type: ignore[arg-type]
+        scores = await self._score([c for _, c, _ in to_score], step, answers)
+        for (i, c, raw), s in zip(to_score, scores, strict=True):
+            trials[i] = scored_trial(step, i, c.text, raw, s, status)
         await self._commit(step, trials, reused)
 
     async def _score(self, cands: list[Candidate], step: int, answers: dict[int, Any]) -> list[Scored]:
@@ -199,27 +188,24 @@ class Loop:
             self._record_abort(step, "unreachable", str(exc), answers)
             raise
         if len(scores) != len(cands):
-            raise ConfigError(f"task {self.task.name!r} returned {len(scores)} scores for {len(cands)} candidates")
+            raise ConfigError(
+                f"task {self.task.name!r} returned {len(scores)} scores for {len(cands)} candidates"
+            )
         return scores
 
     async def _commit(self, step: int, trials: dict[int, Trial], reused: set[int]) -> None:
-        before = self.hist.best
-        for i in sorted(trials):
-            if i not in reused:
-                self._record({"event": "trial", "trial": trials[i].to_json()})
-            self.hist.add(trials[i])
-        after = self.hist.best
-        improved = after is not None and (before is None or better(self.task.direction, after.score, before.score))  # type: ignore[arg-type]
-        self.hist.commit(step, improved)
-        self.partial = []
+        for i in sorted(set(trials) - reused):
+            self._record({"event": "trial", "trial": trials[i].to_json()})
+        improved = self.hist.commit_step(step, [trials[i] for i in sorted(trials)])
+        self.partial, after = [], self.hist.best
         n_kept = sum(1 for t in trials.values() if t.status in ("scored", "initial"))
         self._record({
             "event": "step_done", "step": step, "improved": improved,
             "best": after.text if after else None, "best_score": after.score if after else None,
             "kept": n_kept, "dropped": len(trials) - n_kept, "usage": self.budget.snapshot(), "time": time.time(),
         })  # fmt: skip
-        if improved and self.run is not None:
-            self.run.write_result(self._json(self._result("running", "")))
+        if improved:
+            self._write_result("running", "")
         self._emit("step_done", step, kept=n_kept, dropped=len(trials) - n_kept, improved=improved)
 
     # -- bookkeeping
@@ -261,19 +247,19 @@ class Loop:
                 c = self.candidates.setdefault(parsed.text, parsed)
         return c
 
-    def _result(self, code: str, detail: str, task_report: dict[str, Any] | None = None) -> Result:
-        return make_result(self.hist, code, detail, self.budget.snapshot(), task_optimum(self.task), task_report)
-
-    def _json(self, r: Result) -> dict[str, Any]:
-        return result_json(r, self.task.name, self.task.direction, self.p)
+    def _write_result(self, code: str, detail: str, task_report: dict[str, Any] | None = None) -> Result:
+        optimum = task_optimum(self.task)
+        result = make_result(self.hist, code, detail, self.budget.snapshot(), optimum, task_report)
+        if self.run is not None:
+            self.run.write_result(result_json(result, self.task.name, self.task.direction, self.p))
+        return result
 
     async def _finish(self, code: str, detail: str) -> Result:
         report = None
         best = self._candidate_of(self.hist.best) if self.hist.best is not None else None
         if best is not None:  # ranked comes from the history: a resumed run reports the same
-            report = await final_report_async(self.task, best, ranked(self.hist.trials, self.task.direction, self._candidate_of))
-        result = self._result(code, detail, report)
-        self._record({"event": "run_finished", "stop_reason": code, "detail": detail, "steps": result.steps})
-        if self.run is not None:
-            self.run.write_result(self._json(result))
-        return result
+            ranks = ranked(self.hist.trials, self.task.direction, self._candidate_of)
+            report = await final_report_async(self.task, best, ranks)
+        steps = max(self.hist.step, 0)
+        self._record({"event": "run_finished", "stop_reason": code, "detail": detail, "steps": steps})
+        return self._write_result(code, detail, report)

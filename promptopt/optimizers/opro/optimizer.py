@@ -38,7 +38,8 @@ from promptopt.optimizers.base import (
     StopFileCondition,
 )
 from promptopt.optimizers.opro.history import derive_seed, history_from_records, step_rng
-from promptopt.optimizers.opro.loop import Loop, ProgressEvent, ProgressFn
+from promptopt.optimizers.opro.loop import Loop
+from promptopt.optimizers.opro.stats import ProgressEvent, ProgressFn
 from promptopt.runs import CONFIG_FILE, Run, StopFlag
 from promptopt.tasks.base import (
     DEFAULT_SCORER,
@@ -140,7 +141,9 @@ class OPRO:
             **extra,
         }
 
-    def stop_conditions(self, p: Mapping[str, Any], task: Task, run: Run | None, flag: StopFlag | None) -> list[StopCondition]:
+    def stop_conditions(
+        self, p: Mapping[str, Any], task: Task, run: Run | None, flag: StopFlag | None
+    ) -> list[StopCondition]:
         """The conditions checked between steps, in order (see the module docstring)."""
         conds: list[StopCondition] = []
         optimum = task_optimum(task)
@@ -224,7 +227,9 @@ class OPRO:
         """Continue the run in ``run_dir`` with everything it recorded (see :meth:`reopen`)."""
         r = self.reopen(run_dir, task=task, llm=llm, scorer=scorer, budget=budget)
         try:
-            return r.opro.optimize(r.task, llm=r.llm, budget=r.budget, run=r.run, stop_flag=stop_flag, progress=progress)
+            return r.opro.optimize(
+                r.task, llm=r.llm, budget=r.budget, run=r.run, stop_flag=stop_flag, progress=progress
+            )
         finally:
             r.run.close()
 
@@ -250,7 +255,9 @@ class OPRO:
         for label, given, key in (("task", task, "task"), ("optimizer model", llm, "optimizer_model"),
                                   ("scorer model", scorer, "scorer_model")):  # fmt: skip
             if isinstance(given, str) and cfg.get(key) is not None and given != cfg[key]:
-                raise RunDirError(f"{label} {given!r} differs from the run's {cfg[key]!r}; a resumed run keeps it")
+                raise RunDirError(
+                    f"{label} {given!r} differs from the run's {cfg[key]!r}; a resumed run keeps it"
+                )
         budget = budget if budget is not None else Budget.from_limits(cfg.get("budget"))
         if not isinstance(task, str) and task is not None:
             task_obj = task
@@ -258,11 +265,21 @@ class OPRO:
             task_obj = _rebuild_task(cfg, scorer, budget)
         pinned = dataclasses.replace(self, **_without_none(self.params(task_obj, cfg)))
         check_run_config(cfg, task_obj.name, path)
-        opt = llm if llm is not None and not isinstance(llm, str) else _open_llm(cfg.get("optimizer_model") or DEFAULT_MODEL, budget)
+        opt = (
+            llm
+            if llm is not None and not isinstance(llm, str)
+            else _open_llm(cfg.get("optimizer_model") or DEFAULT_MODEL, budget)
+        )
         return Reopened(pinned, task_obj, _charged(opt, budget), budget, Run.resume(path), cfg)
 
     async def _execute(
-        self, task: Task, llm: LLM, budget: Budget, run: Run | None, flag: StopFlag | None, progress: ProgressFn | None
+        self,
+        task: Task,
+        llm: LLM,
+        budget: Budget,
+        run: Run | None,
+        flag: StopFlag | None,
+        progress: ProgressFn | None,
     ) -> Result:
         saved = run.config if run is not None else None
         if saved:
@@ -352,7 +369,9 @@ def _rebuild_task(cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budg
         spec = scorer if scorer is not None else cfg.get("scorer_model") or DEFAULT_SCORER
         scorer_llm = _open_llm(spec, budget, cache_policy="deterministic") if isinstance(spec, str) else spec
     seed = cfg.get("seed")
-    return entry.build(dict(cfg.get("task_config") or {}), scorer=scorer_llm, seed=None if seed is None else int(seed))
+    return entry.build(
+        dict(cfg.get("task_config") or {}), scorer=scorer_llm, seed=None if seed is None else int(seed)
+    )
 
 
 def _open_llm(llm: LLM | str, budget: Budget, cache_policy: str = "all") -> LLM:
