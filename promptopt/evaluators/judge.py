@@ -13,7 +13,11 @@ flagged on the item so reports can say how often the judge failed the format.
 ΔWR = win% − loss% (the BPO paper's headline number), with a seeded percentile bootstrap 95 %
 confidence interval over items.
 
-Judge output is untrusted text: verdicts are found by regular expressions, never evaluated. The
+Judge output is untrusted text: verdicts are found by regular expressions, never evaluated, and
+never guessed: a denied token ("not [[A]]"), a restated format ('"[[A]]" if ...'), tokens listed
+as alternatives ("[[A]] or [[B]]?"), the article in "is a tie" and "Assistant A's" are no
+verdicts. Where several verdict tokens remain the last one counts (FastChat takes [[A]] if it
+occurs anywhere, then [[B]], then [[C]]; BPO's script looks only at the last paragraph). The
 question and answers are inserted by plain replacement, so braces or fake verdict tokens inside
 answers cannot change the template (an answer can still try to talk the judge into a verdict;
 that is a property of LLM judges, not of parsing).
@@ -35,6 +39,8 @@ from promptopt.llm.base import LLM, BudgetExceededError, LLMError, Request, rais
 Verdict = Literal["A", "B", "tie"]
 Outcome = Literal["win", "tie", "loss"]
 
+# MT-bench "pair-v2", word for word: FastChat fastchat/llm_judge/data/judge_prompts.jsonl (the
+# same text is in BPO's src/evaluation/gpt4_score.py). tests/unit/test_judge.py pins it.
 PAIR_SYSTEM = (
     "Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
     "assistants to the user question displayed below. You should choose the assistant that follows the "
@@ -88,9 +94,24 @@ PROMPT_PAIR = JudgeTemplate(PROMPT_SYSTEM, PROMPT_USER)
 # --------------------------------------------------------------------------- verdict parsing
 
 _STRICT_RE = re.compile(r"\[\[\s*(A|B|C|tie)\s*\]\]", re.I)
-_LOOSE_RE = re.compile(
-    r"(?:final\s+verdict|verdict)\s*(?:is)?\s*[:\-]?\s*[*\"'\[]*\s*(?:assistant\s+)?(A|B|C|tie)\b", re.I
+_QUOTES = "\"'`\u201c\u201d\u2018\u2019"
+#: "not [[A]]", "isn't [[A]]", "would not give [[A]]", "rather than [[A]]": the token is denied.
+_DENIED_RE = re.compile(
+    r"(?:\bnot|n't|\bnever|\bno|\brather\s+than|\binstead\s+of)\s+"
+    rf"(?:(?:give|choose|pick|select|output|say|be|a|an|the|verdict|of)\s+){{0,2}}[{_QUOTES}*_]*$",
+    re.I,
 )
+#: The format being restated ('"[[A]]" if assistant A is better') or a question ("[[A]]?").
+_FORMAT_AFTER_RE = re.compile(
+    rf"^[{_QUOTES}*_]*\s*(?:\?|(?:if|when|means|meaning|indicates|denotes|stands\s+for|for\s+a)\b)", re.I
+)
+#: Tokens listed as alternatives: "[[A]] or [[B]]", "[[A]]/[[B]]", "[[A]], [[B]], [[C]]".
+_LIST_GAP_RE = re.compile(rf"[{_QUOTES}*_\s]*(?:,|/|\bor\b|\band\b|,\s*or\b|,\s*and\b)[{_QUOTES}*_\s]*", re.I)
+_VERDICT_CUE_RE = re.compile(r"verdict\s*(?:is|:|-|=)?\s*(?:that\s+)?[*_\s]*$", re.I)
+#: The fallback for judges that ignore the format: "verdict: B", "My final verdict is a tie".
+_LOOSE_RE = re.compile(r"\bverdict\b\s*(?:is\b|:|-|=)?\s*(?:that\s+)?", re.I)
+_LOOSE_TIE_RE = re.compile(r"(?:it'?s\s+|it\s+is\s+)?(?:an?\s+)?(?:tie|draw)\b", re.I)
+_LOOSE_LETTER_RE = re.compile(r"(?:(?i:assistant|response|answer)\s+)?(?P<l>[ABC])(?![\w'\u2019])")
 
 
 @dataclass(frozen=True)
@@ -108,12 +129,57 @@ def _norm(token: str) -> Verdict:
     return "A" if t == "A" else "B" if t == "B" else "tie"
 
 
+def _strict_verdicts(text: str) -> list[Verdict]:
+    """The ``[[X]]`` tokens that state a verdict, in order.
+
+    Left out: a denied token ("not [[A]]"), a restated format ('"[[A]]" if A is better'), a
+    question ("[[A]]?"), tokens listed as alternatives ("[[A]] or [[B]]"), and a quoted token
+    unless it closes the output or follows "verdict" ('Final verdict: "[[B]]"').
+    """
+    raw = list(_STRICT_RE.finditer(text))
+    listed: set[int] = set()
+    for i in range(1, len(raw)):
+        if _LIST_GAP_RE.fullmatch(text[raw[i - 1].end() : raw[i].start()]):
+            listed.update((i - 1, i))
+    out: list[Verdict] = []
+    for i, m in enumerate(raw):
+        before, after = text[max(0, m.start() - 60) : m.start()], text[m.end() :]
+        quoted = bool(before) and bool(after) and before[-1] in _QUOTES and after[0] in _QUOTES
+        if (
+            i in listed
+            or _DENIED_RE.search(before)
+            or _FORMAT_AFTER_RE.match(after)
+            or (
+                quoted
+                and not _VERDICT_CUE_RE.search(before[:-1])
+                and not re.fullmatch(rf"[{_QUOTES}*_.!\s]*", after)
+            )
+        ):
+            continue
+        out.append(_norm(m.group(1)))
+    return out
+
+
+def _loose_verdicts(text: str) -> list[Verdict]:
+    """Verdicts stated in words after "verdict". The letter must be a capital A/B/C on its own
+    (the article in "is a tie" is no verdict, nor is "Assistant A's"); a denied one is skipped."""
+    out: list[Verdict] = []
+    for m in _LOOSE_RE.finditer(text):
+        rest = re.sub(r"^[\s*_\"'`\[\]]+", "", text[m.end() : m.end() + 80])
+        rest = re.sub(r"[\[\]*_]", "", rest)
+        if _LOOSE_TIE_RE.match(rest):
+            out.append("tie")
+        elif letter := _LOOSE_LETTER_RE.match(rest):
+            out.append(_norm(letter.group("l")))
+    return out
+
+
 def parse_verdict(text: str) -> ParsedVerdict:
-    """The verdict in a judge's output: the last ``[[A]]``/``[[B]]``/``[[C]]`` token, else a
-    ``verdict: A``-style phrase, else unparseable (counted as a tie)."""
-    tokens = [_norm(m.group(1)) for m in _STRICT_RE.finditer(text)]
-    if not tokens:
-        tokens = [_norm(m.group(1)) for m in _LOOSE_RE.finditer(text)]
+    """The verdict in a judge's output: the last ``[[A]]``/``[[B]]``/``[[C]]`` token that states
+    a verdict (see :func:`_strict_verdicts`), else the last "verdict: A"-style phrase, else
+    unparseable (counted as a tie). Never guesses: an article, a quoted option, a denied or
+    listed token and a possessive ("Assistant A's") are not verdicts."""
+    tokens = _strict_verdicts(text) or _loose_verdicts(text)
     if not tokens:
         return ParsedVerdict("tie", parsed=False)
     return ParsedVerdict(tokens[-1], parsed=True, ambiguous=len(set(tokens)) > 1)

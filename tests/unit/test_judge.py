@@ -45,9 +45,48 @@ def test_parse_verdict(text: str, verdict: str, parsed: bool) -> None:
 
 
 def test_last_token_wins_and_is_flagged_ambiguous() -> None:
-    got = parse_verdict('Format: "[[A]]" if A... Having compared them: [[B]]')
+    got = parse_verdict("First I thought [[A]].\n\nHaving compared them again: [[B]]")
     assert got.verdict == "B" and got.ambiguous
     assert not parse_verdict("[[A]] ... [[A]]").ambiguous
+    restated = parse_verdict('Format: "[[A]]" if A... Having compared them: [[B]]')
+    assert restated.verdict == "B" and not restated.ambiguous  # the restated format is no verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict", "parsed"),
+    [
+        # issue 8, bug 5: the article "a" is no verdict
+        ("My final verdict is a tie.", "tie", True),
+        ("My final verdict is a draw", "tie", True),
+        ("Final verdict: it's a tie", "tie", True),
+        ("The verdict is a close call.", "tie", False),
+        # denied tokens
+        ("not [[A]]", "tie", False),
+        ("The answer is clearly not [[A]].", "tie", False),
+        ("I would not give [[A]] here. [[C]]", "tie", True),
+        ("The verdict is not [[A]]; it is [[B]].", "B", True),
+        ("[[B]], rather than [[A]]", "B", True),
+        ("My final verdict is not A.", "tie", False),
+        # quoted options, questions and alternatives
+        ("[[A]] or [[B]]?", "tie", False),
+        ("Should it be [[A]]?", "tie", False),
+        ("Should it be [[A]]? No. [[B]]", "B", True),
+        ('The format is "[[A]]" if A is better.', "tie", False),
+        ('I must output "[[A]]", "[[B]]" or "[[C]]".', "tie", False),
+        ('Choosing "[[A]]" would reward length. Verdict: B', "B", True),
+        ('Final verdict: "[[B]]"', "B", True),
+        ('"[[A]]"', "A", True),
+        ("[[A]]/[[B]] are the options. [[C]]", "tie", True),
+        # names of the assistants are no verdicts
+        ("Assistant A's answer is longer, but B is accurate. [[B]]", "B", True),
+        ("Verdict: Assistant A's answer", "tie", False),
+        ("My final verdict is that Assistant B is better.", "B", True),
+        ("A detailed comparison follows. A is verbose.", "tie", False),
+    ],
+)
+def test_parse_verdict_never_guesses(text: str, verdict: str, parsed: bool) -> None:
+    got = parse_verdict(text)
+    assert (got.verdict, got.parsed) == (verdict, parsed)
 
 
 @pytest.mark.parametrize(
@@ -210,5 +249,56 @@ def test_ci_degenerate_and_empty_cases() -> None:
         win_rate(["win"], confidence=1.0)
 
 
-def test_default_template_is_mt_bench_pair() -> None:
-    assert "[[A]]" in MT_BENCH_PAIR.system and "{answer_a}" in MT_BENCH_PAIR.user
+# MT-bench's "pair-v2" judge prompt, word for word, from FastChat
+# fastchat/llm_judge/data/judge_prompts.jsonl (BPO's src/evaluation/gpt4_score.py uses the same).
+REFERENCE_PAIR_V2_SYSTEM = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI "
+    "assistants to the user question displayed below. You should choose the assistant that follows "
+    "the user's instructions and answers the user's question better. Your evaluation should consider "
+    "factors such as the helpfulness, relevance, accuracy, depth, creativity, and level of detail of "
+    "their responses. Begin your evaluation by comparing the two responses and provide a short "
+    "explanation. Avoid any position biases and ensure that the order in which the responses were "
+    "presented does not influence your decision. Do not allow the length of the responses to "
+    "influence your evaluation. Do not favor certain names of the assistants. Be as objective as "
+    "possible. After providing your explanation, output your final verdict by strictly following "
+    'this format: "[[A]]" if assistant A is better, "[[B]]" if assistant B is better, and "[[C]]" '
+    "for a tie."
+)
+REFERENCE_PAIR_V2_USER = (
+    "[User Question]\n{question}\n\n"
+    "[The Start of Assistant A's Answer]\n{answer_a}\n[The End of Assistant A's Answer]\n\n"
+    "[The Start of Assistant B's Answer]\n{answer_b}\n[The End of Assistant B's Answer]"
+)
+
+
+def test_default_template_is_mt_bench_pair_v2_word_for_word() -> None:
+    assert MT_BENCH_PAIR.system == REFERENCE_PAIR_V2_SYSTEM
+    assert MT_BENCH_PAIR.user == REFERENCE_PAIR_V2_USER
+    assert PairwiseJudge(FakeLLM()).template == MT_BENCH_PAIR
+
+
+async def test_the_judge_sends_the_reference_prompt_including_the_length_rule() -> None:
+    """What reaches the judge model, not just the constant: removing the length sentence (or any
+    other word) from the system prompt the judge sends fails here."""
+    llm = FakeLLM(default="[[C]]")
+    await PairwiseJudge(llm).acompare([JudgeItem("Why is the sky blue?", "short", "long answer")])
+    for request in llm.calls:
+        assert request.messages is not None
+        system, user = request.messages
+        assert (system.role, user.role) == ("system", "user")
+        assert system.content == REFERENCE_PAIR_V2_SYSTEM
+        assert "Do not allow the length of the responses to influence your evaluation." in system.content
+
+
+async def test_the_judge_judges_both_orders_of_every_item() -> None:
+    """Each item: one request with the baseline as A, one with the candidate as A, same question.
+    A judge that always prefers whatever is shown first must give ties, never wins."""
+    llm = FakeLLM(default="Whatever is first is best. [[A]]")
+    items = [JudgeItem(f"q{i}", f"base {i}", f"cand {i}") for i in range(3)]
+    got = await PairwiseJudge(llm).acompare(items)
+    assert len(llm.calls) == 2 * len(items)
+    shown = sorted((answer_in_slot(r, "A"), answer_in_slot(r, "B")) for r in llm.calls)
+    expected = [(f"base {i}", f"cand {i}") for i in range(3)] + [(f"cand {i}", f"base {i}") for i in range(3)]
+    assert shown == sorted(expected)
+    assert [g.outcome for g in got] == ["tie"] * 3
+    assert all((g.first_verdict, g.second_verdict) == ("A", "A") for g in got)
