@@ -24,6 +24,9 @@ def test_top_k_max_direction_is_ascending_and_ties_keep_discovery_order() -> Non
 
 
 def test_linreg_meta_prompt_exact_text() -> None:
+    # The reference's text character for character (opro/optimization/
+    # optimize_linear_regression.py, gen_meta_prompt): "descending order", best last, and
+    # "different from all pairs above".
     task = make_linreg()
     entries = top_k(_sols(("w=11, b=12", 710756.4), ("w=15, b=14", 42.3), ("w=14, b=17", 36550.7)), "min", 2)
     text = build_meta_prompt(task.describe(), entries, task.format_score)

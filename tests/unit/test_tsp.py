@@ -48,8 +48,8 @@ def test_exact_tsp_picks_the_solver() -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_heuristics_give_valid_tours_and_two_opt_never_worsens(seed: int) -> None:
     pts = points(15, seed)
-    nn, fi = S.nearest_neighbour(pts), S.farthest_insertion(pts)
-    assert S.is_valid_tour(nn, 15) and S.is_valid_tour(fi, 15)
+    nn, fi, fio = S.nearest_neighbour(pts), S.farthest_insertion(pts), S.farthest_insertion_opro(pts)
+    assert S.is_valid_tour(nn, 15) and S.is_valid_tour(fi, 15) and S.is_valid_tour(fio, 15)
     start = [0, *random.Random(seed).sample(range(1, 15), 14)]
     improved = S.two_opt(pts, start)
     assert S.is_valid_tour(improved, 15)
@@ -130,7 +130,12 @@ def test_final_report_gaps(task: TSPTask) -> None:
     rep = task.final_report(task.candidate(opt[0]))
     assert rep["best"]["gap_percent"] == pytest.approx(0.0, abs=1e-9)
     assert rep["optimum"]["exact"] and rep["optimum"]["length"] == pytest.approx(opt[1])
-    assert set(rep["baselines"]) == {"nearest_neighbour", "farthest_insertion", "two_opt"}
+    assert set(rep["baselines"]) == {
+        "nearest_neighbour",
+        "farthest_insertion",
+        "farthest_insertion_opro",
+        "two_opt",
+    }
     assert all(b["gap_percent"] >= -1e-9 for b in rep["baselines"].values())
     assert task.optimum == pytest.approx(opt[1])
 
