@@ -67,7 +67,7 @@ def build_data_command(
     def loaded(lp: LoadedPairs) -> None:
         skipped = sum(lp.skipped.values())
         extra = f", {skipped} rows skipped: {lp.skipped}" if skipped else ""
-        err.print(f"{len(lp.pairs)} pairs from {input_} (preset {lp.preset}){extra}")
+        err.print(f"{len(lp.pairs)} pairs from {input_} (preset {lp.preset}){extra}", soft_wrap=True)
 
     def progress(done: int, total: int, r: BuildReport) -> None:
         err.print(f"  {done}/{total} processed, kept {r.kept}, dropped {sum(r.dropped.values())}")

@@ -15,7 +15,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from promptopt.optimizers.bpo.pairs import PreferencePair, load_pairs, pairs_from_rows, parse_mapping, split_hh_transcript
 from promptopt.cli.bpo_eval import build_data_command
 from promptopt.errors import ConfigError, DataError, UnknownNameError
 from promptopt.llm.base import LLMServerError
@@ -25,12 +24,20 @@ from promptopt.optimizers.bpo.build import (
     BuildConfig,
     attach_context,
     build_rewrite_data,
+    config_path,
     dropped_path,
     judge_output,
     load_rewrite_pairs,
     pair_id,
     parse_builder_output,
     render_prompt,
+)
+from promptopt.optimizers.bpo.pairs import (
+    PreferencePair,
+    load_pairs,
+    pairs_from_rows,
+    parse_mapping,
+    split_hh_transcript,
 )
 
 
@@ -53,6 +60,14 @@ def test_no_context_template_has_the_rules_and_both_responses_in_order() -> None
     assert "Never answer the original instruction" in text
     assert "context:" not in text
     assert text.rstrip().endswith(f"{MARKER} xxx [END]")
+
+
+def test_no_context_template_keeps_the_safety_rule() -> None:
+    """The reference's rule 1 (without context): unsafe prompts are rewritten to be harmless."""
+    text = render_prompt(PAIR)
+    assert "1. If the instruction raises any safety issue, rewrite it to be completely harmless" in text
+    assert "safe on the same topic" in text
+    assert "safety issue" not in render_prompt(PreferencePair("Summarize", "g", "b", context="c"))
 
 
 def test_context_template_shows_context_and_forbids_changing_it() -> None:
@@ -110,6 +125,25 @@ def test_length_limits_are_inclusive_at_the_paper_ratios() -> None:
     assert judge_output(PAIR, reply("Describe cats")).status == "kept"
     assert judge_output(PAIR, reply(" ".join(["w"] * 24))).status == "kept"
     assert judge_output(PAIR, reply(" ".join(["w"] * 25))).reason == "too_long"
+
+
+def test_shrink_limit_is_two_not_three() -> None:
+    five = PreferencePair("one two three four five", "g", "b")
+    assert judge_output(five, reply("alpha beta")).reason == "too_short"  # 2.5x shorter
+    assert judge_output(five, reply("alpha beta gamma")).status == "kept"  # 1.67x
+
+
+def test_pairs_with_context_are_not_length_filtered_like_the_reference() -> None:
+    """The reference (process_ctx) keeps context pairs whatever the length ratio."""
+    ctx = PreferencePair("Summarize the text below now", "g", "b", context="Cats sleep.")
+    no_ctx = PreferencePair("Summarize the text below now", "g", "b")
+    long = " ".join(["word"] * 40)  # 8x longer
+    assert judge_output(no_ctx, reply(long)).reason == "too_long"
+    assert judge_output(ctx, reply(long)).status == "kept"
+    assert judge_output(no_ctx, reply("Summarize")).reason == "too_short"  # 5x shorter
+    kept = judge_output(ctx, reply("Summarize"))
+    assert kept.status == "kept" and kept.optimized_prompt == "Summarize\nCats sleep."
+    assert judge_output(ctx, reply("Summarize [protected] it")).reason == "placeholder"  # still dropped
 
 
 def test_context_reattached_on_both_sides() -> None:
@@ -184,6 +218,48 @@ def test_exact_duplicate_input_pairs_are_built_once(tmp_path: Path) -> None:
     llm = FakeLLM(default=reply("Answer the same question here well"))
     report = build_rewrite_data([PAIR, PAIR], llm, tmp_path / "o.jsonl")
     assert len(llm.calls) == 1 and report.kept == 1
+
+
+def test_default_temperature_is_the_references_0_9(tmp_path: Path) -> None:
+    llm = FakeLLM(default=reply("Please answer question carefully and accurately"))
+    build_rewrite_data(pairs(2), llm, tmp_path / "a.jsonl")
+    assert {r.temperature for r in llm.calls} == {0.9}
+
+
+def test_dropped_records_keep_the_raw_output_redacted(tmp_path: Path) -> None:
+    raw = "I refuse. See http://admin:hunter2@internal.example/x for why."
+    build_rewrite_data(pairs(1), FakeLLM(default=raw), tmp_path / "d.jsonl")
+    (rec,) = read(dropped_path(tmp_path / "d.jsonl"))
+    assert rec["reason"] == "no_marker"
+    assert rec["raw_output"] == "I refuse. See http://internal.example/x for why."
+
+
+def test_a_rerun_with_other_settings_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    build_rewrite_data(pairs(2), by_question({}), out, config=BuildConfig(concurrency=1))
+    settings = config_path(out)
+    assert json.loads(settings.read_text())["temperature"] == 0.9
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for cfg in (BuildConfig(temperature=0.0), BuildConfig(max_tokens=5), BuildConfig(seed=1)):
+        with pytest.raises(DataError, match="other settings"):
+            build_rewrite_data(pairs(3), by_question({}), out, config=cfg)
+    with pytest.raises(DataError, match="model"):
+        build_rewrite_data(pairs(3), FakeLLM(default="x", name="other"), out)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    more = by_question({})
+    report = build_rewrite_data(
+        pairs(3), more, out, config=BuildConfig(concurrency=3)
+    )  # concurrency may change
+    assert len(more.calls) == 1 and report.kept == 3
+
+
+def test_output_from_before_settings_files_is_continued(tmp_path: Path) -> None:
+    out = tmp_path / "d.jsonl"
+    build_rewrite_data(pairs(1), by_question({}), out)
+    config_path(out).unlink()
+    again = by_question({})
+    assert build_rewrite_data(pairs(2), again, out).kept == 2 and len(again.calls) == 1
+    assert config_path(out).exists()
 
 
 def test_requests_use_config_and_stable_per_item_seeds(tmp_path: Path) -> None:
@@ -421,3 +497,38 @@ def test_cli_build_data_bad_input_is_a_promptopt_error(tmp_path: Path) -> None:
         cli_app(), ["build-data", "--input", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o.jsonl")]
     )
     assert isinstance(res.exception, DataError)
+
+
+def test_cli_build_data_defaults_to_temperature_0_9_and_keeps_the_flag(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"instruction": "Question about things", "good_res": "g", "bad_res": "b"}))
+    spec = (
+        "fake:Detailed Comparison Result: fine\nOptimized Instruction: Question about things, in detail [END]"
+    )
+    for temp, out in ((None, "a.jsonl"), ("0", "b.jsonl")):
+        argv = ["build-data", "-i", str(src), "-o", str(tmp_path / out), "-m", spec, "--no-cache"]
+        res = CliRunner().invoke(cli_app(), argv + (["--temperature", temp] if temp else []))
+        assert res.exit_code == 0, res.output
+        saved = json.loads(config_path(tmp_path / out).read_text())
+        assert saved["temperature"] == (0.9 if temp is None else 0.0)
+
+
+def test_cli_build_data_against_a_closed_port_is_a_few_lines_and_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptopt.cli import main
+    from promptopt.llm import openai_compat
+
+    monkeypatch.setattr(openai_compat.Backoff, "__call__", lambda self, state: 0.0)  # no sleeps
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
+    rows = [{"instruction": f"Question {i} about things", "good_res": "g", "bad_res": "b"} for i in range(8)]
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows))
+    argv = ["bpo", "build-data", "-i", str(src), "-o", str(tmp_path / "o.jsonl")]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--model", "openai:m@http://127.0.0.1:1/v1", "--concurrency", "8"])
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) <= 3, lines  # 8 requests x 5 attempts used to print 32 retry lines
+    assert lines[-1].startswith("promptopt: error: ") and "127.0.0.1:1" in lines[-1]
+    assert not (tmp_path / "o.jsonl").read_text()  # nothing recorded for the batch

@@ -9,13 +9,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from promptopt.optimizers.bpo.testsets import DATA_DIR_ENV, TestItem, TestSet, load_testset
 from promptopt.cli.bpo_eval import eval_command
 from promptopt.errors import ConfigError, DataError, RunDirError, UnknownNameError
-from promptopt.evaluators.pairwise_eval import EvalConfig, evaluate
 from promptopt.evaluators.judge import PairwiseJudge
+from promptopt.evaluators.pairwise_eval import EvalConfig, EvalJob, evaluate
 from promptopt.llm.base import LLMServerError, Request
 from promptopt.llm.fake import FakeLLM, request_text
+from promptopt.optimizers.bpo.testsets import DATA_DIR_ENV, TestItem, TestSet, load_testset
 
 # --------------------------------------------------------------------------- data fixtures
 
@@ -279,3 +279,104 @@ def test_cli_eval_needs_a_rewrite_source_for_vicuna(data_dir: Path, tmp_path: Pa
     assert "--rewriter" in str(res.exception)
     res = CliRunner().invoke(cli_app(), [*args, "--rewriter", "x", "--rewritten-field", "y"])
     assert isinstance(res.exception, ConfigError)
+
+
+# --------------------------------------------------------------------------- sampling, budget, jobs
+
+
+def test_target_answers_default_to_the_reference_sampling(tmp_path: Path) -> None:
+    assert (EvalConfig().target_temperature, EvalConfig().max_tokens) == (0.7, 2048)
+    target = target_fake()
+    evaluate([mixed_set()], target=target, judge=PairwiseJudge(judge_fake()), out_dir=tmp_path / "a")
+    assert {(c.temperature, c.max_tokens) for c in target.calls} == {(0.7, 2048)}
+    saved = json.loads((tmp_path / "a" / "eval_config.json").read_text())
+    assert (saved["target_temperature"], saved["max_tokens"]) == (0.7, 2048)
+    target = target_fake()
+    cfg = EvalConfig(target_temperature=0.0, max_tokens=64)
+    evaluate(
+        [mixed_set()], target=target, judge=PairwiseJudge(judge_fake()), out_dir=tmp_path / "b", config=cfg
+    )
+    assert {(c.temperature, c.max_tokens) for c in target.calls} == {(0.0, 64)}
+    with pytest.raises(ConfigError, match="--target-temperature"):
+        EvalConfig(target_temperature=3.0)
+
+
+def test_a_folder_from_before_target_temperature_was_stored_continues_at_temperature_0(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "ev"
+    kwargs = dict(target=target_fake(), judge=PairwiseJudge(judge_fake()), out_dir=out)
+    evaluate([mixed_set()], **kwargs, config=EvalConfig(target_temperature=0.0))  # type: ignore[arg-type]
+    saved = json.loads((out / "eval_config.json").read_text())
+    del saved["target_temperature"]
+    (out / "eval_config.json").write_text(json.dumps(saved))
+    evaluate([mixed_set()], **kwargs, config=EvalConfig(target_temperature=0.0))  # type: ignore[arg-type]
+    with pytest.raises(RunDirError, match="target_temperature"):
+        evaluate([mixed_set()], **kwargs, config=EvalConfig(target_temperature=0.7))  # type: ignore[arg-type]
+
+
+def test_a_spent_budget_records_the_batch_and_stops(tmp_path: Path) -> None:
+    from promptopt.llm.base import BudgetExceededError
+
+    target = FakeLLM(
+        fn=lambda r, i: (
+            BudgetExceededError("max_calls reached") if "Q2" in request_text(r) else "plain answer"
+        )  # type: ignore[misc]
+    )
+    out = tmp_path / "ev"
+    summary = evaluate(
+        [mixed_set(), TestSet("later", [TestItem("x", "Qx", "Qx!")])],
+        target=target,
+        judge=PairwiseJudge(judge_fake()),
+        out_dir=out,
+        config=EvalConfig(concurrency=2),
+    )
+    assert summary.stopped == "budget" and [r.testset for r in summary.results] == ["mixed"]
+    records = [json.loads(x) for x in (out / "mixed.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["status"]) for r in records] == [("1", "ok"), ("2", "error")]
+    assert "BudgetExceededError" in records[1]["error"]
+
+
+def test_eval_job_checks_its_flags_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        EvalJob(("x",), tmp_path, rewriter="r", rewritten_field="f")
+    with pytest.raises(ConfigError, match="--mode"):
+        EvalJob(("x",), tmp_path, mode="wild")
+    with pytest.raises(ConfigError, match="--limit"):
+        EvalJob(("x",), tmp_path, limit=0)
+    assert not any(tmp_path.iterdir())
+
+
+def test_cli_eval_sampling_flags_and_the_old_max_tokens_alias(data_dir: Path, tmp_path: Path) -> None:
+    base = ["eval", "-t", "bpo-test", "--data-dir", str(data_dir), "--bootstrap", "20"]
+    base += ["--target-model", "fake:same answer", "--judge-model", "fake:[[C]]"]
+    for extra, want in (
+        ([], (0.7, 2048)),
+        (["--target-temperature", "0", "--target-max-tokens", "99"], (0.0, 99)),
+        (["--max-tokens", "77"], (0.7, 77)),
+    ):
+        out = tmp_path / str(len(extra))
+        res = CliRunner().invoke(cli_app(), [*base, "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        saved = json.loads((out / "eval_config.json").read_text())
+        assert (saved["target_temperature"], saved["max_tokens"]) == want
+
+
+def test_cli_eval_against_a_closed_port_is_a_few_lines_and_one_error(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptopt.cli import main
+    from promptopt.llm import openai_compat
+
+    monkeypatch.setattr(openai_compat.Backoff, "__call__", lambda self, state: 0.0)  # no sleeps
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
+    closed = "openai:m@http://127.0.0.1:1/v1"
+    argv = ["bpo", "eval", "-t", "vicuna", "--data-dir", str(data_dir), "--out", str(tmp_path / "o")]
+    argv += ["--rewritten-field", "text", "--target-model", closed, "--judge-model", closed]
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) <= 3, lines  # 10 requests x 5 attempts used to print 40 retry lines
+    assert lines[-1].startswith("promptopt: error: ") and "127.0.0.1:1" in lines[-1]
+    assert not (tmp_path / "o" / "vicuna.jsonl").read_text()  # nothing recorded for the batch

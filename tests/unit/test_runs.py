@@ -1,4 +1,5 @@
-"""Run directory: atomic files, durable journal, torn-tail repair, secrets redacted."""
+"""Run directory, the one journal and the one JSON/JSONL reader: atomic files, durable appends,
+torn-tail repair, secrets redacted."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 
 import pytest
 
-from promptopt.errors import RunDirError
+from promptopt.errors import DataError, RunDirError
+from promptopt.journal import Journal, RoutedJournal
+from promptopt.records import parse_jsonl, read_json_object, read_records
 from promptopt.runs import Run, StopFlag, read_journal, redact
 
 
@@ -97,3 +100,88 @@ def test_stop_flag_first_reason_wins() -> None:
     flag.set("interrupted")
     flag.set("other")
     assert flag.is_set() and flag.reason == "interrupted"
+
+
+# --------------------------------------------------------------------------- the one journal
+
+
+def test_run_writes_through_the_one_journal(tmp_path) -> None:
+    run = Run.create(tmp_path / "r", {})
+    assert isinstance(run.journal, Journal)
+    run.record({"event": "x", "url": "http://user:pw@host/v1"})
+    run.close()
+    assert run.records[-1]["url"] == "http://host/v1"  # the record as stored, redacted
+    assert read_journal(tmp_path / "r" / "journal.jsonl")[-1] == run.records[-1]
+
+
+def test_journal_repairs_a_torn_tail_replays_and_redacts(tmp_path) -> None:
+    path = tmp_path / "sub" / "out.jsonl"
+    with Journal(path) as j:
+        stored = j.append({"id": "a", "api_key": "sk-1", "text": "see https://u:p@h/x"})
+    assert stored == {"id": "a", "api_key": "<redacted>", "text": "see https://h/x"}
+    with open(path, "ab") as fh:
+        fh.write(b'{"id": "b", "te')  # killed mid-write
+    with Journal(path) as j:
+        assert [r["id"] for r in j.records] == ["a"]
+        j.append({"id": "c"})
+    assert [r["id"] for r in read_journal(path)] == ["a", "c"]
+    assert b"sk-1" not in path.read_bytes() and b"u:p@" not in path.read_bytes()
+
+
+def test_journal_with_a_corrupt_middle_raises_the_given_error_and_leaves_the_file(tmp_path) -> None:
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"id":"a"}\nnot json\n{"id":"b"}\n')
+    with pytest.raises(DataError, match="line 2"):
+        Journal(path, error=DataError)
+    assert path.read_text() == '{"id":"a"}\nnot json\n{"id":"b"}\n'
+
+
+def test_journal_under_a_file_is_a_one_line_error(tmp_path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(DataError, match="cannot write"):
+        Journal(tmp_path / "f" / "out.jsonl", error=DataError)
+
+
+def test_routed_journal_replays_in_order_and_routes_appends(tmp_path) -> None:
+    journals = {"dropped": Journal(tmp_path / "d.jsonl"), "kept": Journal(tmp_path / "k.jsonl")}
+    with RoutedJournal(journals, lambda r: "kept" if r.get("status") == "kept" else "dropped") as log:
+        log.append({"id": "1", "status": "kept"})
+        log.append({"id": "1", "status": "dropped"})
+        assert [r["status"] for r in log.records] == ["dropped", "kept"]  # a later journal wins
+    assert [r["id"] for r in read_journal(tmp_path / "k.jsonl")] == ["1"]
+
+
+# --------------------------------------------------------------------------- the one reader
+
+
+def test_a_record_holding_a_line_separator_is_one_row(tmp_path) -> None:
+    """U+2028 is written raw by ensure_ascii=False; str.splitlines would cut the record in two."""
+    path = tmp_path / "rows.jsonl"
+    rows = [{"prompt": "a\u2028b"}, {"prompt": "c\u0085d"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    assert read_records(path) == rows
+    assert read_journal(path) == rows
+
+
+def test_reader_messages_name_the_line(tmp_path) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n[1]\n')
+    with pytest.raises(DataError, match="line 2 is not a JSON object"):
+        read_records(path)
+    with pytest.raises(DataError, match="line 1 is not valid JSON"):
+        parse_jsonl(b"{oops\n", where="x")
+    assert parse_jsonl(b'{"a": 1}\n{"torn', where="x", tolerate_torn_tail=True) == [{"a": 1}]
+
+
+def test_read_json_object(tmp_path) -> None:
+    good, bad, listed = tmp_path / "g.json", tmp_path / "b.json", tmp_path / "l.json"
+    good.write_text('{"a": 1}')
+    bad.write_text("{ torn")
+    listed.write_text("[1]")
+    assert read_json_object(good) == {"a": 1}
+    with pytest.raises(RunDirError, match="unreadable"):
+        read_json_object(bad, error=RunDirError)
+    with pytest.raises(DataError, match="JSON object"):
+        read_json_object(listed)
+    with pytest.raises(DataError, match="does not exist"):
+        read_json_object(tmp_path / "none.json")
