@@ -254,6 +254,9 @@ def run_command(
     train_ratio: float | None = typer.Option(
         None, "--train-ratio", help="[instructions] share used for search."
     ),
+    meta_prompt: str | None = typer.Option(
+        None, "--meta-prompt", help="[instructions] chat (<INS> tags) or bracket (text-bison [...])."
+    ),
     task_option: list[str] = typer.Option(
         [], "--task-option", help="KEY=VALUE option for the task (repeatable; for plug-in tasks)."
     ),
@@ -265,7 +268,10 @@ def run_command(
         positive(name, value)
     positive("--patience", patience)
     budget = _budget(cfg, budget_calls, budget_tokens, budget_dollars)
-    typed = {k: flags[k] for k in ("n", "w_true", "b_true", "dataset", "data_dir", "position", "train_ratio")}
+    typed = {
+        k: flags[k]
+        for k in ("n", "w_true", "b_true", "dataset", "data_dir", "position", "train_ratio", "meta_prompt")
+    }
     task_opts = {**_parse_task_options(task_option), **{k: v for k, v in typed.items() if v is not None}}
     if resume:
         opro, task_obj, optimizer, run = _continue(flags, task_opts, budget)
