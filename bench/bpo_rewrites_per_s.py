@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,17 +27,12 @@ from pathlib import Path
 WORDS = "cat dog red blue sun moon tree fish bird car please write explain the a poem about".split()
 
 
-def _tests_importable() -> None:
-    """Put the repository root on sys.path so the tests' tiny-model builders can be imported."""
-    root = str(Path(__file__).resolve().parents[1])
-    if root not in sys.path:
-        sys.path.insert(0, root)
+TRAIN_WORDS = WORDS[:10]  # the integration test's copy-task vocabulary
 
 
 def tiny_causal(path: Path, hidden: int) -> Path:
-    _tests_importable()
     from promptopt.optimizers.bpo.templates import RewriterConfig
-    from tests.tiny_models import tiny_qwen2
+    from promptopt.testing import tiny_qwen2
 
     corpus = [" ".join(random.Random(i).sample(WORDS, 5)) for i in range(300)]
     tiny_qwen2(path, corpus, vocab_size=400, hidden_size=hidden, max_position_embeddings=512)
@@ -68,18 +62,31 @@ def bench_rewrite(rewriter_dir: Path, n_prompts: int, max_new: int, batch_size: 
     }
 
 
+def _train_qwen2(path: Path) -> Path:
+    """The tiny decoder-only model of tests/integration/test_bpo_train_decoder.py."""
+    from promptopt.testing import tiny_qwen2
+
+    corpus = [" ".join(random.Random(i).sample(TRAIN_WORDS, 3)) for i in range(200)]
+    return tiny_qwen2(path, [*corpus, "Improve this prompt:\n"])
+
+
+def _train_bart(path: Path) -> Path:
+    """The tiny seq2seq model of tests/integration/test_bpo_train_decoder.py."""
+    from promptopt.testing import tiny_bart
+
+    return tiny_bart(path, [*TRAIN_WORDS, "Improve", "this:"])
+
+
 def bench_train(steps: int, work: Path) -> dict[str, float]:
     """Trainer steps/s of the integration test's tiny decoder-only and seq2seq models."""
-    _tests_importable()
     from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter
-    from tests.integration.test_bpo_train_decoder import tiny_bart, tiny_qwen2  # the test's models
 
     rng = random.Random(0)
-    rows = [" ".join(rng.choice(WORDS[:10]) for _ in range(3)) for _ in range(400)]
+    rows = [" ".join(rng.choice(TRAIN_WORDS) for _ in range(3)) for _ in range(400)]
     data = work / "copy.jsonl"
     data.write_text("".join(json.dumps({"prompt": r, "optimized_prompt": r}) + "\n" for r in rows))
     out: dict[str, float] = {}
-    for name, build in (("decoder_only", tiny_qwen2), ("seq2seq", tiny_bart)):
+    for name, build in (("decoder_only", _train_qwen2), ("seq2seq", _train_bart)):
         base = build(work / f"{name}-base")
         rep = train_rewriter(
             TrainConfig(

@@ -9,6 +9,7 @@ the module), never at import time.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import MappingProxyType, ModuleType
 
 from promptopt.errors import MissingExtraError
@@ -17,16 +18,61 @@ from promptopt.errors import MissingExtraError
 EXTRAS = MappingProxyType(
     {
         "local": "the embedded llama.cpp models (model spec 'local', 'local:<name>')",
-        "train": "BPO rewriter training and loading (torch, transformers, accelerate, peft)",
+        "train": "BPO rewriter training and loading, and the 'hf:' backend (torch, transformers, accelerate, peft)",
         "vllm": "the in-process vLLM backend (model spec 'vllm:...')",
         "plot": "PNG plots in reports (matplotlib)",
+        "server": "llama.cpp's OpenAI-compatible server (python -m llama_cpp.server)",
     }
+)
+
+#: extra name -> the top-level modules that show it is installed (for ``promptopt models``).
+EXTRA_MODULES = MappingProxyType(
+    {
+        "local": ("llama_cpp",),
+        "train": ("torch", "transformers", "accelerate", "peft"),
+        "vllm": ("vllm",),
+        "plot": ("matplotlib",),
+        "server": ("llama_cpp", "uvicorn", "fastapi", "sse_starlette"),
+    }
+)
+
+#: What must stand before ``pip install`` for an extra: llama-cpp-python builds llama.cpp from
+#: source, and without OpenMP its speed stays steady on a busy machine (see the README).
+_PIP_PREFIX = MappingProxyType(
+    {"local": 'CMAKE_ARGS="-DGGML_OPENMP=OFF" ', "server": 'CMAKE_ARGS="-DGGML_OPENMP=OFF" '}
 )
 
 
 def install_hint(extra: str) -> str:
     """The pip command that installs ``extra`` into an editable checkout or from PyPI."""
-    return f"pip install 'promptopt[{extra}]'"
+    return f"{_PIP_PREFIX.get(extra, '')}pip install 'promptopt[{extra}]'"
+
+
+def is_installed(module: str) -> bool:
+    """Whether ``module`` can be found, without importing it (cheap: no native library loads)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a half-imported module
+        return False
+
+
+def missing_modules(extra: str) -> list[str]:
+    """The modules of ``extra`` that are not installed (empty: the extra is usable)."""
+    return [m for m in EXTRA_MODULES.get(extra, ()) if not is_installed(m)]
+
+
+def _error(module: str, extra: str, what: str | None) -> MissingExtraError:
+    feature = what or EXTRAS.get(extra, extra)
+    return MissingExtraError(
+        f"{feature} needs the '{extra}' extra ({module} is not installed): {install_hint(extra)}"
+    )
+
+
+def require_installed(module: str, extra: str, *, what: str | None = None) -> None:
+    """Like :func:`require` but without importing: for factories that must stay cheap (a backend
+    is built for dry runs and cache-only reruns too) yet should fail before any work starts."""
+    if not is_installed(module):
+        raise _error(module, extra, what)
 
 
 def require(module: str, extra: str, *, what: str | None = None) -> ModuleType:
@@ -39,7 +85,4 @@ def require(module: str, extra: str, *, what: str | None = None) -> ModuleType:
     except ImportError as exc:
         if exc.name is not None and exc.name.split(".")[0] != module.split(".")[0]:
             raise  # the module exists but one of *its* imports is broken: a real bug, keep it
-        feature = what or EXTRAS.get(extra, extra)
-        raise MissingExtraError(
-            f"{feature} needs the '{extra}' extra ({module} is not installed): {install_hint(extra)}"
-        ) from None
+        raise _error(module, extra, what) from None

@@ -11,7 +11,8 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 import click
 import typer
@@ -19,6 +20,7 @@ import typer
 from promptopt.cli import bpo, models, opro, tasks
 from promptopt.cli.common import EXIT_USAGE, fail_line
 from promptopt.errors import PromptoptError
+from promptopt.llm.base import RETRY_LOG_ATTR, RetryNotice
 
 app = typer.Typer(
     name="promptopt",
@@ -70,16 +72,63 @@ class _CurrentStderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
+#: Seconds during which further retry notices are counted instead of shown.
+RETRY_FOLD_SECONDS = 10.0
+
+
+class _NoticeHandler(_CurrentStderrHandler):
+    """Shows library notices, folding backend retries into at most one line per ``fold_seconds``.
+
+    Why: against an unreachable or overloaded server every request of a batch retries a few
+    times; one line per retry buried the one error line under dozens (issue 8). The first retry
+    of a burst is shown with its attempt count and reason; the ones after it within
+    ``fold_seconds`` are counted and reported with the next shown notice. A line that updates in
+    place would fight the progress bar for the terminal and is useless in a log file, so these are
+    plain lines. ``fold_seconds=None`` (``--debug``) shows every retry.
+    """
+
+    def __init__(self, fold_seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.fold_seconds = fold_seconds
+        self._clock = clock
+        self._shown_at: float | None = None
+        self._folded = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        notice = getattr(record, RETRY_LOG_ATTR, None)
+        if not isinstance(notice, RetryNotice) or self.fold_seconds is None:
+            super().emit(record)
+            return
+        now = self._clock()
+        if self._shown_at is not None and now - self._shown_at < self.fold_seconds:
+            self._folded += 1
+            return
+        if self._shown_at is None:
+            text = (
+                f"{notice.model}: a request failed ({notice.reason}), retrying "
+                f"(attempt {notice.attempt} of {notice.max_attempts}; "
+                f"retries are summarised every {self.fold_seconds:g}s)"
+            )
+        else:
+            text = (
+                f"{notice.model}: {self._folded + 1} more failed attempts retried in "
+                f"{now - self._shown_at:.0f}s (latest: attempt {notice.attempt} of "
+                f"{notice.max_attempts}, {notice.reason})"
+            )
+        self._shown_at, self._folded = now, 0
+        super().emit(logging.makeLogRecord({**record.__dict__, "msg": text, "args": None}))
+
+
 @contextlib.contextmanager
 def _library_notices(debug: bool) -> Iterator[None]:
-    """Show the library's INFO notices (e.g. where the embedded weights are) on stderr while the
-    command runs, then put the logger back as it was.
+    """Show the library's INFO notices (e.g. where the embedded weights are; retries, folded) on
+    stderr while the command runs, then put the logger back as it was.
 
     Library modules only log; the CLI decides what a person sees. Undone on exit so that calling
     ``main`` in-process (tests, notebooks) leaves the caller's logging untouched.
     """
     logger = logging.getLogger("promptopt")
-    handler = _CurrentStderrHandler()
+    handler = _NoticeHandler(None if debug else RETRY_FOLD_SECONDS)
     handler.setFormatter(logging.Formatter("promptopt: %(message)s"))
     saved = (logger.level, logger.propagate)
     logger.addHandler(handler)

@@ -1,7 +1,8 @@
 """`promptopt models`: which backends work on this machine and which embedded models are ready.
 
 Why it only reports: it must answer in a second or two on any machine, so it never assembles,
-hashes or loads weights; it reads the filesystem and checks optional dependencies.
+hashes or loads weights; it reads the filesystem and checks optional dependencies (which extras
+are installed is found without importing them).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from promptopt.cli.common import console
+from promptopt.extras import EXTRAS, install_hint, is_installed, missing_modules
 from promptopt.llm.embedded import DEFAULT_LOCAL_MODEL, EMBEDDED_MODELS, model_status
 from promptopt.llm.registry import BACKEND_HELP, BUILTIN_BACKENDS, known_schemes
 from promptopt.paths import models_dir
@@ -58,6 +60,8 @@ def _cuda() -> tuple[bool, str]:
 
 
 def _check_local() -> tuple[bool, str]:
+    if not is_installed("llama_cpp"):
+        return False, f"llama_cpp not installed ({install_hint('local')})"
     return _importable("llama_cpp")
 
 
@@ -69,7 +73,7 @@ def _check_openai() -> tuple[bool, str]:
 def _check_hf() -> tuple[bool, str]:
     ok, detail = _installed("transformers", "transformers")
     if not ok:
-        return False, detail
+        return False, f"{detail} ({install_hint('train')})"
     gpu, gpu_detail = _cuda()
     return True, f"{detail}; {gpu_detail if gpu else 'CPU only (' + gpu_detail + ')'}"
 
@@ -77,7 +81,7 @@ def _check_hf() -> tuple[bool, str]:
 def _check_vllm() -> tuple[bool, str]:
     # find_spec, not import: importing vllm takes many seconds and initialises CUDA.
     if importlib.util.find_spec("vllm") is None:
-        return False, "vllm not installed (pip install 'promptopt[vllm]')"
+        return False, f"vllm not installed ({install_hint('vllm')})"
     gpu, gpu_detail = _cuda()
     return gpu, f"vllm installed; {gpu_detail}"
 
@@ -114,8 +118,19 @@ def collect() -> dict[str, Any]:
             }
         )
     models = [asdict(model_status(m)) for m in EMBEDDED_MODELS.values()]
+    extras = [
+        {
+            "extra": name,
+            "installed": not missing_modules(name),
+            "missing": missing_modules(name),
+            "enables": enables,
+            "install": install_hint(name),
+        }
+        for name, enables in EXTRAS.items()
+    ]
     return {
         "backends": backends,
+        "extras": extras,
         "local_models": models,
         "default_local_model": DEFAULT_LOCAL_MODEL,
         "models_dir": str(models_dir()),
@@ -143,6 +158,15 @@ def models_command(
     for b in data["backends"]:
         backends.add_row(escape(b["scheme"]), _mark(b["usable"]), escape(b["detail"]), escape(b["help"]))
     out.print(backends)
+
+    extras = Table(title="extras (pip install 'promptopt[<extra>]')")
+    extras.add_column("extra", style="bold")
+    extras.add_column("installed")
+    extras.add_column("enables", overflow="fold")
+    for e in data["extras"]:
+        gap = "" if e["installed"] else f"\n[dim]missing: {escape(', '.join(e['missing']))}[/]"
+        extras.add_row(escape(e["extra"]), _mark(e["installed"]), escape(e["enables"]) + gap)
+    out.print(extras)
 
     local = Table(title="embedded models (local:<name>)")
     local.add_column("name", style="bold", overflow="fold")

@@ -65,6 +65,34 @@ class BudgetExceededError(LLMError):
     """A call would take a run past one of its budget limits; raised *before* the call is made."""
 
 
+# --------------------------------------------------------------------------- retry notices
+
+#: The ``logging`` record attribute (``extra=``) that carries a :class:`RetryNotice`.
+RETRY_LOG_ATTR = "promptopt_retry"
+
+
+@dataclass(frozen=True)
+class RetryNotice:
+    """A backend is about to retry a failed call.
+
+    Why structured: against an unreachable server every request of a batch retries several times;
+    logged as text that is dozens of lines. Backends log one record per retry with this object
+    attached under :data:`RETRY_LOG_ATTR`, and a front end (the CLI) decides how to summarise them.
+    """
+
+    model: str
+    attempt: int  # the attempt that failed, 1-based
+    max_attempts: int
+    reason: str  # "HTTP 503", "timeout", "no connection: ConnectError"
+    wait: float  # seconds until the next attempt
+
+    def __str__(self) -> str:
+        return (
+            f"{self.model}: attempt {self.attempt} of {self.max_attempts} failed ({self.reason}); "
+            f"retrying in {self.wait:.2f}s"
+        )
+
+
 # --------------------------------------------------------------------------- data
 
 

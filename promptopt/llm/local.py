@@ -5,8 +5,12 @@
 
 Why one dedicated thread: llama.cpp's ``Llama`` object is not safe to call concurrently, and an
 OpenMP build slows down sharply as soon as a second OS thread calls into it (shared/MODELS.md).
-So the backend owns a single-worker executor; the model is created and called only there, the
-event loop stays free, and concurrent requests simply queue.
+So the backend owns a :class:`~promptopt.llm.worker.Worker`; the model is created and called only
+there, the event loop stays free, and concurrent requests simply queue.
+
+Why the checks in :func:`from_spec`: llama-cpp-python and the default model's weights come with
+the ``local`` extra; a spec that needs them fails when the model is opened, in one line naming
+the extra, before a run directory is created, instead of at the first call inside a run.
 
 Why lazy: constructing the backend (for ``--help``, for a dry run, for the cache to answer
 everything) must not cost a 500 MB load; the model is loaded on the first real call.
@@ -14,17 +18,15 @@ everything) must not cost a 500 MB load; the model is loaded on the first real c
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import UnknownNameError
+from promptopt.errors import ConfigError, UnknownNameError
+from promptopt.extras import require, require_installed
 from promptopt.llm.base import (
     BackendUnavailableError,
     BaseLLM,
@@ -41,11 +43,14 @@ from promptopt.llm.embedded import (
     EmbeddedModel,
     Notice,
     ensure_weights,
+    locate_parts,
 )
+from promptopt.llm.worker import Worker
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_N_CTX = 4096
+_WHAT = "the embedded model (model spec 'local')"
 
 
 def default_threads() -> int:
@@ -95,24 +100,11 @@ class LlamaCppLLM(BaseLLM):
         self._notice = on_notice or logger.info
         self._llama_kwargs = dict(llama_kwargs or {})
         self.name = name or (f"local:{model.name}" if model is not None else f"local:{self.model_path}")
-        # One executor, one Llama, one thread. The lock only guards creating/closing the executor.
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
+        # One worker thread, one Llama: the model is created, called and freed only there.
+        self._worker = Worker("llama")
         self._llama: Any = None
         #: seconds the last load took (weights check + llama.cpp load), for benchmarks
         self.load_seconds: float | None = None
-
-    # ------------------------------------------------------------------ thread plumbing
-
-    def _get_executor(self) -> ThreadPoolExecutor:
-        with self._executor_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptopt-llama")
-            return self._executor
-
-    async def _on_worker(self, fn: Any, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._get_executor(), fn, *args)
 
     # ------------------------------------------------------------------ worker-thread only
 
@@ -127,13 +119,7 @@ class LlamaCppLLM(BaseLLM):
     def _load(self) -> Any:
         if self._llama is not None:
             return self._llama
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise BackendUnavailableError(
-                "llama-cpp-python is not installed; pip install llama-cpp-python "
-                "(build it with CMAKE_ARGS=-DGGML_OPENMP=OFF for steady speed)"
-            ) from None
+        Llama = require("llama_cpp", "local", what=_WHAT).Llama
         t0 = time.perf_counter()
         path = self._weights()
         size_mb = path.stat().st_size / 1e6
@@ -204,23 +190,15 @@ class LlamaCppLLM(BaseLLM):
     # ------------------------------------------------------------------ public
 
     async def _complete(self, request: Request) -> Completion:
-        return await self._on_worker(self._run, request)
+        return await self._worker.run(self._run, request)
 
     async def load(self) -> None:
         """Load the model now (otherwise the first request does)."""
-        await self._on_worker(self._load)
+        await self._worker.run(self._load)
 
     async def aclose(self) -> None:
         """Free the model and stop the worker thread; a later call loads the model again."""
-        with self._executor_lock:
-            executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(executor, self._free)
-        finally:
-            executor.shutdown(wait=False)
+        await self._worker.shutdown(self._free)
 
 
 def resolve(rest: str) -> tuple[EmbeddedModel | None, Path | None]:
@@ -248,7 +226,8 @@ def from_spec(rest: str, **options: Any) -> LlamaCppLLM:
     allowed = {"n_ctx", "n_threads", "cache_dir", "on_notice", "llama_kwargs", "name"}
     unknown = sorted(set(options) - allowed)
     if unknown:
-        from promptopt.errors import ConfigError
-
         raise ConfigError(f"unknown option(s) for the local backend: {', '.join(unknown)}")
+    require_installed("llama_cpp", "local", what=_WHAT)  # cheap: finds the package, imports nothing
+    if model is not None:
+        locate_parts(model)  # missing weights: say how to install them now, not mid-run
     return LlamaCppLLM(model, model_path=path, **options)

@@ -45,6 +45,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import (
+    RETRY_LOG_ATTR,
     BaseLLM,
     Choice,
     Completion,
@@ -57,6 +58,7 @@ from promptopt.llm.base import (
     LLMServerError,
     LLMTimeoutError,
     Request,
+    RetryNotice,
     Usage,
     run_sync,
     settle_results,
@@ -509,10 +511,24 @@ class OpenAICompatLLM(BaseLLM):
         return LLMResponseError(f"{self.name}: unexpected client error {type(exc).__name__}")
 
     def _log_retry(self, state: RetryCallState) -> None:
+        """One INFO record per retry, with a :class:`RetryNotice` attached for front ends to fold."""
         exc = state.outcome.exception() if state.outcome is not None else None
-        what = f"HTTP {exc.status_code}" if isinstance(exc, openai.APIStatusError) else type(exc).__name__
         wait = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info("%s: attempt %d failed (%s); retrying in %.2fs", self.name, state.attempt_number, what, wait)
+        notice = RetryNotice(self.name, state.attempt_number, self.max_retries + 1, _retry_reason(exc), wait)
+        log.info("%s", notice, extra={RETRY_LOG_ATTR: notice})
+
+
+def _retry_reason(exc: BaseException | None) -> str:
+    """Why an attempt failed, in a few words built from the exception's type (never its text,
+    which may echo a URL with credentials)."""
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code}"
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        return f"no connection: {type(cause).__name__}" if cause is not None else "no connection"
+    return type(exc).__name__
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
