@@ -86,7 +86,12 @@ def test_tsp_two_steps(local: CachedLLM, tmp_path: Path) -> None:
     _check_run(tmp_path / "tsp", 2)
     rep = res.report["task"]
     assert rep["optimum"]["exact"] and rep["best"]["gap_percent"] >= -1e-9
-    assert set(rep["baselines"]) == {"nearest_neighbour", "farthest_insertion", "two_opt"}
+    assert set(rep["baselines"]) == {
+        "nearest_neighbour",
+        "farthest_insertion",
+        "farthest_insertion_opro",
+        "two_opt",
+    }
 
 
 @pytest.mark.skipif(not OPRO_DATA.is_dir(), reason="OPRO data files not present")
