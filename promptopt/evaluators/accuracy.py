@@ -7,10 +7,14 @@ the request cache (``promptopt.llm.cache``, added by ``build_llm``) keys each on
 (instruction placed at its position, example, scorer model, sampling settings): an instruction
 scored before — in this run or an earlier one — costs no backend call.
 
-Failures: a request that fails (``LLMError``, returned in place) is neither right nor wrong. The
-accuracy is over the answered examples and ``failed`` counts the rest; when every request of an
-instruction failed, ``accuracy`` is None and ``error`` says why. Any other exception is a bug and
-propagates.
+Failures: a request that fails (``LLMError``, returned in place) counts as a wrong answer, and
+``coverage`` = answered / total says how many got through. Every instruction is scored on every
+example: leaving failures out would score an instruction that makes the scorer time out on the
+examples it *could* answer, a smaller and easier set than its rivals'. When every request of an
+instruction failed there is nothing to score: ``accuracy`` is None and ``error`` says why (the
+caller can retry). Any other exception is a bug and propagates. OPRO's own evaluation retries a
+failed call and stops on a persistent failure, so its scores never have a gap; here a failure
+that outlasts the backend's retries is recorded and scored as wrong instead of ending the run.
 
 Reusable by benches: :func:`aevaluate_many` / :func:`evaluate` need only an LLM, examples with
 ``input`` / ``target`` and a grader ``(response, example) -> Graded``.
@@ -66,7 +70,8 @@ class ExampleRecord:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """An instruction's accuracy (0–100, over answered examples) and its per-example records."""
+    """An instruction's accuracy (0–100, over *all* examples: a failed request counts as wrong),
+    its coverage (answered / total) and its per-example records."""
 
     instruction: str
     position: str
@@ -80,6 +85,11 @@ class Evaluation:
     @property
     def answered(self) -> int:
         return self.total - self.failed
+
+    @property
+    def coverage(self) -> float:
+        """The share of examples whose request got an answer (1.0 when none failed)."""
+        return self.answered / self.total if self.total else 0.0
 
     @property
     def no_answer(self) -> int:
@@ -104,6 +114,7 @@ class Evaluation:
             "correct": self.correct,
             "total": self.total,
             "failed": self.failed,
+            "coverage": round(self.coverage, 4),
         }
         if self.error:
             out["error"] = self.error
@@ -161,8 +172,9 @@ def _evaluation(
             f"all {len(records)} scorer requests failed; first: {first_error}" if records else "no examples"
         )
         return Evaluation(instruction, position, None, 0, len(records), failed, tuple(records), error)
+    # Every example is in the denominator: a failed request is a wrong answer (see module doc).
     return Evaluation(
-        instruction, position, 100.0 * correct / answered, correct, len(records), failed, tuple(records)
+        instruction, position, 100.0 * correct / len(records), correct, len(records), failed, tuple(records)
     )
 
 

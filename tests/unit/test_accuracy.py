@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from promptopt.tasks.instructions.datasets import Example
 from promptopt.evaluators.accuracy import aevaluate, aevaluate_many, build_request, evaluate
 from promptopt.evaluators.answers import Graded
 from promptopt.llm.base import LLMTimeoutError, Request
 from promptopt.llm.cache import CachedLLM, RequestCache
 from promptopt.llm.fake import FakeLLM, request_text
+from promptopt.tasks.instructions.datasets import Example
 
 EXAMPLES = [Example(f"ex:{i}", f"What is {i} + {i}?", str(2 * i), "number") for i in range(6)]
 
@@ -73,7 +73,7 @@ async def test_many_instructions_in_one_batch_with_duplicates_sent_once() -> Non
     assert rec.example_id == "ex:2" and rec.prediction == "5" and rec.correct is False
 
 
-async def test_failed_requests_are_counted_not_graded() -> None:
+async def test_failed_requests_count_as_wrong_and_lower_coverage() -> None:
     def flaky(request: Request, _i: int) -> Any:
         if "What is 3" in request_text(request) or "What is 4" in request_text(request):
             return LLMTimeoutError("timed out after 30 s")
@@ -81,15 +81,36 @@ async def test_failed_requests_are_counted_not_graded() -> None:
 
     ev = await aevaluate(FakeLLM(fn=flaky), "Add carefully.", EXAMPLES)
     assert (ev.correct, ev.failed, ev.total, ev.answered) == (4, 2, 6, 4)
-    assert ev.accuracy == 100.0  # over the answered examples
+    assert ev.accuracy == pytest.approx(100.0 * 4 / 6)  # every example in the denominator
+    assert ev.coverage == pytest.approx(4 / 6)
+    assert ev.summary()["coverage"] == pytest.approx(0.6667)
     assert ev.correctness() == "111xx1"
     assert ev.records[3].error is not None and "LLMTimeoutError" in ev.records[3].error
     assert ev.error is None
 
 
+async def test_an_instruction_that_causes_timeouts_does_not_win_on_fewer_examples() -> None:
+    """Scored only on the examples it got through, the timing-out instruction would score 100 and
+    beat one that answers all six and gets five right."""
+
+    def scorer(request: Request, _i: int) -> Any:
+        text = request_text(request)
+        a = int(re.search(r"What is (\d+)", text).group(1))  # type: ignore[union-attr]
+        if text.startswith("Think forever."):  # right when it answers, times out on 0 and 5
+            return LLMTimeoutError("timed out after 30 s") if a in (0, 5) else f"The answer is {2 * a}."
+        return f"The answer is {2 * a if a != 5 else 0}."  # always answers, wrong on 5
+
+    slow, steady = await aevaluate_many(FakeLLM(fn=scorer), ["Think forever.", "Be steady."], EXAMPLES)
+    assert (slow.correct, slow.failed, slow.total) == (4, 2, 6)
+    assert (steady.correct, steady.failed, steady.total) == (5, 0, 6)
+    assert slow.accuracy is not None and steady.accuracy is not None
+    assert steady.accuracy > slow.accuracy
+    assert (slow.coverage, steady.coverage) == (pytest.approx(4 / 6), 1.0)
+
+
 async def test_all_failed_gives_no_accuracy_and_an_error() -> None:
     ev = await aevaluate(FakeLLM(default=LLMTimeoutError("down")), "x", EXAMPLES[:3])
-    assert ev.accuracy is None and ev.failed == 3
+    assert ev.accuracy is None and ev.failed == 3 and ev.coverage == 0.0
     assert ev.error is not None and "all 3 scorer requests failed" in ev.error and "down" in ev.error
 
 
@@ -135,6 +156,7 @@ def test_sync_door() -> None:
         "correct": 2,
         "total": 2,
         "failed": 0,
+        "coverage": 1.0,
     }
 
 

@@ -342,6 +342,7 @@ async def test_ascore_is_one_batch_of_candidates_times_train(
         "correct": 10,
         "total": 10,
         "failed": 0,
+        "coverage": 1.0,
         "no_answer": 0,
         "per_example": "1" * 10,
     }
@@ -355,6 +356,7 @@ async def test_failures_are_counted_and_all_failed_is_none(task: InstructionTask
     scored = await task.ascore([Candidate("Crash now.")])
     assert scored[0].score is None and scored[0].error and "10 scorer requests failed" in scored[0].error
     assert scored[0].info["failed"] == 10 and scored[0].info["per_example"] == "x" * 10
+    assert scored[0].info["coverage"] == 0.0
 
 
 async def test_rescoring_costs_nothing_in_the_same_task(

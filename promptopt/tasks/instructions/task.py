@@ -483,8 +483,8 @@ class InstructionTask:
     async def ascore(self, candidates: Sequence[Candidate]) -> list[Scored]:
         """Training accuracy of each candidate, all (candidate × example) requests in one batch.
 
-        ``Scored.info``: ``correct``, ``total``, ``failed`` (requests that errored; they are left
-        out of the accuracy), ``no_answer`` (responses with no readable answer) and ``per_example`` (``1`` right, ``0`` wrong, ``x`` failed, in
+        ``Scored.info``: ``correct``, ``total``, ``failed`` (requests that errored; they count as
+        wrong), ``coverage`` (answered / total), ``no_answer`` (responses with no readable answer) and ``per_example`` (``1`` right, ``0`` wrong, ``x`` failed, in
         train order). All requests failed → ``Scored(None, error=...)``.
         """
         evals = await self._evaluate("train", self.splits.train, [self._instruction(c) for c in candidates])
@@ -496,6 +496,7 @@ class InstructionTask:
                 "correct": ev.correct,
                 "total": ev.total,
                 "failed": ev.failed,
+                "coverage": round(ev.coverage, 4),
                 "no_answer": ev.no_answer,
                 "per_example": ev.correctness(),
             }
@@ -526,6 +527,7 @@ class InstructionTask:
                 "correct": ev.correct,
                 "total": ev.total,
                 "failed": ev.failed,
+                "coverage": round(ev.coverage, 4),
             }
             for c, ev in zip(cands, evals, strict=True)
         ]
@@ -576,7 +578,7 @@ class InstructionTask:
         ``validation`` (one row per shortlisted instruction, when used); ``test`` with ``best``,
         ``train_best`` (when validation picked another one) and one entry per baseline
         (``empty``, ``step_by_step``, ``solve``), each ``instruction, accuracy, correct, total,
-        failed``; ``best_minus_best_baseline``; ``per_example``: name → list of 1 / 0 / None
+        failed, coverage`` (failed requests count as wrong; coverage = answered / total); ``best_minus_best_baseline``; ``per_example``: name → list of 1 / 0 / None
         (right / wrong / failed) over the test examples.
         """
         train_best = self._instruction(best)
@@ -635,7 +637,8 @@ class InstructionTask:
             if isinstance(row, dict):
                 lines.append(
                     f"held-out test accuracy, {name}: {n(row.get('accuracy'))} "
-                    f"({row.get('correct')}/{row.get('total')}, failed {row.get('failed')})"
+                    f"({row.get('correct')}/{row.get('total')}, failed {row.get('failed')}"
+                    + (f", coverage {n(row['coverage'])})" if row.get("coverage") is not None else ")")
                 )
         lines.append(f"best minus best baseline: {n(report.get('best_minus_best_baseline'))}")
         return lines
