@@ -74,3 +74,17 @@ def test_projection_prices_known_models() -> None:
     assert p.dollars is not None and p.dollars > 0
     assert project("local", reqs).dollars is None
     assert "40 calls" in p.describe()
+
+
+def test_restore_counts_an_earlier_sessions_usage_against_the_limits() -> None:
+    earlier = Budget(max_calls=5)
+    BudgetedLLM(FakeLLM(default="x"), earlier).generate([_req(i) for i in range(3)])
+    resumed = Budget.from_limits(earlier.limits())
+    assert resumed.limits() == earlier.limits() and resumed.has_limits()
+    resumed.restore(earlier.snapshot())
+    assert (resumed.calls, resumed.prompt_tokens) == (earlier.calls, earlier.prompt_tokens)
+    res = BudgetedLLM(FakeLLM(default="x"), resumed).generate(
+        [_req(i) for i in range(4)], return_exceptions=True
+    )
+    assert sum(isinstance(r, BudgetExceededError) for r in res) == 2  # 3 + 2 = the limit of 5
+    assert not Budget.from_limits(None).has_limits()

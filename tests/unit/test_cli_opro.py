@@ -181,3 +181,59 @@ def test_tasks_list_shows_tasks_and_options(capsys: pytest.CaptureFixture[str]) 
 def test_resume_requires_run_dir(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "opro", "run", "--resume")
     assert code == 2 and "--run-dir" in one_error_line(err)
+
+
+def test_cli_started_run_continues_from_python_with_its_task_options_and_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 9 item 1: ``OPRO().optimize(..., resume=True)`` continues a CLI-started run with the
+    run's task options (w_true 9, not the default 15) and budget limit (7 calls)."""
+    from promptopt import OPRO
+
+    args = ["opro", "run", "--task", "linear-regression", "--w-true", "9", "--task-option", "num_starting=3",
+            "--optimizer-model", "fake:I pick [3, 4]", "--steps", "6", "--per-step", "2",
+            "--budget-calls", "7", "--seed", "4"]  # fmt: skip
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache-ref"))
+    code, out, err = cli(capsys, *args, "--run-dir", str(tmp_path / "ref"))
+    assert code == 0, err
+    ref = json.loads((tmp_path / "ref" / "result.json").read_text())
+    assert ref["stop_reason"] == "budget" and ref["steps"] == 3  # the budget binds before 6 steps
+
+    rd = tmp_path / "cut"
+    rd.mkdir()
+    (rd / "STOP").touch()  # stops the CLI run after its starting solutions
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache-cut"))
+    code, out, err = cli(capsys, *args, "--run-dir", str(rd))
+    assert code == 0 and "stopped: stop_file" in out, err
+
+    result = OPRO().optimize(run=rd, resume=True)  # task, model, options and limits from the run
+    assert (result.stop_reason, result.steps, result.best) == ("budget", 3, ref["best"])
+    assert result.usage["calls"] == ref["usage"]["calls"] == 7
+    again = json.loads((rd / "result.json").read_text())
+    assert again["report"] == ref["report"] and again["best_score"] == ref["best_score"]
+    assert history_of(rd) == history_of(tmp_path / "ref")
+    # a task name is rebuilt with the run's options, not the task's defaults
+    from promptopt.llm.budget import Budget
+
+    more = OPRO(steps=4).optimize(
+        "linear-regression", llm="fake:I pick [3, 4]", run=rd, resume=True, budget=Budget(max_calls=100)
+    )
+    assert more.report["task"]["w_true"] == 9.0 and more.steps == 4
+
+
+def history_of(run_dir: Path) -> list:
+    from promptopt.optimizers.opro.history import history_from_records
+
+    return history_from_records(read_journal(run_dir / "journal.jsonl"))
+
+
+def test_resume_refuses_a_different_seed_or_optimizer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rd = tmp_path / "r"
+    code, _, err = cli(capsys, "opro", "run", "--task", "tsp", "--n", "5", "--optimizer-model", "fake:x",
+                       "--steps", "1", "--per-step", "1", "--run-dir", str(rd), "--seed", "2")  # fmt: skip
+    assert code == 0, err
+    for flag, value in (("--seed", "3"), ("--optimizer-model", "fake:y"), ("--per-step", "4")):
+        code, _, err = cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), flag, value)
+        assert code == 2 and "differs" in one_error_line(err)

@@ -353,3 +353,103 @@ def test_api_accepts_a_task_name_and_a_model_spec() -> None:
     res = OPRO(steps=2, per_step=1).optimize("linear-regression", llm="fake:my answer is [15, 14]")
     assert res.best == "w=15, b=14" and res.stop_reason == "optimum" and res.steps == 1
     assert res.report["task"]["reached_optimum"] is True
+
+
+# --------------------------------------------------------------------------- re-asking, own stop conditions
+
+
+class ReaskTask(ToyTask):
+    """ToyTask that asks OPRO to re-ask for proposals that gave no new candidate."""
+
+    opro_defaults = {**ToyTask.opro_defaults, "max_reasks": 2}
+
+
+def test_reask_fills_the_step_with_valid_proposals_and_journals_every_invalid_one(tmp_path: Path) -> None:
+    script = {
+        (1, 0): "<ans>50</ans>",
+        (1, 1): "no tag",
+        (1, 2): "<ans>500</ans>",
+        (1, 3): "<ans>50</ans>",  # duplicate within the step
+        (1, 4): "<ans>41</ans>",  # 1st re-ask round: indices 4, 5, 6 (three were not kept)
+        (1, 5): "still no tag",
+        (1, 6): "<ans>900</ans>",
+        (1, 7): "<ans>43</ans>",  # 2nd round: indices 7, 8
+        (1, 8): "<ans>44</ans>",
+    }
+    task = ReaskTask()
+    res = OPRO(steps=1, per_step=4).optimize(task, llm=scripted_llm(script), run=tmp_path / "r")
+    step1 = [t for t in res.history if t.step == 1]
+    assert [t.index for t in step1] == list(range(9))
+    assert [t.status for t in step1 if t.status == "scored"] == ["scored"] * 4
+    assert [t.text for t in step1 if t.status == "scored"] == ["50", "41", "43", "44"]
+    journal = [r["trial"] for r in read_journal(tmp_path / "r" / "journal.jsonl") if r["event"] == "trial"]
+    assert [(t["index"], t["status"]) for t in journal if t["step"] == 1] == [
+        (0, "scored"), (1, "unparseable"), (2, "invalid"), (3, "duplicate"),
+        (4, "scored"), (5, "unparseable"), (6, "invalid"), (7, "scored"), (8, "scored"),
+    ]  # fmt: skip
+    # bounded: a model that never gives a valid proposal costs at most (1 + max_reasks) rounds
+    llm = FakeLLM(default="nothing useful")
+    res = OPRO(steps=1, per_step=4).optimize(ReaskTask(), llm=llm)
+    assert len(llm.calls) == 4 * 3 and res.stop_reason == "steps"
+    # off unless the task asks for it
+    llm = FakeLLM(default="nothing useful")
+    OPRO(steps=1, per_step=4).optimize(ToyTask(), llm=llm)
+    assert len(llm.calls) == 4
+
+
+def test_reask_resumed_mid_step_equals_uninterrupted(tmp_path: Path) -> None:
+    full = OPRO(steps=3, per_step=4).optimize(ReaskTask(), llm=seeded_llm(base=60), run=tmp_path / "a")
+    assert any(t.index >= 4 for t in full.history), "the scripted model must trigger re-asks"
+    OPRO(steps=3, per_step=4).optimize(ReaskTask(), llm=seeded_llm(base=60), run=tmp_path / "b")
+    journal = tmp_path / "b" / "journal.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    # cut inside step 2's commit, after a trial of a re-ask round
+    cut = max(
+        i for i, ln in enumerate(lines) if '"event":"trial"' in ln and '"step":2,' in ln and '"index":5' in ln
+    )
+    journal.write_text("".join(lines[: cut + 1]))
+    resumed = OPRO(steps=3, per_step=4).optimize(
+        ReaskTask(), llm=seeded_llm(base=60), run=tmp_path / "b", resume=True
+    )
+    assert resumed.history == full.history
+    keys = _trial_keys(journal)
+    assert len(keys) == len(set(keys)) == len(full.history)
+
+
+def test_own_stop_condition_and_stop_reason_code() -> None:
+    from promptopt.optimizers.base import LoopState
+
+    class GoodEnough:
+        code = "good_enough"
+
+        def check(self, state: LoopState) -> str | None:
+            return "score above 90" if (state.best_score or 0) > 90 else None
+
+    script = {(2, 0): "<ans>45</ans>"}
+    res = OPRO(steps=10, per_step=1, stop=[GoodEnough()]).optimize(ToyTask(), llm=scripted_llm(script))
+    assert (res.stop_reason, res.steps, res.report["stop_detail"]) == ("good_enough", 2, "score above 90")
+
+
+def test_optimum_is_a_stop_condition_like_the_others() -> None:
+    from promptopt.optimizers.base import LoopState, Optimum, first_stop
+
+    assert first_stop([Optimum(3.0, "min")], LoopState(step=1, best_score=3.0)) == (
+        "optimum",
+        "reached the task's optimum",
+    )
+    assert first_stop([Optimum(3.0, "min")], LoopState(step=1, best_score=3.5)) is None
+    assert first_stop([Optimum(100.0, "max")], LoopState(step=1, best_score=100.0)) is not None
+
+
+def test_resume_from_a_run_directory_takes_the_runs_parameters(tmp_path: Path) -> None:
+    from promptopt.errors import RunDirError
+
+    full = OPRO(steps=4, per_step=3, top_k=2, seed=5).optimize(
+        ToyTask(), llm=seeded_llm(), run=tmp_path / "a"
+    )
+    OPRO(steps=2, per_step=3, top_k=2, seed=5).optimize(ToyTask(), llm=seeded_llm(), run=tmp_path / "b")
+    # only steps given: per_step, top_k and seed come from config.json
+    resumed = OPRO(steps=4).optimize(ToyTask(), llm=seeded_llm(), run=tmp_path / "b", resume=True)
+    assert resumed.history == full.history
+    with pytest.raises(RunDirError, match="per_step"):
+        OPRO(steps=5, per_step=2).optimize(ToyTask(), llm=seeded_llm(), run=tmp_path / "b", resume=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +75,117 @@ def test_report_of_a_crashed_run_without_result(tmp_path: Path) -> None:
 def test_not_a_run_dir(tmp_path: Path) -> None:
     with pytest.raises(RunDirError):
         write_report(tmp_path)
+
+
+# --------------------------------------------------------------------------- a plug-in task's own report
+
+
+class PluginTask:
+    """A task from outside the package: its summary, report section and plot come from its hooks."""
+
+    name = "my-plugin"
+    direction = "max"
+
+    def __init__(self, target: int = 7) -> None:
+        self.target = target
+
+    def describe(self) -> Any:
+        from promptopt.tasks.base import TaskDescription
+
+        return TaskDescription("Guess.", "guess", "score", "Reply <g>N</g>.")
+
+    def initial_candidates(self, rng: random.Random) -> list[Any]:
+        from promptopt.tasks.base import Candidate
+
+        return [Candidate("1", 1)]
+
+    def parse(self, text: str) -> Any:
+        from promptopt.tasks.base import Candidate, Rejected
+
+        digits = "".join(ch for ch in text if ch.isdigit())
+        return Candidate(digits, int(digits)) if digits else Rejected("unparseable", "no number")
+
+    async def ascore(self, candidates: Sequence[Any]) -> list[Any]:
+        from promptopt.tasks.base import Scored
+
+        return [Scored(-abs(c.value - self.target), {"guess": c.value}) for c in candidates]
+
+    def format_score(self, score: float) -> str:
+        return str(score)
+
+    def exemplars(self, rng: random.Random, k: int) -> list[str]:
+        return []
+
+    def final_report(self, best: Any, ranked: Sequence[Any] = ()) -> dict[str, Any]:
+        return {"guess": best.value, "target": self.target}
+
+    def config(self) -> dict[str, Any]:
+        return {"target": self.target}
+
+    @staticmethod
+    def summary(report: dict[str, Any]) -> list[str]:
+        return [f"plugin says: guessed {report['guess']} for {report['target']}"]
+
+    @staticmethod
+    def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
+        return [f"PLUGIN SECTION guess={report['guess']} scored={search['unique_scored']}"]
+
+    @staticmethod
+    def plots(history: Sequence[Trial], report: dict[str, Any], out_dir: Path) -> list[tuple[str, Path]]:
+        path = out_dir / "plugin.png"
+        path.write_bytes(PNG + b"guesses " + ",".join(str(t.info.get("guess")) for t in history).encode())
+        return [("Plugin guesses", path)]
+
+
+@pytest.fixture
+def plugin_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptopt.tasks import base
+
+    class EntryPoint:
+        name = "my-plugin"
+
+        def load(self) -> type:
+            return PluginTask
+
+    monkeypatch.setattr(base, "_plugins", lambda: [EntryPoint()])
+    # ``main`` configures the ``promptopt`` logger for a console process; undo it afterwards
+    import logging
+
+    logger = logging.getLogger("promptopt")
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
+
+
+def test_plugin_task_gets_its_own_summary_section_and_plots(
+    plugin_registered: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from promptopt.cli import main
+
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
+    rd = tmp_path / "run"
+    try:
+        main(["opro", "run", "--task", "my-plugin", "--task-option", "target=5", "--optimizer-model",
+              "fake:my guess is 5", "--steps", "1", "--per-step", "1", "--run-dir", str(rd)])  # fmt: skip
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "plugin says: guessed 5 for 5" in out
+    try:
+        main(["opro", "report", str(rd)])
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    md = (rd / "report.md").read_text()
+    assert "PLUGIN SECTION guess=5 scored=2" in md
+    assert "![Plugin guesses](plugin.png)" in md
+    assert (rd / "plugin.png").read_bytes() == PNG + b"guesses 1,5"
+
+
+def test_report_of_an_unknown_task_is_generic(tmp_path: Path) -> None:
+    OPRO(steps=1, per_step=1).optimize(PluginTask(), llm=FakeLLM(default="3"), run=tmp_path)
+    write_report(tmp_path)  # "my-plugin" is not registered here: no hooks, a generic section
+    md = (tmp_path / "report.md").read_text()
+    assert "- **guess**: 3" in md and "PLUGIN SECTION" not in md
