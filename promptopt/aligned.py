@@ -14,7 +14,6 @@ Two kinds of alignment:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from promptopt.llm.base import LLM, Completion, LLMError, LLMWrapper, Message, R
 from promptopt.prompting import apply_instruction, check_position
 
 if TYPE_CHECKING:
-    from promptopt.optimizers.bpo.rewriter import Picker, Rewriter
+    from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings
 
 
 @dataclass(frozen=True)
@@ -93,9 +92,10 @@ class AlignedLLM(LLMWrapper):
 
     ``llm``: an LLM object or a model spec string (``openai:...``, ``local``, ``hf:DIR``...).
     Exactly one of ``rewriter`` (a directory, hub id, or loaded :class:`Rewriter`) and
-    ``instruction`` must be given. Rewriting settings (``mode``, ``n`` with ``judge``, ``rounds``,
-    ``seed``) are those of :meth:`Rewriter.rewrite`; ``seed`` is fixed per wrapper so the same
-    batch of prompts is rewritten the same way each time.
+    ``instruction`` must be given. Rewriting is set by ``settings`` (a
+    :class:`~promptopt.optimizers.bpo.rewriter.RewriteSettings`) or by its fields as keywords
+    (``mode``, ``n`` with ``judge``, ``rounds``, ``seed``, ``device``); ``seed`` is fixed per
+    wrapper so the same batch of prompts is rewritten the same way each time.
     """
 
     def __init__(
@@ -105,12 +105,8 @@ class AlignedLLM(LLMWrapper):
         rewriter: str | Path | Rewriter | Any = None,
         instruction: str | None = None,
         position: str = "Q_begin",
-        mode: str = "default",
-        n: int = 1,
-        rounds: int = 1,
-        seed: int = 0,
-        judge: Picker | None = None,
-        device: str | None = None,
+        settings: RewriteSettings | None = None,
+        **rewrite_options: Any,
     ) -> None:
         if (rewriter is None) == (instruction is None):
             raise ConfigError("AlignedLLM needs exactly one of rewriter= or instruction=")
@@ -121,26 +117,29 @@ class AlignedLLM(LLMWrapper):
         super().__init__(llm)
         self.instruction = instruction
         self.position = check_position(position)
-        self.rewriter: Rewriter | None = None
-        self.rewrite_options: dict[str, Any] = {
-            "mode": mode,
-            "n": n,
-            "rounds": rounds,
-            "seed": seed,
-            "judge": judge,
-        }
+        self.rewriter: Rewriter | Any = None
+        self._owns_rewriter = False
+        self.settings: RewriteSettings | None = None
         if rewriter is not None:
-            if n > 1 and judge is None:
-                raise ConfigError("n > 1 needs a judge to pick the best rewrite")
-            if isinstance(rewriter, str | Path):
-                from promptopt.optimizers.bpo.rewriter import Rewriter as _Rewriter
+            from dataclasses import replace
 
-                rewriter = _Rewriter.load(rewriter, device)
+            from promptopt.optimizers.bpo.rewriter import RewriteSettings, load_rewriter
+
+            try:
+                s = replace(settings, **rewrite_options) if settings else RewriteSettings(**rewrite_options)
+            except TypeError as exc:  # an unknown keyword
+                raise ConfigError(f"AlignedLLM: {exc}") from None
+            if s.n > 1 and s.judge is None:
+                raise ConfigError("n > 1 needs a judge to pick the best rewrite")
+            self.settings = s
+            self._owns_rewriter = isinstance(rewriter, str | Path)
             # Anything with Rewriter.rewrite's signature works (a loaded Rewriter, a test stub).
-            self.rewriter = rewriter
-            tag = Path(str(getattr(rewriter, "name", "rewriter"))).name or "rewriter"
-            self.name = f"aligned:{llm.name}+bpo:{tag}:{mode}:n{n}:r{rounds}:s{seed}"
+            self.rewriter = load_rewriter(rewriter, s)
+            tag = Path(str(getattr(self.rewriter, "name", "rewriter"))).name or "rewriter"
+            self.name = f"aligned:{llm.name}+bpo:{tag}:{s.tag()}"
         else:
+            if settings is not None or rewrite_options:
+                raise ConfigError("rewrite settings apply to rewriter=, not to instruction=")
             digest = hashlib.sha256((instruction or "").encode("utf-8")).hexdigest()[:12]
             self.name = f"aligned:{llm.name}+instruction:{digest}@{self.position}"
 
@@ -153,8 +152,10 @@ class AlignedLLM(LLMWrapper):
                 aligned = instruct(r, self.instruction or "", self.position)
                 out.append((orig, user_text(aligned), aligned))
             return out
-        # Generation is CPU/GPU-bound and synchronous: keep the event loop free meanwhile.
-        rewritten = await asyncio.to_thread(self.rewriter.rewrite, originals, **self.rewrite_options)
+        from promptopt.optimizers.bpo.rewriter import arewrite_with
+
+        assert self.settings is not None
+        rewritten = await arewrite_with(self.rewriter, originals, self.settings)
         return [
             (orig, new, replace_user_text(r, new))
             for r, orig, new in zip(requests, originals, rewritten, strict=True)
@@ -179,3 +180,11 @@ class AlignedLLM(LLMWrapper):
     async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
         done = await self.agenerate_aligned(requests, return_exceptions=return_exceptions)
         return [d.completion for d in done]
+
+    async def aclose(self) -> None:
+        """Close the deployed model, and the rewriter when this wrapper loaded it."""
+        try:
+            await self.inner.aclose()
+        finally:
+            if self._owns_rewriter and self.rewriter is not None:
+                await self.rewriter.aclose()

@@ -230,7 +230,7 @@ def rewrite_command(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
 ) -> None:
     """Rewrite prompts with a trained BPO rewriter (batched)."""
-    from promptopt.optimizers.bpo.rewriter import JudgePicker, Rewriter
+    from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings
 
     positive("--n", n)
     positive("--rounds", rounds)
@@ -241,23 +241,24 @@ def rewrite_command(
     if n > 1 and judge_model is None:
         raise ConfigError("--n > 1 needs --judge-model to pick the best candidate")
     prompts, rows = read_prompts(prompt, input_, field)
-    rw = Rewriter.load(rewriter, device, backend=backend, batch_size=batch_size)
+    settings = RewriteSettings(
+        mode="aggressive" if aggressive else "default",
+        n=n,
+        rounds=rounds,
+        seed=seed,
+        device=device,
+        max_new_tokens=max_new_tokens,
+    )
+    rw = Rewriter.load(rewriter, settings.device, backend=backend, batch_size=batch_size)
     judge_llm = open_model(judge_model) if judge_model is not None else None
     try:
-        rewrites = rw.rewrite(
-            prompts,
-            mode="aggressive" if aggressive else "default",
-            n=n,
-            rounds=rounds,
-            seed=seed,
-            judge=JudgePicker(judge_llm) if judge_llm is not None else None,
-            max_new_tokens=max_new_tokens,
-        )
+        rewrites = rw.rewrite(prompts, settings, judge=judge_llm)
     finally:
-        if judge_llm is not None:
-            from promptopt.llm.base import run_sync
+        from promptopt.llm.base import run_sync
 
+        if judge_llm is not None:
             run_sync(judge_llm.aclose())
+        rw.close()
     fmt = format_ if format_ != "auto" else ("text" if len(prompts) == 1 and rows is None else "jsonl")
     if fmt == "text":
         text = "\n".join(rewrites) + "\n"

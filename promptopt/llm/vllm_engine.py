@@ -36,14 +36,20 @@ from promptopt.llm.base import (
     Usage,
     settle_results,
 )
-from promptopt.llm.hf import fallback_chat_text
+from promptopt.llm.hf import bad_words, fallback_chat_text, min_new_tokens, stop_token_ids
 
 MISSING_VLLM = "vllm is not installed; pip install 'promptopt[vllm]' (needs a CUDA GPU)"
 
 
-def sampling_kwargs(request: Request) -> dict[str, Any]:
-    """The ``SamplingParams`` arguments for one request (a seed of 0 is kept: it is a seed)."""
-    return {
+def sampling_kwargs(request: Request, stop_ids: Sequence[int] = ()) -> dict[str, Any]:
+    """The ``SamplingParams`` arguments for one request (a seed of 0 is kept: it is a seed).
+
+    A :class:`~promptopt.llm.hf.GenerationRequest`'s minimum length becomes ``min_tokens``, which
+    vLLM applies to EOS and ``stop_token_ids`` (and it checks stop strings only past it); the
+    ``stop_ids`` — tokens holding a stop string — are passed as stop tokens so that an early
+    newline is suppressed rather than generated and cut later. Banned words go to ``bad_words``.
+    """
+    kw: dict[str, Any] = {
         "n": request.n,
         "temperature": request.temperature,
         "top_p": request.top_p,
@@ -51,6 +57,14 @@ def sampling_kwargs(request: Request) -> dict[str, Any]:
         "stop": list(request.stop) or None,
         "seed": request.seed,
     }
+    least = min_new_tokens(request)
+    if least:
+        kw["min_tokens"] = least
+        if stop_ids:
+            kw["stop_token_ids"] = list(stop_ids)
+    if bad_words(request):
+        kw["bad_words"] = list(bad_words(request))
+    return kw
 
 
 def completion_from_output(output: Any, name: str) -> Completion:
@@ -105,6 +119,7 @@ class VLLMEngine(BaseLLM):
         self._engine = engine
         self._sampling_params_cls = sampling_params_cls
         self._tokenizer: Any = None
+        self._stop_ids: dict[tuple[str, ...], list[int]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
@@ -121,8 +136,19 @@ class VLLMEngine(BaseLLM):
         except (AttributeError, TypeError, ValueError):
             return None
 
+    def _stop_token_ids(self, request: Request) -> list[int]:
+        if not (min_new_tokens(request) and request.stop):
+            return []
+        if request.stop not in self._stop_ids:
+            self._stop_ids[request.stop] = stop_token_ids(self._tokenizer_obj(), request.stop)
+        return self._stop_ids[request.stop]
+
     def _prompt(self, request: Request) -> dict[str, Any]:
-        """vLLM prompt input: token ids for chat (template applied here), text for plain prompts."""
+        """vLLM prompt input: token ids for chat (template applied here) or when the request
+        carries them (``GenerationRequest.prompt_ids``), text for plain prompts."""
+        ids = getattr(request, "prompt_ids", None)
+        if ids is not None:
+            return {"prompt_token_ids": list(ids)}
         if request.messages is None:
             return {"prompt": request.prompt or ""}
         tok = self._tokenizer_obj()
@@ -150,7 +176,7 @@ class VLLMEngine(BaseLLM):
                 )
                 continue
             prompts.append(prompt)
-            params.append(self._sampling_params_cls(**sampling_kwargs(r)))
+            params.append(self._sampling_params_cls(**sampling_kwargs(r, self._stop_token_ids(r))))
             index.append(i)
         if prompts:
             try:

@@ -13,6 +13,7 @@ from promptopt.aligned import AlignedLLM, instruct, user_text
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM, Completion, LLMServerError, Message, Request
 from promptopt.llm.fake import FakeLLM, request_text
+from promptopt.optimizers.bpo.rewriter import RewriteSettings
 
 
 class StubRewriter:
@@ -21,8 +22,8 @@ class StubRewriter:
     def __init__(self) -> None:
         self.calls: list[tuple[list[str], dict]] = []
 
-    def rewrite(self, prompts, **options):
-        self.calls.append((list(prompts), options))
+    def rewrite(self, prompts, settings):
+        self.calls.append((list(prompts), settings))
         return [f"Please answer in detail: {p}" if p else p for p in prompts]
 
 
@@ -46,9 +47,10 @@ def test_every_call_rewrites_the_last_user_message_in_one_batch() -> None:
     plain = Request(prompt="2+2?")
     out = llm.generate([chat, plain])
     assert len(rw.calls) == 1  # one batched rewrite for the whole request list
-    prompts, options = rw.calls[0]
+    prompts, settings = rw.calls[0]
     assert prompts == ["what is BPO?", "2+2?"]
-    assert options == {"mode": "aggressive", "n": 1, "rounds": 2, "seed": 5, "judge": None}
+    assert settings == RewriteSettings(mode="aggressive", n=1, rounds=2, seed=5)
+    assert settings.judge is None
     sent = inner.calls
     assert sent[0].messages[:3] == chat.messages[:3]  # history and system untouched
     assert sent[0].messages[3] == Message("user", "Please answer in detail: what is BPO?")
@@ -119,3 +121,30 @@ def test_bad_arguments() -> None:
         AlignedLLM(FakeLLM(), instruction="x", position="middle")
     with pytest.raises(ConfigError, match="judge"):
         AlignedLLM(FakeLLM(), rewriter=StubRewriter(), n=3)
+    with pytest.raises(ConfigError, match="mode"):
+        AlignedLLM(FakeLLM(), rewriter=StubRewriter(), mode="wild")
+    with pytest.raises(ConfigError, match="unexpected keyword"):
+        AlignedLLM(FakeLLM(), rewriter=StubRewriter(), modes="aggressive")
+    with pytest.raises(ConfigError, match="rewriter="):
+        AlignedLLM(FakeLLM(), instruction="x", mode="aggressive")
+
+
+def test_settings_object_and_keywords_agree() -> None:
+    rw = StubRewriter()
+    base = RewriteSettings(mode="aggressive", seed=3)
+    llm = AlignedLLM(FakeLLM(name="m"), rewriter=rw, settings=base, rounds=2)
+    assert llm.settings == RewriteSettings(mode="aggressive", seed=3, rounds=2)
+    assert llm.name.endswith("bpo:my-rewriter:aggressive:n1:r2:s3")
+
+
+class AsyncStubRewriter(StubRewriter):
+    """A rewriter with the async door: AlignedLLM awaits it instead of using a thread."""
+
+    async def arewrite(self, prompts, settings):
+        return ["async: " + p for p in self.rewrite(prompts, settings)]
+
+
+def test_async_rewriter_door_is_used() -> None:
+    llm = AlignedLLM(echo_llm(), rewriter=AsyncStubRewriter())
+    [res] = llm.generate_aligned([Request.chat("hi")])
+    assert res.rewritten == "async: Please answer in detail: hi"

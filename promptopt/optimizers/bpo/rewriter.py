@@ -1,49 +1,117 @@
-"""Rewrite prompts with a trained BPO rewriter, always in batches.
+"""Rewrite prompts with a trained BPO rewriter, in batches, through the ``llm/`` backends.
 
-Modes (BPO's ``infer_example.py``): ``default`` samples one rewrite at top_p 0.9 / temperature 0.6
-("stable optimization"); ``aggressive`` samples several at temperature 0.9 with placeholder tokens
-banned, stops at the first newline and keeps only rewrites longer than the input. ``n`` > 1 draws
-n candidates and lets a judge pick one; ``rounds`` rewrites the rewrite again (the paper reports
-gains up to 4 rounds). The settings come from the model's ``bpo_rewriter.json``.
+Modes (thu-coai/BPO ``src/infer_example.py``): ``default`` samples one rewrite at top_p 0.9 /
+temperature 0.6 ("stable optimization", which sometimes keeps the prompt as it is);
+``aggressive`` samples 5 at temperature 0.9 with placeholder words banned, the first newline
+ending a rewrite, and no rewrite allowed to end before the prompt's token count + 5 — so it is
+never the prompt unchanged. ``n`` > 1 draws n candidates and lets a judge pick one; ``rounds``
+rewrites the rewrite again (the paper reports gains up to 4 rounds). The sampling settings come
+from the model's ``bpo_rewriter.json`` (:mod:`promptopt.optimizers.bpo.templates`).
 
-Why batches only: generation cost is dominated by per-call overhead on small models and by
-memory bandwidth on large ones; padding a batch (on the left for decoder-only models) and calling
-``generate`` once per chunk is several times faster than a loop over prompts. With a GPU and an
-importable ``vllm`` the whole list goes to one ``vllm.LLM.generate`` call instead.
+Why the backends rather than a generate loop of its own: batching, padding, seeding, stop strings
+and worker threads are the hf backend's job (and one ``generate`` call over everything is the
+vLLM engine's); the rewriter only builds requests — exact input ids from the template, as in
+training — and picks among the outputs. Nothing here imports the trainer.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import copy
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from promptopt.errors import ConfigError
-from promptopt.llm.base import LLM
+from promptopt.llm.base import LLM, run_sync
 from promptopt.optimizers.bpo.templates import (
     CONFIG_FILE,
     MODES,
     PromptEncoder,
     RewriterConfig,
     SamplingDefaults,
+    detect_family,
 )
+
+if TYPE_CHECKING:
+    from promptopt.llm.budget import Budget
 
 #: Fragments the reference cuts an aggressive rewrite at (the start of leaked placeholders).
 _PLACEHOLDER_CUTS = ("[KE", "[INS", "[PRO")
+BACKENDS = ("auto", "transformers", "vllm")
 
 
 class Picker(Protocol):
-    """Chooses one candidate per prompt: returns an index into each candidate list."""
+    """Chooses one candidate per prompt: returns an index into each candidate list.
+
+    A picker may also offer ``async apick`` (same arguments); the rewriter awaits it when present.
+    """
 
     def pick(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[int]: ...
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class RewriteSettings:
+    """How to rewrite: the one settings type of the rewriter, :class:`BPO` and ``AlignedLLM``.
+
+    ``judge`` picks among ``n`` > 1 candidates: a :class:`Picker`, or an LLM (judged pairwise by
+    :class:`JudgePicker`). ``device`` is where a rewriter given as a directory is loaded.
+    ``max_new_tokens`` overrides the mode's limit. ``seed`` is a real seed, 0 included.
+    """
+
+    mode: str = "default"
+    n: int = 1
+    rounds: int = 1
+    seed: int = 0
+    judge: Any = field(default=None, compare=False)
+    device: str | None = None
+    max_new_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown rewrite mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if not isinstance(self.n, int) or not isinstance(self.rounds, int) or self.n < 1 or self.rounds < 1:
+            raise ConfigError(f"n and rounds must be >= 1, got n={self.n}, rounds={self.rounds}")
+        if not isinstance(self.seed, int):
+            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+    def picker(self) -> Picker | None:
+        """The judge as a Picker (an LLM or PairwiseJudge becomes a :class:`JudgePicker`)."""
+        return as_picker(self.judge)
+
+    def to_json(self) -> dict[str, Any]:
+        judge = self.judge
+        name = None if judge is None else str(getattr(judge, "name", type(judge).__name__))
+        return {
+            "mode": self.mode,
+            "n": self.n,
+            "rounds": self.rounds,
+            "seed": self.seed,
+            "judge": name,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+    def tag(self) -> str:
+        return f"{self.mode}:n{self.n}:r{self.rounds}:s{self.seed}"
+
+
+def as_picker(judge: Any) -> Picker | None:
+    if judge is None or callable(getattr(judge, "pick", None)):
+        return judge
+    return JudgePicker(judge)
 
 
 # --------------------------------------------------------------------------- judge picker
 
 
 class JudgePicker:
-    """Best of K by the pairwise LLM judge (``promptopt.evaluators.judge.pick_best``).
+    """Best of K by the pairwise LLM judge (``promptopt.evaluators.judge.apick_best``).
 
     The rule is the judge module's: every pair of a prompt's candidates is judged in both orders,
     a candidate scores 1 per win (both orders agree) and 0.5 per tie or split verdict, and the
@@ -59,11 +127,32 @@ class JudgePicker:
             judge if isinstance(judge, PairwiseJudge) else PairwiseJudge(judge, max_tokens=max_tokens)
         )
         self.target = target
+        self.name = str(getattr(self.judge.llm, "name", "judge"))
+
+    async def apick(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[int]:
+        from promptopt.evaluators.judge import apick_best
+
+        return await apick_best(self.judge, list(prompts), [list(c) for c in candidates], target=self.target)
 
     def pick(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[int]:
-        from promptopt.evaluators.judge import pick_best
+        return run_sync(self.apick(prompts, candidates))
 
-        return pick_best(self.judge, list(prompts), [list(c) for c in candidates], target=self.target)
+    def charged(self, budget: Budget) -> JudgePicker:
+        """A copy whose judge (and target) calls are charged to ``budget``."""
+        from promptopt.llm.budget import charged
+
+        judge = copy.copy(self.judge)
+        judge.llm = charged(judge.llm, budget)
+        target = charged(self.target, budget) if self.target is not None else None
+        return JudgePicker(judge, target=target)
+
+
+async def apick(picker: Picker, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[int]:
+    """A picker's choice without blocking the event loop (its async door when it has one)."""
+    fn = getattr(picker, "apick", None)
+    if callable(fn):
+        return list(await fn(prompts, candidates))
+    return list(await asyncio.to_thread(picker.pick, prompts, candidates))
 
 
 # --------------------------------------------------------------------------- post-processing
@@ -81,18 +170,20 @@ def clean_rewrite(text: str, sampling: SamplingDefaults) -> str:
 
 
 def select_candidates(original: str, texts: Sequence[str], sampling: SamplingDefaults) -> list[str]:
-    """Cleaned, non-empty, de-duplicated candidates; with ``require_longer`` only those longer
-    (in characters) than the original. An empty list means "keep the original"."""
+    """Cleaned, non-empty, de-duplicated candidates, in sample order; with ``require_longer`` only
+    those longer (in characters) than the original when there are any — a shorter rewrite still
+    beats giving the prompt back. An empty list (every sample empty after cleaning) means "keep
+    the original"."""
     seen: set[str] = set()
     out: list[str] = []
     for t in texts:
         c = clean_rewrite(t, sampling)
-        if not c or c in seen:
-            continue
-        if sampling.require_longer and len(c) <= len(original.strip()):
-            continue
-        seen.add(c)
-        out.append(c)
+        if c and c not in seen:
+            seen.add(c)
+            out.append(c)
+    if sampling.require_longer:
+        size = len(original.strip())
+        out = [c for c in out if len(c) > size] or out
     return out
 
 
@@ -135,34 +226,21 @@ def _read_config(path: str, family_hint: str | None) -> RewriterConfig:
 
 
 class Rewriter:
-    """A loaded rewriter. Thread-safe: one generation at a time per instance."""
+    """A rewriter: its config, tokenizer (to build the exact input ids) and a generating LLM.
+
+    ``llm`` is an :class:`~promptopt.llm.hf.HFLLM` or :class:`~promptopt.llm.vllm_engine.VLLMEngine`
+    (anything that honours :class:`~promptopt.llm.hf.GenerationRequest`); :meth:`load` builds one.
+    """
 
     def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        config: RewriterConfig,
-        *,
-        device: str = "cpu",
-        batch_size: int = 16,
-        name: str = "rewriter",
-        engine: Any = None,
+        self, llm: LLM, tokenizer: Any, config: RewriterConfig, *, name: str = "rewriter", backend: str = ""
     ) -> None:
-        if batch_size < 1:
-            raise ConfigError(f"batch size must be >= 1, got {batch_size}")
-        self.model = model
+        self.llm = llm
         self.tokenizer = tokenizer
         self.config = config
-        self.device = device
-        self.batch_size = batch_size
         self.name = name
-        self.engine = engine  # a vllm.LLM when the vLLM path is in use
+        self.backend = backend or str(getattr(llm, "name", "")).split(":", 1)[0]
         self.encoder = PromptEncoder(tokenizer, config)
-        self._lock = threading.Lock()
-
-    @property
-    def backend(self) -> str:
-        return "vllm" if self.engine is not None else "transformers"
 
     @classmethod
     def load(
@@ -173,49 +251,85 @@ class Rewriter:
         backend: str = "auto",
         batch_size: int = 16,
     ) -> Rewriter:
-        """Load a rewriter directory (or hub id). ``backend``: auto, transformers or vllm."""
-        if backend not in ("auto", "transformers", "vllm"):
+        """Load a rewriter directory (or hub id). ``backend``: auto (vLLM for a decoder-only
+        rewriter when a GPU and vllm are there), transformers or vllm. The weights load on the
+        first rewrite (or :meth:`aload`)."""
+        if backend not in BACKENDS:
             raise ConfigError(f"unknown rewriter backend {backend!r}; choose auto, transformers or vllm")
+        if batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {batch_size}")
         path = str(path_or_hf_id)
-        from promptopt.optimizers.bpo.train import detect_family
-
         family = detect_family(path)
         config = _read_config(path, family)
         if config.family != family:
             raise ConfigError(f"{path}: bpo_rewriter.json says {config.family} but the model is {family}")
-        use_vllm = backend == "vllm" or (backend == "auto" and family == "causal" and _vllm_usable())
         if backend == "vllm" and not _vllm_usable():
             raise ConfigError("the vllm backend needs the vllm package and a GPU")
+        if backend == "vllm" and family != "causal":
+            raise ConfigError("the vllm backend serves decoder-only rewriters; this one is seq2seq")
+        use_vllm = backend == "vllm" or (backend == "auto" and family == "causal" and _vllm_usable())
 
-        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
         except Exception as exc:
             raise ConfigError(f"cannot load the tokenizer of {path!r}: {exc}") from None
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        llm: LLM
         if use_vllm:
-            import vllm
+            from promptopt.llm.vllm_engine import VLLMEngine
 
-            engine = vllm.LLM(model=path, tokenizer=path)
-            return cls(
-                None, tokenizer, config, device="cuda", batch_size=batch_size, name=path, engine=engine
-            )
+            llm = VLLMEngine(path, name=f"vllm:{path}")
+            return cls(llm, tokenizer, config, name=path, backend="vllm")
+        from promptopt.llm.hf import HFLLM
 
-        import torch
+        llm = HFLLM(path, device=device or "auto", batch_size=batch_size)
+        return cls(llm, tokenizer, config, name=path, backend="transformers")
 
-        dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        auto = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
-        # bf16/fp16 matmuls are slow on most CPUs: float32 there, the checkpoint's dtype on GPUs.
-        dtype: Any = torch.float32 if str(dev).startswith("cpu") else "auto"
-        model = auto.from_pretrained(path, dtype=dtype).to(dev)
-        model.eval()
-        return cls(model, tokenizer, config, device=dev, batch_size=batch_size, name=path)
+    async def aload(self) -> None:
+        """Load the weights now (otherwise the first rewrite does)."""
+        load = getattr(self.llm, "load", None)
+        if callable(load):
+            await load()
+
+    async def aclose(self) -> None:
+        await self.llm.aclose()
+
+    def close(self) -> None:
+        run_sync(self.aclose())
 
     # -- sampling
 
-    def sample(
+    def requests(
+        self, prompts: Sequence[str], sampling: SamplingDefaults, *, samples: int, seed: int, max_new: int
+    ) -> list[Any]:
+        """One request per prompt: exact input ids, ``samples`` samples, the mode's options."""
+        from promptopt.llm.hf import GenerationRequest
+
+        head, tail = self.config.template.split("{}")
+        out = []
+        for p in prompts:
+            least = 0
+            if sampling.min_extra_tokens is not None:
+                # The reference's count: the prompt tokenized on its own, special tokens included.
+                least = len(self.tokenizer(p)["input_ids"]) + sampling.min_extra_tokens
+            out.append(
+                GenerationRequest(
+                    prompt=f"{head}{p}{tail}",
+                    prompt_ids=tuple(self.encoder.source(p)),
+                    n=samples,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    max_tokens=max_new,
+                    stop=("\n",) if sampling.stop_at_newline else (),
+                    seed=seed,
+                    min_new_tokens=min(least, max_new),
+                    bad_words=sampling.banned,
+                )
+            )
+        return out
+
+    async def asample(
         self,
         prompts: Sequence[str],
         *,
@@ -231,132 +345,76 @@ class Rewriter:
             raise ConfigError(f"samples must be >= 1, got {k}")
         if not prompts:
             return []
-        sources = [self.encoder.source(p) for p in prompts]
         max_new = max_new_tokens or sampling.max_new_tokens
-        with self._lock:
-            if self.engine is not None:
-                return self._sample_vllm(sources, sampling, k, seed, max_new)
-            return self._sample_hf(sources, sampling, k, seed, max_new)
+        reqs = self.requests(prompts, sampling, samples=k, seed=seed, max_new=max_new)
+        done = await self.llm.agenerate(reqs)
+        return [[t.strip() for t in c.texts] for c in done]
 
-    def _bad_words_ids(self, sampling: SamplingDefaults) -> list[list[int]] | None:
-        ids = [list(self.tokenizer(b, add_special_tokens=False)["input_ids"]) for b in sampling.banned]
-        ids = [i for i in ids if i]
-        return ids or None
-
-    def _sample_hf(
-        self, sources: list[list[int]], sampling: SamplingDefaults, k: int, seed: int, max_new: int
-    ) -> list[list[str]]:
-        import torch
-
-        tok = self.tokenizer
-        pad = tok.pad_token_id
-        causal = self.config.family == "causal"
-        gen_kwargs: dict[str, Any] = {
-            "do_sample": True,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_new_tokens": max_new,
-            "num_return_sequences": k,
-            "pad_token_id": pad,
-            "eos_token_id": tok.eos_token_id,
-        }
-        bad = self._bad_words_ids(sampling)
-        if bad:
-            gen_kwargs["bad_words_ids"] = bad
-        if sampling.stop_at_newline:
-            gen_kwargs["stop_strings"] = ["\n"]
-            gen_kwargs["tokenizer"] = tok
-        out: list[list[str]] = [[] for _ in sources]
-        order = sorted(range(len(sources)), key=lambda i: len(sources[i]))  # less padding
-        devices = [torch.device(self.device)] if str(self.device).startswith("cuda") else []
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            torch.manual_seed(seed)
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                width = max(len(sources[i]) for i in chunk)
-                ids, mask = [], []
-                for i in chunk:
-                    s = sources[i]
-                    fill = [pad] * (width - len(s))
-                    zeros = [0] * (width - len(s))
-                    if causal:  # left padding: every row's last token is its real last token
-                        ids.append(fill + s)
-                        mask.append(zeros + [1] * len(s))
-                    else:
-                        ids.append(s + fill)
-                        mask.append([1] * len(s) + zeros)
-                input_ids = torch.tensor(ids, device=self.device)
-                attention = torch.tensor(mask, device=self.device)
-                gen = self.model.generate(input_ids=input_ids, attention_mask=attention, **gen_kwargs)
-                if causal:
-                    gen = gen[:, width:]
-                texts = tok.batch_decode(gen, skip_special_tokens=True)
-                for row, i in enumerate(chunk):
-                    out[i] = [t.strip() for t in texts[row * k : (row + 1) * k]]
-        return out
-
-    def _sample_vllm(
-        self, sources: list[list[int]], sampling: SamplingDefaults, k: int, seed: int, max_new: int
-    ) -> list[list[str]]:
-        import vllm
-
-        params = vllm.SamplingParams(
-            n=k,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=max_new,
-            seed=seed,
-            stop=["\n"] if sampling.stop_at_newline else None,
-            bad_words=list(sampling.banned) or None,
-        )
-        inputs = [{"prompt_token_ids": s} for s in sources]
-        results = self.engine.generate(inputs, params, use_tqdm=False)
-        return [[o.text.strip() for o in r.outputs] for r in results]
+    def sample(self, prompts: Sequence[str], **options: Any) -> list[list[str]]:
+        """Sync door to :meth:`asample`."""
+        return run_sync(self.asample(prompts, **options))
 
     # -- rewriting
 
-    def rewrite(
-        self,
-        prompts: Sequence[str],
-        *,
-        mode: str = "default",
-        n: int = 1,
-        rounds: int = 1,
-        seed: int = 0,
-        judge: Picker | None = None,
-        max_new_tokens: int | None = None,
+    async def arewrite(
+        self, prompts: Sequence[str], settings: RewriteSettings | None = None, **changes: Any
     ) -> list[str]:
-        """One rewrite per prompt, in order.
+        """One rewrite per prompt, in order. ``changes`` are :class:`RewriteSettings` fields
+        (``mode="aggressive"``...) applied over ``settings``.
 
         Per round every prompt gets ``max(n, mode's samples)`` candidates in one batched call;
-        they are cleaned and filtered (aggressive: longer than the input), then the judge picks
-        one, or — without a judge — the first survivor is taken. A prompt with no surviving
-        candidate (or an empty prompt) stays as it was. ``n`` > 1 needs a judge, since n samples
-        without a way to choose would only cost time.
+        they are cleaned (aggressive: first line, leaked placeholders cut; longer than the input
+        first), then the judge picks one, or — without a judge — the first is taken. A prompt
+        with no candidate left (or an empty prompt) stays as it was. ``n`` > 1 needs a judge,
+        since n samples without a way to choose would only cost time.
         """
-        if mode not in MODES:
-            raise ConfigError(f"unknown rewrite mode {mode!r}; choose one of {', '.join(MODES)}")
-        if n < 1 or rounds < 1:
-            raise ConfigError(f"n and rounds must be >= 1, got n={n}, rounds={rounds}")
-        if n > 1 and judge is None:
+        s = replace(settings, **changes) if settings is not None else RewriteSettings(**changes)
+        judge = s.picker()
+        if s.n > 1 and judge is None:
             raise ConfigError("n > 1 needs a judge to pick the best rewrite (e.g. --judge-model)")
-        sampling = self.config.sampling(mode)
-        k = max(n, sampling.samples)
+        sampling = self.config.sampling(s.mode)
+        k = max(s.n, sampling.samples)
         current = [str(p) for p in prompts]
-        for r in range(rounds):
+        for r in range(s.rounds):
             todo = [i for i, p in enumerate(current) if p.strip()]
             if not todo:
                 break
-            raw = self.sample(
-                [current[i] for i in todo], mode=mode, samples=k, seed=seed + r, max_new_tokens=max_new_tokens
+            raw = await self.asample(
+                [current[i] for i in todo],
+                mode=s.mode,
+                samples=k,
+                seed=s.seed + r,
+                max_new_tokens=s.max_new_tokens,
             )
             cands = [
                 select_candidates(current[i], texts, sampling) for i, texts in zip(todo, raw, strict=True)
             ]
             picks = [0] * len(todo)
             if judge is not None and any(len(c) > 1 for c in cands):
-                picks = judge.pick([current[i] for i in todo], cands)
+                picks = await apick(judge, [current[i] for i in todo], cands)
             for i, c, j in zip(todo, cands, picks, strict=True):
                 if c:
                     current[i] = c[j]
         return current
+
+    def rewrite(
+        self, prompts: Sequence[str], settings: RewriteSettings | None = None, **changes: Any
+    ) -> list[str]:
+        """Sync door to :meth:`arewrite`."""
+        return run_sync(self.arewrite(prompts, settings, **changes))
+
+
+def load_rewriter(rewriter: str | Path | Any, settings: RewriteSettings, **options: Any) -> Any:
+    """A directory or hub id loaded on ``settings.device``; anything else (a loaded
+    :class:`Rewriter`, a stub with its ``rewrite`` signature) is used as it is."""
+    if isinstance(rewriter, str | Path):
+        return Rewriter.load(rewriter, settings.device, **options)
+    return rewriter
+
+
+async def arewrite_with(rewriter: Any, prompts: Sequence[str], settings: RewriteSettings) -> list[str]:
+    """``rewriter``'s async door when it has one, else its sync ``rewrite`` on a worker thread."""
+    fn = getattr(rewriter, "arewrite", None)
+    if callable(fn):
+        return list(await fn(list(prompts), settings))
+    return list(await asyncio.to_thread(rewriter.rewrite, list(prompts), settings))

@@ -14,19 +14,27 @@ Splitting also lets a template hold other braces and a prompt hold anything.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from promptopt.errors import ConfigError
 
-#: The rewriter template of BPO's released Llama-2-chat rewriter (thu-coai/BPO, infer_example.py).
+#: The rewriter template of BPO's released Llama-2-chat rewriter: ``prompt_template`` in
+#: thu-coai/BPO src/infer_example.py (commit 9bf5415), character for character. The released
+#: model was trained on exactly this text; a reworded header is a different model input.
 BPO_TEMPLATE = (
     "[INST] You are an expert prompt engineer. Please help me improve this prompt to get a more "
     "helpful and harmless response:\n{} [/INST]"
 )
-#: Strings BPO's aggressive mode bans: placeholders the rewriter learned from its training data.
+#: Strings BPO's aggressive mode bans (``bad_words_ids`` in ``gen_aggressive``, same file):
+#: placeholders the rewriter learned from its training data.
 BPO_BANNED = ("[PROTECT]", "\n\n[PROTECT]", "[KEEP", "[INSTRUCTION]")
+#: ``gen_aggressive`` draws this many rewrites of a prompt.
+BPO_AGGRESSIVE_SAMPLES = 5
+#: ``gen_aggressive``'s ``min_length`` is the template-filled input plus the prompt's own tokens
+#: plus 5: every rewrite is at least the prompt's token count + 5 new tokens long.
+BPO_MIN_EXTRA_TOKENS = 5
 CONFIG_FILE = "bpo_rewriter.json"
 FORMAT_VERSION = 1
 
@@ -37,7 +45,12 @@ MODES: tuple[str, ...] = ("default", "aggressive")
 
 @dataclass(frozen=True)
 class SamplingDefaults:
-    """How one rewriting mode samples. ``samples`` is how many candidates a prompt gets."""
+    """How one rewriting mode samples. ``samples`` is how many candidates a prompt gets.
+
+    ``min_extra_tokens``: when set, a rewrite may not end (EOS or, with ``stop_at_newline``, a
+    newline) before the prompt's token count (special tokens included, as the reference counts)
+    plus this many tokens. ``require_longer``: candidates longer than the prompt are preferred.
+    """
 
     temperature: float
     top_p: float
@@ -46,6 +59,7 @@ class SamplingDefaults:
     stop_at_newline: bool = False
     banned: tuple[str, ...] = ()
     require_longer: bool = False
+    min_extra_tokens: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -53,25 +67,29 @@ class SamplingDefaults:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> SamplingDefaults:
+    def from_json(cls, d: dict[str, Any], base: SamplingDefaults | None = None) -> SamplingDefaults:
+        """Settings from JSON; keys a file lacks (written by an older version) come from ``base``,
+        so an old rewriter directory gets a newer default such as ``min_extra_tokens``."""
         known = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in known}
         if "banned" in kw:
             kw["banned"] = tuple(kw["banned"])
-        return cls(**kw)
+        return replace(base, **kw) if base is not None else cls(**kw)
 
 
 #: BPO's stable optimization (infer_example.py ``gen``): one sample, top_p 0.9, temperature 0.6.
 DEFAULT_SAMPLING = SamplingDefaults(temperature=0.6, top_p=0.9)
-#: BPO's aggressive optimization (``gen_aggressive``): 5 samples at 0.9, placeholders banned, stop
-#: at the first newline, and only rewrites longer than the input are kept.
+#: BPO's aggressive optimization (``gen_aggressive``): 5 samples at temperature 0.9 / top_p 0.9,
+#: placeholders banned, the first newline ends a rewrite, and no rewrite may end before the
+#: prompt's length + 5 tokens (so it never comes back unchanged).
 AGGRESSIVE_SAMPLING = SamplingDefaults(
     temperature=0.9,
     top_p=0.9,
-    samples=5,
+    samples=BPO_AGGRESSIVE_SAMPLES,
     stop_at_newline=True,
     banned=BPO_BANNED,
     require_longer=True,
+    min_extra_tokens=BPO_MIN_EXTRA_TOKENS,
 )
 
 
@@ -126,10 +144,8 @@ class RewriterConfig:
             template=d.get("template", BPO_TEMPLATE),
             use_chat_template=bool(d.get("use_chat_template", False)),
             max_length=int(d.get("max_length", 512)),
-            default=SamplingDefaults.from_json(gen["default"]) if "default" in gen else DEFAULT_SAMPLING,
-            aggressive=(
-                SamplingDefaults.from_json(gen["aggressive"]) if "aggressive" in gen else AGGRESSIVE_SAMPLING
-            ),
+            default=SamplingDefaults.from_json(gen.get("default") or {}, DEFAULT_SAMPLING),
+            aggressive=SamplingDefaults.from_json(gen.get("aggressive") or {}, AGGRESSIVE_SAMPLING),
             base_model=str(d.get("base_model", "")),
             extra=dict(d.get("extra") or {}),
         )
@@ -150,6 +166,22 @@ class RewriterConfig:
             return cls.from_json(data)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path} is not a valid rewriter config: {exc}") from None
+
+
+def detect_family(model: str) -> Family:
+    """seq2seq when the checkpoint's config is encoder-decoder, causal otherwise.
+
+    Here rather than in ``train.py`` because loading a rewriter needs it too, and rewriting must
+    not import the trainer."""
+    from transformers import AutoConfig
+
+    try:
+        cfg = AutoConfig.from_pretrained(model)
+    except Exception as exc:  # missing dir, unknown hub id, offline hub
+        raise ConfigError(
+            f"cannot read the model config of {model!r}: {exc.__class__.__name__}: {exc}"
+        ) from None
+    return "seq2seq" if getattr(cfg, "is_encoder_decoder", False) else "causal"
 
 
 def split_template(template: str) -> tuple[str, str]:
