@@ -421,15 +421,15 @@ def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
     ("A's"), and bare capitals outside an answer context (the article "A" in "A good answer").
     """
     raw: list[_Mention] = []
-    taken: list[tuple[int, int]] = []
+    taken = bytearray(len(text))  # characters already read as part of a stronger form
     for pattern, strong in _MENTION_RES:
         for m in pattern.finditer(text):
-            if any(s < m.end() and m.start() < e for s, e in taken):
+            if any(taken[m.start() : m.end()]):
                 continue
             letter = (m.group("l") or (m.groupdict().get("l2") or "")).upper()
             start = m.start("l2") if m.groupdict().get("l2") else m.start()
             raw.append(_Mention(letter, start, m.end(), strong))
-            taken.append((m.start(), m.end()))
+            taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     raw.sort(key=lambda x: x.start)
     rejected: set[int] = set()
     run = [0] if raw else []
