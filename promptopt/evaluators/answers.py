@@ -634,13 +634,17 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().strip(" .\"'`*").strip()
 
 
+_BULLET_RE = re.compile(r"^\s*[-*\u2022]\s+")
+
+
 def extract_text(text: str) -> str:
-    """The stated answer (after a marker), else the last non-empty line, normalised."""
+    """The stated answer (after a marker), else the last non-empty line, normalised; a list
+    bullet in front of it ("Answer:\\n- ] ]") is not part of it."""
     span = answer_span(_clean(text))
     if span is not None and span.strip():
-        return normalize_text(_first_statement(span) or span)
+        return normalize_text(_BULLET_RE.sub("", _first_statement(span) or span))
     lines = [ln for ln in text.splitlines() if ln.strip()]
-    return normalize_text(lines[-1]) if lines else ""
+    return normalize_text(_BULLET_RE.sub("", lines[-1])) if lines else ""
 
 
 def _text_readings(response: str) -> set[str]:

@@ -345,6 +345,8 @@ def test_boolean_vocab() -> None:
         ("Sorted: apple, banana, cherry", "apple banana cherry", True),
         ("apple banana", "apple banana cherry", False),
         ("Let me think.\nApple Banana Cherry", "apple banana cherry", True),
+        ("**Answer:**\n- ] ] >", "] ] >", True),  # a list bullet is not part of the answer
+        ("Sorted:\n- apple banana cherry", "apple banana cherry", True),
     ],
 )
 def test_grade_text(response: str, target: str, correct: bool) -> None:
