@@ -388,10 +388,16 @@ _MENTION_RES: tuple[tuple[re.Pattern[str], bool], ...] = (
     (re.compile(r"(?<![\w'’.\-])(?P<l>[A-Z])(?![\w'’\-]|\.\w)"), False),
 )
 #: A bare capital letter counts when it ends its clause ("it's B.", "Answer: C") or is said to
-#: be right ("C is the correct answer", OPRO's "X is the answer").
+#: be right ("C is the correct answer", OPRO's "X is the answer") ...
 _BARE_OK_AFTER_RE = re.compile(
     r"\s*(?:[.,;:!)\]]|$)|\s+(?:is|was|would\s+be|must\s+be|seems)\s+(?:the\s+|a\s+)?"
     r"(?:(?:most\s+)?(?:correct|right|best|true|final|answer|likely))\b",
+    re.IGNORECASE,
+)
+#: ... and starts a clause or follows a verb of choosing ("vitamin C." names no option).
+_BARE_OK_BEFORE_RE = re.compile(
+    r"(?:^|[\n:;,.!?]|\b(?:is|it'?s|be|was|choose|chose|pick|select|with|say|answer|option|choice))"
+    r"[\s*\"'`]*$",
     re.IGNORECASE,
 )
 #: "(A) is wrong", "B isn't right", "C can be ruled out": the letter is rejected.
@@ -455,7 +461,13 @@ def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
             or _NEGATED_BEFORE_RE.search(text, max(0, mention.start - 40), mention.start)
             or _DENIED_AFTER_RE.match(after)
             or re.match(r"\s*\?", after)
-            or (not mention.strong and not _BARE_OK_AFTER_RE.match(after))
+            or (
+                not mention.strong
+                and not (
+                    _BARE_OK_AFTER_RE.match(after)
+                    and _BARE_OK_BEFORE_RE.search(text, max(0, mention.start - 30), mention.start)
+                )
+            )
         ):
             continue
         out.append(mention)

@@ -222,6 +222,8 @@ CITY_OPTS = (("A", "London"), ("B", "Paris"), ("C", "Rome"), ("D", "Berlin"))
         ("Answer: A or B", None),
         ("The options are (A), (B), (C) and (D).", None),
         ("Assistant A's reply is long.", None),
+        ("Oranges are rich in vitamin C.", None),  # a capital that ends a clause, not a choice
+        ("Plan B, then.", None),
         ("The answer is (E).", None),  # not one of the options
     ],
 )
