@@ -373,7 +373,7 @@ _OPTION_LINE_RE = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*$", re.MULTILINE)
 #: A letter that opens the stated answer: "(b)", "b", "B.", "option C", "C because ..." (upper
 #: case only before a word, so the article in "the answer is a guess" is no letter).
 _LEAD_LETTER_RE = re.compile(
-    r"^\s*[\"'`]*(?:(?i:option|choice|letter)\s+)?"
+    r"^\s*(?:[-*\u2022]\s+)?[\"'`]*(?:(?i:option|choice|letter)\s+)?"
     r"(?:\((?P<p>[A-Za-z])\)|(?P<b>[A-Za-z])(?=$|[^\w\s'’/]|\s*$)|(?P<u>[A-Z])(?=\s))"
 )
 _ONLY_LETTER_RE = re.compile(r"\s*[\"'`]*\(?([A-Za-z])\)?[.\"'`]*\s*")
@@ -397,7 +397,7 @@ _BARE_OK_AFTER_RE = re.compile(
 #: ... and starts a clause or follows a verb of choosing ("vitamin C." names no option).
 _BARE_OK_BEFORE_RE = re.compile(
     r"(?:^|[\n:;,.!?]|\b(?:is|it'?s|be|was|choose|chose|pick|select|with|say|answer|option|choice))"
-    r"[\s*\"'`]*$",
+    r"[\s*\"'`\u2022-]*$",
     re.IGNORECASE,
 )
 #: "(A) is wrong", "B isn't right", "C can be ruled out": the letter is rejected.

@@ -199,6 +199,8 @@ CITY_OPTS = (("A", "London"), ("B", "Paris"), ("C", "Rome"), ("D", "Berlin"))
         ("The correct answer is option A.", "A"),
         ("The best choice is D) Berlin", "D"),
         ("The correct answer is:\n\n**B) Paris**", "B"),
+        ("**Answer:**\n- B", "B"),  # a list bullet before the letter
+        ("Answer:\n* b", "B"),
         ("The answer is B because Paris is the capital.", "B"),
         ("The answer is Paris.", "B"),  # option text
         # the letter the text settles on
