@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from promptopt.errors import UnknownNameError
+from promptopt.extras import require_installed
 from promptopt.llm.base import LLM
 
 ENTRY_POINT_GROUP = "promptopt.backends"
@@ -34,8 +35,17 @@ BACKEND_HELP: Mapping[str, str] = {
     "local": "embedded default model, in-process on CPU (local or local:<name>)",
     "openai": "OpenAI API or any OpenAI-compatible server (openai:<model> or openai:<model>@<base_url>)",
     "vllm": "in-process vLLM engine, batched (vllm:<hf id or path>; needs the vllm extra and a GPU)",
-    "hf": "transformers generation, CPU or GPU (hf:<hf id or path>)",
+    "hf": "transformers generation, CPU or GPU (hf:<hf id or path>; needs the train extra)",
     "fake": "scripted fake for tests (fake: or fake:<reply>)",
+}
+
+
+#: scheme → (extra, modules its backend needs). ``create_backend`` checks them without importing,
+#: so a spec whose extra is missing fails when it is opened, in one line naming the extra, instead
+#: of every call failing inside a run. (``vllm`` raises its own install hint in its factory.)
+BACKEND_EXTRAS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "local": ("local", ("llama_cpp",)),
+    "hf": ("train", ("torch", "transformers")),
 }
 
 
@@ -86,4 +96,7 @@ def create_backend(spec: str, **options: Any) -> LLM:
     """Build the bare backend for a spec string (no cache, no budget)."""
     parsed = ModelSpec.parse(spec)
     factory = backend_factory(parsed.scheme)
+    extra, modules = BACKEND_EXTRAS.get(parsed.scheme, ("", ()))
+    for module in modules:
+        require_installed(module, extra, what=f"model spec '{parsed}'")
     return factory(parsed.rest, **options)

