@@ -237,3 +237,94 @@ def test_bad_options_are_config_errors() -> None:
         from_spec("some/model", temprature=1)
     with pytest.raises(ConfigError, match="batch_size"):
         from_spec("some/model", batch_size=0)
+
+
+# --------------------------------------------------------------------------- GenerationRequest
+
+
+def test_min_new_tokens_is_per_row_and_keeps_one_batch(eos_first_dir: Path, monkeypatch) -> None:
+    from promptopt.llm.hf import GenerationRequest
+
+    backend = HFLLM(str(eos_first_dir), device="cpu", batch_size=8)
+    try:
+        backend.generate([Request(prompt="x", max_tokens=1)])  # load
+        calls = []
+        real = backend._model.generate
+        monkeypatch.setattr(backend._model, "generate", lambda **kw: calls.append(kw) or real(**kw))
+        reqs = [
+            GenerationRequest(prompt="hello", max_tokens=9, min_new_tokens=3, n=2, temperature=0.9, seed=1),
+            GenerationRequest(
+                prompt="one two three", max_tokens=9, min_new_tokens=6, temperature=0.9, seed=1
+            ),
+            GenerationRequest(prompt="hi", max_tokens=9, temperature=0.9, seed=1),  # no minimum
+            GenerationRequest(prompt="hey", max_tokens=4, min_new_tokens=20, temperature=0.9, seed=1),
+        ]
+        outs = backend.generate(reqs)
+    finally:
+        backend.close()
+    # A model that always wants EOS: each row runs exactly to its minimum, then ends.
+    assert len(calls) == 2  # two max_tokens groups; the different minimums share a batch
+    assert outs[0].usage.completion_tokens == 2 * (3 + 1) and len(outs[0].choices) == 2
+    assert outs[1].usage.completion_tokens == 6 + 1
+    assert outs[2].usage.completion_tokens == 1 and outs[2].text == ""
+    assert outs[3].usage.completion_tokens == 4  # the minimum is capped by max_tokens
+    assert outs[3].choices[0].finish_reason == "length"
+
+
+def test_prompt_ids_are_used_as_given(llm: HFLLM, tiny_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from promptopt.llm.hf import GenerationRequest
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    ids = tuple(tok("the quick brown", add_special_tokens=False)["input_ids"])
+    [given] = llm.generate([GenerationRequest(prompt="ignored text", prompt_ids=ids, max_tokens=5)])
+    [plain] = llm.generate([Request(prompt="the quick brown", max_tokens=5)])
+    [text] = llm.generate([Request(prompt="ignored text", max_tokens=5)])
+    assert given.usage.prompt_tokens == len(ids) == plain.usage.prompt_tokens
+    assert given.text == plain.text != text.text
+    assert GenerationRequest(prompt="a", prompt_ids=[1, 2]).prompt_ids == (1, 2)
+    with pytest.raises(ValueError, match="min_new_tokens"):
+        GenerationRequest(prompt="a", min_new_tokens=-1)
+
+
+def test_bad_words_are_never_generated(llm: HFLLM, tiny_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from promptopt.llm.hf import GenerationRequest
+
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    prompt = "one two three"
+    greedy = llm.generate([GenerationRequest(prompt=prompt, max_tokens=6)])[0].text
+    first = tok.decode(tok(greedy, add_special_tokens=False)["input_ids"][:1])
+    [banned] = llm.generate([GenerationRequest(prompt=prompt, max_tokens=6, bad_words=(first,))])
+    assert banned.text != greedy
+    first_id = tok(first, add_special_tokens=False)["input_ids"]
+    assert tok(banned.text, add_special_tokens=False)["input_ids"][: len(first_id)] != first_id
+
+
+def test_seq2seq_checkpoint_loads_and_batches(tmp_path: Path) -> None:
+    from transformers import ByT5Tokenizer, T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(0)
+    cfg = T5Config(
+        vocab_size=384, d_model=32, d_ff=64, d_kv=8, num_layers=1, num_decoder_layers=1,
+        num_heads=4, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+        tie_word_embeddings=False,
+    )  # fmt: skip
+    model = T5ForConditionalGeneration(cfg)
+    with torch.no_grad():  # pad, eos and unk get logit 0, below the best of the random rest
+        model.lm_head.weight[:3] = 0.0
+    model.save_pretrained(tmp_path)
+    ByT5Tokenizer().save_pretrained(tmp_path)
+    backend = HFLLM(str(tmp_path), device="cpu")
+    try:
+        reqs = [Request(prompt=p, max_tokens=5) for p in ("a", "a longer input text", "mid one")]
+        batched = backend.generate(reqs)
+        single = [backend.generate([r])[0] for r in reqs]
+        assert backend._seq2seq and backend._tokenizer.padding_side == "right"
+    finally:
+        backend.close()
+    assert [c.text for c in batched] == [c.text for c in single]
+    assert all(c.usage.completion_tokens == 5 for c in batched)
+    assert len({c.text for c in batched}) > 1

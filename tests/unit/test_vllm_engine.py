@@ -144,3 +144,52 @@ def test_abort_and_empty_outputs_are_errors() -> None:
         )
     with pytest.raises(LLMError, match="no output"):
         completion_from_output(SimpleNamespace(outputs=[]), "m")
+
+
+class VocabTokenizer(StubTokenizer):
+    """A stub with a vocabulary: token i is chr(i), so the newline token is 10."""
+
+    def __len__(self) -> int:
+        return 128
+
+    def batch_decode(self, ids, skip_special_tokens: bool = False) -> list[str]:
+        return ["".join(chr(i) for i in row) for row in ids]
+
+
+def test_generation_request_options_reach_sampling_params() -> None:
+    from promptopt.llm.hf import GenerationRequest
+
+    engine = StubEngine()
+    engine.get_tokenizer = VocabTokenizer  # type: ignore[method-assign]
+    llm = _backend(engine)
+    req = GenerationRequest(
+        prompt="named only",
+        prompt_ids=(5, 6, 7),
+        n=5,
+        temperature=0.9,
+        top_p=0.9,
+        max_tokens=30,
+        stop=("\n",),
+        seed=3,
+        min_new_tokens=8,
+        bad_words=("[PROTECT]", "[KEEP"),
+    )
+    plain = GenerationRequest(prompt="plain", max_tokens=30, stop=("\n",))
+    outs = llm.generate([req, plain])
+    prompts, params = engine.calls[0]
+    assert prompts == [{"prompt_token_ids": [5, 6, 7]}, {"prompt": "plain"}]
+    assert params[0] == {
+        "n": 5,
+        "temperature": 0.9,
+        "top_p": 0.9,
+        "max_tokens": 30,
+        "stop": ["\n"],
+        "seed": 3,
+        "min_tokens": 8,
+        "stop_token_ids": [10],  # a newline may not end the output before min_tokens either
+        "bad_words": ["[PROTECT]", "[KEEP"],
+    }
+    assert "min_tokens" not in params[1] and "stop_token_ids" not in params[1]
+    assert len(outs[0].choices) == 5
+    assert sampling_kwargs(GenerationRequest(prompt="x", max_tokens=4, min_new_tokens=9))["min_tokens"] == 4
+    llm.close()
