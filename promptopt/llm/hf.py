@@ -28,10 +28,7 @@ them; other backends see the plain Request fields only.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +44,7 @@ from promptopt.llm.base import (
     Usage,
     settle_results,
 )
+from promptopt.llm.worker import Worker
 
 DEFAULT_BATCH_SIZE = 16
 
@@ -195,8 +193,7 @@ class HFLLM(BaseLLM):
         self.trust_remote_code = trust_remote_code
         self.model_kwargs = dict(model_kwargs or {})
         self.name = name or f"hf:{self.model_id}"
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
+        self._worker = Worker("hf")
         self._model: Any = None
         self._tokenizer: Any = None
         self._device: Any = None
@@ -408,12 +405,6 @@ class HFLLM(BaseLLM):
 
     # ------------------------------------------------------------------ public
 
-    def _get_executor(self) -> ThreadPoolExecutor:
-        with self._executor_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptopt-hf")
-            return self._executor
-
     async def _complete(self, request: Request) -> Completion:
         result = (await self.agenerate([request]))[0]
         return result
@@ -423,12 +414,10 @@ class HFLLM(BaseLLM):
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, r in enumerate(reqs):
             groups.setdefault(_group_key(r), []).append(i)
-        loop = asyncio.get_running_loop()
-        executor = self._get_executor()
         results: list[Any] = [None] * len(reqs)
         for indices in groups.values():
             try:
-                done = await loop.run_in_executor(executor, self._run_group, reqs, indices)
+                done = await self._worker.run(self._run_group, reqs, indices)
             except LLMError as exc:  # loading failed: every request of the group fails alike
                 done = dict.fromkeys(indices, exc)
             for i, value in done.items():
@@ -437,20 +426,13 @@ class HFLLM(BaseLLM):
 
     async def load(self) -> None:
         """Load model and tokenizer now (otherwise the first request does)."""
-        await asyncio.get_running_loop().run_in_executor(self._get_executor(), self._load)
+        await self._worker.run(self._load)
 
     def _free(self) -> None:
         self._model = self._tokenizer = self._device = None
 
     async def aclose(self) -> None:
-        with self._executor_lock:
-            executor, self._executor = self._executor, None
-        if executor is None:
-            return
-        try:
-            await asyncio.get_running_loop().run_in_executor(executor, self._free)
-        finally:
-            executor.shutdown(wait=False)
+        await self._worker.shutdown(self._free)
 
 
 _OPTIONS = {"device", "dtype", "batch_size", "revision", "trust_remote_code", "model_kwargs", "name"}

@@ -16,11 +16,8 @@ GPU; see shared/MODELS.md for the CPU build used to try it by hand). ``engine=``
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from promptopt.errors import ConfigError
@@ -37,6 +34,7 @@ from promptopt.llm.base import (
     settle_results,
 )
 from promptopt.llm.hf import bad_words, fallback_chat_text, min_new_tokens, stop_token_ids
+from promptopt.llm.worker import Worker
 
 MISSING_VLLM = "vllm is not installed; pip install 'promptopt[vllm]' (needs a CUDA GPU)"
 
@@ -120,8 +118,7 @@ class VLLMEngine(BaseLLM):
         self._sampling_params_cls = sampling_params_cls
         self._tokenizer: Any = None
         self._stop_ids: dict[tuple[str, ...], list[int]] = {}
-        self._executor: ThreadPoolExecutor | None = None
-        self._executor_lock = threading.Lock()
+        self._worker = Worker("vllm")
 
     # ------------------------------------------------------------------ worker thread only
 
@@ -201,31 +198,21 @@ class VLLMEngine(BaseLLM):
 
     # ------------------------------------------------------------------ public
 
-    def _get_executor(self) -> ThreadPoolExecutor:
-        with self._executor_lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptopt-vllm")
-            return self._executor
-
     async def _complete(self, request: Request) -> Completion:
         return (await self.agenerate([request]))[0]
 
     async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
         if self._engine is None:
             raise BackendUnavailableError(f"{self.name}: the engine was closed")
-        loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._get_executor(), self._run, list(requests))
+            results = await self._worker.run(self._run, list(requests))
         except LLMResponseError as exc:
             results = [exc] * len(requests)
         return settle_results(results, return_exceptions)
 
     async def aclose(self) -> None:
         """Drop the engine and free GPU memory as far as vLLM allows; safe to call twice."""
-        with self._executor_lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:  # let a running generate finish without blocking the loop
-            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+        await self._worker.shutdown()  # lets a running generate finish without blocking the loop
         engine, self._engine = self._engine, None
         if engine is None:
             return
