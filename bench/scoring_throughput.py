@@ -35,10 +35,10 @@ import openai
 from _common import emit, machine, r, run_main
 from standin_server import StandinServer
 
-from promptopt.tasks.instructions.datasets import Example, load_dataset
 from promptopt.evaluators.accuracy import aevaluate_many, build_request, grade_example
 from promptopt.llm.base import Request
 from promptopt.llm.factory import build_llm
+from promptopt.tasks.instructions.datasets import Example, load_dataset
 
 BENCH = "scoring_throughput"
 MODEL = "standin"
