@@ -7,8 +7,11 @@ Heavy libraries (torch, transformers) are imported only when a command runs.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -27,103 +30,71 @@ app.command("build-data")(build_data_command)
 app.command("eval")(eval_command)
 
 
-@app.command("train")
-def train_command(
-    data: str = typer.Option(..., "--data", help="Rewrite pairs: JSON/JSONL file or HF dataset id."),
-    base_model: str = typer.Option(..., "--base-model", help="Checkpoint to fine-tune (folder or HF id)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (model, tokenizer, bpo_rewriter.json)."),
-    val_data: str | None = typer.Option(None, "--val-data", help="Validation pairs (else a held-out split)."),
-    val_ratio: float = typer.Option(
-        0.05, "--val-ratio", help="Held-out share of --data for validation loss."
-    ),
-    epochs: float = typer.Option(3.0, "--epochs", help="Training epochs (paper: 3)."),
-    max_steps: int = typer.Option(-1, "--max-steps", help="Stop after this many steps (overrides epochs)."),
-    lr: float = typer.Option(2e-5, "--lr", help="Peak learning rate (paper: 2e-5)."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Per-device batch size."),
-    grad_accum: int = typer.Option(1, "--grad-accum", help="Gradient accumulation steps."),
-    max_length: int = typer.Option(512, "--max-length", help="Max tokens per example (paper: 512)."),
-    max_target_length: int | None = typer.Option(
-        None, "--max-target-length", help="Seq2seq: max target tokens (default: --max-length)."
-    ),
-    warmup_ratio: float = typer.Option(
-        0.1, "--warmup-ratio", help="Linear warmup share of steps (paper: 0.1)."
-    ),
-    weight_decay: float = typer.Option(0.01, "--weight-decay", help="AdamW weight decay (paper: 0.01)."),
-    max_grad_norm: float = typer.Option(1.0, "--max-grad-norm", help="Gradient clipping (paper: 1.0)."),
-    seed: int = typer.Option(42, "--seed", help="Seed of initialisation, shuffling and the split."),
-    bf16: bool = typer.Option(False, "--bf16", help="bfloat16 weights and mixed precision."),
-    template: str | None = typer.Option(
-        None, "--template", help="Rewriter template with one {} for the prompt (default: BPO's)."
-    ),
-    chat_template: bool = typer.Option(
-        False, "--chat-template", help="Wrap the filled template in the tokenizer's chat template."
-    ),
-    lora: bool = typer.Option(False, "--lora", help="Train LoRA adapters (merged into the saved model)."),
-    lora_r: int = typer.Option(8, "--lora-r", help="LoRA rank."),
-    lora_alpha: int = typer.Option(16, "--lora-alpha", help="LoRA alpha."),
-    lora_dropout: float = typer.Option(0.05, "--lora-dropout", help="LoRA dropout."),
-    lora_target: str = typer.Option("all-linear", "--lora-target", help="Comma-separated module names."),
-    gradient_checkpointing: bool = typer.Option(False, "--gradient-checkpointing", help="Save memory."),
-    logging_steps: int = typer.Option(10, "--logging-steps", help="Log the loss every N steps."),
-    save_steps: int = typer.Option(500, "--save-steps", help="Checkpoint every N steps."),
-    eval_steps: int | None = typer.Option(
-        None, "--eval-steps", help="Validate every N steps (else per epoch)."
-    ),
-    save_total_limit: int = typer.Option(2, "--save-total-limit", help="Checkpoints kept."),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --out."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Train into a non-empty --out anyway."),
-    deepspeed: str | None = typer.Option(
-        None, "--deepspeed", help="DeepSpeed config JSON (accelerate launch)."
-    ),
-    limit: int | None = typer.Option(None, "--limit", help="Use only the first N pairs."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-) -> None:
-    """Fine-tune a seq2seq or decoder-only model into a BPO prompt rewriter."""
-    from promptopt.optimizers.bpo.templates import BPO_TEMPLATE
-    from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter
+# --------------------------------------------------------------------------- train
 
-    positive("--limit", limit)
-    for name, value in (("--logging-steps", logging_steps), ("--save-steps", save_steps)):
-        positive(name, value)
-    positive("--eval-steps", eval_steps)
-    cfg = TrainConfig(
-        data=data,
-        base_model=base_model,
-        out_dir=str(out),
-        val_data=val_data,
-        val_ratio=val_ratio,
-        epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=lr,
-        batch_size=batch_size,
-        grad_accum=grad_accum,
-        max_length=max_length,
-        max_target_length=max_target_length,
-        warmup_ratio=warmup_ratio,
-        weight_decay=weight_decay,
-        max_grad_norm=max_grad_norm,
-        seed=seed,
-        bf16=bf16,
-        template=BPO_TEMPLATE if template is None else template.replace("\\n", "\n"),
-        use_chat_template=chat_template,
-        lora=lora,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout,
-        lora_target=lora_target,
-        gradient_checkpointing=gradient_checkpointing,
-        logging_steps=logging_steps,
-        save_steps=save_steps,
-        eval_steps=eval_steps,
-        save_total_limit=save_total_limit,
-        resume=resume,
-        overwrite=overwrite,
-        deepspeed=deepspeed,
-        progress=not quiet,
-        limit=limit,
-    )
+
+def _train_parameters() -> list[inspect.Parameter]:
+    """``bpo train``'s options: ``--config FILE`` and one option per :class:`TrainConfig` field,
+    its flag, help and default read from the field, so the CLI cannot drift from the config."""
+    from promptopt.optimizers.bpo.train_config import TrainConfig
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    config_help = "JSON (or YAML) file of training options, keys as in TrainConfig; flags override it."
+    params = [
+        inspect.Parameter("ctx", kw, annotation=typer.Context),
+        inspect.Parameter(
+            "config", kw, default=typer.Option(None, "--config", help=config_help), annotation=Path | None
+        ),
+    ]
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        meta = f.metadata
+        repeated = f.name == "training_args"  # KEY=VALUE, once per trainer argument
+        default = None if repeated or f.default is dataclasses.MISSING else f.default
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        option = typer.Option(
+            default,
+            *meta["flags"],
+            help=meta["help"] + (" Required, here or in --config." if required else ""),
+            show_default=meta["show_default"],
+            metavar="KEY=VALUE" if repeated else None,
+        )
+        annotation = list[str] | None if repeated else hints[f.name]
+        params.append(inspect.Parameter(f.name, kw, default=option, annotation=annotation))
+    return params
+
+
+def _train_config(ctx: typer.Context, config: Path | None, options: dict[str, Any]) -> Any:
+    """The run's TrainConfig: dataclass defaults < ``--config`` file < flags given on the line."""
+    from promptopt.optimizers.bpo.train_config import TrainConfig, parse_training_args, read_config_file
+
+    given: dict[str, Any] = {}
+    for name, value in options.items():
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            given[name] = value
+    if "template" in given:
+        given["template"] = given["template"].replace("\\n", "\n")
+    file_values = read_config_file(config) if config is not None else {}
+    if "training_args" in given:  # merged key by key with the file's
+        given["training_args"] = {
+            **(file_values.get("training_args") or {}),
+            **parse_training_args(given["training_args"]),
+        }
+    source_name = str(config) if config is not None else "bpo train"
+    return TrainConfig.from_mapping({**file_values, **given}, source=source_name)
+
+
+def train_command(ctx: typer.Context, config: Path | None = None, **options: Any) -> None:
+    """Fine-tune a seq2seq or decoder-only model into a BPO prompt rewriter.
+
+    Defaults are the BPO reference recipe (5 epochs, 32 sequences per step, lr 2e-5, 10 % warmup).
+    """
+    from promptopt.optimizers.bpo.train import train_rewriter
+
+    cfg = _train_config(ctx, config, options)
     report = train_rewriter(cfg)
-    table = Table(title=f"bpo train → {out}")
+    table = Table(title=f"bpo train → {cfg.out_dir}")
     table.add_column("")
     table.add_column("value", justify="right")
 
@@ -134,6 +105,7 @@ def train_command(
         ("family", report.family),
         ("train / validation pairs", f"{report.train_examples} / {report.val_examples}"),
         ("steps", str(report.steps)),
+        ("sequences per step", str(report.effective_batch_size)),
         ("train loss", fmt(report.train_loss)),
         ("validation loss", fmt(report.eval_loss)),
         ("steps/s", fmt(report.steps_per_second, ".2f")),
@@ -144,6 +116,10 @@ def train_command(
     for k, v in rows:
         table.add_row(k, v)
     console().print(table)
+
+
+train_command.__signature__ = inspect.Signature(_train_parameters())  # type: ignore[attr-defined]
+app.command("train")(train_command)
 
 
 # --------------------------------------------------------------------------- rewrite

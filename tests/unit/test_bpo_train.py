@@ -7,6 +7,8 @@ byte tokenizer, a word-level tokenizer built on the fly), so everything runs off
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from promptopt.cli import main  # noqa: E402
-from promptopt.errors import ConfigError, DataError  # noqa: E402
+from promptopt.errors import ConfigError, DataError, MissingExtraError  # noqa: E402
 from promptopt.optimizers.bpo.templates import (  # noqa: E402
     BPO_TEMPLATE,
     CONFIG_FILE,
@@ -27,9 +29,11 @@ from promptopt.optimizers.bpo.train import (  # noqa: E402
     TrainConfig,
     encode_causal,
     encode_seq2seq,
+    gradient_accumulation,
     load_pairs,
     split_pairs,
     train_rewriter,
+    trainer_arguments,
 )
 
 WORDS = "cat dog red blue sun moon tree fish bird car".split()
@@ -186,11 +190,12 @@ def test_train_seq2seq_saves_a_plain_transformers_folder_and_resumes(tmp_path: P
     out = tmp_path / "rw"
     common = dict(
         data=str(data), base_model=str(base), out_dir=str(out), template="Improve: {}",
-        learning_rate=3e-3, batch_size=8, max_length=32, val_ratio=0.2, save_steps=4,
+        learning_rate=3e-3, batch_size=8, grad_accum=1, max_length=32, val_ratio=0.2, save_steps=4,
         logging_steps=100, progress=False,
     )  # fmt: skip
     report = train_rewriter(TrainConfig(max_steps=4, **common))
     assert report.family == "seq2seq" and report.steps == 4
+    assert report.effective_batch_size == 8 and report.gradient_accumulation_steps == 1
     assert report.train_examples == 20 and report.val_examples == 5
     assert report.eval_loss is not None and report.eval_loss > 0
     assert (out / "checkpoint-4").is_dir()
@@ -243,6 +248,9 @@ def test_cli_train_reports_errors_in_one_line(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert "validation loss" in out and "seq2seq" in out
     assert (tmp_path / "o" / CONFIG_FILE).is_file()
+    training = json.loads((tmp_path / "o" / CONFIG_FILE).read_text())["extra"]["training"]
+    assert training["report"]["effective_batch_size"] == 32  # 4 per pass x 8 accumulated (default)
+    assert training["report"]["gradient_accumulation_steps"] == 8
 
 
 def test_chat_template_wraps_the_filled_template() -> None:
@@ -266,7 +274,7 @@ def test_lora_training_saves_a_merged_plain_model(tmp_path: Path) -> None:
     from transformers import AutoModelForSeq2SeqLM
 
     base = byt5_t5(tmp_path / "base")
-    AutoModelForSeq2SeqLM.from_pretrained(base, dtype=torch.bfloat16).save_pretrained(base)  # a bf16 base
+    AutoModelForSeq2SeqLM.from_pretrained(base).to(torch.bfloat16).save_pretrained(base)  # a bf16 base
     data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": w, "optimized_prompt": w} for w in WORDS])
     out = tmp_path / "o"
     report = train_rewriter(
@@ -288,4 +296,213 @@ def test_lora_training_saves_a_merged_plain_model(tmp_path: Path) -> None:
     assert not (out / "adapter_config.json").exists()  # merged: transformers alone loads it
     model = AutoModelForSeq2SeqLM.from_pretrained(out)
     assert not any("lora" in name for name, _ in model.named_parameters())
-    assert model.dtype == torch.bfloat16  # trained in float32, saved in the base's dtype
+    from safetensors import safe_open  # the stored dtype (4.x loads float32 unless told otherwise)
+
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        stored = {f.get_tensor(k).dtype for k in f.keys()}  # noqa: SIM118
+    assert stored == {torch.bfloat16}  # trained in float32, saved in the base's dtype
+
+
+# --------------------------------------------------------------------------- recipe and schedule
+
+
+def test_defaults_are_the_reference_recipe() -> None:
+    """thu-coai/BPO src/training: 5 epochs, 32 sequences per step, lr 2e-5, 10 % linear warmup,
+    weight decay 0.01, clipping 1.0, 512 tokens."""
+    cfg = TrainConfig(data="d", base_model="m", out_dir="o")
+    assert (cfg.epochs, cfg.effective_batch_size, cfg.learning_rate, cfg.warmup_ratio) == (5.0, 32, 2e-5, 0.1)
+    assert (cfg.weight_decay, cfg.max_grad_norm, cfg.max_length) == (0.01, 1.0, 512)
+    args = trainer_arguments(cfg, "causal", has_eval=False, processes=1)
+    assert args.lr_scheduler_type == "linear" and args.optim == "adamw_torch"
+    assert (args.adam_beta1, args.adam_beta2, args.adam_epsilon) == (0.9, 0.999, 1e-8)
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 32
+
+
+def test_effective_batch_scales_accumulation_with_the_world_size(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = TrainConfig(data="d", base_model="m", out_dir="o")  # 8 per pass, 32 per step
+    assert [gradient_accumulation(cfg, n) for n in (1, 2, 4, 8)] == [4, 2, 1, 1]
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun --nproc_per_node 2 sets it
+    assert gradient_accumulation(cfg) == 2
+    monkeypatch.delenv("WORLD_SIZE")
+    assert trainer_arguments(cfg, "seq2seq", has_eval=True).gradient_accumulation_steps == 4
+    assert gradient_accumulation(TrainConfig(data="d", base_model="m", out_dir="o", grad_accum=3), 2) == 3
+    odd = TrainConfig(data="d", base_model="m", out_dir="o", batch_size=3)
+    assert gradient_accumulation(odd, 1) == 11 and "3 sequences per pass" in caplog.text  # 33, said
+
+
+def test_warmup_reaches_the_peak_at_ten_percent_of_the_steps(tmp_path: Path) -> None:
+    """Bug 9: ``warmup_steps=0.1`` is 0.1 *steps* in transformers 4.x (no warmup); the schedule the
+    Trainer really runs must rise over the first 10 % of the steps and peak there."""
+    from transformers import TrainerCallback
+
+    class LearningRates(TrainerCallback):
+        def __init__(self) -> None:
+            self.seen: list[float] = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+            if logs and "learning_rate" in logs:
+                self.seen.append(float(logs["learning_rate"]))
+
+    base = byt5_t5(tmp_path / "base")
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": w, "optimized_prompt": w} for w in WORDS])
+    lrs = LearningRates()
+    peak = 1e-3
+    train_rewriter(
+        TrainConfig(
+            data=str(data),
+            base_model=str(base),
+            out_dir=str(tmp_path / "o"),
+            template="{}",
+            max_steps=30,
+            learning_rate=peak,
+            batch_size=2,
+            grad_accum=1,
+            max_length=16,
+            logging_steps=1,
+            save_steps=1000,
+            val_ratio=0.0,
+            progress=False,
+        ),  # fmt: skip
+        callbacks=[lrs],
+    )
+    seen = lrs.seen[:30]
+    assert len(seen) == 30
+    top = seen.index(max(seen))
+    assert seen[top] == pytest.approx(peak)
+    # 3 warmup steps = 10 % of 30. transformers 5 logs the rate a step used (0, 1/3, 2/3, peak),
+    # 4.x the rate after the step's scheduler update (1/3, 2/3, peak): the peak is the 3rd or 4th.
+    assert top in (2, 3), seen[:5]
+    assert all(a < b for a, b in zip(seen[: top + 1], seen[1 : top + 1], strict=False))  # rising
+    assert seen[1] < peak and all(a > b for a, b in zip(seen[top:], seen[top + 1 :], strict=False))
+
+
+# --------------------------------------------------------------------------- config file and CLI
+
+OLD_FLAGS = (
+    "--data --base-model --out -o --val-data --val-ratio --epochs --max-steps --lr --batch-size "
+    "--grad-accum --max-length --max-target-length --warmup-ratio --weight-decay --max-grad-norm "
+    "--seed --bf16 --template --chat-template --lora --lora-r --lora-alpha --lora-dropout "
+    "--lora-target --gradient-checkpointing --logging-steps --save-steps --eval-steps "
+    "--save-total-limit --resume --overwrite --deepspeed --limit --quiet"
+).split()
+
+
+def test_cli_options_are_the_config_fields_and_keep_every_old_flag() -> None:
+    import dataclasses
+
+    import typer
+
+    from promptopt.cli.bpo import app
+
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    by_name = {p.name: p for p in command.params}
+    assert set(by_name) == {f.name for f in dataclasses.fields(TrainConfig)} | {"config"}
+    flags = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    assert set(OLD_FLAGS) <= flags, set(OLD_FLAGS) - flags
+    for name in ("bf16", "lora", "resume", "overwrite", "chat_template"):  # flags take no value
+        param = by_name.get(name) or by_name["use_chat_template"]
+        assert param.is_flag
+
+
+def test_config_file_with_cli_overrides(tmp_path: Path) -> None:
+    base = byt5_t5(tmp_path / "base")
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": w, "optimized_prompt": w} for w in WORDS])
+    cfg_file = tmp_path / "train.json"
+    cfg_file.write_text(json.dumps({
+        "data": str(data), "base_model": str(base), "out_dir": str(tmp_path / "o"),
+        "max_steps": 5, "learning_rate": 1e-3, "batch_size": 2, "grad_accum": 1, "max_length": 200,
+        "template": "Improve: {}", "progress": False, "training_args": {"lr_scheduler_type": "constant"},
+    }))  # fmt: skip
+    main(["bpo", "train", "--config", str(cfg_file), "--max-steps", "2", "--lr", "5e-4",
+          "--training-arg", "adam_beta2=0.99", "--quiet"])  # fmt: skip
+    saved = json.loads((tmp_path / "o" / CONFIG_FILE).read_text())
+    config, report = saved["extra"]["training"]["config"], saved["extra"]["training"]["report"]
+    assert report["steps"] == 2 and config["max_steps"] == 2  # the flag beats the file
+    assert config["learning_rate"] == 5e-4 and config["batch_size"] == 2  # flag; file
+    assert config["training_args"] == {"lr_scheduler_type": "constant", "adam_beta2": 0.99}  # merged
+    assert saved["template"] == "Improve: {}"
+
+
+def test_yaml_config_and_training_args_pass_through(tmp_path: Path) -> None:
+    pytest.importorskip("yaml")
+    path = tmp_path / "train.yaml"
+    path.write_text(
+        "data: d.jsonl\nbase_model: m\nout_dir: o\nepochs: 2\n"
+        "training_args:\n  lr_scheduler_type: cosine\n  report_to: [tensorboard]\n"
+    )
+    cfg = TrainConfig.from_file(path, seed=7)
+    assert (cfg.epochs, cfg.seed) == (2.0, 7)
+    args = trainer_arguments(cfg, "causal", has_eval=False, processes=1)
+    assert args.lr_scheduler_type == "cosine" and args.report_to == ["tensorboard"]
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"data": "d", "base_model": "m", "out_dir": "o", "learnig_rate": 1.0},
+            "did you mean 'learning_rate'",
+        ),
+        ({"data": "d", "out_dir": "o"}, r"missing base_model \(--base-model\)"),
+        ({"data": "d", "base_model": "m", "out_dir": "o", "epochs": "five"}, "epochs must be float"),
+        ({"data": "d", "base_model": "m", "out_dir": "o", "lora": 1}, "lora must be bool"),
+    ],
+)
+def test_config_mapping_errors(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_mapping(values)
+
+
+def test_training_args_errors(tmp_path: Path) -> None:
+    cfg = TrainConfig(data="d", base_model="m", out_dir="o", training_args={"learning_rate": 1.0})
+    with pytest.raises(ConfigError, match="learning_rate -> --lr"):
+        cfg.validate()
+    cfg = TrainConfig(data="d", base_model="m", out_dir="o", training_args={"lr_schedular_type": "x"})
+    with pytest.raises(ConfigError, match="did you mean 'lr_scheduler_type'"):
+        trainer_arguments(cfg, "causal", has_eval=False)
+    cfg = TrainConfig(data="d", base_model="m", out_dir="o", training_args={"lr_scheduler_type": "nope"})
+    with pytest.raises(ConfigError, match="invalid trainer arguments"):
+        trainer_arguments(cfg, "causal", has_eval=False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--config", "missing.json"], "does not exist"),
+        (["--data", "d.jsonl", "--out", "o"], "missing base_model"),
+        (["--data", "d", "--base-model", "m", "--out", "o", "--training-arg", "novalue"], "KEY=VALUE"),
+        (["--data", "d", "--base-model", "m", "--out", "o", "--limit", "0"], "limit must be >= 1"),
+    ],
+)
+def test_cli_config_errors_are_one_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        main(["bpo", "train", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("promptopt: error:") and message in err and "\n" not in err
+
+
+def test_missing_train_extra_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # as if not installed
+    cfg = TrainConfig(data="d.jsonl", base_model="m", out_dir=str(tmp_path / "o"))
+    with pytest.raises(MissingExtraError, match=r"'train' extra \(accelerate is not installed\)"):
+        train_rewriter(cfg)
+
+
+def test_training_modules_load_without_torch_and_rewriting_without_the_trainer() -> None:
+    light = (
+        "import sys; import promptopt.optimizers.bpo.train, promptopt.cli.bpo; "
+        "heavy = {'torch', 'transformers', 'accelerate', 'peft'} & set(sys.modules); assert not heavy, heavy"
+    )
+    inference = (
+        "import sys; import promptopt.optimizers.bpo.rewriter; "
+        "assert 'promptopt.optimizers.bpo.train' not in sys.modules, 'the rewriter imports the trainer'"
+    )
+    for code in (light, inference):
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

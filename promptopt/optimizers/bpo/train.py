@@ -1,29 +1,63 @@
 """Train a BPO prompt rewriter: (prompt, optimized_prompt) pairs → a ``save_pretrained`` directory.
 
 Why the transformers Trainer and not a loop of our own: it already does progress bars,
-checkpoints, resumption, mixed precision, LoRA models, and — under ``accelerate launch`` — DDP,
-DeepSpeed ZeRO and FSDP. This module only turns pairs into token ids and picks the right model
-class and trainer for the checkpoint.
+checkpoints, resumption, mixed precision, LoRA models, and — under ``torchrun`` or ``accelerate
+launch`` — DDP, DeepSpeed ZeRO and FSDP. This module only turns pairs into token ids, turns a
+:class:`TrainConfig` into the trainer's arguments and picks the right model class and trainer.
 
 Two families, picked from the checkpoint's config (``is_encoder_decoder``):
 - seq2seq (T5, Flan-T5, BART): the filled template is the encoder input, the rewrite the target.
 - causal (Llama, Qwen, Gemma as in the paper): template + prompt + rewrite + EOS in one sequence,
   loss on the rewrite and EOS only. When the pair is too long the longer of prompt and rewrite is
   cut first (as in the reference), but the template header is never cut.
-Defaults are the paper's for the causal case: AdamW, lr 2e-5, 10 % linear warmup then linear
-decay, weight decay 0.01, 3 epochs, max length 512, gradient clipping 1.0.
+
+The default recipe is the reference's (see :class:`TrainConfig`). Heavy libraries (torch,
+transformers, accelerate, peft: the ``train`` extra) are imported inside the functions that use
+them, so this module — and the CLI built from :class:`TrainConfig` — loads without them.
 """
 
 from __future__ import annotations
 
+import difflib
 import random
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, DataError
-from promptopt.optimizers.bpo.templates import BPO_TEMPLATE, Family, PromptEncoder, RewriterConfig
+from promptopt.extras import require
+from promptopt.optimizers.bpo.templates import (
+    Family,
+    PromptEncoder,
+    RewriterConfig,
+    detect_family,
+)
+from promptopt.optimizers.bpo.train_config import (
+    TrainConfig,
+    gradient_accumulation,
+    read_config_file,
+    world_size,
+)
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "Pair",
+    "TrainConfig",
+    "TrainReport",
+    "detect_family",
+    "encode_causal",
+    "encode_seq2seq",
+    "gradient_accumulation",
+    "last_checkpoint",
+    "load_pairs",
+    "read_config_file",
+    "split_pairs",
+    "train_rewriter",
+    "trainer_arguments",
+    "world_size",
+]
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -131,64 +165,7 @@ def encode_seq2seq(
     return {"input_ids": src, "attention_mask": [1] * len(src), "labels": tgt}
 
 
-# --------------------------------------------------------------------------- config and report
-
-
-@dataclass
-class TrainConfig:
-    """Knobs of ``promptopt bpo train``; defaults are the paper's (see the module docstring)."""
-
-    data: str
-    base_model: str
-    out_dir: str
-    val_data: str | None = None
-    val_ratio: float = 0.05
-    epochs: float = 3.0
-    max_steps: int = -1
-    learning_rate: float = 2e-5
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512
-    max_target_length: int | None = None
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    seed: int = 42
-    bf16: bool = False
-    template: str = BPO_TEMPLATE
-    use_chat_template: bool = False
-    lora: bool = False
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    lora_target: str = "all-linear"
-    gradient_checkpointing: bool = False
-    logging_steps: int = 10
-    save_steps: int = 500
-    eval_steps: int | None = None
-    save_total_limit: int = 2
-    resume: bool = False
-    overwrite: bool = False
-    deepspeed: str | None = None
-    progress: bool = True
-    limit: int | None = None
-
-    def validate(self) -> None:
-        checks = [
-            (self.epochs > 0 or self.max_steps > 0, "epochs must be > 0 (or set max steps)"),
-            (self.learning_rate > 0, "learning rate must be > 0"),
-            (self.batch_size >= 1, "batch size must be >= 1"),
-            (self.grad_accum >= 1, "gradient accumulation must be >= 1"),
-            (self.max_length >= 8, "max length must be >= 8"),
-            (0 <= self.warmup_ratio < 1, "warmup ratio must be in [0, 1)"),
-            (0 <= self.val_ratio < 1, "validation ratio must be in [0, 1)"),
-            (self.weight_decay >= 0, "weight decay must be >= 0"),
-            (self.limit is None or self.limit >= 1, "limit must be >= 1"),
-            (not (self.resume and self.overwrite), "choose --resume or --overwrite, not both"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+# --------------------------------------------------------------------------- report
 
 
 @dataclass
@@ -206,6 +183,8 @@ class TrainReport:
     steps_per_second: float | None
     resumed_from: str | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    effective_batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,39 +193,34 @@ class TrainReport:
 # --------------------------------------------------------------------------- model
 
 
-def detect_family(base_model: str) -> Family:
-    """seq2seq when the checkpoint's config is encoder-decoder, causal otherwise."""
-    from transformers import AutoConfig
-
-    try:
-        cfg = AutoConfig.from_pretrained(base_model)
-    except Exception as exc:  # missing dir, unknown hub id, offline hub
-        raise ConfigError(
-            f"cannot read the model config of {base_model!r}: {exc.__class__.__name__}: {exc}"
-        ) from None
-    return "seq2seq" if getattr(cfg, "is_encoder_decoder", False) else "causal"
+def _transformers_version() -> tuple[int, int]:
+    """(major, minor) of the installed transformers: the trainer's arguments changed in 5.0."""
+    transformers = require("transformers", "train")
+    major, minor = (int(x) for x in re.findall(r"\d+", transformers.__version__)[:2])
+    return major, minor
 
 
 def _load_model(base_model: str, family: Family, bf16: bool, lora: bool) -> Any:
     """Trainable weights in float32 (``--bf16`` autocasts around them); a frozen LoRA base may
     stay in bfloat16 to halve its memory. Why not the checkpoint's own dtype: training pure bf16
     weights with AdamW loses small updates, and bf16 matmuls are slow on most CPUs."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+    torch = require("torch", "train")
+    transformers = require("transformers", "train")
 
-    cls = AutoModelForSeq2SeqLM if family == "seq2seq" else AutoModelForCausalLM
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if (bf16 and lora) else torch.float32}
+    auto = transformers.AutoModelForSeq2SeqLM if family == "seq2seq" else transformers.AutoModelForCausalLM
+    dtype_key = "dtype" if _transformers_version() >= (4, 56) else "torch_dtype"  # renamed in 4.56
+    kwargs: dict[str, Any] = {dtype_key: torch.bfloat16 if (bf16 and lora) else torch.float32}
     try:
-        return cls.from_pretrained(base_model, **kwargs)
+        return auto.from_pretrained(base_model, **kwargs)
     except ValueError as exc:  # config of an architecture with no LM head of this kind
         raise ConfigError(f"{base_model!r} cannot be loaded as a {family} language model: {exc}") from None
 
 
-def _load_tokenizer(base_model: str, family: Family) -> Any:
-    from transformers import AutoTokenizer
+def _load_tokenizer(base_model: str) -> Any:
+    transformers = require("transformers", "train")
 
     try:
-        tok = AutoTokenizer.from_pretrained(base_model)
+        tok = transformers.AutoTokenizer.from_pretrained(base_model)
     except Exception as exc:
         raise ConfigError(f"cannot load the tokenizer of {base_model!r}: {exc}") from None
     if tok.pad_token_id is None:
@@ -257,25 +231,23 @@ def _load_tokenizer(base_model: str, family: Family) -> Any:
 
 
 def _apply_lora(model: Any, cfg: TrainConfig, family: Family) -> Any:
-    try:
-        from peft import LoraConfig, TaskType, get_peft_model
-    except ImportError:
-        raise ConfigError("--lora needs the peft package (pip install 'promptopt[gpu]')") from None
-    task_type = TaskType.SEQ_2_SEQ_LM if family == "seq2seq" else TaskType.CAUSAL_LM
+    peft = require("peft", "train", what="--lora")
+    task_type = peft.TaskType.SEQ_2_SEQ_LM if family == "seq2seq" else peft.TaskType.CAUSAL_LM
     target: str | list[str] = cfg.lora_target
     if target != "all-linear":
         target = [t.strip() for t in target.split(",") if t.strip()]
-    lora = LoraConfig(
+    lora = peft.LoraConfig(
         task_type=task_type,
         r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
         lora_dropout=cfg.lora_dropout,
         target_modules=target,
     )
-    return get_peft_model(model, lora)
+    return peft.get_peft_model(model, lora)
 
 
 def last_checkpoint(out_dir: str | Path) -> str | None:
+    require("transformers", "train")
     from transformers.trainer_utils import get_last_checkpoint
 
     path = Path(out_dir)
@@ -306,22 +278,42 @@ def _tokenize(pairs: Sequence[Pair], encoder: PromptEncoder, family: Family, cfg
     return Dataset.from_dict({k: [r[k] for r in rows] for k in ("input_ids", "attention_mask", "labels")})
 
 
-def _training_args(cfg: TrainConfig, family: Family, has_eval: bool) -> Any:
-    from transformers import Seq2SeqTrainingArguments, TrainingArguments
+def _warmup(ratio: float) -> dict[str, float]:
+    """The warmup share of the steps in the installed transformers' terms.
 
-    cls = Seq2SeqTrainingArguments if family == "seq2seq" else TrainingArguments
+    transformers 4.x: ``warmup_ratio``; ``warmup_steps`` is an int count (a float 0.1 there is
+    0.1 steps: no warmup at all). 5.x: ``warmup_steps`` below 1 is the ratio and
+    ``warmup_ratio`` is deprecated (removed in 5.2)."""
+    return {"warmup_steps": ratio} if _transformers_version() >= (5, 0) else {"warmup_ratio": ratio}
+
+
+def trainer_arguments(
+    cfg: TrainConfig, family: Family, has_eval: bool, *, processes: int | None = None
+) -> Any:
+    """The ``(Seq2Seq)TrainingArguments`` of ``cfg``: its own fields, then ``cfg.training_args``.
+
+    ``processes`` (default: ``WORLD_SIZE``) sizes the gradient accumulation (see TrainConfig).
+    """
+    transformers = require("transformers", "train")
+    cls = transformers.Seq2SeqTrainingArguments if family == "seq2seq" else transformers.TrainingArguments
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(cfg.training_args) - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"training_args: {', '.join(unknown)} is not a {cls.__name__} field{hint}")
     eval_strategy = "no"
     if has_eval:
         eval_strategy = "steps" if cfg.eval_steps else "epoch"
-    return cls(
+    kwargs: dict[str, Any] = dict(
         output_dir=cfg.out_dir,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        gradient_accumulation_steps=gradient_accumulation(cfg, processes),
+        **_warmup(cfg.warmup_ratio),
         lr_scheduler_type="linear",
         optim="adamw_torch",
         weight_decay=cfg.weight_decay,
@@ -338,16 +330,20 @@ def _training_args(cfg: TrainConfig, family: Family, has_eval: bool) -> Any:
         report_to="none",
         disable_tqdm=not cfg.progress,
         deepspeed=cfg.deepspeed,
-        **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
         remove_unused_columns=False,
         dataloader_pin_memory=_has_cuda(),
     )
+    if cfg.gradient_checkpointing:
+        kwargs["gradient_checkpointing"] = True
+    kwargs.update(cfg.training_args)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:  # the trainer's own consistency checks
+        raise ConfigError(f"invalid trainer arguments: {' '.join(str(exc).split())}") from None
 
 
 def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    return bool(require("torch", "train").cuda.is_available())
 
 
 def _check_out_dir(cfg: TrainConfig) -> str | None:
@@ -371,13 +367,15 @@ def _check_out_dir(cfg: TrainConfig) -> str | None:
 def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainReport:
     """Train a rewriter as ``cfg`` says and save it to ``cfg.out_dir``.
 
-    Run under ``accelerate launch`` for several GPUs or nodes: the Trainer picks up the
-    distributed environment, and only the main process writes the final directory.
+    Run under ``torchrun`` or ``accelerate launch`` for several GPUs or nodes: the Trainer picks
+    up the distributed environment, and only the main process writes the final directory.
     """
     cfg.validate()
+    for module in ("torch", "transformers", "accelerate"):  # the Trainer needs all three
+        require(module, "train")
     resume_from = _check_out_dir(cfg)
     family = detect_family(cfg.base_model)
-    tokenizer = _load_tokenizer(cfg.base_model, family)
+    tokenizer = _load_tokenizer(cfg.base_model)
     rw_cfg = RewriterConfig(
         family=family,
         template=cfg.template,
@@ -398,6 +396,7 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
         tokenizer.padding_side = "right"  # training pads on the right; rewriting on the left
     train_ds = _tokenize(train_pairs, encoder, family, cfg)
     val_ds = _tokenize(val_pairs, encoder, family, cfg) if val_pairs else None
+    args = trainer_arguments(cfg, family, val_ds is not None)  # fail on bad arguments before loading
 
     model = _load_model(cfg.base_model, family, cfg.bf16, cfg.lora)
     if cfg.lora:
@@ -411,11 +410,11 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
     trainer_cls = Seq2SeqTrainer if family == "seq2seq" else Trainer
     trainer = trainer_cls(
         model=model,
-        args=_training_args(cfg, family, val_ds is not None),
+        args=args,
         data_collator=collator,
         train_dataset=train_ds,
         eval_dataset=val_ds,
-        processing_class=tokenizer,
+        **{"processing_class" if _transformers_version() >= (4, 46) else "tokenizer": tokenizer},
         callbacks=list(callbacks),
     )
     out = trainer.train(resume_from_checkpoint=resume_from)
@@ -426,6 +425,7 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
         eval_loss = ev.get("eval_loss")
         metrics.update(ev)
 
+    accumulation = int(args.gradient_accumulation_steps)
     report = TrainReport(
         out_dir=str(cfg.out_dir),
         family=family,
@@ -438,6 +438,8 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
         steps_per_second=metrics.get("train_steps_per_second"),
         resumed_from=resume_from,
         metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
+        effective_batch_size=cfg.batch_size * accumulation * int(args.world_size),
+        gradient_accumulation_steps=accumulation,
     )
     _save(trainer, tokenizer, rw_cfg, cfg, report)
     return report
@@ -445,10 +447,11 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
 
 def _checkpoint_dtype(base_model: str) -> Any:
     """The torch dtype the base checkpoint was stored in, or None when it does not say."""
-    import torch
-    from transformers import AutoConfig
+    torch = require("torch", "train")
+    transformers = require("transformers", "train")
 
-    dtype = getattr(AutoConfig.from_pretrained(base_model), "dtype", None)
+    config = transformers.AutoConfig.from_pretrained(base_model)
+    dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
     if isinstance(dtype, str):
         dtype = getattr(torch, dtype, None)
     return dtype if isinstance(dtype, torch.dtype) else None
