@@ -97,6 +97,7 @@ def bench_train(steps: int, work: Path) -> dict[str, float]:
                 max_steps=steps,
                 learning_rate=3e-3,
                 batch_size=16,
+                grad_accum=1,  # 16 pairs per step as before the 32-per-step default
                 max_length=48,
                 logging_steps=10_000,
                 save_steps=10_000,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 import sys
 import typing
 from pathlib import Path
@@ -94,6 +95,8 @@ def train_command(ctx: typer.Context, config: Path | None = None, **options: Any
 
     cfg = _train_config(ctx, config, options)
     report = train_rewriter(cfg)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun / accelerate launch: one table
+        return
     table = Table(title=f"bpo train → {cfg.out_dir}")
     table.add_column("")
     table.add_column("value", justify="right")

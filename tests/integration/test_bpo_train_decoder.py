@@ -26,6 +26,7 @@ from promptopt.llm.fake import FakeLLM, request_text  # noqa: E402
 from promptopt.optimizers.bpo.rewriter import Rewriter  # noqa: E402
 from promptopt.optimizers.bpo.templates import CONFIG_FILE  # noqa: E402
 from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter  # noqa: E402
+from tests.tiny_models import tiny_bart as build_tiny_bart  # noqa: E402
 from tests.tiny_models import tiny_qwen2 as build_tiny_qwen2  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -63,29 +64,7 @@ def tiny_qwen2(path: Path) -> Path:
 
 def tiny_bart(path: Path) -> Path:
     """A ~100k-parameter BART with a word-level tokenizer built on the fly."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import BartConfig, BartForConditionalGeneration, PreTrainedTokenizerFast
-
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for w in [*WORDS, "Improve", "this:"]:
-        vocab[w] = len(vocab)
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    tok.decoder = decoders.WordPiece(prefix="##")
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
-    torch.manual_seed(0)
-    cfg = BartConfig(
-        vocab_size=len(vocab), d_model=64, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128,
-        max_position_embeddings=64, pad_token_id=0, eos_token_id=1, bos_token_id=1,
-        decoder_start_token_id=1, forced_eos_token_id=1, dropout=0.0,
-    )  # fmt: skip
-    BartForConditionalGeneration(cfg).save_pretrained(path)
-    fast.save_pretrained(path)
-    return path
+    return build_tiny_bart(path, [*WORDS, "Improve", "this:"])
 
 
 def test_decoder_only_rewriter_learns_to_copy_and_serves_an_aligned_llm(
@@ -102,6 +81,7 @@ def test_decoder_only_rewriter_learns_to_copy_and_serves_an_aligned_llm(
             max_steps=200,
             learning_rate=3e-3,
             batch_size=16,
+            grad_accum=1,  # 16 pairs per step: the recipe's 32 would double the test's time
             max_length=48,
             logging_steps=1000,
             progress=False,
@@ -129,7 +109,7 @@ def test_seq2seq_rewriter_learns_to_copy_through_the_cli(
     out = tmp_path / "rewriter"
     main(["bpo", "train", "--data", str(copy_data), "--base-model", str(base), "--out", str(out),
           "--template", "Improve this: {}", "--max-steps", "200", "--lr", "3e-3", "--batch-size", "16",
-          "--max-length", "32", "--warmup-ratio", "0.05", "--quiet"])  # fmt: skip
+          "--grad-accum", "1", "--max-length", "32", "--warmup-ratio", "0.05", "--quiet"])  # fmt: skip
     assert "validation loss" in capsys.readouterr().out
     inp = tmp_path / "prompts.txt"
     inp.write_text("\n".join(HELD_OUT) + "\n", encoding="utf-8")
@@ -140,8 +120,8 @@ def test_seq2seq_rewriter_learns_to_copy_through_the_cli(
 
 
 def test_bpo_fit_builds_data_with_an_llm_then_trains(tmp_path: Path) -> None:
-    from promptopt.optimizers.bpo.pairs import PreferencePair
     from promptopt.optimizers.bpo.optimizer import BPO, data_path_for
+    from promptopt.optimizers.bpo.pairs import PreferencePair
 
     def builder(req: Request, i: int) -> str:
         instruction = request_text(req).split('instruction: "', 1)[1].split('"', 1)[0]
@@ -152,7 +132,8 @@ def test_bpo_fit_builds_data_with_an_llm_then_trains(tmp_path: Path) -> None:
     bpo = BPO()
     report = bpo.fit(
         pairs, llm=FakeLLM(fn=builder), base_model=str(base), out_dir=tmp_path / "rw",
-        template="Improve this: {}", max_steps=3, batch_size=4, max_length=32, progress=False,
+        template="Improve this: {}", max_steps=3, batch_size=4, grad_accum=1, max_length=32,
+        progress=False,
     )  # fmt: skip
     assert report.train_examples + report.val_examples == len(pairs)
     built = [json.loads(x) for x in data_path_for(tmp_path / "rw").read_text().splitlines()]

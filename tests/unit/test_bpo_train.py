@@ -506,3 +506,11 @@ def test_training_modules_load_without_torch_and_rewriting_without_the_trainer()
     )
     for code in (light, inference):
         subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_example_config_file_loads_and_is_the_reference_recipe() -> None:
+    path = Path(__file__).resolve().parents[2] / "examples" / "bpo_train_reference.json"
+    cfg = TrainConfig.from_file(path)
+    cfg.validate()
+    assert (cfg.epochs, cfg.learning_rate, cfg.effective_batch_size, cfg.max_length) == (5.0, 2e-5, 32, 512)
+    assert gradient_accumulation(cfg, 8) == 1 and gradient_accumulation(cfg, 1) == 8  # 8 GPUs x 4, as run
