@@ -2,7 +2,8 @@
 
 Why one protocol (a sync and an async door with the same keywords): OPRO and BPO differ in
 everything but this — take a task, use an LLM, respect a budget, record into a run, return a
-Result — so that is all callers depend on.
+Result — so that is all callers depend on. What both need around it (the progress event, the
+config.json head, opening a model spec, the STOP file and Ctrl-C stops) is here once too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from promptopt.llm.base import run_sync
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,53 +65,94 @@ class Result:
         return d
 
 
+@dataclass(frozen=True)
+class ProgressEvent:
+    """What an optimizer reports to a progress callback after each step (the CLI draws it; an
+    optimizer never prints). One class for OPRO and BPO, so one callback can draw both."""
+
+    kind: str  # "step_started" | "step_done"
+    step: int
+    steps: int
+    best: str | None
+    best_score: float | None
+    usage: dict[str, Any]
+    kept: int = 0
+    dropped: int = 0
+    improved: bool = False
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
 class Optimizer(Protocol):
     """The one door every optimizer offers, sync and async, with the same keywords.
 
-    Exact signature (OPRO implements it; BPO matches it)::
-
-        def optimize(self, task: Task | str, *, llm: LLM | str, budget: Budget | None = None,
-                     run: Run | str | Path | None = None, resume: bool = False,
-                     stop_flag: StopFlag | None = None,
-                     progress: Callable[[Any], None] | None = None) -> Result
-        async def aoptimize(...same arguments...) -> Result
+    An optimizer subclasses this and implements :meth:`aoptimize`; :meth:`optimize`, the sync
+    door, is written once here (it must not be called from a running loop).
 
     - ``task``: a :class:`~promptopt.tasks.base.Task` or a registered task name (built with its
-      default options; when resuming, with the options the run directory recorded).
+      default options; when resuming, with the options the run directory recorded). OPRO lets
+      ``task`` and ``llm`` be left out when resuming (the run names them); BPO needs both.
     - ``llm``: an LLM or a model spec string (``"local"``, ``"openai:gpt-4o-mini"``, ``"fake:..."``).
     - ``budget``: charged for every call the optimizer makes; share one with the task's scorer for
       one total. ``None``: unlimited (when resuming: the limits the run recorded).
     - ``run``: a :class:`~promptopt.runs.Run`, or a directory to create (or, with ``resume=True``,
       to continue: the journal says what was done, nothing is asked twice).
     - ``stop_flag``: a :class:`~promptopt.runs.StopFlag` polled between steps (Ctrl-C).
-    - ``progress``: a callback receiving progress events; the optimizer never prints.
-
-    ``optimize`` is the sync door to ``aoptimize`` (it must not be called from a running loop).
+    - ``progress``: a callback receiving :class:`ProgressEvent` objects; the optimizer never prints.
     """
 
     def optimize(
         self,
-        task: Task | str,
+        task: Task | str | None = None,
         *,
-        llm: LLM | str,
+        llm: LLM | str | None = None,
         budget: Budget | None = None,
         run: Run | str | Path | None = None,
         resume: bool = False,
         stop_flag: StopFlag | None = None,
-        progress: Callable[[Any], None] | None = None,
-    ) -> Result: ...
+        progress: ProgressFn | None = None,
+    ) -> Result:
+        """Sync door to :meth:`aoptimize` (same arguments)."""
+        return run_sync(
+            self.aoptimize(
+                task, llm=llm, budget=budget, run=run, resume=resume, stop_flag=stop_flag, progress=progress
+            )
+        )
 
     async def aoptimize(
         self,
-        task: Task | str,
+        task: Task | str | None = None,
         *,
-        llm: LLM | str,
+        llm: LLM | str | None = None,
         budget: Budget | None = None,
         run: Run | str | Path | None = None,
         resume: bool = False,
         stop_flag: StopFlag | None = None,
-        progress: Callable[[Any], None] | None = None,
+        progress: ProgressFn | None = None,
     ) -> Result: ...
+
+
+def task_run_config(kind: str, task: Task, seed: Any) -> dict[str, Any]:
+    """The part of a run's config.json every optimizer writes, in this key order: what ran on
+    which task with which options (``--resume`` rebuilds the task from ``task_config``)."""
+    return {
+        "kind": kind,
+        "task": task.name,
+        "direction": task.direction,
+        "task_config": task.config() if callable(getattr(task, "config", None)) else {},
+        "seed": seed,
+    }
+
+
+def open_llm(llm: LLM | str, budget: Budget, cache_policy: str = "all") -> LLM:
+    """An LLM from a model spec (an optimizer's requests are all cached, so a rerun replays for
+    free; a scorer caches deterministic requests), charging ``budget``; an LLM as it is."""
+    if not isinstance(llm, str):
+        return llm
+    from promptopt.llm.factory import build_llm
+
+    return build_llm(llm, budget=budget, cache_policy=cache_policy)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- stop conditions
@@ -195,6 +239,16 @@ class FlagCondition:
 
     def check(self, state: LoopState) -> str | None:
         return (self.flag.reason or "stopped") if self.flag.is_set() else None
+
+
+def run_stop_conditions(run: Run | None, flag: StopFlag | None) -> list[StopCondition]:
+    """The stops every run honours, in order: its STOP file, then the :class:`StopFlag`."""
+    conds: list[StopCondition] = []
+    if run is not None:
+        conds.append(StopFileCondition(run))
+    if flag is not None:
+        conds.append(FlagCondition(flag))
+    return conds
 
 
 def first_stop(conditions: Sequence[StopCondition], state: LoopState) -> tuple[str, str] | None:

@@ -591,6 +591,18 @@ def test_bpo_has_opros_signature() -> None:
     assert inspect.iscoroutinefunction(BPO.aoptimize)
 
 
+def test_bpo_and_opro_share_one_sync_door_and_progress_event() -> None:
+    from promptopt.optimizers.base import Optimizer, ProgressEvent
+    from promptopt.optimizers.bpo.optimizer import BPO, BPOProgress
+    from promptopt.optimizers.opro.optimizer import OPRO
+
+    assert BPO.optimize is Optimizer.optimize is OPRO.optimize
+    assert BPOProgress is ProgressEvent
+    # the shared door lets task and llm be left out (OPRO resumes from the run); BPO needs both
+    with pytest.raises(ConfigError, match="needs a task and an llm"):
+        BPO(MapRewriter({})).optimize(llm=FakeLLM())
+
+
 def test_bpo_aoptimize_resume_stop_and_progress(tmp_path: Path) -> None:
     import asyncio
 

@@ -22,15 +22,26 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptopt.errors import ConfigError, DataError, RunDirError
-from promptopt.llm.base import BudgetExceededError, run_sync
+from promptopt.llm.base import BudgetExceededError
 from promptopt.llm.budget import Budget
-from promptopt.optimizers.base import Result, Trial
+from promptopt.optimizers.base import (
+    LoopState,
+    Optimizer,
+    ProgressEvent,
+    ProgressFn,
+    Result,
+    Trial,
+    first_stop,
+    open_llm,
+    run_stop_conditions,
+    task_run_config,
+)
 from promptopt.optimizers.bpo.rewriter import (
     JudgePicker,
     Rewriter,
@@ -56,26 +67,11 @@ def data_path_for(out_dir: str | Path) -> Path:
     return out.with_name(f"{out.name}.data.jsonl")
 
 
-@dataclass(frozen=True)
-class BPOProgress:
-    """What BPO reports to a progress callback after each step (the optimizer never prints);
-    the fields OPRO's progress event has, so one callback can draw both."""
-
-    kind: str  # "step_started" | "step_done"
-    step: int
-    steps: int
-    best: str | None
-    best_score: float | None
-    usage: dict[str, Any]
-    kept: int = 0
-    dropped: int = 0
-    improved: bool = False
+#: BPO's progress events are the optimizers' one kind (kept under this name for callers).
+BPOProgress = ProgressEvent
 
 
-ProgressFn = Callable[[Any], None]
-
-
-class BPO:
+class BPO(Optimizer):
     """Black-Box Prompt Optimization (Cheng et al. 2024).
 
     ``rewriter``: a trained rewriter (directory, hub id or loaded :class:`Rewriter`), or None
@@ -141,46 +137,27 @@ class BPO:
         """A config.json payload for a run of this optimizer on ``task`` (no secrets)."""
         return {
             "optimizer_model": str(getattr(llm, "name", "")),
-            "kind": KIND,
-            "task": task.name,
-            "direction": task.direction,
-            "task_config": task.config() if callable(getattr(task, "config", None)) else {},
-            "seed": self.settings.seed,
+            **task_run_config(KIND, task, self.settings.seed),
             "bpo": self.settings.to_json(),
             "rewriter": str(getattr(self.rewriter, "name", "rewriter")),
             **extra,
         }
 
-    def optimize(
-        self,
-        task: Task | str,
-        *,
-        llm: LLM | str,
-        budget: Budget | None = None,
-        run: Run | str | Path | None = None,
-        resume: bool = False,
-        stop_flag: StopFlag | None = None,
-        progress: ProgressFn | None = None,
-    ) -> Result:
-        """Rewrite ``task``'s prompts and score originals and rewrites. Sync door to
-        :meth:`aoptimize`; the arguments are OPRO's (see ``optimizers/base.py``)."""
-        return run_sync(
-            self.aoptimize(
-                task, llm=llm, budget=budget, run=run, resume=resume, stop_flag=stop_flag, progress=progress
-            )
-        )
-
     async def aoptimize(
         self,
-        task: Task | str,
+        task: Task | str | None = None,
         *,
-        llm: LLM | str,
+        llm: LLM | str | None = None,
         budget: Budget | None = None,
         run: Run | str | Path | None = None,
         resume: bool = False,
         stop_flag: StopFlag | None = None,
         progress: ProgressFn | None = None,
     ) -> Result:
+        """Rewrite ``task``'s prompts and score originals and rewrites; :meth:`optimize` is the
+        sync door. The arguments are OPRO's (see ``optimizers/base.py``)."""
+        if task is None or llm is None:
+            raise ConfigError("BPO.optimize needs a task and an llm")
         if self.rewriter is None:
             raise ConfigError("BPO has no rewriter: pass rewriter=DIR or call fit() first")
         opened = Run.resume(Path(run)) if resume and run is not None and not isinstance(run, Run) else None
@@ -190,10 +167,7 @@ class BPO:
                 task = make_task(task, **dict(saved.get("task_config") or {}))
             if budget is None:  # unlimited, or the limits the resumed run recorded
                 budget = Budget.from_limits(saved.get("budget"))
-            if isinstance(llm, str):  # a model spec; cache everything so reruns replay for free
-                from promptopt.llm.factory import build_llm
-
-                llm = build_llm(llm, budget=budget, cache_policy="all")
+            llm = open_llm(llm, budget)  # a model spec: cache everything so reruns replay for free
             if run is not None and opened is None and not isinstance(run, Run):
                 opened = Run.create(Path(run), self.run_config(task, llm))
             run_obj = run if isinstance(run, Run) else opened
@@ -269,17 +243,13 @@ class _Job:
             return
         b = _best(self.trials, self.task.direction)
         self.progress(
-            BPOProgress(
+            ProgressEvent(
                 kind, step, STEPS, b.text if b else None, b.score if b else None, self.budget.snapshot(), **kw
             )
         )
 
     def _stop(self) -> tuple[str, str] | None:
-        if self.run is not None and self.run.stop_requested():
-            return "stop_file", f"stop file {self.run.stop_file} found"
-        if self.stop_flag is not None and self.stop_flag.is_set():
-            return "interrupted", self.stop_flag.reason or "stopped"
-        return None
+        return first_stop(run_stop_conditions(self.run, self.stop_flag), LoopState())
 
     def _commit(self, step: int, trials: list[Trial]) -> None:
         before = _best(self.trials, self.task.direction)

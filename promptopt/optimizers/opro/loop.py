@@ -30,10 +30,18 @@ from promptopt.llm.base import (
     raise_if_unreachable,
 )  # fmt: skip
 from promptopt.llm.budget import Budget
-from promptopt.optimizers.base import LoopState, Result, StopCondition, Trial, first_stop
+from promptopt.optimizers.base import (
+    LoopState,
+    ProgressEvent,
+    ProgressFn,
+    Result,
+    StopCondition,
+    Trial,
+    first_stop,
+)
 from promptopt.optimizers.opro.history import derive_seed, kept, replay, scored_trial, step_rng
 from promptopt.optimizers.opro.meta_prompt import build_meta_prompt, normalise_proposal, top_k
-from promptopt.optimizers.opro.stats import ProgressEvent, ProgressFn, make_result, ranked, result_json
+from promptopt.optimizers.opro.stats import make_result, ranked, result_json
 from promptopt.runs import Run
 from promptopt.tasks.base import Candidate, Rejected, Scored, Task, final_report_async, task_optimum
 

@@ -26,20 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, RunDirError
-from promptopt.llm.base import LLM, run_sync
-from promptopt.llm.budget import Budget, BudgetedLLM
+from promptopt.llm.base import LLM
+from promptopt.llm.budget import Budget, charged
 from promptopt.optimizers.base import (
-    FlagCondition,
     MaxSteps,
+    Optimizer,
     Optimum,
     Patience,
+    ProgressEvent,
+    ProgressFn,
     Result,
     StopCondition,
-    StopFileCondition,
+    open_llm,
+    run_stop_conditions,
+    task_run_config,
 )
 from promptopt.optimizers.opro.history import derive_seed, history_from_records, step_rng
 from promptopt.optimizers.opro.loop import Loop
-from promptopt.optimizers.opro.stats import ProgressEvent, ProgressFn
 from promptopt.runs import CONFIG_FILE, Run, StopFlag
 from promptopt.tasks.base import (
     DEFAULT_SCORER,
@@ -83,7 +86,7 @@ DEFAULT_MODEL = "local"
 
 
 @dataclass
-class OPRO:
+class OPRO(Optimizer):
     """The OPRO optimizer. ``None`` parameters take the run's values when resuming, then the
     task's ``opro_defaults`` (the paper's per-task settings, e.g. top-k 10 for TSP), then
     :data:`DEFAULTS`. ``stop``: extra stop conditions, checked after the built-in ones.
@@ -131,15 +134,7 @@ class OPRO:
     def run_config(self, task: Task, **extra: Any) -> dict[str, Any]:
         """A config.json payload for a run of this optimizer on ``task`` (no secrets)."""
         p = self.params(task)
-        return {
-            "kind": KIND,
-            "task": task.name,
-            "direction": task.direction,
-            "task_config": task.config(),
-            "seed": p["seed"],
-            "opro": p,
-            **extra,
-        }
+        return {**task_run_config(KIND, task, p["seed"]), "opro": p, **extra}
 
     def stop_conditions(
         self, p: Mapping[str, Any], task: Task, run: Run | None, flag: StopFlag | None
@@ -152,14 +147,10 @@ class OPRO:
         conds.append(MaxSteps(p["steps"]))
         if p["patience"]:
             conds.append(Patience(p["patience"]))
-        if run is not None:
-            conds.append(StopFileCondition(run))
-        if flag is not None:
-            conds.append(FlagCondition(flag))
-        return [*conds, *self.stop]
+        return [*conds, *run_stop_conditions(run, flag), *self.stop]
 
-    # -- public entry points
-    def optimize(
+    # -- public entry points (``optimize``, the sync door, is Optimizer's)
+    async def aoptimize(
         self,
         task: Task | str | None = None,
         *,
@@ -174,25 +165,7 @@ class OPRO:
         as the optimizer. ``run``: a Run, or a directory to create (or continue, with ``resume``:
         then ``task`` and ``llm`` may be left out, and a task name is rebuilt with the run's
         options). ``budget`` is charged for every optimizer call (share it with the task's scorer
-        for one total). Sync door to :meth:`aoptimize`."""
-        return run_sync(
-            self.aoptimize(
-                task, llm=llm, budget=budget, run=run, resume=resume, stop_flag=stop_flag, progress=progress
-            )
-        )
-
-    async def aoptimize(
-        self,
-        task: Task | str | None = None,
-        *,
-        llm: LLM | str | None = None,
-        budget: Budget | None = None,
-        run: Run | str | Path | None = None,
-        resume: bool = False,
-        stop_flag: StopFlag | None = None,
-        progress: ProgressFn | None = None,
-    ) -> Result:
-        """Async door of :meth:`optimize` (same arguments)."""
+        for one total). :meth:`optimize` is the sync door (same arguments)."""
         if resume and run is not None and not isinstance(run, Run):
             r = self.reopen(run, task=task, llm=llm, budget=budget)
             try:
@@ -204,7 +177,7 @@ class OPRO:
         if isinstance(task, str):  # a registered task name, with its default options
             task = make_task(task)
         budget = budget if budget is not None else Budget()
-        llm = _open_llm(llm, budget)
+        llm = open_llm(llm, budget)
         if isinstance(run, Run) or run is None:
             return await self._execute(task, llm, budget, run, stop_flag, progress)
         run_obj = Run.create(Path(run), self.run_config(task, optimizer_model=getattr(llm, "name", "")))
@@ -268,9 +241,9 @@ class OPRO:
         opt = (
             llm
             if llm is not None and not isinstance(llm, str)
-            else _open_llm(cfg.get("optimizer_model") or DEFAULT_MODEL, budget)
+            else open_llm(cfg.get("optimizer_model") or DEFAULT_MODEL, budget)
         )
-        return Reopened(pinned, task_obj, _charged(opt, budget), budget, Run.resume(path), cfg)
+        return Reopened(pinned, task_obj, charged(opt, budget), budget, Run.resume(path), cfg)
 
     async def _execute(
         self,
@@ -285,7 +258,7 @@ class OPRO:
         if saved:
             check_run_config(saved, task.name, run.path)  # type: ignore[union-attr]
         p = self.params(task, saved)
-        loop = Loop(p, task, _charged(llm, budget), budget, run, self.stop_conditions(p, task, run, flag),
+        loop = Loop(p, task, charged(llm, budget), budget, run, self.stop_conditions(p, task, run, flag),
                     progress or self.progress)  # fmt: skip
         return await loop.execute()
 
@@ -367,30 +340,8 @@ def _rebuild_task(cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budg
     scorer_llm = None
     if entry.uses_scorer:
         spec = scorer if scorer is not None else cfg.get("scorer_model") or DEFAULT_SCORER
-        scorer_llm = _open_llm(spec, budget, cache_policy="deterministic") if isinstance(spec, str) else spec
+        scorer_llm = open_llm(spec, budget, cache_policy="deterministic") if isinstance(spec, str) else spec
     seed = cfg.get("seed")
     return entry.build(
         dict(cfg.get("task_config") or {}), scorer=scorer_llm, seed=None if seed is None else int(seed)
     )
-
-
-def _open_llm(llm: LLM | str, budget: Budget, cache_policy: str = "all") -> LLM:
-    """An LLM from a model spec (the optimizer's requests are all cached, so a rerun replays for
-    free; a scorer caches deterministic requests), charging ``budget``."""
-    if not isinstance(llm, str):
-        return llm
-    from promptopt.llm.factory import build_llm
-
-    return build_llm(llm, budget=budget, cache_policy=cache_policy)  # type: ignore[arg-type]
-
-
-def _charged(llm: LLM, budget: Budget) -> LLM:
-    """``llm``, wrapped to charge ``budget`` unless it (or a wrapper inside it) already does."""
-    inner: Any = llm
-    for _ in range(32):
-        if inner is None:
-            break
-        if isinstance(inner, BudgetedLLM) and inner.budget is budget:
-            return llm
-        inner = getattr(inner, "inner", None)
-    return BudgetedLLM(llm, budget)

@@ -1,4 +1,4 @@
-"""Run statistics, progress events and the Result of an OPRO run, computed from the history alone.
+"""Run statistics and the Result of an OPRO run, computed from the history alone.
 
 Why from the history: a resumed run's history equals an uninterrupted run's (see
 :mod:`~promptopt.optimizers.opro.history`), so everything derived from it — statistics, the ranked
@@ -8,30 +8,11 @@ candidates the task's final report shortlists from, result.json — is equal too
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from promptopt.optimizers.base import Result, Trial, reaches
 from promptopt.optimizers.opro.history import History
 from promptopt.tasks.base import Candidate
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """What the loop reports to a progress callback (the CLI draws it; the loop never prints)."""
-
-    kind: str  # "step_started" | "step_done"
-    step: int
-    steps: int
-    best: str | None
-    best_score: float | None
-    usage: dict[str, Any]
-    kept: int = 0
-    dropped: int = 0
-    improved: bool = False
-
-
-ProgressFn = Callable[[ProgressEvent], None]
 
 
 def search_stats(trials: Sequence[Trial], direction: str, optimum: float | None) -> dict[str, Any]:
