@@ -65,6 +65,15 @@ class BudgetExceededError(LLMError):
     """A call would take a run past one of its budget limits; raised *before* the call is made."""
 
 
+def engine_error(model: str, exc: ValueError | RuntimeError, failed: str = "generation") -> LLMError:
+    """The LLMError for an in-process engine's exception (transformers, llama.cpp, vLLM): they
+    raise ValueError for a request they reject (a prompt over the context window), which no retry
+    fixes, and RuntimeError when generating itself fails (CUDA out of memory, a decode error)."""
+    if isinstance(exc, ValueError):
+        return LLMBadRequestError(f"{model}: {exc}")
+    return LLMError(f"{model}: {failed} failed: {exc}")
+
+
 # --------------------------------------------------------------------------- retry notices
 
 #: The ``logging`` record attribute (``extra=``) that carries a :class:`RetryNotice`.

@@ -42,6 +42,7 @@ from promptopt.llm.base import (
     LLMError,
     Request,
     Usage,
+    engine_error,
     settle_results,
 )
 from promptopt.llm.worker import Worker
@@ -380,10 +381,8 @@ class HFLLM(BaseLLM):
             chunk = rows[start : start + self.batch_size]
             try:
                 outs = self._generate_rows(chunk, template, chunk_no)
-            except ValueError as exc:
-                err: LLMError = LLMBadRequestError(f"{self.name}: {exc}")
-            except RuntimeError as exc:  # CUDA out of memory and friends
-                err = LLMError(f"{self.name}: generation failed: {exc}")
+            except (ValueError, RuntimeError) as exc:  # a rejected row, CUDA out of memory, ...
+                err = engine_error(self.name, exc)
             else:
                 for r, o in zip(chunk, outs, strict=True):
                     texts[(r.index, r.sample)] = o

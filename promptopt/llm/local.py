@@ -32,10 +32,9 @@ from promptopt.llm.base import (
     BaseLLM,
     Choice,
     Completion,
-    LLMBadRequestError,
-    LLMError,
     Request,
     Usage,
+    engine_error,
 )
 from promptopt.llm.embedded import (
     DEFAULT_LOCAL_MODEL,
@@ -163,10 +162,8 @@ class LlamaCppLLM(BaseLLM):
                     out = llama.create_completion(prompt=request.prompt, **params)
                     first = out["choices"][0]
                     text = first.get("text") or ""
-            except ValueError as exc:  # e.g. the prompt does not fit the context window
-                raise LLMBadRequestError(f"{self.name}: {exc}") from None
-            except RuntimeError as exc:  # llama_decode failures
-                raise LLMError(f"{self.name}: llama.cpp failed: {exc}") from None
+            except (ValueError, RuntimeError) as exc:  # a prompt over the context, llama_decode failing
+                raise engine_error(self.name, exc, "llama.cpp") from None
             usage = out.get("usage") or {}
             # The prompt is the same for every sample (and llama.cpp reuses its KV cache), so it is
             # counted once, as OpenAI-compatible servers do for n > 1.

@@ -31,6 +31,7 @@ from promptopt.llm.base import (
     LLMResponseError,
     Request,
     Usage,
+    engine_error,
     settle_results,
 )
 from promptopt.llm.hf import bad_words, fallback_chat_text, min_new_tokens, stop_token_ids
@@ -178,13 +179,8 @@ class VLLMEngine(BaseLLM):
         if prompts:
             try:
                 outputs = self._engine.generate(prompts, params, use_tqdm=False)
-            except ValueError as exc:  # vLLM rejects the batch as a whole (e.g. a too-long prompt)
-                return [r if r is not None else LLMBadRequestError(f"{self.name}: {exc}") for r in results]
-            except RuntimeError as exc:
-                return [
-                    r if r is not None else LLMError(f"{self.name}: generation failed: {exc}")
-                    for r in results
-                ]
+            except (ValueError, RuntimeError) as exc:  # vLLM fails the batch as a whole (a too-long prompt)
+                return [r if r is not None else engine_error(self.name, exc) for r in results]
             if len(outputs) != len(prompts):
                 raise LLMResponseError(
                     f"{self.name}: vLLM returned {len(outputs)} outputs for {len(prompts)} prompts"

@@ -50,3 +50,13 @@ def test_unreachable_only_when_nothing_got_through() -> None:
         raise_if_unreachable([conn, conn])
     with pytest.raises(LLMAuthError):
         raise_if_unreachable([LLMAuthError("bad key"), conn])
+
+
+def test_engine_error_rejects_a_request_on_valueerror_and_fails_generation_on_runtimeerror() -> None:
+    from promptopt.llm.base import LLMBadRequestError, LLMError, engine_error
+
+    bad = engine_error("hf:tiny", ValueError("prompt too long"))
+    assert type(bad) is LLMBadRequestError and str(bad) == "hf:tiny: prompt too long"
+    failed = engine_error("local", RuntimeError("llama_decode returned -1"), "llama.cpp")
+    assert type(failed) is LLMError and str(failed) == "local: llama.cpp failed: llama_decode returned -1"
+    assert str(engine_error("vllm:m", RuntimeError("OOM"))) == "vllm:m: generation failed: OOM"
