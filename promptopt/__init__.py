@@ -13,7 +13,7 @@ from promptopt.llm.budget import Budget  # noqa: E402
 from promptopt.llm.factory import build_llm  # noqa: E402
 from promptopt.optimizers.base import Optimizer, Result, Trial  # noqa: E402
 from promptopt.optimizers.bpo.optimizer import BPO  # noqa: E402
-from promptopt.optimizers.bpo.rewriter import Rewriter  # noqa: E402
+from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings  # noqa: E402
 from promptopt.optimizers.opro.optimizer import OPRO  # noqa: E402
 from promptopt.runs import Run  # noqa: E402
 from promptopt.tasks.base import Task, make_task  # noqa: E402
@@ -31,6 +31,7 @@ __all__ = [
     "PromptoptError",
     "Request",
     "Result",
+    "RewriteSettings",
     "Rewriter",
     "Run",
     "Task",

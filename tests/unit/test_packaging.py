@@ -61,3 +61,12 @@ def test_readme_install_covers_its_verbs_and_ci_runs_its_test_command() -> None:
     assert test.startswith('CMAKE_ARGS="-DGGML_OPENMP=OFF" pip install')
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").rstrip("\n").splitlines()
     assert ci[-1] == test
+
+
+def test_public_api_exports_rewrite_settings() -> None:
+    import promptopt
+    from promptopt.optimizers.bpo.rewriter import RewriteSettings
+
+    assert "RewriteSettings" in promptopt.__all__
+    assert promptopt.RewriteSettings is RewriteSettings
+    assert all(hasattr(promptopt, name) for name in promptopt.__all__)
