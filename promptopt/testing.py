@@ -5,6 +5,7 @@ decoder on top of it, and a word-level tiny BART. Why in the package: promptopt'
 benchmarks need the same models (the benchmarks must not import the tests), and users testing
 their own rewriter pipelines or ``hf:`` setups can use them too. One builder keeps their
 construction (and its pitfalls: byte-level alphabet, eos = pad for left padding) in one place.
+:func:`write_jsonl` writes the small data files they train and read on.
 
 Needs the ``train`` extra (torch, transformers; tokenizers comes with transformers), imported when
 a builder is called, never at import time.
@@ -12,11 +13,20 @@ a builder is called, never at import time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 QWEN_EOS = "<|endoftext|>"
+
+
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` to ``path`` as JSONL (one object a line, parent folders made); return ``path``.
+    The inverse of :func:`promptopt.records.read_records` for the data files tests build."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
 
 
 def byte_bpe_tokenizer(

@@ -40,3 +40,14 @@ def fault_server() -> Iterator[Callable[..., FaultServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run faster single-threaded on a shared CPU; the setting is restored after.
+    Modules of tiny-model tests use it with ``pytestmark = pytest.mark.usefixtures(...)``."""
+    torch = pytest.importorskip("torch")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.optimizers.bpo.testsets import TestItem, TestSet, load_testset
-from promptopt.optimizers.bpo.pairs import load_pairs
-from promptopt.evaluators.pairwise_eval import EvalConfig, evaluate
 from promptopt.evaluators.judge import PairwiseJudge
+from promptopt.evaluators.pairwise_eval import EvalConfig, evaluate
 from promptopt.llm.base import LLM
 from promptopt.llm.cache import RequestCache
 from promptopt.llm.factory import build_llm
 from promptopt.optimizers.bpo.build import BuildConfig, build_rewrite_data, dropped_path
+from promptopt.optimizers.bpo.pairs import load_pairs
+from promptopt.optimizers.bpo.testsets import TestItem, TestSet, load_testset
 
 pytestmark = pytest.mark.integration
 

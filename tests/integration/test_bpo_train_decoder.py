@@ -28,19 +28,12 @@ from promptopt.optimizers.bpo.templates import CONFIG_FILE  # noqa: E402
 from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter  # noqa: E402
 from tests.tiny_models import tiny_bart as build_tiny_bart  # noqa: E402
 from tests.tiny_models import tiny_qwen2 as build_tiny_qwen2  # noqa: E402
+from tests.tiny_models import write_jsonl  # noqa: E402
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 WORDS = "cat dog red blue sun moon tree fish bird car".split()
 HELD_OUT = ["cat dog red", "blue sun moon", "fish bird car", "tree tree cat", "sun car dog", "red red fish"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +44,7 @@ def copy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
         text = " ".join(rng.choice(WORDS) for _ in range(3))
         if text not in HELD_OUT:
             rows.append({"prompt": text, "optimized_prompt": text})
-    path = tmp_path_factory.mktemp("data") / "copy.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return write_jsonl(tmp_path_factory.mktemp("data") / "copy.jsonl", rows)
 
 
 def tiny_qwen2(path: Path) -> Path:

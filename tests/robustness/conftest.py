@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from promptopt.llm.base import Request
+from promptopt.testing import write_jsonl
 from tests.servers import fault_server as fault_server_module
 from tests.servers.fault_server import FaultServer
 
@@ -75,19 +76,14 @@ def scripted_payload(body: dict[str, Any], *, chat: bool, honour_n: bool) -> dic
 
 
 @pytest.fixture
-def scripted_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FaultServer]]:
-    """Factory: a FaultServer (same options) whose OK answers come from :func:`scripted_text`."""
+def scripted_server(
+    monkeypatch: pytest.MonkeyPatch, fault_server: Callable[..., FaultServer]
+) -> Callable[..., FaultServer]:
+    """Factory: a FaultServer (same options) whose OK answers come from :func:`scripted_text`.
+    It is the ``fault_server`` factory with the answer swapped (its servers stop after the test,
+    before the swap is undone)."""
     monkeypatch.setattr(fault_server_module, "ok_payload", scripted_payload)
-    started: list[FaultServer] = []
-
-    def start(**options: Any) -> FaultServer:
-        server = FaultServer(**options).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
+    return fault_server
 
 
 @pytest.fixture(autouse=True)
@@ -135,8 +131,7 @@ class CountingLLM:
 def write_qa_jsonl(path: Path, n: int) -> Path:
     """A small arithmetic dataset for instruction search (input/target)."""
     rows = [{"input": f"What is {i} + {i % 3}?", "target": str(i + i % 3)} for i in range(n)]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return write_jsonl(path, rows)
 
 
 def write_testset_jsonl(path: Path, n: int) -> Path:
@@ -149,8 +144,7 @@ def write_testset_jsonl(path: Path, n: int) -> Path:
         }
         for i in range(n)
     ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return write_jsonl(path, rows)
 
 
 def write_pairs_jsonl(path: Path, n: int) -> Path:
@@ -164,8 +158,7 @@ def write_pairs_jsonl(path: Path, n: int) -> Path:
         }
         for i in range(n)
     ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+    return write_jsonl(path, rows)
 
 
 def cli_env(cache_dir: Path, **extra: str) -> dict[str, str]:

@@ -117,6 +117,12 @@ def linreg(f: Files, *extra: str) -> list[str]:
     ]
 
 
+def linreg_with(f: Files, model: str, run_dir: Path | None = None) -> list[str]:
+    """A bare ``opro run`` on linear regression: the cases about the model spec and the run dir."""
+    run = run_dir if run_dir is not None else f.path("run")
+    return ["opro", "run", "--task", "linear-regression", "--optimizer-model", model, "--run-dir", str(run)]
+
+
 def bpo_eval(f: Files, *extra: str, testset: str = "ts.jsonl") -> list[str]:
     return [
         "bpo",
@@ -196,68 +202,23 @@ CASES: dict[str, tuple[Argv, str]] = {
     "config-array": (lambda f: linreg(f, "--config", str(f.path("array.json"))), "json object"),
     # models
     "unknown-model-scheme": (
-        lambda f: [
-            "opro",
-            "run",
-            "--task",
-            "linear-regression",
-            "--optimizer-model",
-            "nosuch:model",
-            "--run-dir",
-            str(f.path("run")),
-        ],
+        lambda f: linreg_with(f, "nosuch:model"),
         "unknown model spec scheme 'nosuch'",
     ),
     "empty-model-spec": (
-        lambda f: [
-            "opro",
-            "run",
-            "--task",
-            "linear-regression",
-            "--optimizer-model",
-            " ",
-            "--run-dir",
-            str(f.path("run")),
-        ],
+        lambda f: linreg_with(f, " "),
         "empty model spec",
     ),
     "openai-without-model": (
-        lambda f: [
-            "opro",
-            "run",
-            "--task",
-            "linear-regression",
-            "--optimizer-model",
-            "openai:",
-            "--run-dir",
-            str(f.path("run")),
-        ],
+        lambda f: linreg_with(f, "openai:"),
         "needs a model",
     ),
     "openai-bad-base-url": (
-        lambda f: [
-            "opro",
-            "run",
-            "--task",
-            "linear-regression",
-            "--optimizer-model",
-            "openai:m@ftp://127.0.0.1/v1",
-            "--run-dir",
-            str(f.path("run")),
-        ],
+        lambda f: linreg_with(f, "openai:m@ftp://127.0.0.1/v1"),
         "http://",
     ),
     "missing-api-key": (
-        lambda f: [
-            "opro",
-            "run",
-            "--task",
-            "linear-regression",
-            "--optimizer-model",
-            "openai:gpt-4o-mini",
-            "--run-dir",
-            str(f.path("run")),
-        ],
+        lambda f: linreg_with(f, "openai:gpt-4o-mini"),
         "openai_api_key",
     ),
     "unknown-judge-model": (
@@ -266,16 +227,7 @@ CASES: dict[str, tuple[Argv, str]] = {
     ),
     # run directories
     "run-dir-under-a-file": (
-        lambda f: [
-            "opro",
-            "run",
-            "--task",
-            "linear-regression",
-            "--optimizer-model",
-            f.model,
-            "--run-dir",
-            str(f.path("a_file") / "run"),
-        ],
+        lambda f: linreg_with(f, f.model, f.path("a_file") / "run"),
         "a_file",
     ),
     "resume-without-run-dir": (lambda f: ["opro", "run", "--resume"], "--run-dir"),
@@ -506,8 +458,7 @@ def test_read_only_run_directory(files: Files, capsys: pytest.CaptureFixture[str
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        code, _, err = _call(["opro", "run", "--task", "linear-regression", "--optimizer-model", files.model,
-                              "--run-dir", str(locked / "run")], capsys)  # fmt: skip
+        code, _, err = _call(linreg_with(files, files.model, locked / "run"), capsys)
         assert "locked" in _assert_one_error_line(code, err, "read-only run dir")
     finally:
         locked.chmod(0o700)

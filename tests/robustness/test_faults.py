@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from promptopt.optimizers.bpo.testsets import load_testset
-from promptopt.evaluators.pairwise_eval import EvalConfig, evaluate
 from promptopt.evaluators.judge import PairwiseJudge
+from promptopt.evaluators.pairwise_eval import EvalConfig, evaluate
 from promptopt.llm.openai_compat import from_spec
+from promptopt.optimizers.bpo.testsets import load_testset
 from promptopt.optimizers.opro.optimizer import OPRO
 from promptopt.runs import JOURNAL_FILE, read_journal
 from promptopt.tasks.instructions.task import create as make_task

@@ -35,14 +35,7 @@ from promptopt.optimizers.bpo.templates import (  # noqa: E402
 from tests.tiny_models import tiny_qwen2  # noqa: E402
 
 PROMPTS = ["cat", "a much longer prompt about the moon", "dog and fish", "sun", "tree bird car"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _small(cfg_family: str, template: str) -> RewriterConfig:

@@ -35,22 +35,10 @@ from promptopt.optimizers.bpo.train import (  # noqa: E402
     train_rewriter,
     trainer_arguments,
 )
+from promptopt.testing import write_jsonl  # noqa: E402
 
 WORDS = "cat dog red blue sun moon tree fish bird car".split()
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run faster single-threaded on a shared CPU; restore the setting after."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def byt5_t5(path: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +9,9 @@ import numpy as np
 import pytest
 
 import promptopt.tasks.instructions.datasets as pds
-from promptopt.tasks.instructions.datasets import BBH_TASKS, DATA_DIR_ENV, load_dataset, split_dataset
 from promptopt.errors import ConfigError, DataError, UnknownNameError
+from promptopt.tasks.instructions.datasets import BBH_TASKS, DATA_DIR_ENV, load_dataset, split_dataset
+from promptopt.testing import write_jsonl
 
 OPRO_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "opro"
 needs_data = pytest.mark.skipif(not OPRO_DATA.is_dir(), reason="OPRO data files not present")
@@ -25,12 +25,6 @@ def _opro_train_index(n: int, ratio: float) -> list[int]:
         return sorted(int(i) for i in np.random.choice(n, size=int(ratio * n), replace=False))
     finally:
         np.random.set_state(state)
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 # --------------------------------------------------------------------------- local OPRO files
@@ -141,13 +135,13 @@ def test_caps_do_not_move_other_splits(gsm8k_local: pds.Dataset) -> None:
 
 def test_jsonl_file_with_inferred_kinds(tmp_path: Path) -> None:
     rows = [{"input": f"What is {i} + {i}?", "target": 2 * i} for i in range(20)]
-    path = _write_jsonl(tmp_path / "math.jsonl", rows)
+    path = write_jsonl(tmp_path / "math.jsonl", rows)
     ds = load_dataset(f"jsonl:{path}")
     assert ds.pool[3].target == "6" and ds.pool[3].kind == "number"
     s = split_dataset(ds)
     assert (len(s.train), len(s.val), len(s.test)) == (4, 2, 14)
 
-    yn = _write_jsonl(
+    yn = write_jsonl(
         tmp_path / "yn.jsonl", [{"q": f"Is {i} even?", "a": "yes" if i % 2 == 0 else "no"} for i in range(10)]
     )
     ds2 = load_dataset(f"jsonl:{yn}", input_field="q", target_field="a")
@@ -155,7 +149,7 @@ def test_jsonl_file_with_inferred_kinds(tmp_path: Path) -> None:
 
 
 def test_jsonl_choice_with_options_field(tmp_path: Path) -> None:
-    path = _write_jsonl(
+    path = write_jsonl(
         tmp_path / "mc.jsonl",
         [{"input": "Capital of France?", "options": ["A)Rome", "B)Paris"], "target": "B"}] * 5,
     )
@@ -171,7 +165,7 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     bad.write_text('{"input": "a", "target": "b"}\n{oops\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.jsonl:2"):
         load_dataset(f"jsonl:{bad}")
-    fields = _write_jsonl(tmp_path / "f.jsonl", [{"question": "a", "answer": "b"}])
+    fields = write_jsonl(tmp_path / "f.jsonl", [{"question": "a", "answer": "b"}])
     with pytest.raises(DataError, match="--input-field"):
         load_dataset(f"jsonl:{fields}")
 
@@ -193,14 +187,14 @@ def test_bad_specs_and_options(tmp_path: Path) -> None:
         load_dataset("gsm8k", data_dir=tmp_path)
     with pytest.raises(ConfigError, match="answer type"):
         load_dataset(
-            f"jsonl:{_write_jsonl(tmp_path / 'x.jsonl', [{'input': 'a', 'target': 'b'}])}",
+            f"jsonl:{write_jsonl(tmp_path / 'x.jsonl', [{'input': 'a', 'target': 'b'}])}",
             answer_type="colour",
         )
 
 
 def test_split_errors(tmp_path: Path) -> None:
     ds = load_dataset(
-        f"jsonl:{_write_jsonl(tmp_path / 'x.jsonl', [{'input': str(i), 'target': 'x'} for i in range(10)])}"
+        f"jsonl:{write_jsonl(tmp_path / 'x.jsonl', [{'input': str(i), 'target': 'x'} for i in range(10)])}"
     )
     for ratio in (0.0, 1.0, 1.5):
         with pytest.raises(ConfigError, match="train_ratio"):
@@ -249,11 +243,11 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path) ->
 
 def test_hub_gsm8k(fake_hub: dict[str, Any]) -> None:
     d = fake_hub["dir"]
-    train = _write_jsonl(
+    train = write_jsonl(
         d / "g/train.jsonl",
         [{"question": f"Q{i}?", "answer": f"work\n#### {1000 + i:,}"} for i in range(40)],
     )
-    test = _write_jsonl(d / "g/test.jsonl", [{"question": "T?", "answer": "x\n#### 5"}])
+    test = write_jsonl(d / "g/test.jsonl", [{"question": "T?", "answer": "x\n#### 5"}])
     fake_hub["files"][("openai/gsm8k", "main")] = {"train": str(train), "test": str(test)}
     ds = load_dataset("gsm8k")
     assert fake_hub["calls"] == [("openai/gsm8k", "main", None)]
@@ -264,17 +258,17 @@ def test_hub_gsm8k(fake_hub: dict[str, Any]) -> None:
 
 def test_hub_bbh_aqua_multiarith(fake_hub: dict[str, Any]) -> None:
     d = fake_hub["dir"]
-    bbh = _write_jsonl(
+    bbh = write_jsonl(
         d / "b.jsonl", [{"input": f"Go {i}?\nOptions:\n- Yes\n- No", "target": "Yes"} for i in range(10)]
     )
     fake_hub["files"][("lukaemon/bbh", "navigate")] = {"test": str(bbh)}
-    aqua = _write_jsonl(
+    aqua = write_jsonl(
         d / "a.jsonl",
         [{"question": "2+2?", "options": ["A)3", "B)4"], "rationale": "", "correct": "B"}] * 5,
     )
     fake_hub["files"][("deepmind/aqua_rat", "raw")] = {"test": str(aqua)}
-    ma_train = _write_jsonl(d / "m/train.jsonl", [{"question": "1+1?", "final_ans": "2"}] * 3)
-    ma_test = _write_jsonl(d / "m/test.jsonl", [{"question": "2+3?", "final_ans": "5"}] * 2)
+    ma_train = write_jsonl(d / "m/train.jsonl", [{"question": "1+1?", "final_ans": "2"}] * 3)
+    ma_test = write_jsonl(d / "m/test.jsonl", [{"question": "2+3?", "final_ans": "5"}] * 2)
     fake_hub["files"][("ChilleD/MultiArith", None)] = {"train": str(ma_train), "test": str(ma_test)}
 
     nav = load_dataset("bbh:navigate")
@@ -299,8 +293,8 @@ def test_hub_failure_is_one_line_data_error(fake_hub: dict[str, Any]) -> None:
 def test_hf_id_as_local_folder_with_train_and_test(tmp_path: Path, hf_cache: Path) -> None:
     """A bare id goes to the real ``datasets.load_dataset``; a local folder of data files works offline."""
     folder = tmp_path / "owner" / "set"
-    _write_jsonl(folder / "train.jsonl", [{"q": f"{i}+1?", "a": str(i + 1)} for i in range(30)])
-    _write_jsonl(folder / "test.jsonl", [{"q": "9+1?", "a": "10"}] * 4)
+    write_jsonl(folder / "train.jsonl", [{"q": f"{i}+1?", "a": str(i + 1)} for i in range(30)])
+    write_jsonl(folder / "test.jsonl", [{"q": "9+1?", "a": "10"}] * 4)
     ds = load_dataset(str(folder), input_field="q", target_field="a")
     assert ds.name == f"hf:{folder}" and len(ds.pool) == 30 and ds.test is not None and len(ds.test) == 4
     s = split_dataset(ds)
