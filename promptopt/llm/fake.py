@@ -4,7 +4,8 @@ Three ways to script it, checked in this order for every sample:
 ``rules`` (regex on the request's text → reply), ``fn(request, sample_index) → reply``, and
 ``replies`` (a list consumed in order; with ``cycle=True`` it wraps around). A reply that is an
 ``Exception`` instance is raised instead, so tests can script failures. Every request is recorded
-in ``calls`` for assertions. Token usage is counted in whitespace-separated words, which is
+in ``calls`` and the size of every ``agenerate`` batch in ``batches`` (how callers batch is part of
+their contract: one concurrent batch per step, not one call per item) for assertions. Token usage is counted in whitespace-separated words, which is
 deterministic and good enough for budget tests.
 """
 
@@ -53,6 +54,12 @@ class FakeLLM(BaseLLM):
         self._pos = 0
         self._lock = threading.Lock()
         self.calls: list[Request] = []
+        self.batches: list[int] = []
+
+    async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
+        with self._lock:
+            self.batches.append(len(requests))
+        return await super().agenerate(requests, return_exceptions=return_exceptions)
 
     def _next_scripted(self, request: Request, index: int) -> Reply:
         text = request_text(request)

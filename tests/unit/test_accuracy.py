@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,6 @@ from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.tasks.instructions.datasets import Example
 
 EXAMPLES = [Example(f"ex:{i}", f"What is {i} + {i}?", str(2 * i), "number") for i in range(6)]
-
-
-class BatchCountingFake(FakeLLM):
-    """FakeLLM that also counts ``agenerate`` batches."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.batches: list[int] = []
-
-    async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
-        self.batches.append(len(requests))
-        return await super().agenerate(requests, return_exceptions=return_exceptions)
 
 
 def adder(request: Request, _i: int) -> str:
@@ -63,7 +50,7 @@ def test_empty_instruction_leaves_the_question_alone() -> None:
 
 
 async def test_many_instructions_in_one_batch_with_duplicates_sent_once() -> None:
-    llm = BatchCountingFake(fn=adder)
+    llm = FakeLLM(fn=adder)
     evals = await aevaluate_many(llm, ["Add carefully.", "Guess.", "Add carefully."], EXAMPLES)
     assert llm.batches == [12]  # 2 unique instructions × 6 examples, one agenerate call
     assert [e.accuracy for e in evals] == [100.0, 0.0, 100.0]

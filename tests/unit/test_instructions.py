@@ -6,7 +6,6 @@ import asyncio
 import json
 import random
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,6 @@ from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_promp
 from promptopt.tasks import base as task_base
 from promptopt.tasks.base import Candidate, Rejected, Task
 from promptopt.tasks.instructions.task import BASELINES, InstructionTask, create, extract_instruction
-
-
-class BatchCountingFake(FakeLLM):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.batches: list[int] = []
-
-    async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
-        self.batches.append(len(requests))
-        return await super().agenerate(requests, return_exceptions=return_exceptions)
 
 
 def scorer_reply(request: Request, _i: int) -> Any:
@@ -54,17 +43,17 @@ def data_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake() -> BatchCountingFake:
-    return BatchCountingFake(fn=scorer_reply)
+def fake() -> FakeLLM:
+    return FakeLLM(fn=scorer_reply)
 
 
 @pytest.fixture
-def task(data_file: Path, fake: BatchCountingFake) -> InstructionTask:
+def task(data_file: Path, fake: FakeLLM) -> InstructionTask:
     return create(dataset=f"jsonl:{data_file}", scorer=fake)
 
 
 @pytest.fixture
-def bracket_task(data_file: Path, fake: BatchCountingFake) -> InstructionTask:
+def bracket_task(data_file: Path, fake: FakeLLM) -> InstructionTask:
     return create(dataset=f"jsonl:{data_file}", scorer=fake, meta_prompt="bracket")
 
 
@@ -329,9 +318,7 @@ def test_digit_filter_defaults_on_for_gsm8k_like_datasets(data_file: Path) -> No
 # --------------------------------------------------------------------------- scoring
 
 
-async def test_ascore_is_one_batch_of_candidates_times_train(
-    task: InstructionTask, fake: BatchCountingFake
-) -> None:
+async def test_ascore_is_one_batch_of_candidates_times_train(task: InstructionTask, fake: FakeLLM) -> None:
     cands = [Candidate("Add carefully."), Candidate("Keep it even."), Candidate("Guess.")]
     scored = await task.ascore(cands)
     assert fake.batches == [30]
@@ -359,9 +346,7 @@ async def test_failures_are_counted_and_all_failed_is_none(task: InstructionTask
     assert scored[0].info["coverage"] == 0.0
 
 
-async def test_rescoring_costs_nothing_in_the_same_task(
-    task: InstructionTask, fake: BatchCountingFake
-) -> None:
+async def test_rescoring_costs_nothing_in_the_same_task(task: InstructionTask, fake: FakeLLM) -> None:
     await task.ascore([Candidate("Add carefully.")])
     n = len(fake.calls)
     again = await task.ascore([Candidate("Add carefully.")])
@@ -417,7 +402,7 @@ def test_select_without_validation_keeps_the_first(data_file: Path, fake: FakeLL
 
 
 def test_final_report_tests_the_validation_pick_against_baselines(data_file: Path) -> None:
-    fake = BatchCountingFake(fn=scorer_reply)
+    fake = FakeLLM(fn=scorer_reply)
     t = create(dataset=f"jsonl:{data_file}", scorer=fake, num_test=20)
     # Score both, then report with the worse one as the loop's best: validation overrules it.
     asyncio.run(t.ascore([Candidate("Keep it even."), Candidate("Add carefully.")]))
