@@ -43,7 +43,7 @@ from promptopt.optimizers.base import (
 )
 from promptopt.optimizers.opro.history import derive_seed, history_from_records, step_rng
 from promptopt.optimizers.opro.loop import Loop
-from promptopt.runs import CONFIG_FILE, Run, StopFlag
+from promptopt.runs import CONFIG_FILE, Run, StopFlag, redact
 from promptopt.tasks.base import (
     DEFAULT_SCORER,
     Task,
@@ -229,7 +229,7 @@ class OPRO(Optimizer):
                                   ("scorer model", scorer, "scorer_model")):  # fmt: skip
             if isinstance(given, str) and cfg.get(key) is not None and given != cfg[key]:
                 raise RunDirError(
-                    f"{label} {given!r} differs from the run's {cfg[key]!r}; a resumed run keeps it"
+                    f"{label} {redact(given)!r} differs from the run's {redact(cfg[key])!r}; a resumed run keeps it"
                 )
         budget = budget if budget is not None else Budget.from_limits(cfg.get("budget"))
         if not isinstance(task, str) and task is not None:
