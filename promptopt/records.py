@@ -6,6 +6,9 @@ line splitting (``str.splitlines`` also splits on U+2028 inside a record written
 ``ensure_ascii=False``) and different messages. One parser gives one behaviour and one message.
 
 * :func:`parse_jsonl` — the line parser (optionally tolerating a torn last line, for journals).
+* :func:`read_text`, :func:`parse_json`, :func:`read_json` — a whole file's text or JSON value,
+  with the error type the caller raises (``DataError`` for input, ``ConfigError`` for settings,
+  ``RunDirError`` for run files) and one message per failure.
 * :func:`read_json_object` — a settings file that must hold one JSON object.
 * :func:`read_records` — rows of a ``.json`` list or a ``.jsonl`` file (user input).
 * :func:`load_rows` — a file, a local dataset folder or a Hugging Face dataset id.
@@ -52,22 +55,39 @@ def parse_jsonl(
     return records
 
 
+def read_text(path: str | Path, *, error: type[PromptoptError] = DataError, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; ``error`` naming it (``what``) when it is missing or unreadable."""
+    p = Path(path)
+    try:
+        return p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {p} is unreadable: {exc}") from None
+
+
+def parse_json(text: str, *, where: str | Path, error: type[PromptoptError] = DataError) -> Any:
+    """The JSON value of ``text`` (a whole file's); ``error`` naming ``where`` when it is not JSON."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where} is unreadable (not valid JSON: {exc})") from None
+
+
+def read_json(path: str | Path, *, error: type[PromptoptError] = DataError, what: str = "file") -> Any:
+    """The JSON value held by ``path``; ``error`` when it is missing, unreadable or not JSON."""
+    p = Path(path)
+    return parse_json(read_text(p, error=error, what=what), where=f"{what} {p}", error=error)
+
+
 def read_json_object(
     path: str | Path, *, error: type[PromptoptError] = DataError, what: str = "file"
 ) -> dict[str, Any]:
     """The JSON object held by ``path`` (a config or settings file); ``error`` when it is missing,
     unreadable, not JSON or not an object."""
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise error(f"{what} {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{what} {p} is unreadable: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise error(f"{what} {p} is unreadable (not valid JSON: {exc})") from None
+    data = read_json(path, error=error, what=what)
     if not isinstance(data, dict):
-        raise error(f"{what} {p} must hold a JSON object")
+        raise error(f"{what} {Path(path)} must hold a JSON object")
     return data
 
 

@@ -75,6 +75,16 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def read_run_config(path: str | Path) -> dict[str, Any]:
+    """The config.json of the run directory ``path``, to continue the run (``RunDirError`` when
+    ``path`` holds no run or its config is unreadable)."""
+    p = Path(path)
+    cfg_path = p / CONFIG_FILE
+    if not cfg_path.exists():
+        raise RunDirError(f"{p} is not a run directory (no {CONFIG_FILE}); nothing to resume")
+    return read_json_object(cfg_path, error=RunDirError, what="run config")
+
+
 class Run:
     """An open run directory. Create with :meth:`create` or reopen with :meth:`resume`.
 
@@ -122,10 +132,7 @@ class Run:
     def resume(cls, path: str | Path) -> Run:
         """Reopen a run, repairing a torn journal tail. ``records`` holds what was done."""
         p = Path(path)
-        cfg_path = p / CONFIG_FILE
-        if not cfg_path.exists():
-            raise RunDirError(f"{p} is not a run directory (no {CONFIG_FILE}); nothing to resume")
-        config = read_json_object(cfg_path, error=RunDirError, what="run config")
+        config = read_run_config(p)
         with contextlib.suppress(FileNotFoundError):
             (p / STOP_FILE).unlink()  # a stop file from the last session must not stop this one
         run = cls(p, config)  # repairs a torn journal tail and replays the journal

@@ -6,7 +6,6 @@ module's ``fail_line`` turns them into one line on stderr.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from promptopt.llm.base import LLM
 from promptopt.llm.budget import Budget
 from promptopt.llm.cache import CachePolicy
 from promptopt.llm.factory import build_llm
+from promptopt.records import read_json_object
 
 EXIT_USAGE = 2
 DEFAULT_MODEL = "local"
@@ -55,15 +55,7 @@ def load_config_file(path: Path | None) -> dict[str, Any]:
     """Read a ``--config`` JSON file (flags given on the command line win over it)."""
     if path is None:
         return {}
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object")
-    return data
+    return read_json_object(path, error=ConfigError, what="config file")
 
 
 def positive(name: str, value: int | None) -> int | None:

@@ -163,7 +163,7 @@ def test_jsonl_errors(tmp_path: Path) -> None:
         load_dataset(f"jsonl:{tmp_path / 'nope.jsonl'}")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"input": "a", "target": "b"}\n{oops\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad.jsonl:2"):
+    with pytest.raises(DataError, match=r"bad.jsonl: line 2 is not valid JSON"):
         load_dataset(f"jsonl:{bad}")
     fields = write_jsonl(tmp_path / "f.jsonl", [{"question": "a", "answer": "b"}])
     with pytest.raises(DataError, match="--input-field"):

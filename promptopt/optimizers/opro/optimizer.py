@@ -43,7 +43,7 @@ from promptopt.optimizers.base import (
 )
 from promptopt.optimizers.opro.history import derive_seed, history_from_records, step_rng
 from promptopt.optimizers.opro.loop import Loop
-from promptopt.runs import CONFIG_FILE, Run, StopFlag, redact
+from promptopt.runs import Run, StopFlag, read_run_config, redact
 from promptopt.tasks.base import (
     DEFAULT_SCORER,
     Task,
@@ -222,7 +222,7 @@ class OPRO(Optimizer):
         given; ``budget`` ``None`` gets the run's limits. This OPRO's ``steps`` / ``patience`` /
         ``stop_at_optimum`` apply; its other parameters must agree with the run's."""
         path = Path(run_dir)
-        cfg = _read_config(path)
+        cfg = read_run_config(path)
         if cfg.get("kind") != KIND:
             raise RunDirError(f"{path} does not hold an OPRO run")
         for label, given, key in (("task", task, "task"), ("optimizer model", llm, "optimizer_model"),
@@ -314,21 +314,6 @@ def _validate(p: dict[str, Any]) -> None:
 def _without_none(p: Mapping[str, Any]) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(OPRO)}
     return {k: v for k, v in p.items() if k in names and v is not None}
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    import json
-
-    cfg_path = path / CONFIG_FILE
-    if not cfg_path.exists():
-        raise RunDirError(f"{path} is not a run directory (no {CONFIG_FILE}); nothing to resume")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunDirError(f"{cfg_path} is unreadable: {exc}") from None
-    if not isinstance(cfg, dict):
-        raise RunDirError(f"{cfg_path} does not hold a JSON object")
-    return cfg
 
 
 def _rebuild_task(cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budget) -> Task:

@@ -20,6 +20,7 @@ from typing import Any
 from promptopt.errors import RunDirError
 from promptopt.optimizers.base import Trial
 from promptopt.optimizers.opro.history import history_from_records
+from promptopt.records import read_json_object
 from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE, atomic_write_text, read_journal
 from promptopt.tasks.base import number as _num
 from promptopt.tasks.base import pyplot, report_section, task_plots
@@ -27,23 +28,18 @@ from promptopt.tasks.base import pyplot, report_section, task_plots
 REPORT_FILE = "report.md"
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path}: cannot read the run file: {exc}") from None
-    if not isinstance(data, dict):
-        raise RunDirError(f"{path} does not hold a JSON object")
-    return data
-
-
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """(config, journal records, result) of a run directory; result is {} if not written yet."""
     d = Path(run_dir)
     if not (d / CONFIG_FILE).exists():
         raise RunDirError(f"{d} is not a run directory (no {CONFIG_FILE})")
-    result = _read_json(d / RESULT_FILE) if (d / RESULT_FILE).exists() else {}
-    return _read_json(d / CONFIG_FILE), read_journal(d / JOURNAL_FILE), result
+    result = (
+        read_json_object(d / RESULT_FILE, error=RunDirError, what="run result")
+        if (d / RESULT_FILE).exists()
+        else {}
+    )
+    config = read_json_object(d / CONFIG_FILE, error=RunDirError, what="run config")
+    return config, read_journal(d / JOURNAL_FILE), result
 
 
 def best_so_far(history: Sequence[Trial], direction: str) -> list[tuple[int, float]]:

@@ -36,7 +36,6 @@ never changes which examples the other splits hold.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -56,6 +55,7 @@ from promptopt.evaluators.answers import (
     normalize_text,
     parse_options,
 )
+from promptopt.records import parse_jsonl, read_json, read_text
 
 DATA_DIR_ENV = "PROMPTOPT_DATA_DIR"
 
@@ -161,36 +161,6 @@ def _find_file(data_dir: Path, folder: str, name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise DataError(f"{folder}/{name} not found under data directory {data_dir}")
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(_read_text(path))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON: {exc}") from None
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    # Split on "\n" only: str.splitlines() would also split inside text at U+2028 and friends.
-    for lineno, line in enumerate(_read_text(path).split("\n"), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno} is not valid JSON: {exc.msg}") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{lineno} is not a JSON object")
-        rows.append(row)
-    return rows
 
 
 def _number_text(value: Any) -> str:
@@ -303,7 +273,7 @@ def _gsm_tsv(path: Path, split: str) -> tuple[Example, ...]:
     out = []
     # No header; question \t integer answer \t rationale. Lines end in "\n" only; some
     # questions contain U+2028, which str.splitlines() would wrongly treat as a line end.
-    for i, line in enumerate(x for x in _read_text(path).split("\n") if x.strip()):
+    for i, line in enumerate(x for x in read_text(path, what="dataset file").split("\n") if x.strip()):
         cols = line.split("\t")
         if len(cols) < 2:
             raise DataError(f"{path}: line {i + 1} has no answer column")
@@ -343,7 +313,7 @@ def _bbh(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
         raise UnknownNameError(f"unknown BBH task {task!r}; choose one of: {', '.join(BBH_TASKS)}")
     if data_dir is not None:
         path = _find_file(data_dir, "BIG-Bench-Hard-data", f"{task}.json")
-        data = _read_json(path)
+        data = read_json(path, what="dataset file")
         if not isinstance(data, dict) or not isinstance(data.get("examples"), list):
             raise DataError(f'{path} has no "examples" list')
         rows, source = data["examples"], f"local:{data_dir}"
@@ -357,7 +327,7 @@ def _bbh(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
 
 def _multiarith(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
     if data_dir is not None:
-        data = _read_json(_find_file(data_dir, "MultiArith-data", "MultiArith.json"))
+        data = read_json(_find_file(data_dir, "MultiArith-data", "MultiArith.json"), what="dataset file")
         if not isinstance(data, list):
             raise DataError("MultiArith.json must hold a JSON array")
         pairs = [(r["sQuestion"], r["lSolutions"][0]) for r in data]
@@ -376,7 +346,8 @@ def _multiarith(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dat
 
 def _aqua(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
     if data_dir is not None:
-        rows = _read_jsonl(_find_file(data_dir, "AQuA-data", "AQuA.json"))  # JSON Lines despite .json
+        aqua = _find_file(data_dir, "AQuA-data", "AQuA.json")
+        rows = parse_jsonl(read_text(aqua, what="dataset file"), where=aqua)  # JSON Lines despite .json
         source = f"local:{data_dir}"
     else:
         rows, source = _rows(_load_hub("deepmind/aqua_rat", "raw", split="test")), "hf:deepmind/aqua_rat"
@@ -424,7 +395,7 @@ def _jsonl(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
     path = Path(arg).expanduser()
     if not path.is_file():
         raise DataError(f"dataset file {path} does not exist")
-    rows = _read_jsonl(path)
+    rows = parse_jsonl(read_text(path, what="dataset file"), where=path)
     if not rows:
         raise DataError(f"{path} holds no records")
     examples, _ = _examples_with_kind(
