@@ -22,6 +22,7 @@ from rich.table import Table
 from promptopt.cli.bpo_eval import build_data_command, eval_command
 from promptopt.cli.common import console, err_console, open_model, positive
 from promptopt.errors import ConfigError, DataError
+from promptopt.records import parse_json, parse_jsonl, read_text
 
 app = typer.Typer(
     help="BPO: train a prompt rewriter from data, rewrite prompts, build data, evaluate.",
@@ -143,12 +144,7 @@ def read_prompts(
             raise ConfigError("the prompt is empty")
         return [prompt], None
     if input_ is not None:
-        try:
-            text = Path(input_).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataError(f"input file {input_} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"cannot read {input_}: {exc}") from None
+        text = read_text(input_, what="input file")
         source = str(input_)
     else:
         if sys.stdin is None or sys.stdin.isatty():
@@ -159,18 +155,10 @@ def read_prompts(
     if not lines:
         raise DataError(f"{source} holds no prompts")
     if lines[0].lstrip().startswith("["):  # a JSON array (BPO's test sets are stored so)
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{source} is not valid JSON ({exc.msg})") from None
+        items = parse_json(text, where=source)
         where = "item"
     elif (input_ is not None and input_.suffix.lower() == ".jsonl") or lines[0].lstrip().startswith("{"):
-        items = []
-        for i, ln in enumerate(lines, 1):
-            try:
-                items.append(json.loads(ln))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{source}: line {i} is not valid JSON ({exc.msg})") from None
+        items = parse_jsonl(text, where=source)
         where = "line"
     else:
         return [ln.strip() for ln in lines], None

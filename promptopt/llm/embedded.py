@@ -26,9 +26,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from promptopt.errors import PromptoptError
 from promptopt.extras import install_hint
 from promptopt.llm.base import BackendUnavailableError
 from promptopt.paths import models_dir
+from promptopt.records import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -208,13 +210,12 @@ def is_verified(model: EmbeddedModel, path: Path, cache_dir: Path | None = None)
     """True when the sidecar says ``path`` (as it is now: size, mtime) hashed to the pinned sha."""
     side = _sidecar(model, Path(cache_dir or models_dir()))
     try:
-        data = json.loads(side.read_text(encoding="utf-8"))
+        data = read_json_object(side, what="weights sidecar")
         key = _stat_key(path)
-    except (OSError, ValueError):
+    except (PromptoptError, OSError):  # no sidecar, or a broken one: hash again
         return False
     return (
-        isinstance(data, dict)
-        and data.get("sha256") == model.sha256
+        data.get("sha256") == model.sha256
         and data.get("path") == str(path)
         and data.get("size") == key["size"] == model.size
         and data.get("mtime_ns") == key["mtime_ns"]

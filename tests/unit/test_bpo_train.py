@@ -502,3 +502,12 @@ def test_example_config_file_loads_and_is_the_reference_recipe() -> None:
     cfg.validate()
     assert (cfg.epochs, cfg.learning_rate, cfg.effective_batch_size, cfg.max_length) == (5.0, 2e-5, 32, 512)
     assert gradient_accumulation(cfg, 8) == 1 and gradient_accumulation(cfg, 1) == 8  # 8 GPUs x 4, as run
+
+
+def test_rewriter_config_file_that_is_not_an_object_is_one_config_error(tmp_path: Path) -> None:
+    (tmp_path / CONFIG_FILE).write_text("[1, 2]", encoding="utf-8")  # was an AttributeError
+    with pytest.raises(ConfigError, match="rewriter config .* must hold a JSON object"):
+        RewriterConfig.read(tmp_path)
+    (tmp_path / CONFIG_FILE).write_text("{ torn", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unreadable"):
+        RewriterConfig.read(tmp_path)

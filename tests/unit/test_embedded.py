@@ -135,6 +135,17 @@ def test_present_file_without_sidecar_is_hashed_once(fake_parts, tmp_path: Path)
     assert embedded.is_verified(model, path, cache)
 
 
+@pytest.mark.parametrize("sidecar", [b"{ torn", b"[1, 2]", b"\xff\xfe"], ids=["torn", "list", "not-utf8"])
+def test_a_broken_sidecar_vouches_for_nothing(fake_parts, tmp_path: Path, sidecar: bytes) -> None:
+    payload = b"".join(PAYLOADS)
+    model = _model(fake_parts, payload)
+    cache = tmp_path / "cache"
+    path = ensure_weights(model, cache_dir=cache)
+    assert embedded.is_verified(model, path, cache)
+    (cache / "fake.gguf.verified.json").write_bytes(sidecar)
+    assert not embedded.is_verified(model, path, cache)  # hashed again, never an error
+
+
 def test_corrupt_cached_file_is_replaced(fake_parts, tmp_path: Path) -> None:
     payload = b"".join(PAYLOADS)
     model = _model(fake_parts, payload)

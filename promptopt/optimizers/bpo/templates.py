@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from promptopt.errors import ConfigError
+from promptopt.records import read_json_object
 
 #: The rewriter template of BPO's released Llama-2-chat rewriter: ``prompt_template`` in
 #: thu-coai/BPO src/infer_example.py (commit 9bf5415), character for character. The released
@@ -161,10 +162,10 @@ class RewriterConfig:
         path = Path(directory) / CONFIG_FILE
         if not path.is_file():
             return None
+        data = read_json_object(path, error=ConfigError, what="rewriter config")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
             return cls.from_json(data)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"{path} is not a valid rewriter config: {exc}") from None
 
 

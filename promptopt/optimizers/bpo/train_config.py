@@ -20,6 +20,7 @@ from typing import Any
 
 from promptopt.errors import ConfigError
 from promptopt.optimizers.bpo.templates import BPO_TEMPLATE, split_template
+from promptopt.records import parse_json, read_text
 
 log = logging.getLogger(__name__)
 
@@ -239,12 +240,7 @@ def _typed(name: str, value: Any, hint: Any, source: str) -> Any:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """The mapping in a JSON (or, with PyYAML installed, YAML) training config file."""
     p = Path(path).expanduser()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    text = read_text(p, error=ConfigError, what="config file")
     if p.suffix.lower() in (".yaml", ".yml"):
         try:
             import yaml
@@ -257,10 +253,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p} is not valid YAML: {' '.join(str(exc).split())}") from None
     else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{p} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        data = parse_json(text, where=f"config file {p}", error=ConfigError)
     if not isinstance(data, dict):
         raise ConfigError(f"{p} must hold a mapping of training options, got {type(data).__name__}")
     return data
