@@ -15,6 +15,7 @@ import pytest
 from promptopt.llm.cache import CachedLLM, RequestCache
 from promptopt.llm.factory import build_llm
 from promptopt.tasks.base import Candidate
+from promptopt.tasks.instructions.task import InstructionTask
 from promptopt.tasks.instructions.task import create as make_task
 
 pytestmark = pytest.mark.integration
@@ -28,8 +29,9 @@ def test_score_two_instructions_on_three_navigate_questions(tmp_path: Path) -> N
     store = RequestCache(tmp_path / "requests.sqlite")
     llm = build_llm("local", cache=store, n_ctx=1024)
     assert isinstance(llm, CachedLLM)
-    try:
-        task = make_task(
+
+    def navigate() -> InstructionTask:  # the same task twice: the second one must be served by the cache
+        return make_task(
             dataset="bbh:navigate",
             data_dir=str(OPRO_DATA),
             scorer=llm,
@@ -37,6 +39,9 @@ def test_score_two_instructions_on_three_navigate_questions(tmp_path: Path) -> N
             num_test=3,
             max_tokens=8,
         )
+
+    try:
+        task = navigate()
         assert len(task.splits.train) == 3
         scored = asyncio.run(task.ascore([Candidate(i, i) for i in INSTRUCTIONS]))
         assert llm.misses == 6 and llm.hits == 0  # 2 × 3 real requests, one batch
@@ -48,14 +53,7 @@ def test_score_two_instructions_on_three_navigate_questions(tmp_path: Path) -> N
         # asked for Yes/No only, the model answers in a readable form at least once
         assert sum(3 - s.info["no_answer"] for s in scored) >= 1
 
-        again = make_task(
-            dataset="bbh:navigate",
-            data_dir=str(OPRO_DATA),
-            scorer=llm,
-            num_train=3,
-            num_test=3,
-            max_tokens=8,
-        )
+        again = navigate()
         rescored = asyncio.run(again.ascore([Candidate(i, i) for i in INSTRUCTIONS]))
         assert llm.misses == 6 and llm.hits == 6  # re-proposed instructions cost nothing
         assert [s.score for s in rescored] == [s.score for s in scored]
