@@ -4,12 +4,18 @@ Why an LLM wrapper rather than a helper function: everything in promptopt (score
 CLI, users' scripts) talks to the ``LLM`` protocol, so an aligned model drops in anywhere a model
 does, over any backend (OpenAI, a vLLM server, the local model, a fake).
 
-Two kinds of alignment:
+Two kinds of alignment, alone or together:
 - ``rewriter=DIR`` (BPO): the user's last message is rewritten by a trained rewriter, in one batch
   for the whole request list, and the rewritten request goes to the deployed model.
   ``agenerate_aligned`` also returns the rewritten prompt with each answer.
 - ``instruction=TEXT, position=...`` (OPRO): the instruction found by search is placed exactly as
   it was scored (``promptopt.prompting.apply_instruction``).
+- both: the prompt is rewritten first, then the instruction is placed around the rewritten prompt.
+  Why this order: an instruction found by ``opro run --task instructions --rewriter DIR`` was
+  scored on rewritten questions, so it is deployed around rewritten questions; rewriting after
+  the instruction would also rewrite the instruction, which the search never saw.
+
+``instruction_from_run(RUN_DIR)`` reads the instruction (and its position) an OPRO run found.
 """
 
 from __future__ import annotations
@@ -88,11 +94,12 @@ def instruct(request: Request, instruction: str, position: str) -> Request:
 
 
 class AlignedLLM(LLMWrapper):
-    """An LLM whose every call is aligned by a BPO rewriter or an OPRO instruction.
+    """An LLM whose every call is aligned by a BPO rewriter, an OPRO instruction, or both.
 
     ``llm``: an LLM object or a model spec string (``openai:...``, ``local``, ``hf:DIR``...).
-    Exactly one of ``rewriter`` (a directory, hub id, or loaded :class:`Rewriter`) and
-    ``instruction`` must be given. Rewriting is set by ``settings`` (a
+    At least one of ``rewriter`` (a directory, hub id, or loaded :class:`Rewriter`) and
+    ``instruction`` must be given; with both, the prompt is rewritten first and the instruction
+    is placed around the rewrite (see the module docstring). Rewriting is set by ``settings`` (a
     :class:`~promptopt.optimizers.bpo.rewriter.RewriteSettings`) or by its fields as keywords
     (``mode``, ``n`` with ``judge``, ``rounds``, ``seed``, ``device``); ``seed`` is fixed per
     wrapper so the same batch of prompts is rewritten the same way each time.
@@ -108,8 +115,10 @@ class AlignedLLM(LLMWrapper):
         settings: RewriteSettings | None = None,
         **rewrite_options: Any,
     ) -> None:
-        if (rewriter is None) == (instruction is None):
-            raise ConfigError("AlignedLLM needs exactly one of rewriter= or instruction=")
+        if rewriter is None and instruction is None:
+            raise ConfigError("AlignedLLM needs rewriter=, instruction= or both")
+        if instruction is not None and not isinstance(instruction, str):
+            raise ConfigError(f"instruction must be a string, got {type(instruction).__name__}")
         if isinstance(llm, str):
             from promptopt.llm.registry import create_backend
 
@@ -120,6 +129,7 @@ class AlignedLLM(LLMWrapper):
         self.rewriter: Rewriter | Any = None
         self._owns_rewriter = False
         self.settings: RewriteSettings | None = None
+        parts = [f"aligned:{llm.name}"]
         if rewriter is not None:
             from dataclasses import replace
 
@@ -136,30 +146,30 @@ class AlignedLLM(LLMWrapper):
             # Anything with Rewriter.rewrite's signature works (a loaded Rewriter, a test stub).
             self.rewriter = load_rewriter(rewriter, s)
             tag = Path(str(getattr(self.rewriter, "name", "rewriter"))).name or "rewriter"
-            self.name = f"aligned:{llm.name}+bpo:{tag}:{s.tag()}"
-        else:
-            if settings is not None or rewrite_options:
-                raise ConfigError("rewrite settings apply to rewriter=, not to instruction=")
-            digest = hashlib.sha256((instruction or "").encode("utf-8")).hexdigest()[:12]
-            self.name = f"aligned:{llm.name}+instruction:{digest}@{self.position}"
+            parts.append(f"bpo:{tag}:{s.tag()}")
+        elif settings is not None or rewrite_options:
+            raise ConfigError("rewrite settings apply to rewriter=, not to instruction=")
+        if instruction is not None:
+            digest = hashlib.sha256(instruction.encode("utf-8")).hexdigest()[:12]
+            parts.append(f"instruction:{digest}@{self.position}")
+        self.name = "+".join(parts)
 
     async def align(self, requests: Sequence[Request]) -> list[tuple[str, str, Request]]:
-        """(original, rewritten, aligned request) for each request; rewriting is one batch."""
+        """(original, sent, aligned request) for each request: rewriting is one batch, then the
+        instruction goes around the rewritten text. ``sent`` is the user text of the aligned
+        request (the rewrite, with the instruction unless it went into the system message)."""
+        requests = list(requests)
         originals = [user_text(r) for r in requests]
-        if self.rewriter is None:
-            out = []
-            for r, orig in zip(requests, originals, strict=True):
-                aligned = instruct(r, self.instruction or "", self.position)
-                out.append((orig, user_text(aligned), aligned))
-            return out
-        from promptopt.optimizers.bpo.rewriter import arewrite_with
+        aligned = requests
+        if self.rewriter is not None:
+            from promptopt.optimizers.bpo.rewriter import arewrite_with
 
-        assert self.settings is not None
-        rewritten = await arewrite_with(self.rewriter, originals, self.settings)
-        return [
-            (orig, new, replace_user_text(r, new))
-            for r, orig, new in zip(requests, originals, rewritten, strict=True)
-        ]
+            assert self.settings is not None
+            rewritten = await arewrite_with(self.rewriter, originals, self.settings)
+            aligned = [replace_user_text(r, new) for r, new in zip(requests, rewritten, strict=True)]
+        if self.instruction is not None:
+            aligned = [instruct(r, self.instruction, self.position) for r in aligned]
+        return [(orig, user_text(r), r) for orig, r in zip(originals, aligned, strict=True)]
 
     async def agenerate_aligned(
         self, requests: Sequence[Request], *, return_exceptions: bool = False
@@ -188,3 +198,61 @@ class AlignedLLM(LLMWrapper):
         finally:
             if self._owns_rewriter and self.rewriter is not None:
                 await self.rewriter.aclose()
+
+
+@dataclass(frozen=True)
+class FoundInstruction:
+    """The instruction an OPRO instruction search reported, with what it was scored under.
+
+    ``rewriter`` is the rewriter the search scored through (``opro run --rewriter``), if any:
+    the instruction is then deployed as scored only behind the same rewriter.
+    """
+
+    text: str
+    position: str
+    rewriter: str | None = None
+    score: float | None = None
+    run_dir: str = ""
+
+
+def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
+    """The instruction of an ``opro run --task instructions`` run directory (its result.json).
+
+    The validation-selected instruction of the task report when the run finished, else the best
+    by training score so far (result.json is rewritten at every improvement). One-line
+    ``RunDirError`` when the directory holds no result of an instruction search.
+    """
+    from promptopt.errors import RunDirError
+    from promptopt.records import read_json_object
+    from promptopt.runs import CONFIG_FILE, RESULT_FILE
+
+    path = Path(run_dir)
+    if not (path / RESULT_FILE).exists():
+        raise RunDirError(
+            f"{path} holds no {RESULT_FILE}: not an OPRO run directory, or it has no result yet"
+        )
+    result = read_json_object(path / RESULT_FILE, error=RunDirError, what="run result")
+    config: dict[str, Any] = {}
+    if (path / CONFIG_FILE).exists():
+        config = read_json_object(path / CONFIG_FILE, error=RunDirError, what="run config")
+    task = result.get("task", config.get("task"))
+    if task != "instructions":
+        raise RunDirError(
+            f"{path} is a run of task {task!r}; an instruction comes from a run of 'instructions'"
+        )
+    report = (result.get("report") or {}).get("task")
+    report = report if isinstance(report, dict) else {}
+    task_config = config.get("task_config") if isinstance(config.get("task_config"), dict) else {}
+    text = report.get("instruction", result.get("best"))
+    if not isinstance(text, str):
+        raise RunDirError(f"{path}: the run has not scored any instruction yet")
+    position = report.get("position") or task_config.get("position") or "Q_begin"
+    rewriter = task_config.get("rewriter")
+    score = result.get("best_score")
+    return FoundInstruction(
+        text=text,
+        position=check_position(str(position)),
+        rewriter=str(rewriter) if rewriter else None,
+        score=float(score) if isinstance(score, int | float) else None,
+        run_dir=str(path),
+    )

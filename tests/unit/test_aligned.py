@@ -113,10 +113,10 @@ def test_names_separate_cache_entries_and_specs_work() -> None:
 
 
 def test_bad_arguments() -> None:
-    with pytest.raises(ConfigError, match="exactly one"):
+    with pytest.raises(ConfigError, match="or both"):
         AlignedLLM(FakeLLM())
-    with pytest.raises(ConfigError, match="exactly one"):
-        AlignedLLM(FakeLLM(), instruction="x", rewriter=StubRewriter())
+    with pytest.raises(ConfigError, match="string"):
+        AlignedLLM(FakeLLM(), instruction=["x"])  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="position"):
         AlignedLLM(FakeLLM(), instruction="x", position="middle")
     with pytest.raises(ConfigError, match="judge"):
@@ -148,3 +148,28 @@ def test_async_rewriter_door_is_used() -> None:
     llm = AlignedLLM(echo_llm(), rewriter=AsyncStubRewriter())
     [res] = llm.generate_aligned([Request.chat("hi")])
     assert res.rewritten == "async: Please answer in detail: hi"
+
+
+def test_rewriter_and_instruction_together_rewrite_first_then_instruct() -> None:
+    """BPO and OPRO compose: the rewrite is what the instruction goes around (the order an
+    instruction searched with ``--rewriter`` was scored in), and the rewriter never sees it."""
+    inner, rw = echo_llm(), StubRewriter()
+    llm = AlignedLLM(inner, rewriter=rw, instruction="Think first.", position="Q_end")
+    [res] = llm.generate_aligned([Request.chat("what is 2+2?", system="be brief")])
+    assert rw.calls[0][0] == ["what is 2+2?"]
+    assert inner.calls[0].messages == (
+        Message("system", "be brief"),
+        Message("user", "Please answer in detail: what is 2+2?\n\nThink first."),
+    )
+    assert res.original == "what is 2+2?"
+    assert res.rewritten == "Please answer in detail: what is 2+2?\n\nThink first."
+    sys_llm = AlignedLLM(echo_llm(), rewriter=StubRewriter(), instruction="Be exact.", position="system")
+    [plain] = sys_llm.generate_aligned([Request(prompt="q")])
+    assert plain.request.messages == (
+        Message("system", "Be exact."),
+        Message("user", "Please answer in detail: q"),
+    )
+    assert "+bpo:my-rewriter:" in llm.name and llm.name.endswith("@Q_end")
+    only_rw = AlignedLLM(FakeLLM(name="m"), rewriter=StubRewriter())
+    only_ins = AlignedLLM(FakeLLM(name="m"), instruction="Think first.", position="Q_end")
+    assert len({llm.name, only_rw.name, only_ins.name}) == 3
