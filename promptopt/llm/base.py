@@ -14,6 +14,7 @@ This module imports nothing else from promptopt except the error root, so every 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import weakref
 from collections.abc import Sequence
@@ -113,12 +114,78 @@ class Message:
     content: str
 
 
+#: How a backend decodes under a :class:`Constraint` (its ``structured_output`` attribute).
+#: ``gbnf``: llama.cpp in-process, a GBNF grammar (a JSON schema converted to one, strictly);
+#: ``openai``: OpenAI ``response_format`` ``json_schema`` (strict; JSON schemas only);
+#: ``llama-cpp``: llama.cpp server, ``grammar`` (GBNF) or ``json_schema``;
+#: ``vllm``: vLLM's ``structured_outputs`` (``json`` or ``grammar``; server >= 0.12 or engine);
+#: ``none``: the backend cannot constrain decoding. (The scripted fake declares any of them.)
+STRUCTURED_OUTPUTS: tuple[str, ...] = ("none", "gbnf", "openai", "llama-cpp", "vllm")
+#: What each mechanism can take: the Constraint forms, in the order it prefers them.
+_MECHANISM_FORMS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "gbnf": ("gbnf", "json_schema"),
+    "openai": ("json_schema",),
+    "llama-cpp": ("gbnf", "json_schema"),
+    "vllm": ("json_schema", "gbnf"),
+}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """The shape every sampled output must have, in the forms backends understand.
+
+    Why several forms: llama.cpp decodes under a GBNF grammar, OpenAI only under a JSON schema
+    (root an object), vLLM under either. A task gives every form it can; the forms must describe
+    the same outputs, and the caller still parses and validates each output, because a server
+    that ignores the constraint answers HTTP 200 with free text: a dropped constraint must show
+    up as parse failures, never as trust. ``json_schema`` is kept as canonical JSON text (sorted
+    keys) so that the value is hashable and part of the request cache key; ``pattern`` is a
+    Python regex for the same outputs (what the scripted fake honours; no backend is sent it).
+    Every form must describe a *finite* output (bounded repetitions) so a model can stop.
+    """
+
+    gbnf: str | None = None
+    json_schema: str | None = None
+    pattern: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.gbnf is None and self.json_schema is None and self.pattern is None:
+            raise ValueError("a Constraint needs a gbnf grammar, a json_schema or a pattern")
+        if self.json_schema is not None and not isinstance(self.json_schema, str):
+            object.__setattr__(self, "json_schema", canonical_json(self.json_schema))
+
+    def schema(self) -> dict[str, Any] | None:
+        """The JSON schema as a dict (a fresh copy), or None."""
+        return None if self.json_schema is None else json.loads(self.json_schema)
+
+    def form_for(self, mechanism: str) -> str | None:
+        """The form (``gbnf``, ``json_schema``, ``pattern``) a backend with ``mechanism`` uses for
+        this constraint, or None when it cannot apply it."""
+        for form in _MECHANISM_FORMS.get(mechanism, ()):
+            if getattr(self, form) is not None:
+                return form
+        return None
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted-key, compact JSON text: equal values give equal text (cache keys, records)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def structured_output_of(llm: Any) -> str:
+    """The constrained-decoding mechanism of an LLM (wrappers pass their inner one's on)."""
+    mechanism = getattr(llm, "structured_output", "none")
+    return mechanism if mechanism in STRUCTURED_OUTPUTS else "none"
+
+
 @dataclass(frozen=True)
 class Request:
     """One generation request: chat ``messages`` or a plain ``prompt`` (exactly one of them).
 
     Frozen and made of tuples so that it can be hashed into a cache key and shared across tasks.
-    ``seed`` ``None`` means "backend default"; 0 is a real seed.
+    ``seed`` ``None`` means "backend default"; 0 is a real seed. ``constraint``: decode under it
+    where the backend can (see :class:`Constraint`); backends without a mechanism ignore it.
     """
 
     messages: tuple[Message, ...] | None = None
@@ -129,6 +196,7 @@ class Request:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    constraint: Constraint | None = None
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -162,6 +230,8 @@ class Request:
         d = asdict(self)
         d["messages"] = None if self.messages is None else [[m.role, m.content] for m in self.messages]
         d["stop"] = list(self.stop)
+        if self.constraint is None:
+            d.pop("constraint")  # requests without one keep the cache keys they always had
         return d
 
     def with_(self, **changes: Any) -> Request:
@@ -277,6 +347,8 @@ class BaseLLM:
 
     name: str = "base"
     max_concurrency: int = 16
+    #: how this backend decodes under a Request's constraint (one of STRUCTURED_OUTPUTS)
+    structured_output: str = "none"
 
     def __init__(self) -> None:
         self._loop_states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
@@ -366,6 +438,11 @@ class LLMWrapper(BaseLLM):
         super().__init__()
         self.inner = inner
         self.name = inner.name
+
+    @property
+    def structured_output(self) -> str:  # type: ignore[override]
+        """The inner backend's mechanism: a wrapper passes constraints through unchanged."""
+        return structured_output_of(self.inner)
 
     async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
         return await self.inner.agenerate(requests, return_exceptions=return_exceptions)

@@ -7,6 +7,14 @@ Three ways to script it, checked in this order for every sample:
 in ``calls`` and the size of every ``agenerate`` batch in ``batches`` (how callers batch is part of
 their contract: one concurrent batch per step, not one call per item) for assertions. Token usage is counted in whitespace-separated words, which is
 deterministic and good enough for budget tests.
+
+Constrained decoding: ``structured_output`` declares a mechanism (see
+:data:`~promptopt.llm.base.STRUCTURED_OUTPUTS`; default ``none``). With one declared and
+``honour_constraints`` (default), a request's :class:`~promptopt.llm.base.Constraint` is honoured
+through its ``pattern``: the reply becomes the first part of the scripted text that matches it, as
+a constrained decoder would force (a script with no such part raises, it is a test error). With
+``honour_constraints=False`` the fake declares the mechanism but returns the scripted text as is:
+a server that silently drops the constraint.
 """
 
 from __future__ import annotations
@@ -16,7 +24,15 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from promptopt.llm.base import BaseLLM, Choice, Completion, LLMResponseError, Request, Usage
+from promptopt.llm.base import (
+    STRUCTURED_OUTPUTS,
+    BaseLLM,
+    Choice,
+    Completion,
+    LLMResponseError,
+    Request,
+    Usage,
+)
 
 Reply = str | BaseException
 ReplyFn = Callable[[Request, int], Reply]
@@ -42,8 +58,16 @@ class FakeLLM(BaseLLM):
         default: Reply | None = None,
         name: str = "fake",
         max_concurrency: int = 64,
+        structured_output: str = "none",
+        honour_constraints: bool = True,
     ) -> None:
         super().__init__()
+        if structured_output not in STRUCTURED_OUTPUTS:
+            raise ValueError(
+                f"structured_output must be one of {STRUCTURED_OUTPUTS}, got {structured_output!r}"
+            )
+        self.structured_output = structured_output
+        self.honour_constraints = honour_constraints
         self.name = name
         self.max_concurrency = max_concurrency
         self._replies = list(replies)
@@ -79,6 +103,18 @@ class FakeLLM(BaseLLM):
             return self._default
         return LLMResponseError("FakeLLM ran out of scripted replies")
 
+    def _constrained(self, request: Request, text: str) -> str:
+        """The scripted text as a decoder honouring the request's constraint would give it."""
+        c = request.constraint
+        if c is None or c.pattern is None or self.structured_output == "none" or not self.honour_constraints:
+            return text
+        m = re.search(c.pattern, text)
+        if m is None:
+            raise LLMResponseError(
+                f"FakeLLM: scripted reply {text[:60]!r} has no part matching the constraint"
+            )
+        return m.group(0)
+
     async def _complete(self, request: Request) -> Completion:
         with self._lock:
             self.calls.append(request)
@@ -87,7 +123,7 @@ class FakeLLM(BaseLLM):
             reply = self._next_scripted(request, i)
             if isinstance(reply, BaseException):
                 raise reply
-            text = str(reply)
+            text = self._constrained(request, str(reply))
             finish = "stop"
             words = text.split()
             if len(words) > request.max_tokens:

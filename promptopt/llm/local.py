@@ -12,6 +12,13 @@ Why the checks in :func:`from_spec`: llama-cpp-python and the default model's we
 the ``local`` extra; a spec that needs them fails when the model is opened, in one line naming
 the extra, before a run directory is created, instead of at the first call inside a run.
 
+Why grammars are checked here: llama-cpp-python hands a grammar to llama.cpp unchecked, and a GBNF
+text that does not parse gives a NULL sampler that is silently skipped (free text comes back); its
+``response_format={"type": "json_schema"}`` is ignored in-process, and a schema that fails to
+convert falls back to generic JSON. So a :class:`~promptopt.llm.base.Constraint` becomes GBNF
+here (a JSON schema through llama.cpp's own converter, errors raised), is compiled once against
+the model's vocabulary, and a grammar llama.cpp rejects is a bad request, never unconstrained text.
+
 Why lazy: constructing the backend (for ``--help``, for a dry run, for the cache to answer
 everything) must not cost a 500 MB load; the model is loaded on the first real call.
 """
@@ -32,6 +39,8 @@ from promptopt.llm.base import (
     BaseLLM,
     Choice,
     Completion,
+    Constraint,
+    LLMBadRequestError,
     Request,
     Usage,
     engine_error,
@@ -73,8 +82,11 @@ class LlamaCppLLM(BaseLLM):
     a client on one box, CI, parallel tests) it can be an order of magnitude slower, because
     llama.cpp's threads spin-wait for each other at every layer (measured on 2 shared cores: 8.2
     vs 0.6 tokens/s for the 0.5B model). ``on_notice`` receives the one-line
-    notices about where the weights are (default: logging at INFO).
+    notices about where the weights are (default: logging at INFO). A request's ``constraint``
+    is decoded under as a GBNF grammar (``structured_output = "gbnf"``, see the module docstring).
     """
+
+    structured_output = "gbnf"
 
     def __init__(
         self,
@@ -102,6 +114,8 @@ class LlamaCppLLM(BaseLLM):
         # One worker thread, one Llama: the model is created, called and freed only there.
         self._worker = Worker("llama")
         self._llama: Any = None
+        #: Constraint → compiled LlamaGrammar (worker thread only; a run uses one or two)
+        self._grammars: dict[Constraint, Any] = {}
         #: seconds the last load took (weights check + llama.cpp load), for benchmarks
         self.load_seconds: float | None = None
 
@@ -136,8 +150,36 @@ class LlamaCppLLM(BaseLLM):
         self.load_seconds = time.perf_counter() - t0
         return self._llama
 
+    def _grammar(self, constraint: Constraint) -> Any:
+        """The checked LlamaGrammar for ``constraint`` (see the module docstring)."""
+        grammar = self._grammars.get(constraint)
+        if grammar is not None:
+            return grammar
+        llama_cpp = require("llama_cpp", "local", what=_WHAT)
+        from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+        text = constraint.gbnf
+        if text is None and constraint.json_schema is not None:
+            try:
+                text = json_schema_to_gbnf(constraint.json_schema)
+            except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
+                raise LLMBadRequestError(
+                    f"{self.name}: the JSON schema cannot become a grammar: {exc}"
+                ) from None
+        if text is None:
+            raise LLMBadRequestError(f"{self.name}: the constraint has neither a grammar nor a JSON schema")
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            self._load()._model.vocab, text.encode("utf-8"), b"root"
+        )
+        if not sampler:
+            raise LLMBadRequestError(f"{self.name}: llama.cpp rejected the constraint's GBNF grammar")
+        llama_cpp.llama_sampler_free(sampler)
+        grammar = self._grammars[constraint] = LlamaGrammar.from_string(text, verbose=False)
+        return grammar
+
     def _run(self, request: Request) -> Completion:
         llama = self._load()
+        grammar = self._grammar(request.constraint) if request.constraint is not None else None
         choices: list[Choice] = []
         prompt_tokens = 0
         completion_tokens = 0
@@ -153,6 +195,8 @@ class LlamaCppLLM(BaseLLM):
                 "stop": list(request.stop) or None,
                 "seed": None if request.seed is None else request.seed + i,
             }
+            if grammar is not None:
+                params["grammar"] = grammar
             try:
                 if request.messages is not None:
                     out = llama.create_chat_completion(messages=request.chat_messages(), **params)
@@ -178,6 +222,7 @@ class LlamaCppLLM(BaseLLM):
         )
 
     def _free(self) -> None:
+        self._grammars.clear()
         llama, self._llama = self._llama, None
         if llama is not None:
             close = getattr(llama, "close", None)
