@@ -179,6 +179,11 @@ def _continue(
 
 #: flags that are OPRO parameters (also keys of a --config file)
 _OPRO_FLAGS = ("steps", "per_step", "top_k", "exemplars", "temperature", "max_tokens", "patience")
+#: typed flags that are task options (the task's factory refuses the ones it does not take)
+_TASK_FLAGS = (
+    *("n", "w_true", "b_true"),
+    *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter"),
+)
 
 
 def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
@@ -257,6 +262,12 @@ def run_command(
     meta_prompt: str | None = typer.Option(
         None, "--meta-prompt", help="[instructions] chat (<INS> tags) or bracket (text-bison [...])."
     ),
+    rewriter: str | None = typer.Option(
+        None,
+        "--rewriter",
+        help="[instructions] BPO rewriter folder or HF id: every question is rewritten first, so the "
+        "instruction is found for the prompts `promptopt serve --rewriter` sends.",
+    ),
     task_option: list[str] = typer.Option(
         [], "--task-option", help="KEY=VALUE option for the task (repeatable; for plug-in tasks)."
     ),
@@ -268,10 +279,7 @@ def run_command(
         positive(name, value)
     positive("--patience", patience)
     budget = _budget(cfg, budget_calls, budget_tokens, budget_dollars)
-    typed = {
-        k: flags[k]
-        for k in ("n", "w_true", "b_true", "dataset", "data_dir", "position", "train_ratio", "meta_prompt")
-    }
+    typed = {k: flags[k] for k in _TASK_FLAGS}
     task_opts = {**_parse_task_options(task_option), **{k: v for k, v in typed.items() if v is not None}}
     if resume:
         opro, task_obj, optimizer, run = _continue(flags, task_opts, budget)

@@ -29,10 +29,24 @@ instruction in place, the example and the sampling settings; the request cache t
 ``build_llm`` wraps around the scorer adds the model name. That is the per-(instruction,
 position, example, scorer) cache: re-scoring an instruction, in this run or a resumed one, makes
 no backend call. The task also memoises whole evaluations in memory for its own lifetime.
+
+Scoring strategies (``scoring``, :data:`SCORING_STRATEGIES`): ``full`` scores every candidate on
+every training example (the paper); ``racing`` (:mod:`promptopt.evaluators.racing`) scores
+candidates on growing prefixes of a seeded order of the training examples and stops those whose
+upper confidence bound falls below the incumbent (the best full training accuracy so far). A
+stopped candidate's score is its *partial* mean, on the examples it saw; ``Scored.info`` marks
+it ``partial`` with ``examples`` (used), ``of`` (the split size), ``bound`` and ``rungs``. The
+meta-prompt shows that partial mean like any score: it is below the incumbent by construction, so
+a stopped candidate never becomes the best, and it shows the optimizer a low score for a bad
+instruction. The final choice uses full scores only: stopped candidates are left out of the
+validation shortlist, and validation and test are always scored in full. ``info["requests"]`` is
+the number of training examples a candidate was scored on (cache hits included: it is the cost
+of the strategy, not of this machine's cache) and ``final_report``'s ``scoring`` section sums them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import re
@@ -43,6 +57,7 @@ from typing import Any
 
 from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
+from promptopt.evaluators.racing import RaceOutcome, RacingConfig, arace, example_order
 from promptopt.llm.base import LLM, Message, run_sync
 from promptopt.prompting import apply_instruction, check_position
 from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
@@ -79,6 +94,21 @@ _LABEL_RE = re.compile(r"^\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)\
 #: What OPRO drops on GSM8K-like datasets: instructions with digits (opt_utils.run_evolution).
 #: MultiArith is the same kind of problem (numbers in the exemplars an optimizer can copy).
 DIGIT_FREE_DATASETS = frozenset({"gsm8k", "multiarith"})
+
+
+#: The ``scoring`` option: how training scores are computed (see the module docstring).
+SCORING_STRATEGIES: Mapping[str, str] = {
+    "full": "every candidate on every training example (the paper)",
+    "racing": "growing subsets; stop a candidate once it cannot beat the incumbent (racing.py)",
+}
+
+
+def check_scoring(name: str) -> str:
+    """``name`` if it is a scoring strategy, else a ConfigError that lists them."""
+    if isinstance(name, str) and name in SCORING_STRATEGIES:
+        return name
+    known = ", ".join(f"{k} ({v})" for k, v in SCORING_STRATEGIES.items())
+    raise ConfigError(f"unknown scoring {name!r}; choose one of: {known}")
 
 
 @dataclass(frozen=True)
@@ -275,6 +305,8 @@ class InstructionTask:
         options: dict[str, Any] | None = None,
         meta_prompt: str = "chat",
         reject_digits: bool | None = None,
+        scoring: str = "full",
+        racing: RacingConfig | None = None,
     ) -> None:
         self.dataset = dataset
         self.splits = splits
@@ -295,6 +327,14 @@ class InstructionTask:
         self._memo: dict[tuple[str, str], Evaluation] = {}
         #: training accuracy of every instruction scored by this task object (for final_report)
         self._train_scores: dict[str, float] = {}
+        self.scoring = check_scoring(scoring)
+        #: the race settings; None when scoring is full
+        self.racing = (racing or RacingConfig()) if scoring == "racing" else None
+        #: the best full training accuracy so far (what a race must beat), stopped candidates,
+        #: training examples scored per instruction; rebuilt from a run's history by ``restore``
+        self._incumbent: float | None = None
+        self._partial: set[str] = set()
+        self._requests: dict[str, int] = {}
 
     # -- scorer
     @property
@@ -481,26 +521,108 @@ class InstructionTask:
         return candidate.value if isinstance(candidate.value, str) else candidate.text
 
     async def ascore(self, candidates: Sequence[Candidate]) -> list[Scored]:
-        """Training accuracy of each candidate, all (candidate × example) requests in one batch.
+        """Training accuracy of each candidate: with ``full`` scoring all (candidate × example)
+        requests in one batch, with ``racing`` one batch per rung (see the module docstring).
 
-        ``Scored.info``: ``correct``, ``total``, ``failed`` (requests that errored; they count as
-        wrong), ``coverage`` (answered / total), ``no_answer`` (responses with no readable answer) and ``per_example`` (``1`` right, ``0`` wrong, ``x`` failed, in
-        train order). All requests failed → ``Scored(None, error=...)``.
+        ``Scored.info``: ``correct``, ``total`` (examples scored), ``failed`` (requests that
+        errored; they count as wrong), ``coverage`` (answered / total), ``no_answer`` (responses
+        with no readable answer), ``per_example`` (``1`` right, ``0`` wrong, ``x`` failed, ``-``
+        not scored, in train order), ``requests`` (examples scored) and ``cached`` (of those, answered
+        from the request cache); with racing also ``scoring``, ``partial``, ``examples``, ``of``,
+        ``bound`` and ``rungs``. All requests failed → ``Scored(None, error=...)``.
         """
-        evals = await self._evaluate("train", self.splits.train, [self._instruction(c) for c in candidates])
-        out = []
-        for ev in evals:
-            if ev.accuracy is not None:
-                self._train_scores[ev.instruction] = ev.accuracy
-            info = {
-                "correct": ev.correct,
-                "total": ev.total,
-                "failed": ev.failed,
-                "coverage": round(ev.coverage, 4),
-                "no_answer": ev.no_answer,
-                "per_example": ev.correctness(),
-            }
-            out.append(Scored(ev.accuracy, info, ev.error))
+        instructions = [self._instruction(c) for c in candidates]
+        if self.racing is None or not self.splits.train:
+            evals = await self._evaluate("train", self.splits.train, instructions)
+            out = [self._scored(ev, None) for ev in evals]
+        else:
+            races = await self._race(instructions)
+            out = [self._scored(races[ins].evaluation, races[ins]) for ins in instructions]
+        for sc in out:  # the incumbent moves after the batch: each candidate raced the same one
+            if sc.score is not None and not sc.info.get("partial"):
+                self._incumbent = sc.score if self._incumbent is None else max(self._incumbent, sc.score)
+        return out
+
+    async def _race(self, instructions: Sequence[str]) -> dict[str, RaceOutcome]:
+        """Race the distinct ``instructions`` on the training split in the run's race order."""
+        train = self.splits.train
+        ordered = [train[i] for i in example_order(len(train), self.seed)]
+
+        async def evaluate(ins: list[str], examples: Sequence[Example]) -> list[Evaluation]:
+            return await aevaluate_many(
+                self.scorer, ins, examples, position=self.position, max_tokens=self.max_tokens, seed=self.seed
+            )
+
+        unique = list(dict.fromkeys(instructions))
+        races = await arace(unique, ordered, self._incumbent, evaluate, self.racing)
+        return dict(zip(unique, races, strict=True))
+
+    def _scored(self, ev: Evaluation, race: RaceOutcome | None) -> Scored:
+        """The Scored of one evaluation (full, or a race's) and this task's bookkeeping of it."""
+        ins = ev.instruction
+        if race is None:
+            marks = ev.correctness()
+        else:  # race order back to train order, "-" where the race did not go
+            order = example_order(len(self.splits.train), self.seed)
+            chars = ["-"] * len(order)
+            for j, mark in enumerate(ev.correctness()):
+                chars[order[j]] = mark
+            marks = "".join(chars)
+        info: dict[str, Any] = {
+            "correct": ev.correct,
+            "total": ev.total,
+            "failed": ev.failed,
+            "coverage": round(ev.coverage, 4),
+            "no_answer": ev.no_answer,
+            "per_example": marks,
+            "requests": ev.total,
+            "cached": ev.cached,
+        }
+        if race is not None:
+            info.update(scoring="racing", **race.info())
+        self._requests[ins] = ev.total
+        if race is not None and race.stopped:
+            self._partial.add(ins)
+        elif ev.accuracy is not None:
+            self._train_scores[ins] = ev.accuracy
+            self._partial.discard(ins)
+        return Scored(ev.accuracy, info, ev.error)
+
+    def restore(self, trials: Sequence[Any]) -> None:
+        """Rebuild what scoring depends on from a run's committed trials (the optimizer calls this
+        before its first step; empty for a new run): the incumbent a race must beat, the stopped
+        candidates and the requests per candidate. So a resumed run races exactly as an
+        uninterrupted one."""
+        self._incumbent, self._partial, self._requests, self._train_scores = None, set(), {}, {}
+        for t in trials:
+            info = getattr(t, "info", None) or {}
+            if getattr(t, "status", None) not in ("scored", "initial") or t.score is None:
+                continue
+            ins = str(t.text)
+            self._requests[ins] = int(info.get("requests", info.get("total", 0)) or 0)
+            if info.get("partial"):
+                self._partial.add(ins)
+                continue
+            self._train_scores[ins] = float(t.score)
+            self._incumbent = float(t.score) if self._incumbent is None else max(self._incumbent, t.score)
+
+    def scoring_stats(self) -> dict[str, Any]:
+        """Training scorer requests of the candidates scored so far, next to what full scoring
+        would have asked (the figure the racing benchmark compares)."""
+        n = len(self.splits.train)
+        asked = sum(self._requests.values())
+        full = n * len(self._requests)
+        out: dict[str, Any] = {
+            "strategy": self.scoring,
+            "train_examples": n,
+            "candidates": len(self._requests),
+            "stopped_early": len(self._partial),
+            "train_requests": asked,
+            "train_requests_if_full": full,
+            "share_of_full": round(asked / full, 4) if full else None,
+        }
+        if self.racing is not None:
+            out["racing"] = dataclasses.asdict(self.racing)
         return out
 
     async def aselect_on_validation(
@@ -561,7 +683,9 @@ class InstructionTask:
         this task object saw."""
         best_ins = self._instruction(best)
         scores = self._train_scores_of(ranked)
-        others = sorted((ins for ins in scores if ins != best_ins), key=lambda ins: -scores[ins])
+        # a candidate stopped by a race has a partial score: the final choice is made on full ones
+        full = [ins for ins in scores if ins != best_ins and ins not in self._partial]
+        others = sorted(full, key=lambda ins: -scores[ins])
         first = best if isinstance(best, Candidate) else Candidate(best, best)
         return [first, *(Candidate(ins, ins) for ins in others[: max(0, self.val_top_k - 1)])]
 
@@ -597,6 +721,7 @@ class InstructionTask:
             report["validation"] = choice.rows
         report["instruction"] = selected
         report["selected_by"] = selected_by
+        report["scoring"] = self.scoring_stats()
 
         names = ["best"] + (["train_best"] if selected != train_best else []) + [n for n, _ in BASELINES]
         instructions = (
@@ -672,6 +797,43 @@ class InstructionTask:
         ]
 
 
+def rewrite_splits(splits: Splits, rewriter: Any, mode: str = "default") -> Splits:
+    """``splits`` with every question rewritten by a BPO ``rewriter`` (one batch over the unique
+    questions; gold answers untouched). A rewriter given as a path is loaded here and closed after.
+
+    Why the questions and not the scorer: the scorer request is the instruction placed around the
+    question, and a rewriting scorer would rewrite the instruction too; deployed, the rewriter
+    sees only the user's prompt (``AlignedLLM`` rewrites first, then instructs).
+    """
+    from dataclasses import replace
+    from pathlib import Path
+
+    from promptopt.optimizers.bpo.rewriter import RewriteSettings, arewrite_with, load_rewriter
+
+    settings = RewriteSettings(mode=mode)
+    loaded = load_rewriter(rewriter, settings)
+    owned = isinstance(rewriter, str | Path)
+    questions = list(dict.fromkeys(ex.input for ex in (*splits.train, *splits.val, *splits.test)))
+
+    async def go() -> list[str]:
+        try:
+            return await arewrite_with(loaded, questions, settings)
+        finally:
+            if owned:
+                await loaded.aclose()
+
+    new = dict(zip(questions, run_sync(go()), strict=True))
+
+    def moved(examples: tuple[Example, ...]) -> tuple[Example, ...]:
+        return tuple(replace(ex, input=new[ex.input] or ex.input) for ex in examples)
+
+    changed = sum(1 for q in questions if new[q] != q)
+    recipe = {**splits.recipe, "rewriter": {"mode": mode, "questions": len(questions), "changed": changed}}
+    return replace(
+        splits, train=moved(splits.train), val=moved(splits.val), test=moved(splits.test), recipe=recipe
+    )
+
+
 def create(
     dataset: str = "gsm8k",
     data_dir: str | None = None,
@@ -693,6 +855,12 @@ def create(
     topic: str | None = None,
     meta_prompt: str = "chat",
     reject_digits: bool | None = None,
+    rewriter: str | None = None,
+    rewrite_mode: str = "default",
+    scoring: str = "full",
+    race_delta: float = 0.1,
+    race_first: int = 10,
+    race_growth: float = 1.5,
 ) -> InstructionTask:
     """Instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id).
 
@@ -706,10 +874,21 @@ def create(
     OPRO's meta-prompt (``chat``: ``<INS>`` tags; ``bracket``: the text-bison ``[...]`` style; see
     :data:`META_PROMPT_STYLES`). Proposals longer than ``max_instruction_chars``, or containing
     "INS", or digits when ``reject_digits`` (default: on for gsm8k and multiarith) are dropped, as
-    in OPRO. See :mod:`promptopt.tasks.instructions.datasets`.
+    in OPRO. ``rewriter`` (a BPO rewriter directory or hub id, or a loaded rewriter) rewrites
+    every example's question once, in one batch, before anything is scored (``rewrite_mode``:
+    default or aggressive): the search then finds the instruction for the rewritten prompts that
+    ``AlignedLLM(llm, rewriter=..., instruction=...)`` deploys (rewrite first, then the
+    instruction). ``scoring`` is ``full`` (every candidate on every training example, the paper)
+    or ``racing`` (stop a candidate early once, at confidence ``1 - race_delta``, it cannot beat
+    the best so far; first rung ``race_first`` examples, each next ``race_growth`` times larger;
+    see :mod:`promptopt.evaluators.racing`). See :mod:`promptopt.tasks.instructions.datasets`.
     """
     check_position(position)
     meta_prompt_style(meta_prompt)
+    check_scoring(scoring)
+    racing = RacingConfig(race_delta, race_first, race_growth)  # checked even when unused
+    if rewriter is None and rewrite_mode != "default":
+        raise ConfigError("rewrite_mode applies to a rewriter; give rewriter=DIR (opro run --rewriter DIR)")
     if reject_digits is not None and not isinstance(reject_digits, bool):
         raise ConfigError(f"reject_digits must be true, false or None, got {reject_digits!r}")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
@@ -740,6 +919,8 @@ def create(
     splits = split_dataset(
         ds, seed=seed, train_ratio=train_ratio, num_train=num_train, num_val=num_val, num_test=num_test
     )
+    if rewriter is not None:
+        splits = rewrite_splits(splits, rewriter, rewrite_mode)
     options = {
         "dataset": dataset,
         "data_dir": None if data_dir is None else str(data_dir),
@@ -761,6 +942,13 @@ def create(
         "meta_prompt": meta_prompt,
         "reject_digits": reject_digits,
     }
+    if scoring != "full":  # only when set: config.json of runs with full scoring stays as it was
+        options.update(scoring=scoring, race_delta=race_delta, race_first=race_first, race_growth=race_growth)
+    if rewriter is not None:  # only when set: config.json of runs without one stays as it was
+        options["rewriter"] = (
+            rewriter if isinstance(rewriter, str) else str(getattr(rewriter, "name", "rewriter"))
+        )
+        options["rewrite_mode"] = rewrite_mode
     return InstructionTask(
         ds,
         splits,
@@ -774,4 +962,6 @@ def create(
         options=options,
         meta_prompt=meta_prompt,
         reject_digits=reject_digits,
+        scoring=scoring,
+        racing=racing,
     )
