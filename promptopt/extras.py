@@ -18,7 +18,7 @@ from promptopt.errors import MissingExtraError
 EXTRAS = MappingProxyType(
     {
         "local": "the embedded llama.cpp models (model spec 'local', 'local:<name>')",
-        "train": "BPO rewriter training and loading, and the 'hf:' backend (torch, transformers, accelerate, peft)",
+        "train": "BPO rewriter training and loading, the 'hf:' backend and 'models convert' (torch, transformers, accelerate, peft, gguf)",
         "vllm": "the in-process vLLM backend (model spec 'vllm:...')",
         "plot": "PNG plots in reports (matplotlib)",
         "server": "llama.cpp's OpenAI-compatible server (python -m llama_cpp.server)",
@@ -29,7 +29,7 @@ EXTRAS = MappingProxyType(
 EXTRA_MODULES = MappingProxyType(
     {
         "local": ("llama_cpp",),
-        "train": ("torch", "transformers", "accelerate", "peft"),
+        "train": ("torch", "transformers", "accelerate", "peft", "gguf"),
         "vllm": ("vllm",),
         "plot": ("matplotlib",),
         "server": ("llama_cpp", "uvicorn", "fastapi", "sse_starlette"),

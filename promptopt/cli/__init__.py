@@ -32,7 +32,7 @@ app = typer.Typer(
 app.add_typer(opro.app, name="opro")
 app.add_typer(bpo.app, name="bpo")
 app.add_typer(tasks.app, name="tasks")
-app.command("models")(models.models_command)
+app.add_typer(models.app, name="models")
 
 
 @app.callback()
