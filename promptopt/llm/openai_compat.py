@@ -18,6 +18,11 @@ Why these choices:
 - Every failure leaves as a typed ``LLMError`` whose message is built here from facts (status,
   attempts, a redacted and shortened server message), so no API key or URL credential can leak
   through an error, a log line or the model ``name`` (which is a cache key).
+- Several endpoints of one model (``openai:<model>@<url1>,<url2>``): each attempt goes to the
+  endpoint with the fewest requests in flight; one that cannot be reached is marked down for a
+  cool-off and the attempt is retried on another at once (see ``llm/multi.py``).
+- ``max_concurrency="auto"`` replaces the fixed bound with an AIMD controller fed by each
+  attempt's outcome and latency (see ``llm/concurrency.py``).
 - Servers that ignore ``n`` (llama.cpp answers one choice) get the missing samples as separate
   concurrent calls, with ``seed + i`` for sample ``i`` when a seed is given; usage is summed.
 """
@@ -35,7 +40,8 @@ import os
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit, urlunsplit
@@ -44,6 +50,7 @@ import openai
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from promptopt.errors import ConfigError
+from promptopt.llm import structured
 from promptopt.llm.base import (
     RETRY_LOG_ATTR,
     BaseLLM,
@@ -63,6 +70,14 @@ from promptopt.llm.base import (
     run_sync,
     settle_results,
 )
+from promptopt.llm.concurrency import (
+    AIMDSettings,
+    ConcurrencySetting,
+    Limiter,
+    make_controller,
+    parse_concurrency,
+)
+from promptopt.llm.multi import EndpointPool, Reach
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +215,45 @@ def resolve_endpoint(rest: str, *, api_key: str | None = None, base_url: str | N
     )
 
 
+_URL_SEPARATOR = re.compile(r"\s*,\s*(?=[a-z][a-z0-9+.-]*://)", re.IGNORECASE)
+
+
+def split_urls(url: str) -> list[str]:
+    """``"<url1>,<url2>"`` → the URLs: a comma separates URLs only where the next one starts with
+    ``<scheme>://``, so a comma inside a URL (legal in paths and queries) stays part of it."""
+    return [u for u in _URL_SEPARATOR.split(url.strip()) if u]
+
+
+def resolve_endpoints(
+    rest: str, *, api_key: str | None = None, base_url: str | None = None
+) -> tuple[Endpoint, ...]:
+    """Every endpoint of ``openai:<model>@<url1>,<url2>,...`` (one key for all; each URL's own
+    credentials stay with it); one endpoint when there is one URL or none."""
+    model, url = split_spec(rest)
+    if url is None or len(split_urls(url)) <= 1:
+        return (resolve_endpoint(rest, api_key=api_key, base_url=base_url),)
+    if base_url is not None:
+        raise ConfigError(
+            "give the base URLs either in the spec (openai:<model>@<url1>,<url2>) or as base_url, not both"
+        )
+    endpoints = tuple(resolve_endpoint(f"{model}@{u}", api_key=api_key) for u in split_urls(url))
+    seen = [e.public_url for e in endpoints]
+    if len(set(seen)) != len(seen):
+        raise ConfigError(
+            f"the same base URL is given twice in openai:{model}@{','.join(str(u) for u in seen)}"
+        )
+    return endpoints
+
+
+def pool_name(endpoints: Sequence[Endpoint]) -> str:
+    """The name of a model served by several endpoints: ``openai:<model>@<url1>,<url2>`` (no secrets)."""
+    if len(endpoints) == 1:
+        return endpoints[0].name
+    return (
+        f"openai:{endpoints[0].model}@{','.join(e.public_url or OPENAI_DEFAULT_BASE_URL for e in endpoints)}"
+    )
+
+
 class Redactor:
     """Removes known secrets from any text that may reach a message or a log line."""
 
@@ -296,25 +350,31 @@ class OpenAICompatLLM(BaseLLM):
 
     def __init__(
         self,
-        endpoint: Endpoint,
+        endpoint: Endpoint | Sequence[Endpoint],
         *,
         timeout: float = 60.0,
         max_retries: int = 4,
-        max_concurrency: int = 16,
+        max_concurrency: ConcurrencySetting = 16,
         api: Api = "chat",
         backoff: float = 0.5,
         backoff_max: float = 8.0,
         retry_after_max: float = 60.0,
         token_limit_param: TokenLimitParam = "max_tokens",
         extra_body: dict[str, Any] | None = None,
+        structured_output: str = "none",
+        endpoint_cooloff: float = 2.0,
     ) -> None:
         super().__init__()
         if timeout <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
         if max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
-        if max_concurrency < 1:
-            raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        concurrency = parse_concurrency(max_concurrency)
+        endpoints = (endpoint,) if isinstance(endpoint, Endpoint) else tuple(endpoint)
+        if not endpoints or len({e.model for e in endpoints}) != 1:
+            raise ConfigError("an openai backend needs one or more endpoints of the same model")
+        if endpoint_cooloff < 0:
+            raise ConfigError(f"endpoint_cooloff must be >= 0 seconds, got {endpoint_cooloff}")
         if api not in ("chat", "completions"):
             raise ConfigError(f"api must be 'chat' or 'completions', got {api!r}")
         if token_limit_param not in ("max_tokens", "max_completion_tokens"):
@@ -323,17 +383,27 @@ class OpenAICompatLLM(BaseLLM):
             )
         if backoff < 0 or backoff_max < 0 or retry_after_max < 0:
             raise ConfigError("backoff, backoff_max and retry_after_max must be >= 0")
-        self._endpoint = endpoint
-        self.name = endpoint.name
-        self.model = endpoint.model
+        self._endpoint = endpoints[0]
+        self._endpoints = endpoints
+        self.name = pool_name(endpoints)
+        self.model = endpoints[0].model
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
-        self.max_concurrency = int(max_concurrency)
+        #: what was asked for (a number or "auto"); ``controller.limit`` is the bound right now
+        self.concurrency: ConcurrencySetting = concurrency
+        self.controller = make_controller(concurrency)
+        #: the most attempts ever in flight: the fixed number, or the adaptive controller's cap
+        self.max_concurrency = concurrency if isinstance(concurrency, int) else AIMDSettings().cap
+        self.pool = EndpointPool(
+            len(endpoints), cooloff=endpoint_cooloff, cooloff_max=max(30.0, endpoint_cooloff)
+        )
         self.api: Api = api
         self.token_limit_param: TokenLimitParam = token_limit_param
         self.extra_body = dict(extra_body) if extra_body else None
+        #: how the server decodes under a Request's constraint: declared, never guessed from the URL
+        self.structured_output = structured.check_server_mechanism(structured_output)
         self._backoff = Backoff(backoff, backoff_max, retry_after_max, random.Random())
-        self._redact = Redactor(endpoint.secrets)
+        self._redact = Redactor([s for e in endpoints for s in e.secrets])
         self._broken_framing = _transport_errors()
         #: None until the server shows whether it honours ``n``; a fact about the server, not the loop.
         self._native_n: bool | None = None
@@ -341,27 +411,80 @@ class OpenAICompatLLM(BaseLLM):
     def __repr__(self) -> str:  # never the key
         return f"OpenAICompatLLM(name={self.name!r}, timeout={self.timeout}, max_retries={self.max_retries})"
 
-    # -- client per event loop
-    def _client(self) -> openai.AsyncOpenAI:
+    # -- client per event loop and endpoint
+    @staticmethod
+    def _client_key(index: int) -> str:
+        return "client" if index == 0 else f"client@{index}"
+
+    def _client(self, index: int = 0) -> openai.AsyncOpenAI:
         state = self.loop_state()
-        client = state.get("client")
+        key = self._client_key(index)
+        client = state.get(key)
         if client is None:
+            endpoint = self._endpoints[index]
             client = openai.AsyncOpenAI(
-                api_key=self._endpoint.api_key,
-                base_url=self._endpoint.base_url or OPENAI_DEFAULT_BASE_URL,
+                api_key=endpoint.api_key,
+                base_url=endpoint.base_url or OPENAI_DEFAULT_BASE_URL,
                 timeout=self.timeout,
                 max_retries=0,  # one retry policy: ours (tenacity)
-                default_headers=dict(self._endpoint.headers) or None,
+                default_headers=dict(endpoint.headers) or None,
             )
-            state["client"] = client
+            state[key] = client
         return client
 
     async def aclose(self) -> None:
-        """Close this event loop's HTTP client (others die with their loops); safe to call twice."""
+        """Close this event loop's HTTP clients (others die with their loops); safe to call twice."""
         state = self.loop_state()
-        client = state.pop("client", None)
-        if client is not None:
-            await client.close()
+        for index in range(len(self._endpoints)):
+            client = state.pop(self._client_key(index), None)
+            if client is not None:
+                await client.close()
+
+    # -- admission: the concurrency bound, then an endpoint
+    def _limiter(self) -> Limiter:
+        state = self.loop_state()
+        limiter = state.get("limiter")
+        if limiter is None:
+            limiter = state["limiter"] = Limiter(self.controller)
+        return limiter
+
+    @asynccontextmanager
+    async def _slot(self, tried: list[int]) -> AsyncIterator[openai.AsyncOpenAI]:
+        """Hold a concurrency slot and an endpoint for one attempt; tell both how it went.
+
+        ``tried`` is the request's list of endpoints so far: a retry avoids the last one.
+        """
+        async with self._limiter().slot() as slot:
+            lease = self.pool.acquire(avoid=tried[-1] if tried else None)
+            tried.append(lease.index)
+            reach: Reach = "answered"
+            try:
+                yield self._client(lease.index)
+            except openai.APIStatusError as exc:
+                if exc.status_code in (429, 503):
+                    slot.overloaded()
+                raise
+            except openai.APITimeoutError:
+                reach = "unknown"  # slow is not dead
+                raise
+            except openai.APIConnectionError:
+                reach = "unreachable"  # refused, reset, or closed mid-answer: the server is going
+                raise
+            finally:
+                self.pool.release(lease, reach)
+
+    def _wait(self, state: RetryCallState) -> float:
+        """No wait before moving a request off an endpoint that cannot be reached while another is
+        up (that is failover, not backoff); the usual backoff otherwise."""
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if (
+            len(self._endpoints) > 1
+            and isinstance(exc, openai.APIConnectionError)
+            and not isinstance(exc, openai.APITimeoutError)
+            and self.pool.up_count() > 0
+        ):
+            return 0.0
+        return self._backoff(state)
 
     def generate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
         """Sync door: the batch runs on a fresh loop, whose connections are closed before it ends."""
@@ -410,16 +533,17 @@ class OpenAICompatLLM(BaseLLM):
     async def _call(self, request: Request, *, n: int, seed: int | None) -> Completion:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._backoff,
+            wait=self._wait,
             retry=retry_if_exception(is_transient),
             before_sleep=self._log_retry,
             reraise=True,
         )
         started = time.monotonic()
+        tried: list[int] = []  # endpoints this request's attempts went to
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(request, n=n, seed=seed)
+                    return await self._attempt(request, n=n, seed=seed, tried=tried)
         except LLMError:
             raise
         except (openai.OpenAIError, json.JSONDecodeError) as exc:
@@ -427,9 +551,8 @@ class OpenAICompatLLM(BaseLLM):
             raise self._translate(exc, attempts, time.monotonic() - started) from None
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
-    async def _attempt(self, request: Request, *, n: int, seed: int | None) -> Completion:
-        async with self.loop_state()["semaphore"]:
-            client = self._client()
+    async def _attempt(self, request: Request, *, n: int, seed: int | None, tried: list[int]) -> Completion:
+        async with self._slot(tried) as client:
             params: dict[str, Any] = {
                 "model": self.model,
                 "n": n,
@@ -441,15 +564,28 @@ class OpenAICompatLLM(BaseLLM):
                 params["stop"] = list(request.stop)
             if seed is not None:
                 params["seed"] = seed
-            if self.extra_body:
-                params["extra_body"] = self.extra_body
+            shaped, extra = structured.request_params(self.structured_output, request.constraint)
+            if self.extra_body or extra:
+                params["extra_body"] = {**(self.extra_body or {}), **extra}
             if self.api == "completions" and request.prompt is not None:
                 if self.token_limit_param != "max_tokens":
                     params["max_tokens"] = params.pop(self.token_limit_param)
                 response = await client.completions.create(prompt=request.prompt, **params)
                 return self._parse(response, chat=False)
-            response = await client.chat.completions.create(messages=request.chat_messages(), **params)
-            return self._parse(response, chat=True)
+            response = await client.chat.completions.create(
+                messages=request.chat_messages(), **params, **shaped
+            )
+            return self._unwrapped(self._parse(response, chat=True), request)
+
+    def _unwrapped(self, completion: Completion, request: Request) -> Completion:
+        """Each choice as the request's constraint describes it (see ``structured.unwrap``)."""
+        if request.constraint is None or self.structured_output != "openai":
+            return completion
+        choices = tuple(
+            Choice(structured.unwrap(self.structured_output, request.constraint, c.text), c.finish_reason)
+            for c in completion.choices
+        )
+        return Completion(choices, completion.usage, model=completion.model)
 
     def _parse(self, response: Any, *, chat: bool) -> Completion:
         """Turn the client's object into a Completion, refusing anything that is not a real answer."""
@@ -506,7 +642,7 @@ class OpenAICompatLLM(BaseLLM):
                     f"{self.name}: the server sent an incomplete HTTP response (connection closed mid-answer), {tries}"
                 )
             reason = type(cause).__name__ if cause is not None else "connection error"
-            where = self._endpoint.public_url or OPENAI_DEFAULT_BASE_URL
+            where = ", ".join(e.public_url or OPENAI_DEFAULT_BASE_URL for e in self._endpoints)
             return LLMConnectionError(f"{self.name}: cannot reach {where} ({reason}), {tries}")
         return LLMResponseError(f"{self.name}: unexpected client error {type(exc).__name__}")
 
@@ -569,6 +705,8 @@ _OPTIONS = frozenset(
         "retry_after_max",
         "token_limit_param",
         "extra_body",
+        "structured_output",
+        "endpoint_cooloff",
     }
 )
 
@@ -591,6 +729,9 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         raw = env.get(var, "").strip()
         if not raw:
             continue
+        if key == "max_concurrency":  # a number or "auto"
+            out[key] = parse_concurrency(raw, what=var)
+            continue
         try:
             value = kind(raw)
         except ValueError:
@@ -602,12 +743,16 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def from_spec(rest: str, **options: Any) -> OpenAICompatLLM:
-    """Factory for ``openai:<model>`` and ``openai:<model>@<base_url>``.
+    """Factory for ``openai:<model>``, ``openai:<model>@<base_url>`` and
+    ``openai:<model>@<url1>,<url2>,...`` (several servers of one model, one API key).
 
     Options: ``api_key`` (never stored in ``name``), ``base_url``, ``timeout`` (60 s),
-    ``max_retries`` (4), ``max_concurrency`` (16), ``api`` (``"chat"`` or ``"completions"`` for
+    ``max_retries`` (4), ``max_concurrency`` (16, the total over all endpoints, or ``"auto"``),
+    ``endpoint_cooloff`` (2 s a dead endpoint rests before a probe), ``api`` (``"chat"`` or ``"completions"`` for
     plain prompts), ``backoff`` / ``backoff_max`` / ``retry_after_max`` (seconds),
-    ``token_limit_param`` (``"max_completion_tokens"`` for newer OpenAI models), ``extra_body``.
+    ``token_limit_param`` (``"max_completion_tokens"`` for newer OpenAI models), ``extra_body``,
+    ``structured_output`` (how the server decodes under a request's constraint: ``none`` (default),
+    ``openai``, ``llama-cpp`` or ``vllm``; see :mod:`promptopt.llm.structured`).
     """
     options.pop("cache_dir", None)
     api_key = options.pop("api_key", None)
@@ -620,5 +765,5 @@ def from_spec(rest: str, **options: Any) -> OpenAICompatLLM:
             f"unknown option(s) for the openai backend: {', '.join(unknown)}; "
             f"known: api_key, base_url, {', '.join(sorted(_OPTIONS))}"
         )
-    endpoint = resolve_endpoint(rest, api_key=api_key, base_url=base_url)
-    return OpenAICompatLLM(endpoint, **options)
+    endpoints = resolve_endpoints(rest, api_key=api_key, base_url=base_url)
+    return OpenAICompatLLM(endpoints, **options)

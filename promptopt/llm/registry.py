@@ -33,7 +33,11 @@ BUILTIN_BACKENDS: Mapping[str, str] = {
 #: What each scheme is for, shown by ``promptopt models`` and in error messages.
 BACKEND_HELP: Mapping[str, str] = {
     "local": "embedded default model, in-process on CPU (local or local:<name>)",
-    "openai": "OpenAI API or any OpenAI-compatible server (openai:<model> or openai:<model>@<base_url>)",
+    "openai": (
+        "OpenAI API or any OpenAI-compatible server (openai:<model> or openai:<model>@<base_url>; "
+        "several servers of one model: openai:<model>@<url1>,<url2>, requests go to the least busy "
+        "and move off a dead one; PROMPTOPT_MAX_CONCURRENCY=<n>|auto, total over all servers)"
+    ),
     "vllm": "in-process vLLM engine, batched (vllm:<hf id or path>; needs the vllm extra and a GPU)",
     "hf": "transformers generation, CPU or GPU (hf:<hf id or path>; needs the train extra)",
     "fake": "scripted fake for tests (fake: or fake:<reply>)",
