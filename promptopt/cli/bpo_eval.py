@@ -131,6 +131,18 @@ def eval_command(
         help="Token limit of the target's answers (default 2048 as in BPO; lower it for small local models).",
     ),
     judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", help="Token limit of each judgement."),
+    judge: str = typer.Option(
+        "pairwise",
+        "--judge",
+        help="pairwise: MT-bench judge, both orders; rubric: each answer scored 0-5 (Self-Rewarding LMs "
+        "additive rubric), win when the rewritten prompt's answer scores higher.",
+    ),
+    judge_temperature: float = typer.Option(
+        0.0, "--judge-temperature", help="Judge sampling temperature (above 0 rubric scores are averaged)."
+    ),
+    judge_samples: int | None = typer.Option(
+        None, "--judge-samples", help="Rubric judgements averaged per answer above temperature 0 (default 3)."
+    ),
     bootstrap: int = typer.Option(10_000, "--bootstrap", help="Bootstrap replicates for the CI."),
     seed: int = typer.Option(0, "--seed", help="Seed of the models and the bootstrap."),
 ) -> None:
@@ -154,6 +166,9 @@ def eval_command(
         limit=limit,
         judge_max_tokens=judge_max_tokens,
         config=config,
+        judge=judge,
+        judge_temperature=judge_temperature,
+        judge_samples=judge_samples,
     )
     err = err_console()
     stop = StopFlag()
@@ -185,7 +200,7 @@ def _print_eval(summary: EvalSummary, out: Path) -> None:
     for r in summary.results:
         notes = []
         if r.unparsed_verdicts:
-            notes.append(f"{r.unparsed_verdicts} unparseable verdicts (counted as ties)")
+            notes.append(f"{r.unparsed_verdicts} unparseable verdicts or scores (counted as ties)")
         if r.identical_answers:
             notes.append(f"{r.identical_answers} identical answer pairs (ties, not judged)")
         if r.errors:

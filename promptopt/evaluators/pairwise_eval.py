@@ -5,7 +5,9 @@ as the BPO reference does: temperature 0.7, at most 2048 new tokens; see :class:
 (original = baseline, rewritten = candidate; the question shown to the judge is the *original*
 prompt, as in the BPO evaluation); outcomes are aggregated per test set into win / tie / loss and
 ΔWR = win% − loss% with a bootstrap 95 % CI. When both answers are byte-identical the item is a tie
-without a judge call (a consistent judge could only say tie).
+without a judge call (a consistent judge could only say tie). With ``judge="rubric"`` a
+:class:`~promptopt.evaluators.judge.RubricJudge` scores each answer 0..5 instead, and the item is a
+win when the rewritten prompt's answer scores higher, a loss when lower, else a tie (same CI).
 
 Output folder (resumable; rerunning with the same settings continues where it stopped)::
 
@@ -33,7 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, RunDirError
-from promptopt.evaluators.judge import JudgeItem, PairJudgement, PairwiseJudge, WinRate, win_rate
+from promptopt.evaluators.judge import (
+    JUDGE_KINDS,
+    Judge,
+    JudgeItem,
+    PairJudgement,
+    RubricComparison,
+    WinRate,
+    make_judge,
+    win_rate,
+)
 from promptopt.journal import Journal, redact
 from promptopt.llm.base import LLM, BudgetExceededError, Completion, Request, run_sync
 from promptopt.optimizers.bpo.testsets import TestItem, TestSet, load_testset
@@ -51,7 +62,12 @@ RewriteFn = Callable[[list[str]], list[str]]
 
 
 #: Settings of folders written before they were stored, as they were then.
-_LEGACY_SETTINGS = {"target_temperature": 0.0}
+_LEGACY_SETTINGS = {
+    "target_temperature": 0.0,
+    "judge_kind": "pairwise",
+    "judge_temperature": 0.0,
+    "judge_samples": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -173,7 +189,7 @@ def _item_outcome(
     rewritten: str,
     a0: Completion | BaseException,
     a1: Completion | BaseException,
-    jd: PairJudgement | BaseException | None,
+    jd: PairJudgement | RubricComparison | BaseException | None,
     testset: str,
 ) -> Outcome:
     """The record of one item from its two answers and its judgement (None: answers identical)."""
@@ -201,7 +217,9 @@ def _item_outcome(
     return Outcome(rec)
 
 
-async def _judge(judge: PairwiseJudge, items: list[JudgeItem]) -> list[PairJudgement | BaseException]:
+async def _judge(
+    judge: Judge, items: list[JudgeItem]
+) -> list[PairJudgement | RubricComparison | BaseException]:
     """Judgements, or the budget refusal for each item when the judge's budget ran out (recorded
     as failures and retried later rather than losing the batch's answers)."""
     try:
@@ -214,7 +232,7 @@ async def aevaluate_testset(
     testset: TestSet,
     *,
     target: LLM,
-    judge: PairwiseJudge,
+    judge: Judge,
     out_dir: str | Path,
     rewrite: RewriteFn | None = None,
     config: EvalConfig | None = None,
@@ -282,7 +300,7 @@ async def aevaluate(
     testsets: Sequence[TestSet],
     *,
     target: LLM,
-    judge: PairwiseJudge,
+    judge: Judge,
     out_dir: str | Path,
     rewrite: RewriteFn | None = None,
     settings: Mapping[str, Any] | None = None,
@@ -306,9 +324,12 @@ async def aevaluate(
             "seed": cfg.seed,
             "max_tokens": cfg.max_tokens,
             "target_temperature": cfg.target_temperature,
+            "judge_kind": getattr(judge, "kind", "pairwise"),
+            "judge_temperature": getattr(judge, "temperature", 0.0),
+            "judge_samples": getattr(judge, "samples", 1),
         },
     )
-    summary = EvalSummary(out_dir=str(out))
+    summary = EvalSummary(out_dir=str(out), rule=getattr(judge, "rule", EvalSummary.rule))
     for ts in testsets:
         if should_stop is not None and should_stop():
             summary.stopped = STOP_REQUESTED
@@ -359,6 +380,9 @@ class EvalJob:
     limit: int | None = None
     judge_max_tokens: int = 512
     config: EvalConfig = field(default_factory=EvalConfig)
+    judge: str = "pairwise"  # a name in promptopt.evaluators.judge.JUDGE_KINDS
+    judge_temperature: float = 0.0
+    judge_samples: int | None = None  # rubric: judgements averaged above temperature 0 (default 3)
 
     def __post_init__(self) -> None:
         if self.rewriter is not None and self.rewritten_field is not None:
@@ -367,6 +391,12 @@ class EvalJob:
             raise ConfigError(f"--mode must be default or aggressive, got {self.mode!r}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError(f"--limit must be a positive integer, got {self.limit}")
+        if self.judge not in JUDGE_KINDS:
+            raise ConfigError(f"--judge must be one of {', '.join(JUDGE_KINDS)}, got {self.judge!r}")
+        if not 0.0 <= self.judge_temperature <= 2.0:
+            raise ConfigError(f"--judge-temperature must be within [0, 2], got {self.judge_temperature}")
+        if self.judge_samples is not None and self.judge_samples < 1:
+            raise ConfigError(f"--judge-samples must be a positive integer, got {self.judge_samples}")
 
     def settings(self) -> dict[str, Any]:
         """The job's part of ``eval_config.json`` (the models and sampling are added by aevaluate)."""
@@ -425,7 +455,14 @@ def run_eval(
         return evaluate(
             sets,
             target=target,
-            judge=PairwiseJudge(judge_llm, max_tokens=job.judge_max_tokens, seed=job.config.seed),
+            judge=make_judge(
+                job.judge,
+                judge_llm,
+                max_tokens=job.judge_max_tokens,
+                temperature=job.judge_temperature,
+                samples=job.judge_samples,
+                seed=job.config.seed,
+            ),
             out_dir=job.out,
             rewrite=rewrite,
             settings=job.settings(),

@@ -102,8 +102,13 @@ class RewriteSettings:
 
 
 def as_picker(judge: Any) -> Picker | None:
+    """A Picker from ``RewriteSettings.judge``: a Picker as it is, a :class:`RubricJudge
+    <promptopt.evaluators.judge.RubricJudge>` as a :class:`RubricPicker`, an LLM or
+    PairwiseJudge as a :class:`JudgePicker`."""
     if judge is None or callable(getattr(judge, "pick", None)):
         return judge
+    if getattr(judge, "kind", None) == RubricPicker.kind:
+        return RubricPicker(judge)
     return JudgePicker(judge)
 
 
@@ -145,6 +150,79 @@ class JudgePicker:
         judge.llm = charged(judge.llm, budget)
         target = charged(self.target, budget) if self.target is not None else None
         return JudgePicker(judge, target=target)
+
+
+class RubricPicker(JudgePicker):
+    """Best of K by the rubric judge (``promptopt.evaluators.judge.RubricJudge``): each candidate
+    rewrite is answered and the answer scored 0..5 against the *original* prompt; the highest mean
+    score wins (the earliest sample on ties, and an unscored candidate ranks last).
+
+    Why answers and not the rewrites: the rubric judges a response to a question, so it needs
+    one. Without ``target`` the judge's own model answers (one model answering and judging, as
+    in Self-Rewarding LMs). K answer calls + K judge calls per prompt instead of the pairwise
+    picker's K(K−1). A :class:`JudgePicker` subclass so that whoever charges a JudgePicker's
+    calls to a budget (:class:`BPO`) charges these too.
+    """
+
+    kind = "rubric"
+
+    def __init__(
+        self, judge: LLM | Any, *, target: LLM | None = None, max_tokens: int = 512, answer_tokens: int = 512
+    ) -> None:
+        from promptopt.evaluators.judge import RubricJudge
+
+        self.judge = judge if isinstance(judge, RubricJudge) else RubricJudge(judge, max_tokens=max_tokens)
+        self.target = target
+        self.answer_tokens = answer_tokens
+        self.name = str(getattr(self.judge.llm, "name", "judge"))
+
+    async def ascores(
+        self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]
+    ) -> list[list[float | None]]:
+        """The rubric score of the answer to every candidate (None: unscored)."""
+        from promptopt.llm.base import Request
+
+        answerer = self.target if self.target is not None else self.judge.llm
+        flat = [(i, c) for i, cs in enumerate(candidates) for c in cs]
+        reqs = [
+            Request.chat(c, temperature=0.0, max_tokens=self.answer_tokens, seed=self.judge.seed)
+            for _, c in flat
+        ]
+        answers = await answerer.agenerate(reqs) if reqs else []
+        scores = await self.judge.ascore([prompts[i] for i, _ in flat], [a.text for a in answers])
+        out: list[list[float | None]] = []
+        pos = 0
+        for cs in candidates:
+            out.append(list(scores[pos : pos + len(cs)]))
+            pos += len(cs)
+        return out
+
+    async def apick(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[int]:
+        scores = await self.ascores(prompts, candidates)
+        return [
+            max(range(len(s)), key=lambda k: (s[k] is not None, s[k] or 0.0, -k)) if s else -1 for s in scores
+        ]
+
+    def charged(self, budget: Budget) -> RubricPicker:
+        """A copy whose judge (and target) calls are charged to ``budget``."""
+        from promptopt.llm.budget import charged
+
+        judge = copy.copy(self.judge)
+        judge.llm = charged(judge.llm, budget)
+        target = charged(self.target, budget) if self.target is not None else None
+        return RubricPicker(judge, target=target, answer_tokens=self.answer_tokens)
+
+
+#: Pickers by judge name (the n-best selector): each is built from a judge LLM and an optional target.
+PICKERS: dict[str, type[JudgePicker]] = {"pairwise": JudgePicker, "rubric": RubricPicker}
+
+
+def make_picker(kind: str, judge: LLM, *, target: LLM | None = None) -> JudgePicker:
+    """The named n-best selector over ``judge`` (see :data:`PICKERS`)."""
+    cls = PICKERS.get(kind)
+    if cls is None:
+        raise ConfigError(f"unknown judge {kind!r}; choose one of {', '.join(PICKERS)}")
+    return cls(judge, target=target)
 
 
 async def apick(picker: Picker, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[int]:
