@@ -19,6 +19,8 @@ them, so this module — and the CLI built from :class:`TrainConfig` — loads w
 from __future__ import annotations
 
 import difflib
+import logging
+import os
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -60,6 +62,8 @@ __all__ = [
 ]
 
 CHECKPOINT_PREFIX = "checkpoint-"
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- data
@@ -230,7 +234,8 @@ def _load_tokenizer(base_model: str) -> Any:
     return tok
 
 
-def _apply_lora(model: Any, cfg: TrainConfig, family: Family) -> Any:
+def lora_config(cfg: TrainConfig, family: Family) -> Any:
+    """The ``peft.LoraConfig`` of ``cfg`` (TRL's trainers take it as ``peft_config``)."""
     peft = require("peft", "train", what="--lora")
     task_type = peft.TaskType.SEQ_2_SEQ_LM if family == "seq2seq" else peft.TaskType.CAUSAL_LM
     target: str | list[str] = cfg.lora_target
@@ -243,7 +248,12 @@ def _apply_lora(model: Any, cfg: TrainConfig, family: Family) -> Any:
         lora_dropout=cfg.lora_dropout,
         target_modules=target,
     )
-    return peft.get_peft_model(model, lora)
+    return lora
+
+
+def _apply_lora(model: Any, cfg: TrainConfig, family: Family) -> Any:
+    peft = require("peft", "train", what="--lora")
+    return peft.get_peft_model(model, lora_config(cfg, family))
 
 
 def last_checkpoint(out_dir: str | Path) -> str | None:
@@ -288,14 +298,23 @@ def _warmup(ratio: float) -> dict[str, float]:
 
 
 def trainer_arguments(
-    cfg: TrainConfig, family: Family, has_eval: bool, *, processes: int | None = None
+    cfg: TrainConfig,
+    family: Family,
+    has_eval: bool,
+    *,
+    processes: int | None = None,
+    cls: Any = None,
+    extra: dict[str, Any] | None = None,
 ) -> Any:
     """The ``(Seq2Seq)TrainingArguments`` of ``cfg``: its own fields, then ``cfg.training_args``.
 
     ``processes`` (default: ``WORLD_SIZE``) sizes the gradient accumulation (see TrainConfig).
+    ``cls`` (a TrainingArguments subclass such as TRL's ``DPOConfig``) and ``extra`` (its own
+    fields, set before ``cfg.training_args``) serve the preference trainers (``train_pref``).
     """
     transformers = require("transformers", "train")
-    cls = transformers.Seq2SeqTrainingArguments if family == "seq2seq" else transformers.TrainingArguments
+    if cls is None:
+        cls = transformers.Seq2SeqTrainingArguments if family == "seq2seq" else transformers.TrainingArguments
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(cfg.training_args) - known)
     if unknown:
@@ -333,8 +352,10 @@ def trainer_arguments(
         remove_unused_columns=False,
         dataloader_pin_memory=_has_cuda(),
     )
-    if cfg.gradient_checkpointing:
-        kwargs["gradient_checkpointing"] = True
+    # Always given: TRL's configs default it to True, TrainingArguments to False.
+    kwargs["gradient_checkpointing"] = cfg.gradient_checkpointing
+    kwargs.update(launcher_defaults(cfg, processes=world_size(), cuda=_has_cuda()))
+    kwargs.update(extra or {})
     kwargs.update(cfg.training_args)
     try:
         return cls(**kwargs)
@@ -344,6 +365,28 @@ def trainer_arguments(
 
 def _has_cuda() -> bool:
     return bool(require("torch", "train").cuda.is_available())
+
+
+def launcher_defaults(cfg: TrainConfig, *, processes: int, cuda: bool) -> dict[str, Any]:
+    """Trainer arguments that make ``torchrun`` on a machine without CUDA real DDP over gloo.
+
+    Why: under ``torchrun`` without CUDA, transformers does not switch to distributed mode unless
+    ``use_cpu`` is set, so every rank trained on all the data alone and every rank wrote the
+    output folder. With ``use_cpu=True`` and ``ddp_backend="gloo"`` the ranks share the data and
+    only rank 0 writes. Arguments the user gave in ``training_args`` win (they are applied after);
+    ``accelerate launch --cpu`` sets ``ACCELERATE_USE_CPU`` itself and needs nothing from here.
+    """
+    if processes < 2 or cuda:
+        return {}
+    given = set(cfg.training_args)
+    defaults = {k: v for k, v in (("use_cpu", True), ("ddp_backend", "gloo")) if k not in given}
+    if defaults and os.environ.get("RANK", "0") == "0":
+        log.info(
+            "%d processes and no CUDA: training with DDP on CPU over gloo (%s)",
+            processes,
+            ", ".join(f"{k}={v!r}" for k, v in defaults.items()),
+        )
+    return defaults
 
 
 def _check_out_dir(cfg: TrainConfig) -> str | None:
@@ -371,6 +414,10 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
     up the distributed environment, and only the main process writes the final directory.
     """
     cfg.validate()
+    if cfg.method != "sft":  # preference training (DPO, ORPO) through TRL
+        from promptopt.optimizers.bpo.train_pref import train_preference
+
+        return train_preference(cfg, callbacks=callbacks)
     for module in ("torch", "transformers", "accelerate"):  # the Trainer needs all three
         require(module, "train")
     resume_from = _check_out_dir(cfg)

@@ -24,6 +24,9 @@ from promptopt.records import parse_json, read_text
 
 log = logging.getLogger(__name__)
 
+#: Training methods of ``bpo train --method``: supervised imitation, or preferences through TRL.
+METHODS: tuple[str, ...] = ("sft", "dpo", "orpo")
+
 
 def _opt(default: Any, *flags: str, help: str, show_default: bool = True) -> Any:  # noqa: A002
     """A field with its ``promptopt bpo train`` flag(s) and help in the metadata. The CLI is
@@ -97,6 +100,14 @@ class TrainConfig:
     out_dir: str = _opt(MISSING, "--out", "-o", help="Output folder (model, tokenizer, bpo_rewriter.json).")
     val_data: str | None = _opt(None, "--val-data", help="Validation pairs (else a held-out split).")
     val_ratio: float = _opt(0.05, "--val-ratio", help="Held-out share of --data for validation loss.")
+    method: str = _opt(
+        "sft",
+        "--method",
+        help="sft: imitate (prompt, optimized_prompt) pairs; dpo or orpo: learn from (prompt, chosen, "
+        "rejected) rows (bpo build-prefs) through TRL. dpo needs a decoder-only base; orpo also takes "
+        "T5/BART. Preference runs want a lower --lr (LoRA ~5e-6, full ~5e-7) and fewer --epochs; "
+        "--training-arg beta=0.1 sets DPO/ORPO's beta.",
+    )
     epochs: float = _opt(5.0, "--epochs", help="Training epochs (reference: 5).")
     max_steps: int = _opt(-1, "--max-steps", help="Stop after this many steps (overrides epochs).")
     learning_rate: float = _opt(2e-5, "--lr", help="Peak learning rate (reference: 2e-5).")
@@ -169,6 +180,7 @@ class TrainConfig:
             (self.save_total_limit >= 1, "save total limit must be >= 1"),
             (self.limit is None or self.limit >= 1, "limit must be >= 1"),
             (not (self.resume and self.overwrite), "choose --resume or --overwrite, not both"),
+            (self.method in METHODS, f"unknown --method {self.method!r}; choose {', '.join(METHODS)}"),
         ]
         for ok, message in checks:
             if not ok:
