@@ -182,7 +182,7 @@ _OPRO_FLAGS = ("steps", "per_step", "top_k", "exemplars", "temperature", "max_to
 #: typed flags that are task options (the task's factory refuses the ones it does not take)
 _TASK_FLAGS = (
     *("n", "w_true", "b_true"),
-    *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter"),
+    *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter", "scoring"),
 )
 
 
@@ -267,6 +267,13 @@ def run_command(
         "--rewriter",
         help="[instructions] BPO rewriter folder or HF id: every question is rewritten first, so the "
         "instruction is found for the prompts `promptopt serve --rewriter` sends.",
+    ),
+    scoring: str | None = typer.Option(
+        None,
+        "--scoring",
+        help="[instructions] full (every candidate on every training example) or racing (stop a "
+        "candidate once it cannot beat the best so far; tune with --task-option race_delta=0.1, "
+        "race_first=10, race_growth=1.5). The final pick uses full validation scores either way.",
     ),
     task_option: list[str] = typer.Option(
         [], "--task-option", help="KEY=VALUE option for the task (repeatable; for plug-in tasks)."

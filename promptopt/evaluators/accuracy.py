@@ -153,21 +153,23 @@ def _evaluation(
     grader: Grader,
 ) -> Evaluation:
     records = []
-    first_error: str | None = None
     for ex, res in zip(examples, results, strict=True):
         if isinstance(res, LLMError):
             msg = f"{type(res).__name__}: {' '.join(str(res).split())[:200]}"
-            first_error = first_error or msg
             records.append(ExampleRecord(ex.id, None, error=msg))
             continue
         assert isinstance(res, Completion)
         text = res.text
         graded = grader(text, ex)
         records.append(ExampleRecord(ex.id, graded.correct, graded.prediction, text, cached=res.cached))
+    return _from_records(instruction, position, records)
+
+
+def _from_records(instruction: str, position: str, records: Sequence[ExampleRecord]) -> Evaluation:
     failed = sum(r.correct is None for r in records)
     correct = sum(r.correct is True for r in records)
-    answered = len(records) - failed
-    if answered == 0:
+    if failed == len(records):
+        first_error = next((r.error for r in records if r.error), None)
         error = (
             f"all {len(records)} scorer requests failed; first: {first_error}" if records else "no examples"
         )
@@ -176,6 +178,18 @@ def _evaluation(
     return Evaluation(
         instruction, position, 100.0 * correct / len(records), correct, len(records), failed, tuple(records)
     )
+
+
+def combine(parts: Sequence[Evaluation]) -> Evaluation:
+    """One instruction's evaluations on disjoint example slices as one evaluation (records in the
+    given order). Partial scoring (:mod:`promptopt.evaluators.racing`) grows an evaluation slice by
+    slice; the combined accuracy is exactly what one evaluation on the union would give."""
+    if not parts:
+        raise ValueError("combine needs at least one evaluation")
+    first = parts[0]
+    if any(p.instruction != first.instruction or p.position != first.position for p in parts):
+        raise ValueError("combine: evaluations of different instructions or positions")
+    return _from_records(first.instruction, first.position, [r for p in parts for r in p.records])
 
 
 async def aevaluate_many(

@@ -26,6 +26,9 @@ whole list of what optimizers and reports read from a task):
 - ``async afinal_report(best, ranked)``: the async door of ``final_report`` (scoring through an LLM
   runs on the caller's event loop instead of a nested one).
 - ``prompts()``: the prompts BPO rewrites, for tasks that have some.
+- ``restore(trials)``: the run's committed trials (empty for a new run), given by the optimizer
+  before its first step, for a task whose scoring depends on the run so far (racing against the
+  best score so far): a resumed run then scores as an uninterrupted one.
 - Report hooks. They read a finished run's files only, so they are called on the *class* the task
   is registered with (a ``staticmethod`` or ``classmethod``): ``opro report`` runs without building
   the task (no dataset, no model). A plug-in gets the same report as a built-in one.
@@ -324,6 +327,13 @@ async def final_report_async(
     if callable(afinal):
         return await afinal(best, ranked)
     return task.final_report(best, ranked)
+
+
+def restore_task(task: Any, trials: Sequence[Any]) -> None:
+    """Hand a run's committed trials to the task's ``restore`` hook, when it has one."""
+    restore = getattr(task, "restore", None)
+    if callable(restore):
+        restore(list(trials))
 
 
 def report_hooks(task: Any) -> Any:

@@ -43,7 +43,15 @@ from promptopt.optimizers.opro.history import derive_seed, kept, replay, scored_
 from promptopt.optimizers.opro.meta_prompt import build_meta_prompt, normalise_proposal, top_k
 from promptopt.optimizers.opro.stats import make_result, ranked, result_json
 from promptopt.runs import Run
-from promptopt.tasks.base import Candidate, Rejected, Scored, Task, final_report_async, task_optimum
+from promptopt.tasks.base import (
+    Candidate,
+    Rejected,
+    Scored,
+    Task,
+    final_report_async,
+    restore_task,
+    task_optimum,
+)
 
 
 class Aborted(Exception):
@@ -68,6 +76,7 @@ class Loop:
         self.hist, self.partial, self.started = done.history, done.partial, done.started
         if done.usage:
             budget.restore(done.usage)
+        restore_task(task, self.hist.trials)  # scoring that depends on the run so far (racing)
         self.candidates: dict[str, Candidate] = {}  # canonical text → candidate (final report)
         if self.hist.trials:  # initial candidates are redrawn (same RNG); proposals are re-parsed
             for c in task.initial_candidates(step_rng(self.seed, 0)):

@@ -39,9 +39,10 @@ it ``partial`` with ``examples`` (used), ``of`` (the split size), ``bound`` and 
 meta-prompt shows that partial mean like any score: it is below the incumbent by construction, so
 a stopped candidate never becomes the best, and it shows the optimizer a low score for a bad
 instruction. The final choice uses full scores only: stopped candidates are left out of the
-validation shortlist, and validation and test are always scored in full. ``info["requests"]`` is
-the number of training examples a candidate was scored on (cache hits included: it is the cost
-of the strategy, not of this machine's cache) and ``final_report``'s ``scoring`` section sums them.
+validation shortlist, and validation and test are always scored in full. ``info["requests"]``
+(``info["total"]`` with full scoring) is the number of training examples a candidate was scored on
+(cache hits included: it is the cost of the strategy, not of this machine's cache), and
+``final_report``'s ``scoring`` section sums them next to what full scoring would have asked.
 """
 
 from __future__ import annotations
@@ -527,9 +528,10 @@ class InstructionTask:
         ``Scored.info``: ``correct``, ``total`` (examples scored), ``failed`` (requests that
         errored; they count as wrong), ``coverage`` (answered / total), ``no_answer`` (responses
         with no readable answer), ``per_example`` (``1`` right, ``0`` wrong, ``x`` failed, ``-``
-        not scored, in train order), ``requests`` (examples scored) and ``cached`` (of those, answered
-        from the request cache); with racing also ``scoring``, ``partial``, ``examples``, ``of``,
-        ``bound`` and ``rungs``. All requests failed → ``Scored(None, error=...)``.
+        not scored, in train order); with racing also ``requests`` (examples scored: ``total``
+        with full scoring; cache hits are not told apart, so a resumed run journals what an
+        uninterrupted one does), ``scoring``, ``partial``, ``examples``, ``of``, ``bound`` and
+        ``rungs``. All requests failed → ``Scored(None, error=...)``.
         """
         instructions = [self._instruction(c) for c in candidates]
         if self.racing is None or not self.splits.train:
@@ -575,11 +577,9 @@ class InstructionTask:
             "coverage": round(ev.coverage, 4),
             "no_answer": ev.no_answer,
             "per_example": marks,
-            "requests": ev.total,
-            "cached": ev.cached,
         }
-        if race is not None:
-            info.update(scoring="racing", **race.info())
+        if race is not None:  # full scoring asks ``total`` requests: its info stays as it was
+            info.update(requests=ev.total, scoring="racing", **race.info())
         self._requests[ins] = ev.total
         if race is not None and race.stopped:
             self._partial.add(ins)
