@@ -17,6 +17,8 @@ from promptopt.cli.common import DEFAULT_MODEL, console, err_console, load_confi
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM, Request
 from promptopt.llm.budget import Budget, project
+from promptopt.llm.registry import ModelSpec
+from promptopt.llm.structured import check_server_mechanism
 from promptopt.optimizers.base import Result
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
@@ -148,9 +150,11 @@ def _start(
     opt_spec = _merge(flags["optimizer_model"], cfg, "optimizer_model", DEFAULT_MODEL)
     # the optimizer samples at temperature 1 with per-proposal seeds: caching them all makes a
     # resumed or repeated run replay for free
-    optimizer = open_model(opt_spec, budget=budget, cache_policy="all")
+    optimizer = open_model(
+        opt_spec, budget=budget, cache_policy="all", **_structured_option(flags, cfg, opt_spec)
+    )
     run_config = opro.run_config(
-        task, optimizer_model=opt_spec, scorer_model=scorer_spec, budget=budget.limits()
+        task, optimizer, optimizer_model=opt_spec, scorer_model=scorer_spec, budget=budget.limits()
     )
     run = Run.create(flags["run_dir"] or _default_run_dir(task_name), run_config, overwrite=overwrite)
     return opro, task, optimizer, run
@@ -164,6 +168,10 @@ def _continue(
         raise ConfigError("--resume needs --run-dir DIR")
     if task_opts:
         raise ConfigError("task options cannot change on --resume")
+    if flags["structured_output"] is not None:
+        raise ConfigError(
+            "--structured-output cannot change on --resume (the run's recorded mechanism is used)"
+        )
     names = {"exemplars": "num_exemplars"}
     opro = OPRO(seed=flags["seed"], **{names.get(k, k): flags[k] for k in _OPRO_FLAGS})
     r = opro.reopen(
@@ -178,12 +186,33 @@ def _continue(
 
 
 #: flags that are OPRO parameters (also keys of a --config file)
-_OPRO_FLAGS = ("steps", "per_step", "top_k", "exemplars", "temperature", "max_tokens", "patience")
+_OPRO_FLAGS = (
+    "steps",
+    "per_step",
+    "top_k",
+    "exemplars",
+    "temperature",
+    "max_tokens",
+    "patience",
+    "constrained",
+)
 #: typed flags that are task options (the task's factory refuses the ones it does not take)
 _TASK_FLAGS = (
     *("n", "w_true", "b_true"),
     *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter", "scoring"),
 )
+
+
+def _structured_option(flags: dict[str, Any], cfg: dict[str, Any], spec: str) -> dict[str, Any]:
+    """``--structured-output`` as the backend option: declared for OpenAI-compatible servers only
+    (never guessed from the URL); other backends know their own mechanism."""
+    declared = _merge(flags["structured_output"], cfg, "structured_output")
+    if declared is None:
+        return {}
+    check_server_mechanism(declared)
+    if ModelSpec.parse(spec).scheme != "openai":
+        raise ConfigError("--structured-output applies to openai:<model>@<url> optimizer models only")
+    return {"structured_output": declared}
 
 
 def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
@@ -274,6 +303,20 @@ def run_command(
         help="[instructions] full (every candidate on every training example) or racing (stop a "
         "candidate once it cannot beat the best so far; tune with --task-option race_delta=0.1, "
         "race_first=10, race_growth=1.5). The final pick uses full validation scores either way.",
+    ),
+    constrained: bool | None = typer.Option(
+        None,
+        "--constrained/--no-constrained",
+        help="Decode proposals under the task's proposal shape (a grammar or JSON schema) where the "
+        "optimizer's backend can (default: on; local: GBNF; openai: see --structured-output). "
+        "Proposals are still parsed and validated.",
+    ),
+    structured_output: str | None = typer.Option(
+        None,
+        "--structured-output",
+        help="How an openai:<model>@<url> optimizer server decodes under a constraint: vllm "
+        "(vllm serve >= 0.12), llama-cpp (llama.cpp server), openai (OpenAI json_schema, strict) or "
+        "none (default: never guessed from the URL).",
     ),
     task_option: list[str] = typer.Option(
         [], "--task-option", help="KEY=VALUE option for the task (repeatable; for plug-in tasks)."

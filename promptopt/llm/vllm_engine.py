@@ -12,11 +12,18 @@ thread; ``generate`` blocks for seconds to minutes and must not freeze the event
 vllm is imported only here, inside the factory, so the package works without it (it needs a CUDA
 GPU; see shared/MODELS.md for the CPU build used to try it by hand). ``engine=`` and
 ``sampling_params_cls=`` let tests drive the batching logic with a stand-in engine.
+
+Constrained decoding (``structured_output = "vllm"``): a request's Constraint becomes
+``SamplingParams(structured_outputs=StructuredOutputsParams(json=... | grammar=...))`` (vLLM >=
+0.12; ``guided_decoding=GuidedDecodingParams(...)`` on the versions before), a JSON schema preferred.
+A vLLM with neither class leaves the backend at ``none``: constraints are then not sent at all,
+and the caller sees it in the run's config rather than trusting a dropped constraint.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,9 +45,44 @@ from promptopt.llm.hf import bad_words, fallback_chat_text, min_new_tokens, stop
 from promptopt.llm.worker import Worker
 
 MISSING_VLLM = "vllm is not installed; pip install 'promptopt[vllm]' (needs a CUDA GPU)"
+#: (class, SamplingParams keyword) of vLLM's structured-output parameters, newest first.
+_STRUCTURED_PARAMS = (
+    ("StructuredOutputsParams", "structured_outputs"),
+    ("GuidedDecodingParams", "guided_decoding"),
+)
+StructuredParams = tuple[Callable[..., Any], str]
 
 
-def sampling_kwargs(request: Request, stop_ids: Sequence[int] = ()) -> dict[str, Any]:
+def find_structured_params() -> StructuredParams | None:
+    """The installed vLLM's structured-output parameter class and its SamplingParams keyword."""
+    try:
+        module = importlib.import_module("vllm.sampling_params")
+    except ImportError:
+        return None
+    for cls_name, keyword in _STRUCTURED_PARAMS:
+        cls = getattr(module, cls_name, None)
+        if cls is not None:
+            return cls, keyword
+    return None
+
+
+def structured_kwargs(request: Request, structured: StructuredParams | None) -> dict[str, Any]:
+    """The SamplingParams entry that decodes ``request`` under its constraint (``{}`` without)."""
+    c = request.constraint
+    if c is None or structured is None:
+        return {}
+    cls, keyword = structured
+    form = c.form_for("vllm")
+    if form == "json_schema":
+        return {keyword: cls(json=c.schema())}
+    if form == "gbnf":
+        return {keyword: cls(grammar=c.gbnf)}
+    return {}
+
+
+def sampling_kwargs(
+    request: Request, stop_ids: Sequence[int] = (), structured: StructuredParams | None = None
+) -> dict[str, Any]:
     """The ``SamplingParams`` arguments for one request (a seed of 0 is kept: it is a seed).
 
     A :class:`~promptopt.llm.hf.GenerationRequest`'s minimum length becomes ``min_tokens``, which
@@ -63,6 +105,7 @@ def sampling_kwargs(request: Request, stop_ids: Sequence[int] = ()) -> dict[str,
             kw["stop_token_ids"] = list(stop_ids)
     if bad_words(request):
         kw["bad_words"] = list(bad_words(request))
+    kw.update(structured_kwargs(request, structured))
     return kw
 
 
@@ -86,6 +129,8 @@ def completion_from_output(output: Any, name: str) -> Completion:
 class VLLMEngine(BaseLLM):
     """A ``vllm.LLM`` owned by this backend; ``engine_kwargs`` go to ``vllm.LLM`` unchanged
     (``tensor_parallel_size``, ``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ...).
+    ``structured_params``: (class, SamplingParams keyword) for constraints; found in the installed
+    vLLM when not given (see the module docstring).
     """
 
     def __init__(
@@ -95,6 +140,7 @@ class VLLMEngine(BaseLLM):
         engine: Any = None,
         sampling_params_cls: Callable[..., Any] | None = None,
         name: str | None = None,
+        structured_params: StructuredParams | None = None,
         **engine_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -117,6 +163,8 @@ class VLLMEngine(BaseLLM):
                     raise BackendUnavailableError(f"{self.name}: vLLM could not start: {exc}") from None
         self._engine = engine
         self._sampling_params_cls = sampling_params_cls
+        self._structured = structured_params or find_structured_params()
+        self.structured_output = "vllm" if self._structured is not None else "none"
         self._tokenizer: Any = None
         self._stop_ids: dict[tuple[str, ...], list[int]] = {}
         self._worker = Worker("vllm")
@@ -174,7 +222,8 @@ class VLLMEngine(BaseLLM):
                 )
                 continue
             prompts.append(prompt)
-            params.append(self._sampling_params_cls(**sampling_kwargs(r, self._stop_token_ids(r))))
+            kw = sampling_kwargs(r, self._stop_token_ids(r), self._structured)
+            params.append(self._sampling_params_cls(**kw))
             index.append(i)
         if prompts:
             try:

@@ -23,6 +23,9 @@ whole list of what optimizers and reports read from a task):
   none (``steps``, ``per_step``, ``top_k``, ``num_exemplars``, ``max_reasks``: how many extra
   rounds OPRO may ask for proposals that did not parse or were invalid or duplicates).
 - ``optimum: float | None``: the best reachable score, when known; OPRO stops there.
+- ``proposal_shape() -> ProposalShape | None``: the shape of a valid proposal as a
+  :class:`~promptopt.llm.base.Constraint` (GBNF / JSON schema) and the output-format sentence
+  that asks for exactly that shape; OPRO decodes under it where the optimizer's backend can.
 - ``async afinal_report(best, ranked)``: the async door of ``final_report`` (scoring through an LLM
   runs on the caller's event loop instead of a nested one).
 - ``prompts()``: the prompts BPO rewrites, for tasks that have some.
@@ -60,6 +63,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from promptopt.errors import ConfigError, PromptoptError, UnknownNameError
+from promptopt.llm.base import Constraint
 
 Direction = Literal["max", "min"]
 ENTRY_POINT_GROUP = "promptopt.tasks"
@@ -114,6 +118,20 @@ class TaskDescription:
     entry_template: str = "{solution_name}:\n{text}\n{score_name}:\n{score}"
     #: A line shown before the exemplars (e.g. "Below are some problems."); empty for none.
     exemplars_intro: str = ""
+
+
+@dataclass(frozen=True)
+class ProposalShape:
+    """What a valid proposal looks like, for constrained decoding (the ``proposal_shape`` hook).
+
+    ``constraint`` is sent to the backend; ``output_format`` replaces the description's
+    ``output_format`` when it is, so the meta-prompt asks for exactly what decoding allows (a
+    grammar that only allows ``[w, b]`` must not sit under a sentence asking for reasoning first).
+    The task's ``parse`` must accept every output the constraint allows, and still validates it.
+    """
+
+    constraint: Constraint
+    output_format: str
 
 
 @runtime_checkable
@@ -311,6 +329,13 @@ def make_task_from_options(
 def opro_defaults(task: Any) -> dict[str, Any]:
     """The task's preferred OPRO parameters (``{}`` when it has none)."""
     return dict(getattr(task, "opro_defaults", None) or {})
+
+
+def proposal_shape(task: Any) -> ProposalShape | None:
+    """The task's constrained proposal shape, or None when it declares none."""
+    hook = getattr(task, "proposal_shape", None)
+    shape = hook() if callable(hook) else None
+    return shape if isinstance(shape, ProposalShape) else None
 
 
 def task_optimum(task: Any) -> float | None:

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from promptopt.errors import ConfigError
-from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
+from promptopt.llm.base import Constraint
+from promptopt.tasks.base import Candidate, ProposalShape, Rejected, Scored, TaskDescription
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR_RE = re.compile(rf"^\s*(?:w\s*=\s*)?({_NUM})\s*,\s*(?:b\s*=\s*)?({_NUM})\s*$", re.I)
@@ -39,6 +40,12 @@ OUTPUT_FORMAT = (
     "lower than any of the above. Do not write code. The output must end with a pair [w, b], where "
     "w and b are numerical values."
 )
+#: The output-format sentence under constrained decoding: the pair and nothing else.
+CONSTRAINED_OUTPUT_FORMAT = (
+    "Give me a new (w, b) pair that is different from all pairs above, and has a function value "
+    "lower than any of the above. Output only the pair as [w, b], where w and b are {kind}."
+)
+_DIGITS = 6  # at most 6 integer digits: every value the grammar allows is below MAX_ABS
 
 
 def _fmt(v: float, decimals: int) -> str:
@@ -128,6 +135,22 @@ class LinearRegressionTask:
             score_name="function value",
             output_format=OUTPUT_FORMAT,
             entry_template="input:\n{text}\nvalue:\n{score}",
+        )
+
+    def proposal_shape(self) -> ProposalShape:
+        """``[w, b]`` and nothing else: integers (at most 6 digits) or, with ``decimals``, numbers
+        with at most that many decimals; also as a JSON schema (a 2-item array), which
+        :meth:`parse` reads as well. Range and finiteness are still checked by :meth:`parse`."""
+        frac_gbnf = f' ("." [0-9]{{1,{self.decimals}}})?' if self.decimals else ""
+        frac_regex = rf"(?:\.[0-9]{{1,{self.decimals}}})?" if self.decimals else ""
+        num_regex = rf"-?[0-9]{{1,{_DIGITS}}}{frac_regex}"
+        gbnf = f'root ::= "[" num ", " num "]"\nnum ::= "-"? [0-9]{{1,{_DIGITS}}}{frac_gbnf}\n'
+        item = {"type": "integer"} if self.decimals == 0 else {"type": "number"}
+        schema = {"type": "array", "items": item, "minItems": 2, "maxItems": 2}
+        kind = "integers" if self.decimals == 0 else f"numbers with at most {self.decimals} decimals"
+        return ProposalShape(
+            Constraint(gbnf=gbnf, json_schema=schema, pattern=rf"\[{num_regex}, {num_regex}\]"),
+            CONSTRAINED_OUTPUT_FORMAT.format(kind=kind),
         )
 
     def candidate(self, w: float, b: float) -> Candidate:

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 
 from promptopt.errors import ConfigError
+from promptopt.llm.base import Constraint
 from promptopt.tasks import tsp_solvers as solvers
-from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
+from promptopt.tasks.base import Candidate, ProposalShape, Rejected, Scored, TaskDescription
+from promptopt.tasks.shapes import grammar, int_range
 
 _TRACE_RE = re.compile(r"<trace>(.*?)</trace>", re.S | re.I)
 _SEP_RE = re.compile(r"[\s,]+")
@@ -29,6 +31,12 @@ OUTPUT_FORMAT = (
     "Give me a new trace that is different from all traces above, and has a length lower than any "
     "of the above. The trace should traverse all points exactly once. The trace should start with "
     "'<trace>' and end with </trace>."
+)
+#: The output-format sentence under constrained decoding: the trace and nothing else.
+CONSTRAINED_OUTPUT_FORMAT = (
+    "Give me a new trace that is different from all traces above, and has a length lower than any "
+    "of the above. The trace should traverse all points exactly once. Output only the trace: "
+    "<trace>, then the {n} point numbers separated by commas, starting with 0, then </trace>."
 )
 
 
@@ -113,6 +121,20 @@ class TSPTask:
             score_name="length",
             output_format=OUTPUT_FORMAT,
             entry_template="<trace> {text} </trace>\nlength:\n{score}",
+        )
+
+    def proposal_shape(self) -> ProposalShape:
+        """``<trace>0,i,j,...</trace>``: node 0, then exactly n - 1 node ids in 0..n-1.
+
+        Why not "a permutation": that n ids are *distinct* is not expressible compactly in GBNF
+        (or a JSON schema) for large n, so the grammar fixes the length, the start and the id
+        range, and :meth:`parse` still rejects a trace that visits a node twice (``invalid``)."""
+        node = int_range(self.n - 1)
+        rest = self.n - 1
+        gbnf = grammar(f'"<trace>0" ("," node){{{rest}}} "</trace>"', node=node.gbnf)
+        pattern = rf"<trace>0(?:,{node.regex}){{{rest}}}</trace>"
+        return ProposalShape(
+            Constraint(gbnf=gbnf, pattern=pattern), CONSTRAINED_OUTPUT_FORMAT.format(n=self.n)
         )
 
     def candidate(self, tour: Sequence[int]) -> Candidate:

@@ -9,11 +9,18 @@ when the task asks for it (``max_reasks``), asks again for the missing ones — 
 as a ``trial``; ``step_done`` commits the step. A step refused by the budget or cut off from the
 server is recorded as ``step_aborted`` and redone on resume.
 
+Constrained proposals (``constrained``, on by default): when the task declares a proposal shape
+(``proposal_shape`` hook) and the optimizer's backend has a mechanism that can apply it, every
+proposal request carries the shape's Constraint and the meta-prompt's output-format sentence is the
+shape's own, so the prompt asks for exactly what decoding allows. Outputs are parsed and validated
+all the same: a backend that dropped the constraint shows up as unparseable proposals.
+
 The loop never prints: it reports through a progress callback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -28,6 +35,7 @@ from promptopt.llm.base import (
     LLMError,
     Request,
     raise_if_unreachable,
+    structured_output_of,
 )  # fmt: skip
 from promptopt.llm.budget import Budget
 from promptopt.optimizers.base import (
@@ -45,13 +53,26 @@ from promptopt.optimizers.opro.stats import make_result, ranked, result_json
 from promptopt.runs import Run
 from promptopt.tasks.base import (
     Candidate,
+    ProposalShape,
     Rejected,
     Scored,
     Task,
     final_report_async,
+    proposal_shape,
     restore_task,
     task_optimum,
-)
+)  # fmt: skip
+
+
+def constrained_shape(constrained: bool, task: Task, llm: LLM) -> tuple[ProposalShape | None, str]:
+    """(the shape proposals are decoded under, the optimizer backend's mechanism that applies it);
+    ``(None, "none")`` when not asked for, when the task declares no shape, or when the backend has
+    no mechanism for any of the shape's forms."""
+    shape = proposal_shape(task) if constrained else None
+    mechanism = structured_output_of(llm)
+    if shape is None or shape.constraint.form_for(mechanism) is None:
+        return None, "none"
+    return shape, mechanism
 
 
 class Aborted(Exception):
@@ -72,6 +93,7 @@ class Loop:
     ) -> None:  # fmt: skip
         self.p, self.task, self.llm, self.budget, self.run = p, task, llm, budget, run
         self.stops, self.progress, self.seed = list(stops), progress, int(p["seed"])
+        self.shape, self.structured_output = constrained_shape(bool(p.get("constrained")), task, llm)
         done = replay(run.records if run is not None else (), task.direction)
         self.hist, self.partial, self.started = done.history, done.partial, done.started
         if done.usage:
@@ -116,7 +138,10 @@ class Loop:
         p, rng = self.p, step_rng(self.seed, step)
         entries = top_k(self.hist.scored, self.task.direction, p["top_k"])
         exemplars = self.task.exemplars(rng, p["num_exemplars"]) if p["num_exemplars"] > 0 else []
-        meta = build_meta_prompt(self.task.describe(), entries, self.task.format_score, exemplars)
+        desc = self.task.describe()
+        if self.shape is not None:  # ask for exactly what constrained decoding allows
+            desc = dataclasses.replace(desc, output_format=self.shape.output_format)
+        meta = build_meta_prompt(desc, entries, self.task.format_score, exemplars)
         self._start(step, {"meta_prompt": meta})
         done = {t.index: t for t in self.partial if t.step == step}
         trials: dict[int, Trial] = {}
@@ -152,7 +177,8 @@ class Loop:
         p = self.p
         requests = [
             Request.chat(meta, temperature=p["temperature"], max_tokens=p["max_tokens"],
-                         seed=derive_seed(self.seed, step, i))
+                         seed=derive_seed(self.seed, step, i),
+                         constraint=self.shape.constraint if self.shape is not None else None)
             for i in indices
         ]  # fmt: skip
         outputs = await self.llm.agenerate(requests, return_exceptions=True) if requests else []
@@ -268,7 +294,8 @@ class Loop:
         optimum = task_optimum(self.task)
         result = make_result(self.hist, code, detail, self.budget.snapshot(), optimum, task_report)
         if self.run is not None:
-            self.run.write_result(result_json(result, self.task.name, self.task.direction, self.p))
+            params = {**self.p, "structured_output": self.structured_output}
+            self.run.write_result(result_json(result, self.task.name, self.task.direction, params))
         return result
 
     async def _finish(self, code: str, detail: str) -> Result:

@@ -11,6 +11,11 @@ the budget limits and the OPRO parameters. A resumed run rebuilds all of them fr
 what contradicts them (another task, seed, model, or a parameter that shapes the steps), and
 accepts a new ``steps`` / ``patience`` / ``stop_at_optimum`` (to extend or end a run).
 
+Constrained proposals (``constrained``, default on): see :mod:`~promptopt.optimizers.opro.loop`.
+config.json records ``structured_output``, the mechanism the optimizer's backend applies the
+task's proposal shape with (``none`` when off, unsupported, or the task declares no shape), and a
+resumed run reopens an OpenAI-compatible optimizer with that declared mechanism.
+
 Stop conditions, checked between steps in this order: the task's optimum (when it knows it and
 ``stop_at_optimum``), ``steps``, ``patience``, the run's STOP file, the :class:`StopFlag`
 (Ctrl-C), then the caller's own (``OPRO(stop=[...])``, any :class:`StopCondition`). The budget
@@ -28,6 +33,8 @@ from typing import Any
 from promptopt.errors import ConfigError, RunDirError
 from promptopt.llm.base import LLM
 from promptopt.llm.budget import Budget, charged
+from promptopt.llm.registry import ModelSpec
+from promptopt.llm.structured import SERVER_MECHANISMS
 from promptopt.optimizers.base import (
     MaxSteps,
     Optimizer,
@@ -42,7 +49,7 @@ from promptopt.optimizers.base import (
     task_run_config,
 )
 from promptopt.optimizers.opro.history import derive_seed, history_from_records, step_rng
-from promptopt.optimizers.opro.loop import Loop
+from promptopt.optimizers.opro.loop import Loop, constrained_shape
 from promptopt.runs import Run, StopFlag, read_run_config, redact
 from promptopt.tasks.base import (
     DEFAULT_SCORER,
@@ -75,11 +82,15 @@ DEFAULTS: dict[str, Any] = {
     "temperature": 1.0,
     "max_tokens": 1024,
     "seed": 0,
+    "constrained": True,
 }
 #: Parameters a task's ``opro_defaults`` may set.
 TASK_TUNABLE = ("steps", "per_step", "top_k", "num_exemplars", "max_reasks")
 #: Parameters that shape every step: a resumed run keeps the run's values.
-FIXED_ON_RESUME = ("per_step", "top_k", "num_exemplars", "max_reasks", "temperature", "max_tokens", "seed")
+FIXED_ON_RESUME = (
+    *("per_step", "top_k", "num_exemplars", "max_reasks", "temperature", "max_tokens", "seed"),
+    "constrained",
+)
 KIND = "opro"
 #: The optimizer model of a run whose config.json names none.
 DEFAULT_MODEL = "local"
@@ -90,6 +101,8 @@ class OPRO(Optimizer):
     """The OPRO optimizer. ``None`` parameters take the run's values when resuming, then the
     task's ``opro_defaults`` (the paper's per-task settings, e.g. top-k 10 for TSP), then
     :data:`DEFAULTS`. ``stop``: extra stop conditions, checked after the built-in ones.
+    ``constrained``: decode proposals under the task's proposal shape where the optimizer's
+    backend can (default True; see :mod:`~promptopt.optimizers.opro.loop`).
 
     >>> result = OPRO(steps=5, seed=0).optimize(task, llm=build_llm("local"))
     >>> result.best, result.best_score, result.history
@@ -105,6 +118,7 @@ class OPRO(Optimizer):
     seed: int | None = None
     stop_at_optimum: bool = True
     max_reasks: int | None = None
+    constrained: bool | None = None
     stop: Sequence[StopCondition] = field(default=(), repr=False, compare=False)
     progress: ProgressFn | None = field(default=None, repr=False, compare=False)
 
@@ -115,7 +129,7 @@ class OPRO(Optimizer):
         run_params = _saved_params(saved)
         task_defaults = opro_defaults(task) if task is not None else {}
         out: dict[str, Any] = {}
-        for name in (*TASK_TUNABLE, "temperature", "max_tokens", "seed"):
+        for name in (*TASK_TUNABLE, "temperature", "max_tokens", "seed", "constrained"):
             mine = getattr(self, name)
             if mine is not None and name in FIXED_ON_RESUME and run_params.get(name, mine) != mine:
                 raise RunDirError(
@@ -131,10 +145,14 @@ class OPRO(Optimizer):
         _validate(out)
         return out
 
-    def run_config(self, task: Task, **extra: Any) -> dict[str, Any]:
-        """A config.json payload for a run of this optimizer on ``task`` (no secrets)."""
+    def run_config(self, task: Task, llm: LLM | None = None, **extra: Any) -> dict[str, Any]:
+        """A config.json payload for a run of this optimizer on ``task`` (no secrets); with the
+        optimizer ``llm``, the ``structured_output`` mechanism its proposals are decoded under."""
         p = self.params(task)
-        return {**task_run_config(KIND, task, p["seed"]), "opro": p, **extra}
+        cfg = {**task_run_config(KIND, task, p["seed"]), "opro": p}
+        if llm is not None:
+            cfg["structured_output"] = constrained_shape(bool(p["constrained"]), task, llm)[1]
+        return {**cfg, **extra}
 
     def stop_conditions(
         self, p: Mapping[str, Any], task: Task, run: Run | None, flag: StopFlag | None
@@ -180,7 +198,7 @@ class OPRO(Optimizer):
         llm = open_llm(llm, budget)
         if isinstance(run, Run) or run is None:
             return await self._execute(task, llm, budget, run, stop_flag, progress)
-        run_obj = Run.create(Path(run), self.run_config(task, optimizer_model=getattr(llm, "name", "")))
+        run_obj = Run.create(Path(run), self.run_config(task, llm, optimizer_model=getattr(llm, "name", "")))
         try:
             return await self._execute(task, llm, budget, run_obj, stop_flag, progress)
         finally:
@@ -241,7 +259,7 @@ class OPRO(Optimizer):
         opt = (
             llm
             if llm is not None and not isinstance(llm, str)
-            else open_llm(cfg.get("optimizer_model") or DEFAULT_MODEL, budget)
+            else _reopen_optimizer(cfg.get("optimizer_model") or DEFAULT_MODEL, cfg, budget)
         )
         return Reopened(pinned, task_obj, charged(opt, budget), budget, Run.resume(path), cfg)
 
@@ -277,6 +295,17 @@ class Reopened:
     config: dict[str, Any]
 
 
+def _reopen_optimizer(spec: str, cfg: Mapping[str, Any], budget: Budget) -> LLM:
+    """The run's optimizer model; an OpenAI-compatible one with the mechanism the run declared
+    for it (a server's mechanism is never guessed, so it must come from the run)."""
+    declared = cfg.get("structured_output")
+    if declared in SERVER_MECHANISMS and declared != "none" and ModelSpec.parse(spec).scheme == "openai":
+        from promptopt.llm.factory import build_llm
+
+        return build_llm(spec, budget=budget, cache_policy="all", structured_output=declared)
+    return open_llm(spec, budget)
+
+
 def check_run_config(cfg: Mapping[str, Any], task_name: str, where: Path) -> None:
     """Refuse to continue a run of another kind or task (the seed is checked by ``params``)."""
     if cfg.get("kind") not in (None, KIND):
@@ -291,6 +320,7 @@ def _saved_params(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     out = dict(cfg.get("opro") or {})
     if "opro" in cfg:
         out.setdefault("max_reasks", 0)  # runs from before re-asking never re-asked
+        out.setdefault("constrained", False)  # nor did runs from before constrained decoding
     if cfg.get("seed") is not None:
         out.setdefault("seed", cfg["seed"])
     return out
@@ -307,6 +337,8 @@ def _validate(p: dict[str, Any]) -> None:
         raise ConfigError(f"patience must be a positive integer, got {p['patience']}")
     if not 0.0 <= float(p["temperature"]) <= 2.0:
         raise ConfigError(f"temperature must be in [0, 2], got {p['temperature']}")
+    if not isinstance(p["constrained"], bool):
+        raise ConfigError(f"constrained must be true or false, got {p['constrained']!r}")
     if isinstance(p["seed"], bool) or not isinstance(p["seed"], int):
         raise ConfigError(f"seed must be an integer, got {p['seed']!r}")
 

@@ -16,7 +16,9 @@ from promptopt.tasks.base import Candidate
 
 
 def search_stats(trials: Sequence[Trial], direction: str, optimum: float | None) -> dict[str, Any]:
-    """Counts by status, unique solutions, the first step at the best score and at the optimum."""
+    """Counts by status, unique solutions, the first step at the best score and at the optimum,
+    and the share of proposals (initial candidates left out) that did not parse or were invalid
+    (``None`` before the first proposal): what constrained decoding is measured by."""
     counts: dict[str, int] = {}
     for t in trials:
         counts[t.status] = counts.get(t.status, 0) + 1
@@ -26,8 +28,15 @@ def search_stats(trials: Sequence[Trial], direction: str, optimum: float | None)
     if scored:
         best = (min if direction == "min" else max)(float(t.score) for t in scored)  # type: ignore[arg-type]
     hit_steps = [t.step for t in scored if optimum is not None and reaches(direction, t.score, optimum)]  # type: ignore[arg-type]
+    proposals = sum(1 for t in trials if t.step > 0)
+
+    def share(status: str) -> float | None:
+        return sum(1 for t in trials if t.step > 0 and t.status == status) / proposals if proposals else None
+
     return {
-        "proposals": sum(1 for t in trials if t.step > 0),
+        "proposals": proposals,
+        "unparseable_fraction": share("unparseable"),
+        "invalid_fraction": share("invalid"),
         "status_counts": counts,
         "unique_scored": len(scored),
         "unique_proposed": sum(1 for t in trials if t.status == "scored"),

@@ -59,10 +59,11 @@ from typing import Any
 from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
 from promptopt.evaluators.racing import RaceOutcome, RacingConfig, arace, example_order
-from promptopt.llm.base import LLM, Message, run_sync
+from promptopt.llm.base import LLM, Constraint, Message, run_sync
 from promptopt.prompting import apply_instruction, check_position
-from promptopt.tasks.base import Candidate, Rejected, Scored, TaskDescription
+from promptopt.tasks.base import Candidate, ProposalShape, Rejected, Scored, TaskDescription
 from promptopt.tasks.instructions.datasets import Dataset, Example, Splits, load_dataset, split_dataset
+from promptopt.tasks.shapes import bounded_text, grammar, literal
 
 #: name → instruction; the paper's comparison points.
 BASELINES: tuple[tuple[str, str], ...] = (
@@ -433,6 +434,26 @@ class InstructionTask:
             entry_template=entry,
             exemplars_intro="Below are some problems.",
         )
+
+    def proposal_shape(self) -> ProposalShape:
+        """The tagged (``<INS>...</INS>``) or bracketed (``[...]``) instruction the variant asks
+        for, alone on one line, at most ``max_instruction_chars`` characters, without the
+        characters that would end it early (and without digits when ``reject_digits``);
+        :meth:`parse` still applies every filter."""
+        excluded = "<" if self.style.name == "chat" else "[]"
+        if self.reject_digits:
+            excluded += "0123456789"
+        body = bounded_text(excluded, self.max_instruction_chars)
+        if self.style.name == "chat":
+            start, end = literal(f"<{self.tag}>"), literal(f"</{self.tag}>")
+        else:
+            start, end = literal("["), literal("]")
+        constraint = Constraint(
+            gbnf=grammar(f"{start.gbnf} {body.gbnf} {end.gbnf}"), pattern=start.regex + body.regex + end.regex
+        )
+        limit = f"on one line of at most {self.max_instruction_chars} characters"
+        sentence = f" Write only that, {limit}{', without digits' if self.reject_digits else ''}."
+        return ProposalShape(constraint, self.describe().output_format + sentence)
 
     def format_solution(self, candidate: Candidate) -> str:
         """How a past instruction is shown in the meta-prompt (``entry_template`` without score)."""
