@@ -38,7 +38,9 @@ class ScriptedRewriter:
 
     def __init__(self, samples: dict[str, list[str]], temperature: float = 0.6) -> None:
         self.samples = samples
-        self.config = RewriterConfig(family="causal", default=SamplingDefaults(temperature=temperature, top_p=0.9))
+        self.config = RewriterConfig(
+            family="causal", default=SamplingDefaults(temperature=temperature, top_p=0.9)
+        )
         self.calls: list[dict[str, Any]] = []
 
     async def asample(self, prompts: Sequence[str], **options: Any) -> list[list[str]]:
@@ -160,7 +162,9 @@ def test_resume_skips_decided_prompts_and_refuses_other_settings(tmp_path: Path)
     out = tmp_path / "p.jsonl"
     judge = length_judge()
     stops = iter([False, True])  # stop after the first batch of 2
-    r1 = build_preferences("abcd", rw, FakeLLM(fn=answer), judge, out, config=CFG, should_stop=lambda: next(stops))
+    r1 = build_preferences(
+        "abcd", rw, FakeLLM(fn=answer), judge, out, config=CFG, should_stop=lambda: next(stops)
+    )
     assert r1.stopped == "stop requested" and r1.processed == 2
     r2 = build_preferences("abcd", rw, FakeLLM(fn=answer), judge, out, config=CFG)
     assert (r2.resumed, r2.processed, r2.kept) == (2, 2, 4)

@@ -352,8 +352,8 @@ def trainer_arguments(
         remove_unused_columns=False,
         dataloader_pin_memory=_has_cuda(),
     )
-    # Always given: TRL's configs default it to True, TrainingArguments to False.
-    kwargs["gradient_checkpointing"] = cfg.gradient_checkpointing
+    if cfg.gradient_checkpointing:
+        kwargs["gradient_checkpointing"] = True
     kwargs.update(launcher_defaults(cfg, processes=world_size(), cuda=_has_cuda()))
     kwargs.update(extra or {})
     kwargs.update(cfg.training_args)

@@ -235,6 +235,17 @@ def _orpo_trainer_class() -> Any:
     return PretokenizedORPOTrainer
 
 
+def _checkpointing(cfg: TrainConfig, config_cls: Any) -> dict[str, Any]:
+    """``--gradient-checkpointing`` stated explicitly: TRL's configs default it to True (the
+    TrainingArguments default, and SFT's, is False). transformers 5.x renamed the field
+    ``activation_checkpointing`` and warns on the old name."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(config_cls)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return {key: cfg.gradient_checkpointing}
+
+
 def _split(prefs: list[Preference], ratio: float, seed: int) -> tuple[list[Preference], list[Preference]]:
     import random
 
@@ -284,13 +295,21 @@ def train_preference(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Trai
 
         # ref_model=None: with LoRA the reference is the base with adapters off; without LoRA
         # the reference log-probabilities are computed once up front, so no second model stays.
-        extra = {"max_length": cfg.max_length, "precompute_ref_log_probs": not cfg.lora}
+        extra = {
+            "max_length": cfg.max_length,
+            "precompute_ref_log_probs": not cfg.lora,
+            **_checkpointing(cfg, DPOConfig),
+        }
         args = trainer_arguments(cfg, family, val_ds is not None, cls=DPOConfig, extra=extra)
         trainer_cls = _dpo_trainer_class()
     else:
         from trl.experimental.orpo import ORPOConfig
 
-        extra = {"max_length": cfg.max_length, "is_encoder_decoder": family == "seq2seq"}
+        extra = {
+            "max_length": cfg.max_length,
+            "is_encoder_decoder": family == "seq2seq",
+            **_checkpointing(cfg, ORPOConfig),
+        }
         if family == "seq2seq":
             extra["max_completion_length"] = cfg.max_target_length or cfg.max_length
         args = trainer_arguments(cfg, family, val_ds is not None, cls=ORPOConfig, extra=extra)
