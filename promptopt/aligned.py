@@ -40,12 +40,19 @@ class AlignedCompletion:
 
     ``original``/``rewritten`` are the last user message (or plain prompt) before and after
     alignment; ``completion`` is the model's answer, or its ``LLMError`` with ``return_exceptions``.
+    ``rewrite`` is the rewriter's output alone (before any instruction; None without a rewriter).
     """
 
     original: str
     rewritten: str
     request: Request
     completion: Completion | LLMError
+    rewrite: str | None = None
+
+    @property
+    def was_rewritten(self) -> bool:
+        """Whether the rewriter changed the prompt (it may keep a prompt as it is)."""
+        return self.rewrite is not None and self.rewrite != self.original
 
     @property
     def text(self) -> str:
@@ -158,28 +165,33 @@ class AlignedLLM(LLMWrapper):
         """(original, sent, aligned request) for each request: rewriting is one batch, then the
         instruction goes around the rewritten text. ``sent`` is the user text of the aligned
         request (the rewrite, with the instruction unless it went into the system message)."""
+        return [(orig, sent, req) for orig, sent, req, _ in await self._align(requests)]
+
+    async def _align(self, requests: Sequence[Request]) -> list[tuple[str, str, Request, str | None]]:
         requests = list(requests)
         originals = [user_text(r) for r in requests]
         aligned = requests
+        rewrites: list[str | None] = [None] * len(requests)
         if self.rewriter is not None:
             from promptopt.optimizers.bpo.rewriter import arewrite_with
 
             assert self.settings is not None
             rewritten = await arewrite_with(self.rewriter, originals, self.settings)
             aligned = [replace_user_text(r, new) for r, new in zip(requests, rewritten, strict=True)]
+            rewrites = [user_text(r) for r in aligned]
         if self.instruction is not None:
             aligned = [instruct(r, self.instruction, self.position) for r in aligned]
-        return [(orig, user_text(r), r) for orig, r in zip(originals, aligned, strict=True)]
+        return [(orig, user_text(r), r, rw) for orig, r, rw in zip(originals, aligned, rewrites, strict=True)]
 
     async def agenerate_aligned(
         self, requests: Sequence[Request], *, return_exceptions: bool = False
     ) -> list[AlignedCompletion]:
         """Answers together with the prompts that were actually sent."""
-        aligned = await self.align(list(requests))
+        aligned = await self._align(list(requests))
         results = await self.inner.agenerate([a[2] for a in aligned], return_exceptions=return_exceptions)
         return [
-            AlignedCompletion(orig, new, req, res)
-            for (orig, new, req), res in zip(aligned, results, strict=True)
+            AlignedCompletion(orig, new, req, res, rewrite)
+            for (orig, new, req, rewrite), res in zip(aligned, results, strict=True)
         ]
 
     def generate_aligned(

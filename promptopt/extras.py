@@ -22,6 +22,7 @@ EXTRAS = MappingProxyType(
         "vllm": "the in-process vLLM backend (model spec 'vllm:...')",
         "plot": "PNG plots in reports (matplotlib)",
         "server": "llama.cpp's OpenAI-compatible server (python -m llama_cpp.server)",
+        "serve": "promptopt serve, the aligned model as an OpenAI-compatible endpoint (fastapi, uvicorn)",
     }
 )
 
@@ -33,6 +34,7 @@ EXTRA_MODULES = MappingProxyType(
         "vllm": ("vllm",),
         "plot": ("matplotlib",),
         "server": ("llama_cpp", "uvicorn", "fastapi", "sse_starlette"),
+        "serve": ("fastapi", "uvicorn"),
     }
 )
 

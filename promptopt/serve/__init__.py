@@ -1,0 +1,8 @@
+"""``promptopt serve``: an aligned model behind an OpenAI-compatible HTTP endpoint.
+
+- :mod:`promptopt.serve.protocol`: the OpenAI wire format (pure: parsing, answers, SSE chunks).
+- :mod:`promptopt.serve.app`: the FastAPI app (``create_app(ServeState)``); needs the ``serve``
+  extra, so nothing here imports it eagerly.
+- :mod:`promptopt.serve.runner`: running it under uvicorn, in the foreground (the CLI: clean
+  shutdown on SIGTERM / Ctrl-C) or in a background thread (tests, notebooks).
+"""

@@ -1,0 +1,302 @@
+"""The OpenAI-compatible FastAPI app in front of an aligned (or plain) promptopt LLM.
+
+Routes: ``GET /health`` (no auth: for load balancers), ``GET /v1/models``, ``POST
+/v1/chat/completions`` and ``POST /v1/completions`` (both also streaming, see
+:mod:`promptopt.serve.protocol`). Each request becomes promptopt ``Request`` objects, goes through
+the :class:`~promptopt.aligned.AlignedLLM` (rewrite, then instruction) and the backend's retries and
+concurrency limit, and comes back in OpenAI's shape.
+
+Why these choices:
+
+- Failures of the upstream model are typed ``LLMError``s after the backend's bounded retries; each
+  maps to one HTTP status (:func:`status_for`) with a message that names no upstream URL or
+  model spec (the client of a deployed endpoint need not learn the internal address), and the full
+  message goes to the server log. Nothing waits without a bound: the backend's timeout and
+  retries bound every request.
+- Secrets: ``api_key`` protects the server (constant-time compare); with ``forward_auth`` the
+  client's bearer token becomes the upstream's API key (one backend per key, kept in memory only).
+  No header is ever logged; the request log line has latency, tokens and whether the prompt was
+  rewritten / instructed, and the prompt text only with ``log_prompts``.
+- The app owns no global state: everything lives in the :class:`ServeState` given to
+  :func:`create_app`, so tests build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptopt.aligned import AlignedLLM, user_text
+from promptopt.extras import require
+from promptopt.llm.base import (
+    LLM,
+    BudgetExceededError,
+    Completion,
+    LLMAuthError,
+    LLMBadRequestError,
+    LLMError,
+    LLMRateLimitError,
+    LLMTimeoutError,
+    Request,
+)
+from promptopt.serve import protocol
+
+require("fastapi", "serve", what="promptopt serve")  # one line naming the extra, not an ImportError
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi import Request as HTTPRequest  # noqa: E402
+from fastapi.responses import JSONResponse, StreamingResponse  # noqa: E402
+
+log = logging.getLogger("promptopt.serve")
+
+#: How many per-key upstream backends ``forward_auth`` keeps (least recently used are dropped).
+MAX_FORWARDED_KEYS = 64
+
+
+# --------------------------------------------------------------------------- state
+
+
+class Upstream:
+    """The LLM a request goes to: one shared LLM, or with ``forward_auth`` one per client key.
+
+    ``make(key)`` builds the (aligned) LLM for an upstream API key (``None``: the configured
+    one). Keys are looked up by their SHA-256 so the dictionary holds no key as a key; the
+    backend object itself must hold the key to send it.
+    """
+
+    def __init__(self, make: Callable[[str | None], LLM], *, forward_auth: bool = False) -> None:
+        self.forward_auth = forward_auth
+        self._make = make
+        self._shared: LLM | None = None if forward_auth else make(None)
+        self._by_key: OrderedDict[str, LLM] = OrderedDict()
+
+    @property
+    def shared(self) -> LLM | None:
+        return self._shared
+
+    def get(self, key: str | None) -> LLM:
+        if self._shared is not None:
+            return self._shared
+        if not key:
+            raise LLMAuthError("missing upstream key")
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        llm = self._by_key.get(digest)
+        if llm is None:
+            llm = self._make(key)
+            self._by_key[digest] = llm
+            while len(self._by_key) > MAX_FORWARDED_KEYS:
+                self._by_key.popitem(last=False)
+        self._by_key.move_to_end(digest)
+        return llm
+
+    def all(self) -> list[LLM]:
+        return [self._shared] if self._shared is not None else list(self._by_key.values())
+
+    async def aclose(self) -> None:
+        for llm in self.all():
+            try:
+                await llm.aclose()
+            except Exception as exc:  # shutting down: report, keep closing the others
+                log.warning("closing %s failed: %s", type(llm).__name__, type(exc).__name__)
+        self._by_key.clear()
+
+
+@dataclass
+class ServeState:
+    """Everything the app needs. ``model_name`` is the id ``/v1/models`` lists and answers carry."""
+
+    upstream: Upstream
+    model_name: str = "promptopt"
+    api_key: str | None = None
+    log_prompts: bool = False
+    default_max_tokens: int = 1024
+    max_tokens_limit: int = 32768
+    description: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    requests: int = 0
+    errors: int = 0
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def status_for(exc: LLMError, *, forward_auth: bool) -> tuple[int, str, str]:
+    """(HTTP status, OpenAI error type, client message) for an upstream failure.
+
+    The message says what happened in general terms; details (upstream address, attempts) stay in
+    the server log. A 400 carries the upstream's own words, since the client's request caused it.
+    """
+    if isinstance(exc, LLMBadRequestError):
+        detail = str(exc).split(": ", 1)[-1]
+        return 400, "invalid_request_error", f"the model rejected the request: {detail}"
+    if isinstance(exc, LLMAuthError):
+        if forward_auth:
+            return 401, "authentication_error", "the upstream model rejected the forwarded API key"
+        return 502, "upstream_error", "the upstream model rejected this server's credentials"
+    if isinstance(exc, LLMRateLimitError | BudgetExceededError):
+        return 429, "rate_limit_error", "the upstream model is rate limited; retry later"
+    if isinstance(exc, LLMTimeoutError):
+        return 504, "upstream_timeout", "the upstream model did not answer in time"
+    return 502, "upstream_error", f"the upstream model failed ({type(exc).__name__})"
+
+
+def _error(
+    status: int, message: str, kind: str, *, param: str | None = None, headers: dict[str, str] | None = None
+) -> Any:
+    return JSONResponse(protocol.error_body(message, kind, param=param), status_code=status, headers=headers)
+
+
+# --------------------------------------------------------------------------- app
+
+
+def create_app(state: ServeState) -> Any:
+    """A FastAPI app serving ``state.upstream`` over the OpenAI API (needs the ``serve`` extra)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        yield
+        await state.upstream.aclose()  # uvicorn ends the lifespan after the last request drained
+
+    app = FastAPI(title="promptopt serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    def bearer(request: Any) -> str | None:
+        header = request.headers.get("authorization") or ""
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def check_auth(request: Any) -> tuple[Any, str | None]:
+        """(an error response or None, the key to forward upstream)."""
+        token = bearer(request)
+        if state.api_key is not None:
+            if token is None or not hmac.compare_digest(token.encode(), state.api_key.encode()):
+                return _error(401, "missing or wrong API key (Authorization: Bearer <key>)", "authentication_error",
+                              headers={"WWW-Authenticate": "Bearer"}), None  # fmt: skip
+            return None, None
+        if state.upstream.forward_auth and token is None:
+            return _error(401, "this server forwards your API key upstream: send Authorization: Bearer <key>",
+                          "authentication_error", headers={"WWW-Authenticate": "Bearer"}), None  # fmt: skip
+        return None, token
+
+    async def body_of(request: Any) -> Any:
+        try:
+            return await request.json()
+        except ValueError:
+            raise protocol.BadRequest("the request body is not valid JSON") from None
+
+    @app.get("/health")
+    async def health() -> Any:
+        return {"status": "ok", "model": state.model_name, "uptime_s": round(time.time() - state.started, 1),
+                "requests": state.requests, "errors": state.errors}  # fmt: skip
+
+    async def generate(request: Any, kind: str) -> Any:
+        started = time.perf_counter()
+        state.requests += 1
+        status, note, aligned_info = 200, "", ("-", "-")
+        stream = False
+        try:
+            denied, key = check_auth(request)
+            if denied is not None:
+                status = 401
+                return denied
+            parse = protocol.parse_chat if kind == "chat" else protocol.parse_completion
+            try:
+                parsed = parse(await body_of(request), served=state.model_name,
+                               default_max_tokens=state.default_max_tokens, max_tokens_limit=state.max_tokens_limit)  # fmt: skip
+            except protocol.BadRequest as exc:
+                status = 400
+                return _error(400, str(exc), "invalid_request_error", param=exc.param)
+            stream = parsed.stream
+            try:
+                llm = state.upstream.get(key)
+                completions, aligned_info, prompts = await _run(llm, parsed.requests)
+            except LLMError as exc:
+                status, kind_, message = status_for(exc, forward_auth=state.upstream.forward_auth)
+                note = f" error={type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                return _error(status, message, kind_)
+            except Exception as exc:  # a bug: the client gets a 500, the log the class
+                status, note = 500, f" error={type(exc).__name__}"
+                log.exception("internal error while serving a request")
+                return _error(500, "internal server error", "server_error")
+            note = _usage_note(completions)
+            if state.log_prompts:
+                note += "".join(f" prompt={o!r} sent={s!r}" for o, s in prompts)
+            if kind == "chat":
+                if parsed.stream:
+                    return StreamingResponse(
+                        protocol.chat_stream(completions[0], parsed.model, include_usage=parsed.include_usage),
+                        media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
+                    )  # fmt: skip
+                return JSONResponse(protocol.chat_response(completions[0], parsed.model))
+            if parsed.stream:
+                return StreamingResponse(
+                    protocol.completion_stream(completions, parsed.model, include_usage=parsed.include_usage),
+                    media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
+                )  # fmt: skip
+            return JSONResponse(protocol.completion_response(completions, parsed.model))
+        finally:
+            if status >= 400:
+                state.errors += 1
+            log.info(
+                "%s %s %d %.3fs rewritten=%s instructed=%s stream=%s%s",
+                request.method, request.url.path, status, time.perf_counter() - started,
+                aligned_info[0], aligned_info[1], "yes" if stream else "no", note,
+            )  # fmt: skip
+
+    async def chat(request: HTTPRequest) -> Any:
+        return await generate(request, "chat")
+
+    async def completions(request: HTTPRequest) -> Any:
+        return await generate(request, "completions")
+
+    async def list_models(request: HTTPRequest) -> Any:
+        denied, _ = check_auth(request)
+        if denied is not None:
+            return denied
+        model = {
+            "id": state.model_name,
+            "object": "model",
+            "created": int(state.started),
+            "owned_by": "promptopt",
+        }
+        return {"object": "list", "data": [model]}
+
+    app.add_api_route("/v1/models", list_models, methods=["GET"])
+    app.add_api_route("/v1/chat/completions", chat, methods=["POST"])
+    app.add_api_route("/v1/completions", completions, methods=["POST"])
+
+    @app.exception_handler(protocol.BadRequest)
+    async def bad_request(_request: Any, exc: protocol.BadRequest) -> Any:
+        return _error(400, str(exc), "invalid_request_error", param=exc.param)
+
+    return app
+
+
+async def _run(
+    llm: LLM, requests: Iterable[Request]
+) -> tuple[list[Completion], tuple[str, str], list[tuple[str, str]]]:
+    """Completions for ``requests`` (raising the first failure), whether alignment rewrote /
+    instructed them, and (original, sent) user texts for ``--log-prompts``."""
+    requests = list(requests)
+    if not isinstance(llm, AlignedLLM):
+        done = await llm.agenerate(requests)
+        return list(done), ("no", "no"), [(user_text(r), user_text(r)) for r in requests]
+    results = await llm.agenerate_aligned(requests)
+    rewritten = "yes" if any(r.was_rewritten for r in results) else "no"
+    instructed = "yes" if llm.instruction else "no"
+    return (
+        [r.completion for r in results],
+        (rewritten, instructed),
+        [(r.original, r.rewritten) for r in results],
+    )
+
+
+def _usage_note(completions: list[Completion]) -> str:
+    u = protocol.usage_json(completions)
+    return f" prompt_tokens={u['prompt_tokens']} completion_tokens={u['completion_tokens']}"
