@@ -21,6 +21,7 @@ from rich.table import Table
 
 from promptopt.cli.bpo_eval import build_data_command, eval_command
 from promptopt.cli.bpo_pairs import build_pairs_command
+from promptopt.cli.bpo_prefs import build_prefs_command
 from promptopt.cli.common import console, err_console, open_model, positive
 from promptopt.errors import ConfigError, DataError
 from promptopt.records import parse_json, parse_jsonl, read_text
@@ -31,6 +32,7 @@ app = typer.Typer(
 )
 app.command("build-data")(build_data_command)
 app.command("eval")(eval_command)
+app.command("build-prefs")(build_prefs_command)
 app.command("build-pairs")(build_pairs_command)
 
 

@@ -184,3 +184,55 @@ def test_bad_settings_are_one_line_errors() -> None:
         as_ranker(object())
     assert isinstance(as_ranker(FakeLLM()), PairwiseRanker)
     assert isinstance(as_ranker(length_judge()), RubricRanker)
+
+
+def test_rubric_judge_scores_answers_and_a_failed_call_is_a_judge_error(tmp_path: Path) -> None:
+    RubricJudge = getattr(pytest.importorskip("promptopt.evaluators.judge"), "RubricJudge", None)
+    if RubricJudge is None:
+        pytest.skip("the rubric judge (issue 13, part 1) is not in this tree")
+
+    def score(request: Request, _i: int) -> str | BaseException:
+        text = request_text(request)
+        if "answer to boom" in text:
+            return LLMServerError("judge down")
+        return f"Fine. Score: {min(5, text.count('!'))}"
+
+    rw = ScriptedRewriter({"q": ["hi", "hi!!!", "hi!"], "z": ["boom", "zz", "zzz"]})
+    out = tmp_path / "p.jsonl"
+    judge = RubricJudge(FakeLLM(fn=score, name="rubric-judge"))
+    report = build_preferences(["q", "z"], rw, FakeLLM(fn=answer), judge, out, config=CFG)
+    assert report.kept == 1 and report.dropped == {"judge_error": 1}
+    [row] = read(out)
+    assert (row["chosen"], row["rejected"]) == ("hi!!!", "hi")
+    assert row["judge"] == "rubric:rubric-judge"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--judge", "vibes"], "unknown --judge 'vibes'"),
+        (["--n", "1"], "--n must be >= 2"),
+        (["--prompts", "/nonexistent/p.jsonl"], "unknown test set"),
+    ],
+)
+def test_build_prefs_cli_bad_input_is_one_line(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptopt.cli import main
+
+    args = [
+        "bpo",
+        "build-prefs",
+        "--prompts",
+        "vicuna",
+        "--rewriter",
+        "r",
+        "--out",
+        str(tmp_path / "p.jsonl"),
+    ]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, *flags])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("promptopt: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "p.jsonl").exists()

@@ -145,3 +145,19 @@ def test_preference_data_errors(tmp_path: Path) -> None:
         load_preferences(tmp_path / "missing.jsonl")
     with pytest.raises(ConfigError, match="unknown --method 'ppo'"):
         TrainConfig(data="d", base_model="m", out_dir="o", method="ppo").validate()
+
+
+def test_cli_method_flag_and_one_line_seq2seq_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptopt.cli import main
+
+    base = tiny_bart(tmp_path / "bart", WORDS)
+    data = write_jsonl(tmp_path / "p.jsonl", ROWS)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["bpo", "train", "--method", "dpo", "--data", str(data), "--base-model", str(base),
+              "--out", str(tmp_path / "o")])  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("promptopt: error:") and "decoder-only" in err and "\n" not in err

@@ -45,7 +45,6 @@ from promptopt.parallel import MapReport, Outcome, resumable_map
 from promptopt.runs import atomic_write_json
 
 __all__ = [
-    "JUDGE_KINDS",
     "PairwiseRanker",
     "PrefConfig",
     "Ranker",
@@ -131,27 +130,27 @@ class RubricRanker:
     async def arank(self, prompts: Sequence[str], answers: Sequence[Sequence[str]]) -> list[Scores]:
         flat_p = [p for p, ans in zip(prompts, answers, strict=True) for _ in ans]
         flat_a = [a for ans in answers for a in ans]
-        got = list(await self.judge.ascore(flat_p, flat_a)) if flat_a else []
+        failed: list[bool] = [False] * len(flat_a)
+        if not flat_a:
+            got: list[Any] = []
+        elif callable(getattr(self.judge, "ajudge", None)):  # RubricJudge: tells failures apart
+            judged = list(await self.judge.ajudge(flat_p, flat_a))
+            got = [j.score for j in judged]
+            failed = [getattr(j, "error", None) is not None for j in judged]
+        else:
+            got = list(await self.judge.ascore(flat_p, flat_a))
         if len(got) != len(flat_a):
             raise ValueError(f"rubric judge returned {len(got)} scores for {len(flat_a)} answers")
         out: list[Scores] = []
         pos = 0
         for ans in answers:
-            out.append([None if s is None else float(s) for s in got[pos : pos + len(ans)]])
-            pos += len(ans)
+            end = pos + len(ans)
+            if any(failed[pos:end]):  # a failed call: judge_error, retried on a rerun
+                out.append([None] * len(ans))
+            else:
+                out.append([None if s is None else float(s) for s in got[pos:end]])
+            pos = end
         return out
-
-
-def _rubric(llm: LLM) -> Ranker:
-    try:
-        from promptopt.evaluators.judge import RubricJudge  # type: ignore[attr-defined]
-    except ImportError:
-        raise ConfigError("the rubric judge is not available in this version; use --judge pairwise") from None
-    return RubricRanker(RubricJudge(llm))
-
-
-#: ``bpo build-prefs --judge KIND``: how a judge model becomes a :class:`Ranker`.
-JUDGE_KINDS: dict[str, Callable[[LLM], Ranker]] = {"pairwise": PairwiseRanker, "rubric": _rubric}
 
 
 def as_ranker(judge: Any) -> Ranker:

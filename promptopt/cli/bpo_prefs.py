@@ -1,0 +1,125 @@
+"""`promptopt bpo build-prefs`: parse flags, call the preference builder, print.
+
+The library is :mod:`promptopt.optimizers.bpo.preference`; this module only opens the models
+(rewriter, target, judge), loads the prompts and prints the counts. ``promptopt.cli.bpo``
+registers :func:`build_prefs_command` on the ``bpo`` sub-app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from promptopt.cli.common import DEFAULT_MODEL, console, err_console, open_model, positive
+from promptopt.errors import ConfigError
+from promptopt.optimizers.bpo.build import BuildReport
+
+
+def build_prefs_command(
+    prompts: str = typer.Option(
+        ..., "--prompts", "-i", help="Training prompts: a JSON/JSONL file or a test-set name (as bpo eval)."
+    ),
+    rewriter: str = typer.Option(
+        ..., "--rewriter", "-r", help="Rewriter folder or HF id that samples the rewrites (e.g. the SFT one)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Output JSONL of (prompt, chosen, rejected) rows; dropped ones go beside it."
+    ),
+    target_model: str = typer.Option(DEFAULT_MODEL, "--target-model", help="Model spec that answers."),
+    judge_model: str = typer.Option(DEFAULT_MODEL, "--judge-model", help="Model spec of the judge."),
+    judge: str = typer.Option(
+        "pairwise",
+        "--judge",
+        help="pairwise: every pair of answers in both orders (K(K-1) calls); rubric: each answer "
+        "scored 0-5 on its own (K calls).",
+    ),
+    n: int = typer.Option(4, "--n", help="Rewrites sampled per prompt (>= 2)."),
+    aggressive: bool = typer.Option(
+        False, "--aggressive", help="Sample in the rewriter's aggressive mode (temperature 0.9, first line)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the rewriter's sampling and the models."),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Token limit of a rewrite."),
+    answer_max_tokens: int = typer.Option(512, "--answer-max-tokens", help="Token limit of each answer."),
+    judge_max_tokens: int = typer.Option(512, "--judge-max-tokens", help="Token limit of each judgement."),
+    concurrency: int = typer.Option(8, "--concurrency", help="Prompts processed at once."),
+    limit: int | None = typer.Option(None, "--limit", help="Use the first N prompts."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="BPO data folder for named test sets (else $PROMPTOPT_BPO_DATA_DIR)."
+    ),
+    device: str | None = typer.Option(
+        None, "--device", help="Rewriter device: cpu, cuda, ... (default auto)."
+    ),
+    backend: str = typer.Option("auto", "--backend", help="Rewriter backend: auto, transformers, vllm."),
+) -> None:
+    """Build preference rows for bpo train --method dpo|orpo: the rewriter samples --n rewrites
+    per prompt, the target answers each, the judge ranks the answers; best and worst rewrite
+    become chosen and rejected (ties dropped). Resumable: rerun the same command to continue."""
+    from promptopt.evaluators.judge import JUDGE_KINDS
+    from promptopt.llm.base import run_sync
+    from promptopt.optimizers.bpo.preference import PrefConfig, build_preferences
+    from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings
+    from promptopt.optimizers.bpo.testsets import load_testset
+    from promptopt.runs import StopFlag
+
+    positive("--n", n)
+    positive("--max-new-tokens", max_new_tokens)
+    if judge not in JUDGE_KINDS:
+        raise ConfigError(f"unknown --judge {judge!r}; choose {', '.join(JUDGE_KINDS)}")
+    config = PrefConfig(
+        rewrite=RewriteSettings(
+            mode="aggressive" if aggressive else "default", n=n, seed=seed, max_new_tokens=max_new_tokens
+        ),
+        concurrency=concurrency,
+        answer_max_tokens=answer_max_tokens,
+    )
+    items = load_testset(prompts, data_dir=data_dir, limit=limit).items
+    err = err_console()
+    err.print(f"{len(items)} prompts from {prompts}")
+    rw = Rewriter.load(rewriter, device, backend=backend)
+    target = open_model(target_model)
+    judge_llm = target if judge_model == target_model else open_model(judge_model)  # one model, loaded once
+    judge_obj = JUDGE_KINDS[judge](
+        judge_llm, max_tokens=judge_max_tokens, temperature=0.0, samples=None, seed=seed
+    )
+
+    def progress(done: int, total: int, r: BuildReport) -> None:
+        err.print(f"  {done}/{total} processed, kept {r.kept}, dropped {sum(r.dropped.values())}")
+
+    stop = StopFlag()
+    try:
+        with stop.handle_sigint():
+            report = build_preferences(
+                [it.prompt for it in items],
+                rw,
+                target,
+                judge_obj,
+                out,
+                config=config,
+                progress=progress,
+                should_stop=stop.is_set,
+            )
+    finally:
+        if judge_llm is not target:
+            run_sync(judge_llm.aclose())
+        run_sync(target.aclose())
+        rw.close()
+    _print(report, out)
+
+
+def _print(report: BuildReport, out: Path) -> None:
+    table = Table(title=f"build-prefs → {out}")
+    table.add_column("status / reason")
+    table.add_column("count", justify="right")
+    table.add_row("kept (preference rows)", str(report.kept))
+    for reason, k in sorted(report.dropped.items()):
+        table.add_row(f"dropped: {reason}", str(k))
+    con = console()
+    con.print(table)
+    con.print(
+        f"{report.processed} prompts processed this run, {report.resumed} already done; "
+        f"{report.seconds:.1f} s. Dropped prompts (with candidates, answers, scores): {report.dropped_out}"
+    )
+    if report.stopped:
+        con.print(f"stopped early ({report.stopped}); rerun the same command to continue")
