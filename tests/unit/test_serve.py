@@ -320,3 +320,14 @@ def test_cli_busy_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
         sock.close()
     err = capsys.readouterr().err
     assert info.value.code == 2 and "cannot listen on 127.0.0.1" in err
+
+
+def test_bound_socket_says_tcp_so_asyncio_disables_nagle() -> None:
+    """Without proto=IPPROTO_TCP asyncio leaves Nagle on and each answer waited ~40 ms."""
+    import socket
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
