@@ -189,6 +189,12 @@ def rewrite_command(
     ),
     n: int = typer.Option(1, "--n", help="Candidates per prompt; a judge (--judge-model) picks the best."),
     judge_model: str | None = typer.Option(None, "--judge-model", help="Model spec of the judge for --n."),
+    judge_kind: str = typer.Option(
+        "pairwise",
+        "--judge",
+        help="How --n candidates are picked: pairwise (round robin, both orders) or rubric (the judge model "
+        "answers each candidate, the answer is scored 0-5 against the original prompt).",
+    ),
     rounds: int = typer.Option(1, "--rounds", help="Rewrite the rewrite this many times (paper: up to 4)."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Token limit of a rewrite."),
@@ -201,7 +207,7 @@ def rewrite_command(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
 ) -> None:
     """Rewrite prompts with a trained BPO rewriter (batched)."""
-    from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings
+    from promptopt.optimizers.bpo.rewriter import PICKERS, Rewriter, RewriteSettings, make_picker
 
     positive("--n", n)
     positive("--rounds", rounds)
@@ -211,6 +217,8 @@ def rewrite_command(
         raise ConfigError(f"--format must be auto, text or jsonl, got {format_!r}")
     if n > 1 and judge_model is None:
         raise ConfigError("--n > 1 needs --judge-model to pick the best candidate")
+    if judge_kind not in PICKERS:
+        raise ConfigError(f"--judge must be one of {', '.join(PICKERS)}, got {judge_kind!r}")
     prompts, rows = read_prompts(prompt, input_, field)
     settings = RewriteSettings(
         mode="aggressive" if aggressive else "default",
@@ -223,7 +231,8 @@ def rewrite_command(
     rw = Rewriter.load(rewriter, settings.device, backend=backend, batch_size=batch_size)
     judge_llm = open_model(judge_model) if judge_model is not None else None
     try:
-        rewrites = rw.rewrite(prompts, settings, judge=judge_llm)
+        picker = make_picker(judge_kind, judge_llm) if judge_llm is not None else None
+        rewrites = rw.rewrite(prompts, settings, judge=picker)
     finally:
         from promptopt.llm.base import run_sync
 

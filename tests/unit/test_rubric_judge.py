@@ -290,3 +290,15 @@ def test_rubric_picker_calls_are_charged_to_a_budget() -> None:
     assert isinstance(picker, RubricPicker) and isinstance(picker, JudgePicker)
     picker.pick(["p"], [["a", "b"]])
     assert budget.calls == 4
+
+
+def test_cli_rewrite_refuses_an_unknown_judge_before_loading_anything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from promptopt.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["bpo", "rewrite", "--rewriter", str(tmp_path / "none"), "--judge", "elo", "a prompt"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--judge must be one of pairwise, rubric" in err[0]
