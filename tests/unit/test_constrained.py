@@ -328,3 +328,57 @@ def test_resume_keeps_the_runs_choice(tmp_path: Path) -> None:
 def test_bad_constrained_value_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="constrained must be true or false"):
         OPRO(constrained="yes").params(LinearRegressionTask())  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    import logging
+
+    from promptopt.cli import main
+
+    logger = logging.getLogger("promptopt")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+
+    def run(*args: str) -> tuple[int, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().err
+
+    yield run
+    logger.handlers[:] = saved[0]
+    logger.propagate, logger.level = saved[1], saved[2]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--structured-output", "guided_json"], "structured_output must be one of"),
+        (["--structured-output", "vllm"], "applies to openai:<model>@<url> optimizer models only"),
+    ],
+)
+def test_cli_structured_output_bad_input_is_one_line(
+    cli: Any, tmp_path: Path, args: list[str], needle: str
+) -> None:
+    code, err = cli("opro", "run", "--task", "linear-regression", "--optimizer-model", "fake:x",
+                    "--run-dir", str(tmp_path / "r"), "--steps", "1", *args)  # fmt: skip
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and needle in lines[0]
+
+
+def test_cli_records_the_choice_and_refuses_a_new_mechanism_on_resume(cli: Any, tmp_path: Path) -> None:
+    run = str(tmp_path / "r")
+    code, _ = cli("opro", "run", "--task", "linear-regression", "--optimizer-model", "fake:[3, 5]",
+                  "--run-dir", run, "--steps", "1", "--per-step", "2", "--no-constrained")  # fmt: skip
+    assert code == 0
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["opro"]["constrained"] is False and cfg["structured_output"] == "none"
+    code, err = cli("opro", "run", "--resume", "--run-dir", run, "--structured-output", "vllm")
+    assert code == 2 and "cannot change on --resume" in err
+    code, err = cli("opro", "run", "--resume", "--run-dir", run, "--constrained", "--steps", "2")
+    assert code == 2 and "constrained True differs" in err
