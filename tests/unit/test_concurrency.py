@@ -65,20 +65,35 @@ def test_fixed_is_the_default() -> None:
 # --------------------------------------------------------------------------- AIMD arithmetic
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def aimd(**settings: Any) -> AIMDController:
+    return AIMDController(AIMDSettings(**settings), clock=Clock())
+
+
 def _run_window(c: AIMDController, latency: float, *, full: bool = True) -> None:
-    """One window of successes at ``latency``; ``full``: the limit was reached in it."""
-    for _ in range(max(c.settings.min_window, c.limit)):
+    """One window of successes at ``latency`` with the limit's requests in flight (so it lasts
+    about one latency: throughput = limit / latency); ``full``: the limit was reached in it."""
+    size, limit = max(c.settings.min_window, c.limit), c.limit
+    for _ in range(size):
         token = c.started(c.limit if full else 1)
+        c._clock.now += latency / limit  # type: ignore[attr-defined]
         c.finished(token, "ok", latency)
 
 
 def test_slow_start_doubles_per_window_then_latency_ends_it_with_a_gentle_decrease() -> None:
-    c = AIMDController(AIMDSettings(initial=4, cap=256))
+    c = aimd(initial=4, cap=256)
     _run_window(c, 0.1)
     assert c.limit == 8
     _run_window(c, 0.1)
     assert c.limit == 16
-    _run_window(c, 0.25)  # > 2 x the 0.1 baseline
+    _run_window(c, 0.25)  # twice the requests in flight, 2.5x the latency: less throughput
     assert c.baseline == pytest.approx(0.1)
     assert c.limit == int(32 * 0.75)  # slow start grew it during the window, then x 0.75
     before = c.limit
@@ -86,15 +101,23 @@ def test_slow_start_doubles_per_window_then_latency_ends_it_with_a_gentle_decrea
     assert c.limit == before + 1  # additive from now on
 
 
+def test_latency_that_rises_slower_than_concurrency_does_not_stop_growth() -> None:
+    """A batching server (or a client short of CPU): latency rises with load, throughput too."""
+    c = aimd(initial=8, cap=256)
+    for _ in range(5):
+        _run_window(c, 0.1 + 0.002 * c.limit)  # 8 -> 16 -> ... latency x2.3 at 128, throughput x3
+    assert c.limit == 256 and c.decreases == 0
+
+
 def test_no_growth_when_the_limit_is_not_reached() -> None:
-    c = AIMDController(AIMDSettings(initial=4))
+    c = aimd(initial=4)
     for _ in range(5):
         _run_window(c, 0.1, full=False)
     assert c.limit == 4
 
 
 def test_overload_halves_once_per_window_not_once_per_request() -> None:
-    c = AIMDController(AIMDSettings(initial=16))
+    c = aimd(initial=16)
     tokens = [c.started(i + 1) for i in range(16)]
     for t in tokens:  # every request that was in flight reports the same 429 episode
         c.finished(t, "overload", 0.01)
@@ -103,8 +126,20 @@ def test_overload_halves_once_per_window_not_once_per_request() -> None:
     assert c.limit == 4 and c.decreases == 2
 
 
+def test_overload_does_not_cut_below_what_carried_the_last_window() -> None:
+    """Against a quota, halving below goodput x latency would only leave the quota unused."""
+    c = aimd(initial=16)
+    _run_window(c, 0.16)  # 16 in flight, 100 answers/s at 0.16 s: 16 sustained ... slow start: 32
+    assert c.limit == 32
+    c.finished(c.started(32), "overload", 0.01)
+    assert c.limit == 16  # halving and what carried the window agree here; not in the next case
+    _run_window(c, 0.1)  # 16 in flight at 0.1 s: 160/s; sustained 16
+    c.finished(c.started(17), "overload", 0.01)
+    assert c.limit == 16 - 1  # halving would give 8; the floor keeps 16, and a decrease is >= 1
+
+
 def test_limit_stays_between_floor_and_cap_and_errors_are_neutral() -> None:
-    c = AIMDController(AIMDSettings(initial=2, floor=2, cap=5))
+    c = aimd(initial=2, floor=2, cap=5)
     for _ in range(4):
         c.finished(c.started(1), "overload", 0.0)
     assert c.limit == 2
