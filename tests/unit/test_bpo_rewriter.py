@@ -316,10 +316,10 @@ def test_vllm_is_skipped_without_gpu_or_package(seq2seq_dir: Path, monkeypatch: 
     assert bpo_rewriter._vllm_usable() is False
     with pytest.raises(ConfigError, match="vllm"):
         Rewriter.load(seq2seq_dir, backend="vllm")
-    monkeypatch.setattr(bpo_rewriter, "_vllm_usable", lambda: True)
+    monkeypatch.setattr(bpo_rewriter, "_vllm_usable", lambda **_: True)
     with pytest.raises(ConfigError, match="seq2seq"):
         Rewriter.load(seq2seq_dir, backend="vllm")
-    monkeypatch.setattr(bpo_rewriter, "_vllm_usable", lambda: False)
+    monkeypatch.setattr(bpo_rewriter, "_vllm_usable", lambda **_: False)
     assert Rewriter.load(seq2seq_dir, "cpu").backend == "transformers"
     with pytest.raises(ConfigError, match="backend"):
         Rewriter.load(seq2seq_dir, backend="tgi")
@@ -335,7 +335,7 @@ def test_vllm_path_uses_the_engine_backend(causal_dir: Path, monkeypatch: pytest
             made.append({"model": model, **kw})
             super().__init__(model, engine=object(), sampling_params_cls=dict, **kw)
 
-    monkeypatch.setattr(bpo_rewriter, "_vllm_usable", lambda: True)
+    monkeypatch.setattr(bpo_rewriter, "_vllm_usable", lambda **_: True)
     monkeypatch.setattr(vllm_engine, "VLLMEngine", Engine)
     rw = Rewriter.load(causal_dir)  # auto picks vLLM for a decoder-only rewriter with a GPU
     assert rw.backend == "vllm" and isinstance(rw.llm, Engine)

