@@ -8,6 +8,9 @@ Why the journal is enough to resume:
   loop completes that step instead of asking again, and the journal never holds a proposal twice;
 - a ``step_aborted`` step (budget, unreachable server) contributes nothing and is redone.
 
+The records the loop writes (:func:`step_done_record`, :func:`step_aborted_record`) are built here,
+next to the replay that reads them.
+
 The report and tools read runs through :func:`history_from_records`, the same replay, so they
 agree with the optimizer on what counts.
 """
@@ -116,6 +119,27 @@ def replay(records: Iterable[Mapping[str, Any]], direction: str = "min") -> Repl
     nxt = out.history.step + 1
     out.partial = sorted((t for t in pending if t.step == nxt), key=lambda t: t.index)
     return out
+
+
+def step_done_record(
+    step: int, trials: Sequence[Trial], improved: bool, best: Trial | None, usage: dict[str, Any], time: float
+) -> dict[str, Any]:
+    """The ``step_done`` record that commits ``step`` (its ``trial`` records come first)."""
+    n_kept = sum(1 for t in trials if t.status in ("scored", "initial"))
+    return {
+        "event": "step_done", "step": step, "improved": improved,
+        "best": best.text if best else None, "best_score": best.score if best else None,
+        "kept": n_kept, "dropped": len(trials) - n_kept, "usage": usage, "time": time,
+    }  # fmt: skip
+
+
+def step_aborted_record(
+    step: int, reason: str, detail: str, raws: Mapping[int, str], usage: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``step_aborted`` record: the step is redone on resume; its raw answers are kept for
+    inspection only, and the usage so far counts."""
+    return {"event": "step_aborted", "step": step, "reason": reason, "detail": detail,
+            "raw": {str(i): r for i, r in sorted(raws.items())}, "usage": usage}  # fmt: skip
 
 
 def scored_trial(step: int, index: int, text: str, raw: str | None, s: Scored, status: str) -> Trial:

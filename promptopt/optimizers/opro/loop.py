@@ -9,18 +9,14 @@ when the task asks for it (``max_reasks``), asks again for the missing ones — 
 as a ``trial``; ``step_done`` commits the step. A step refused by the budget or cut off from the
 server is recorded as ``step_aborted`` and redone on resume.
 
-Constrained proposals (``constrained``, on by default): when the task declares a proposal shape
-(``proposal_shape`` hook) and the optimizer's backend has a mechanism that can apply it, every
-proposal request carries the shape's Constraint and the meta-prompt's output-format sentence is the
-shape's own, so the prompt asks for exactly what decoding allows. Outputs are parsed and validated
-all the same: a backend that dropped the constraint shows up as unparseable proposals.
+Requests (under the task's proposal shape when ``constrained``) and the re-ask bookkeeping are in
+``proposals.py``, the journal records in ``history.py``, the final report in ``stats.py``.
 
 The loop never prints: it reports through a progress callback.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -33,10 +29,8 @@ from promptopt.llm.base import (
     LLMAuthError,
     LLMConnectionError,
     LLMError,
-    Request,
     raise_if_unreachable,
-    structured_output_of,
-)  # fmt: skip
+)
 from promptopt.llm.budget import Budget
 from promptopt.optimizers.base import (
     LoopState,
@@ -47,32 +41,29 @@ from promptopt.optimizers.base import (
     Trial,
     first_stop,
 )
-from promptopt.optimizers.opro.history import derive_seed, kept, replay, scored_trial, step_rng
-from promptopt.optimizers.opro.meta_prompt import build_meta_prompt, normalise_proposal, top_k
-from promptopt.optimizers.opro.stats import make_result, ranked, result_json
+from promptopt.optimizers.opro.history import (
+    replay,
+    scored_trial,
+    step_aborted_record,
+    step_done_record,
+    step_rng,
+)
+from promptopt.optimizers.opro.proposals import (
+    StepDraft,
+    constrained_shape,
+    proposal_requests,
+    step_meta_prompt,
+)
+from promptopt.optimizers.opro.stats import final_report, make_result, result_json
 from promptopt.runs import Run
 from promptopt.tasks.base import (
     Candidate,
-    ProposalShape,
     Rejected,
     Scored,
     Task,
-    final_report_async,
-    proposal_shape,
     restore_task,
     task_optimum,
-)  # fmt: skip
-
-
-def constrained_shape(constrained: bool, task: Task, llm: LLM) -> tuple[ProposalShape | None, str]:
-    """(the shape proposals are decoded under, the optimizer backend's mechanism that applies it);
-    ``(None, "none")`` when not asked for, when the task declares no shape, or when the backend has
-    no mechanism for any of the shape's forms."""
-    shape = proposal_shape(task) if constrained else None
-    mechanism = structured_output_of(llm)
-    if shape is None or shape.constraint.form_for(mechanism) is None:
-        return None, "none"
-    return shape, mechanism
+)
 
 
 class Aborted(Exception):
@@ -118,69 +109,30 @@ class Loop:
 
     async def _initial_step(self) -> None:
         self._start(0, {"initial": True})
-        done = {t.index: t for t in self.partial}
-        trials: dict[int, Trial] = {}
-        to_score: list[tuple[int, Candidate, str | None]] = []
-        seen: dict[str, int] = {}
+        draft = StepDraft(0, {t.index: t for t in self.partial})
         for i, c in enumerate(self.task.initial_candidates(step_rng(self.seed, 0))):
             self.candidates.setdefault(c.text, c)
-            key = normalise_proposal(c.text)
-            if i in done:
-                trials[i] = done[i]
-            elif key in seen:
-                trials[i] = Trial(0, i, "duplicate", c.text, reason=f"same as step 0 #{seen[key]}")
-            else:
-                to_score.append((i, c, None))
-            seen.setdefault(key, i)
-        await self._score_and_commit(0, trials, to_score, set(done), "initial", {})
+            if not draft.reuse(i):
+                draft.add_unless_duplicate(i, c, None, self.hist.seen)
+        await self._score_and_commit(draft, "initial")
 
     async def _step(self, step: int) -> None:
-        p, rng = self.p, step_rng(self.seed, step)
-        entries = top_k(self.hist.scored, self.task.direction, p["top_k"])
-        exemplars = self.task.exemplars(rng, p["num_exemplars"]) if p["num_exemplars"] > 0 else []
-        desc = self.task.describe()
-        if self.shape is not None:  # ask for exactly what constrained decoding allows
-            desc = dataclasses.replace(desc, output_format=self.shape.output_format)
-        meta = build_meta_prompt(desc, entries, self.task.format_score, exemplars)
+        meta = step_meta_prompt(self.task, self.hist.scored, self.p, self.shape, step_rng(self.seed, step))
         self._start(step, {"meta_prompt": meta})
-        done = {t.index: t for t in self.partial if t.step == step}
-        trials: dict[int, Trial] = {}
-        to_score: list[tuple[int, Candidate, str | None]] = []
-        step_seen: dict[str, int] = {}
-        answers: dict[int, Any] = {}
-        indices = range(p["per_step"])
-        for extra in range(p["max_reasks"] + 1):
-            if extra:  # re-ask for the proposals that did not give a new candidate
-                need = p["per_step"] - sum(1 for t in trials.values() if kept(t)) - len(to_score)
-                if need <= 0:
-                    break
-                indices = range(len(trials) + len(to_score), len(trials) + len(to_score) + need)
-            missing = [i for i in indices if i not in done]
-            answers.update(await self._propose(step, meta, missing, answers))
+        draft = StepDraft(step, {t.index: t for t in self.partial if t.step == step})
+        for indices in draft.rounds(self.p["per_step"], self.p["max_reasks"]):  # re-asks for what was dropped
+            missing = [i for i in indices if i not in draft.done]
+            draft.answers.update(await self._propose(step, meta, missing, draft.answers))
             for i in indices:
-                if i in done:
-                    trials[i] = done[i]
-                    if kept(done[i]):
-                        step_seen.setdefault(normalise_proposal(done[i].text), i)
-                    continue
-                verdict = self._judge(step, i, answers[i], step_seen)
-                if isinstance(verdict, Trial):
-                    trials[i] = verdict
-                else:
-                    to_score.append((i, *verdict))
-        await self._score_and_commit(step, trials, to_score, set(done), "scored", answers)
+                if not draft.reuse(i):
+                    self._judge(draft, i)
+        await self._score_and_commit(draft, "scored")
 
     async def _propose(
         self, step: int, meta: str, indices: list[int], answers: dict[int, Any]
     ) -> dict[int, Any]:
         """Ask for the proposals ``indices`` of ``step`` (one concurrent batch)."""
-        p = self.p
-        requests = [
-            Request.chat(meta, temperature=p["temperature"], max_tokens=p["max_tokens"],
-                         seed=derive_seed(self.seed, step, i),
-                         constraint=self.shape.constraint if self.shape is not None else None)
-            for i in indices
-        ]  # fmt: skip
+        requests = proposal_requests(meta, self.p, self.seed, step, indices, self.shape)
         outputs = await self.llm.agenerate(requests, return_exceptions=True) if requests else []
         got = dict(zip(indices, outputs, strict=True))
         try:
@@ -193,32 +145,24 @@ class Loop:
             self._abort(step, "budget", str(refused[0]), {**answers, **got})
         return got
 
-    def _judge(self, step: int, i: int, res: Any, step_seen: dict[str, int]) -> Trial | tuple[Candidate, str]:
-        """A dropped proposal's Trial, or the (candidate, raw text) to score."""
+    def _judge(self, draft: StepDraft, i: int) -> None:
+        """Parse proposal ``i`` (untrusted text): drop it as failed, unparseable, invalid or
+        duplicate, or queue its candidate for scoring."""
+        res, step = draft.answers[i], draft.step
         if isinstance(res, LLMError):
-            return Trial(step, i, "failed", "", reason=f"{res.__class__.__name__}: {res}")
+            return draft.drop(Trial(step, i, "failed", "", reason=f"{res.__class__.__name__}: {res}"))
         raw = res.text if isinstance(res, Completion) else str(res)
         parsed = self.task.parse(raw)
         if isinstance(parsed, Rejected):
-            return Trial(step, i, parsed.status, "", reason=parsed.reason, raw=raw)
-        key = normalise_proposal(parsed.text)
-        first = self.hist.seen.get(key) or ((step, step_seen[key]) if key in step_seen else None)
-        if first is not None:
-            return Trial(
-                step, i, "duplicate", parsed.text, reason=f"same as step {first[0]} #{first[1]}", raw=raw
-            )
-        step_seen[key] = i
-        self.candidates.setdefault(parsed.text, parsed)
-        return parsed, raw
+            return draft.drop(Trial(step, i, parsed.status, "", reason=parsed.reason, raw=raw))
+        if draft.add_unless_duplicate(i, parsed, raw, self.hist.seen):
+            self.candidates.setdefault(parsed.text, parsed)
 
-    async def _score_and_commit(
-        self, step: int, trials: dict[int, Trial], to_score: list[tuple[int, Candidate, str | None]],
-        reused: set[int], status: str, answers: dict[int, Any],
-    ) -> None:  # fmt: skip
-        scores = await self._score([c for _, c, _ in to_score], step, answers)
-        for (i, c, raw), s in zip(to_score, scores, strict=True):
-            trials[i] = scored_trial(step, i, c.text, raw, s, status)
-        await self._commit(step, trials, reused)
+    async def _score_and_commit(self, draft: StepDraft, status: str) -> None:
+        scores = await self._score([c for _, c, _ in draft.to_score], draft.step, draft.answers)
+        for (i, c, raw), s in zip(draft.to_score, scores, strict=True):
+            draft.trials[i] = scored_trial(draft.step, i, c.text, raw, s, status)
+        await self._commit(draft.step, draft.trials, set(draft.done))
 
     async def _score(self, cands: list[Candidate], step: int, answers: dict[int, Any]) -> list[Scored]:
         if not cands:
@@ -239,17 +183,14 @@ class Loop:
     async def _commit(self, step: int, trials: dict[int, Trial], reused: set[int]) -> None:
         for i in sorted(set(trials) - reused):
             self._record({"event": "trial", "trial": trials[i].to_json()})
-        improved = self.hist.commit_step(step, [trials[i] for i in sorted(trials)])
-        self.partial, after = [], self.hist.best
-        n_kept = sum(1 for t in trials.values() if t.status in ("scored", "initial"))
-        self._record({
-            "event": "step_done", "step": step, "improved": improved,
-            "best": after.text if after else None, "best_score": after.score if after else None,
-            "kept": n_kept, "dropped": len(trials) - n_kept, "usage": self.budget.snapshot(), "time": time.time(),
-        })  # fmt: skip
+        in_order = [trials[i] for i in sorted(trials)]
+        improved = self.hist.commit_step(step, in_order)
+        self.partial = []
+        rec = step_done_record(step, in_order, improved, self.hist.best, self.budget.snapshot(), time.time())
+        self._record(rec)
         if improved:
             self._write_result("running", "")
-        self._emit("step_done", step, kept=n_kept, dropped=len(trials) - n_kept, improved=improved)
+        self._emit("step_done", step, kept=rec["kept"], dropped=rec["dropped"], improved=improved)
 
     # -- bookkeeping
     def _start(self, step: int, extra: dict[str, Any]) -> None:
@@ -277,19 +218,10 @@ class Loop:
         raise Aborted(reason, detail)
 
     def _record_abort(self, step: int, reason: str, detail: str, answers: dict[int, Any]) -> None:
-        raws = {str(i): r.text for i, r in sorted(answers.items()) if isinstance(r, Completion)}
-        self._record({"event": "step_aborted", "step": step, "reason": reason, "detail": detail,
-                      "raw": raws, "usage": self.budget.snapshot()})  # fmt: skip
+        raws = {i: r.text for i, r in answers.items() if isinstance(r, Completion)}
+        self._record(step_aborted_record(step, reason, detail, raws, self.budget.snapshot()))
 
     # -- results
-    def _candidate_of(self, t: Trial) -> Candidate | None:
-        c = self.candidates.get(t.text)
-        if c is None and t.raw is not None:
-            parsed = self.task.parse(t.raw)
-            if isinstance(parsed, Candidate):
-                c = self.candidates.setdefault(parsed.text, parsed)
-        return c
-
     def _write_result(self, code: str, detail: str, task_report: dict[str, Any] | None = None) -> Result:
         optimum = task_optimum(self.task)
         result = make_result(self.hist, code, detail, self.budget.snapshot(), optimum, task_report)
@@ -299,11 +231,7 @@ class Loop:
         return result
 
     async def _finish(self, code: str, detail: str) -> Result:
-        report = None
-        best = self._candidate_of(self.hist.best) if self.hist.best is not None else None
-        if best is not None:  # ranked comes from the history: a resumed run reports the same
-            ranks = ranked(self.hist.trials, self.task.direction, self._candidate_of)
-            report = await final_report_async(self.task, best, ranks)
+        report = await final_report(self.task, self.hist, self.candidates)
         steps = max(self.hist.step, 0)
         self._record({"event": "run_finished", "stop_reason": code, "detail": detail, "steps": steps})
         return self._write_result(code, detail, report)

@@ -49,7 +49,8 @@ from promptopt.optimizers.base import (
     task_run_config,
 )
 from promptopt.optimizers.opro.history import derive_seed, history_from_records, step_rng
-from promptopt.optimizers.opro.loop import Loop, constrained_shape
+from promptopt.optimizers.opro.loop import Loop
+from promptopt.optimizers.opro.proposals import constrained_shape
 from promptopt.runs import Run, StopFlag, read_run_config, redact
 from promptopt.tasks.base import (
     DEFAULT_SCORER,

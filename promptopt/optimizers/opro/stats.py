@@ -12,7 +12,7 @@ from typing import Any
 
 from promptopt.optimizers.base import Result, Trial, reaches
 from promptopt.optimizers.opro.history import History
-from promptopt.tasks.base import Candidate
+from promptopt.tasks.base import Candidate, Task, final_report_async
 
 
 def search_stats(trials: Sequence[Trial], direction: str, optimum: float | None) -> dict[str, Any]:
@@ -61,6 +61,26 @@ def ranked(
             seen.add(c.text)
             out.append((c, float(t.score)))  # type: ignore[arg-type]
     return out
+
+
+async def final_report(task: Task, hist: History, candidates: dict[str, Candidate]) -> dict[str, Any] | None:
+    """The task's final report on the best candidate, with every scored one ranked (``None``
+    before any). ``candidates`` maps canonical text to candidate; one missing from it (proposed
+    by an earlier process) is re-parsed from its trial's raw text and added."""
+
+    def candidate_of(t: Trial) -> Candidate | None:
+        c = candidates.get(t.text)
+        if c is None and t.raw is not None:
+            parsed = task.parse(t.raw)
+            if isinstance(parsed, Candidate):
+                c = candidates.setdefault(parsed.text, parsed)
+        return c
+
+    best = candidate_of(hist.best) if hist.best is not None else None
+    if best is None:
+        return None
+    # ranked comes from the history: a resumed run reports the same
+    return await final_report_async(task, best, ranked(hist.trials, hist.direction, candidate_of))
 
 
 def make_result(
