@@ -27,6 +27,7 @@ check the folder's settings, continue).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -540,4 +541,6 @@ def write_summary(summary: EvalSummary, out_dir: str | Path) -> None:
     out = Path(out_dir)
     atomic_write_json(out / SUMMARY_JSON, summary.to_json())
     atomic_write_text(out / SUMMARY_MD, summary_markdown(summary))
+    if importlib.util.find_spec("matplotlib") is None:  # the chart is the plot extra's; the
+        return  # figures are in the files above, and a finished evaluation must not end in an error
     plot_winrate(summary, out / CHART_FILE)

@@ -69,3 +69,17 @@ def test_explicit_vllm_rewriter_backend_works_without_a_gpu(
     with pytest.raises(Exception, match=r"pip install 'promptopt\[vllm\]'"):
         Rewriter.load(base, backend="vllm")
     assert bpo_rewriter._vllm_usable(need_gpu=False) is False
+
+
+def test_bpo_eval_summary_is_written_without_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found running `bpo eval` in the vLLM venv: a finished evaluation ended in 'internal error:
+    No module named matplotlib' when writing its chart. The chart is the plot extra's; the
+    summary files carry the figures."""
+    from promptopt.evaluators import pairwise_eval
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    pairwise_eval.write_summary(pairwise_eval.EvalSummary(), tmp_path)
+    assert (tmp_path / pairwise_eval.SUMMARY_JSON).is_file()
+    assert not (tmp_path / pairwise_eval.CHART_FILE).exists()
