@@ -33,19 +33,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, DataError
-from promptopt.journal import Journal, RoutedJournal, redact
+from promptopt.journal import redact
 from promptopt.llm.base import LLM, Completion, Request, run_sync
+from promptopt.optimizers.bpo.jobs import config_path as config_path  # re-exported: tests, callers
+from promptopt.optimizers.bpo.jobs import dropped_path, run_kept_dropped
 from promptopt.optimizers.bpo.pairs import LoadedPairs, PreferencePair, load_pairs
-from promptopt.parallel import MapReport, Outcome, resumable_map
-from promptopt.records import read_json_object, read_records
-from promptopt.runs import atomic_write_json
+from promptopt.parallel import Outcome
+from promptopt.records import read_records
 
 MARKER = "Optimized Instruction:"
 END_MARKER = "[END]"
@@ -241,26 +241,7 @@ def item_seed(seed: int, ident: str) -> int:
     return int(hashlib.sha256(f"{seed}:{ident}".encode()).hexdigest()[:8], 16) % (2**31)
 
 
-def dropped_path(out: str | Path) -> Path:
-    """Where dropped records go: ``data.jsonl`` → ``data.dropped.jsonl``."""
-    p = Path(out)
-    stem = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.stem
-    return p.with_name(f"{stem}.dropped.jsonl")
-
-
-def config_path(out: str | Path) -> Path:
-    """Where a build's settings go: ``data.jsonl`` → ``data.config.json`` (checked on a rerun)."""
-    p = Path(out)
-    stem = p.name[: -len(".jsonl")] if p.name.endswith(".jsonl") else p.stem
-    return p.with_name(f"{stem}.config.json")
-
-
-RETRYABLE = frozenset({"llm_error"})
-
-
-def _is_decided(record: Mapping[str, Any]) -> bool:
-    """A pair is done unless its latest record is a retryable drop (the model call failed)."""
-    return not (record.get("status") == "dropped" and record.get("reason") in RETRYABLE)
+RETRYABLE = frozenset({"llm_error"})  # drops a rerun asks again: the model call failed
 
 
 @dataclass
@@ -376,25 +357,6 @@ class _Decider:
         return Outcome(rec)
 
 
-def check_build_settings(out: str | Path, settings: Mapping[str, Any]) -> Path:
-    """Refuse to mix records built with other settings into ``out``; returns the settings file.
-
-    Read-only: :func:`abuild_rewrite_data` writes the file once the build starts. Outputs from
-    before the settings file existed are accepted as they are.
-    """
-    path = config_path(out)
-    if path.exists():
-        have = read_json_object(path, error=DataError, what="build settings")
-        wanted = json.loads(json.dumps(redact(dict(settings)), default=str))
-        diff = sorted(k for k in set(have) | set(wanted) if have.get(k) != wanted.get(k))
-        if diff:
-            raise DataError(
-                f"{out} was built with other settings ({', '.join(diff)} differ; see {path.name}); "
-                "choose another --out or pass the same settings"
-            )
-    return path
-
-
 async def abuild_rewrite_data(
     pairs: Iterable[PreferencePair],
     llm: LLM,
@@ -406,61 +368,46 @@ async def abuild_rewrite_data(
 ) -> BuildReport:
     """Build (prompt, optimized_prompt) records from ``pairs`` into ``out`` (resumable).
 
-    Pairs go through :func:`promptopt.parallel.resumable_map` in batches of ``config.concurrency``
-    (one batched ``agenerate`` each); every result is filtered and appended durably, kept ones to
+    Pairs go through :func:`~promptopt.optimizers.bpo.jobs.run_kept_dropped` in batches of
+    ``config.concurrency`` (one batched ``agenerate`` each); every result is filtered and appended durably, kept ones to
     ``out`` and dropped ones to its ``.dropped.jsonl`` sibling. The model and sampling settings are
     stored beside ``out`` (``.config.json``) and must match on a rerun. ``progress(done, total,
     report)`` is called after every batch; ``should_stop()`` is polled between batches.
     """
     cfg = config or BuildConfig()
-    start = time.monotonic()
     name = str(getattr(llm, "name", ""))
-    settings = {"model": name, **cfg.settings()}
-    settings_file = check_build_settings(out, settings)
-    report = BuildReport(out=str(out), dropped_out=str(dropped_path(out)))
-    journals = {
-        "dropped": Journal(dropped_path(out), error=DataError),  # first: a later kept record wins
-        "kept": Journal(out, error=DataError),
-    }
-    with RoutedJournal(journals, lambda r: "kept" if r.get("status") == "kept" else "dropped") as log:
-        if not settings_file.exists():
-            atomic_write_json(settings_file, redact(settings))
-        kept = {prompt_dedup_key(str(r.get("prompt", ""))) for r in journals["kept"].records}
-        decide = _Decider(name, kept)
+    decide = _Decider(name, set())
 
-        async def run_batch(batch: list[PreferencePair]) -> list[Outcome]:
-            requests = [
-                Request.chat(
-                    render_prompt(pair, cfg.templates),
-                    temperature=cfg.temperature,
-                    max_tokens=cfg.max_tokens,
-                    stop=(END_MARKER,),  # nothing after the marked instruction is used
-                    seed=item_seed(cfg.seed, pair_id(pair)),
-                )
-                for pair in batch
-            ]
-            results = await llm.agenerate(requests, return_exceptions=True)
-            return [decide(pair, res) for pair, res in zip(batch, results, strict=True)]
+    def remember(kept: Sequence[Mapping[str, Any]]) -> None:
+        decide.kept_prompts.update(prompt_dedup_key(str(r.get("prompt", ""))) for r in kept)
 
-        def on_batch(done: int, total: int, m: MapReport[PreferencePair]) -> None:
-            report.count(m.latest)
-            if progress is not None:
-                progress(done, total, report)
+    async def run_batch(batch: list[PreferencePair]) -> list[Outcome]:
+        requests = [
+            Request.chat(
+                render_prompt(pair, cfg.templates),
+                temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
+                stop=(END_MARKER,),  # nothing after the marked instruction is used
+                seed=item_seed(cfg.seed, pair_id(pair)),
+            )
+            for pair in batch
+        ]
+        results = await llm.agenerate(requests, return_exceptions=True)
+        return [decide(pair, res) for pair, res in zip(batch, results, strict=True)]
 
-        m = await resumable_map(
-            pairs,
-            run_batch,
-            log,
-            key=pair_id,
-            concurrency=cfg.concurrency,
-            stop=should_stop,
-            progress=on_batch,
-            is_done=_is_decided,
-        )
-    report.count(m.latest)
-    report.resumed, report.processed, report.stopped = m.resumed, m.processed, m.stopped
-    report.seconds = time.monotonic() - start
-    return report
+    return await run_kept_dropped(
+        pairs,
+        run_batch,
+        out,
+        {"model": name, **cfg.settings()},
+        BuildReport(out=str(out), dropped_out=str(dropped_path(out))),
+        key=pair_id,
+        concurrency=cfg.concurrency,
+        retryable=RETRYABLE,
+        progress=progress,
+        should_stop=should_stop,
+        on_open=remember,
+    )
 
 
 def build_rewrite_data(

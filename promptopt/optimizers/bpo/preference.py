@@ -30,19 +30,17 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from promptopt.errors import ConfigError, DataError
-from promptopt.journal import Journal, RoutedJournal, redact
+from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM, BudgetExceededError, Request, run_sync
-from promptopt.optimizers.bpo.build import BuildReport, check_build_settings, dropped_path
+from promptopt.optimizers.bpo.build import BuildReport
+from promptopt.optimizers.bpo.jobs import dropped_path, run_kept_dropped
 from promptopt.optimizers.bpo.rewriter import RewriteSettings, select_candidates
-from promptopt.parallel import MapReport, Outcome, resumable_map
-from promptopt.runs import atomic_write_json
+from promptopt.parallel import Outcome
 
 __all__ = [
     "PairwiseRanker",
@@ -205,11 +203,7 @@ def prompt_id(prompt: str) -> str:
     return hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:24]
 
 
-RETRYABLE = frozenset({"llm_error", "judge_error"})
-
-
-def _is_decided(record: Any) -> bool:
-    return not (record.get("status") == "dropped" and record.get("reason") in RETRYABLE)
+RETRYABLE = frozenset({"llm_error", "judge_error"})  # drops a rerun asks again
 
 
 def pick_pair(scores: Scores) -> tuple[int, int] | None:
@@ -326,39 +320,20 @@ async def abuild_preferences(
     :func:`as_ranker`. Returns the counts of kept rows and dropped prompts per reason.
     """
     cfg = config or PrefConfig()
-    start = time.monotonic()
     ranker = as_ranker(judge)
-    step = _Step(rewriter, target, ranker, cfg)
     settings = {"rewriter": _name(rewriter), "target": _name(target), "judge": ranker.name, **cfg.settings()}
-    settings_file = check_build_settings(out, settings)
-    report = BuildReport(out=str(out), dropped_out=str(dropped_path(out)))
-    journals = {
-        "dropped": Journal(dropped_path(out), error=DataError),  # first: a later kept record wins
-        "kept": Journal(out, error=DataError),
-    }
-    with RoutedJournal(journals, lambda r: "kept" if r.get("status") == "kept" else "dropped") as log:
-        if not settings_file.exists():
-            atomic_write_json(settings_file, redact(settings))
-
-        def on_batch(done: int, total: int, m: MapReport[str]) -> None:
-            report.count(m.latest)
-            if progress is not None:
-                progress(done, total, report)
-
-        m = await resumable_map(
-            [p for p in prompts if p.strip()],
-            step,
-            log,
-            key=prompt_id,
-            concurrency=cfg.concurrency,
-            stop=should_stop,
-            progress=on_batch,
-            is_done=_is_decided,
-        )
-    report.count(m.latest)
-    report.resumed, report.processed, report.stopped = m.resumed, m.processed, m.stopped
-    report.seconds = time.monotonic() - start
-    return report
+    return await run_kept_dropped(
+        [p for p in prompts if p.strip()],
+        _Step(rewriter, target, ranker, cfg),
+        out,
+        settings,
+        BuildReport(out=str(out), dropped_out=str(dropped_path(out))),
+        key=prompt_id,
+        concurrency=cfg.concurrency,
+        retryable=RETRYABLE,
+        progress=progress,
+        should_stop=should_stop,
+    )
 
 
 def build_preferences(

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,12 +36,11 @@ from typing import Any
 
 from promptopt.errors import ConfigError, DataError, UnknownNameError
 from promptopt.evaluators.judge import JudgeItem, PairJudgement, PairwiseJudge
-from promptopt.journal import Journal, RoutedJournal, redact
 from promptopt.llm.base import LLM, BudgetExceededError, Completion, Request, run_sync
-from promptopt.optimizers.bpo.build import check_build_settings, dropped_path, item_seed
-from promptopt.parallel import MapReport, Outcome, resumable_map
+from promptopt.optimizers.bpo.build import item_seed
+from promptopt.optimizers.bpo.jobs import dropped_path, run_kept_dropped
+from promptopt.parallel import Outcome
 from promptopt.records import load_rows, read_text
-from promptopt.runs import atomic_write_json
 
 # --------------------------------------------------------------------------- cues
 
@@ -245,11 +243,7 @@ class RLCDConfig:
         }
 
 
-RETRYABLE = frozenset({"llm_error", "judge_error"})
-
-
-def _is_decided(record: Mapping[str, Any]) -> bool:
-    return not (record.get("status") == "dropped" and record.get("reason") in RETRYABLE)
+RETRYABLE = frozenset({"llm_error", "judge_error"})  # drops a rerun asks again
 
 
 @dataclass
@@ -352,75 +346,56 @@ async def abuild_pairs(
     """
     cfg = config or RLCDConfig()
     cues = cue_pair(cfg.cues)
-    start = time.monotonic()
     settings: dict[str, Any] = {
         "model": str(getattr(llm, "name", "")),
         **cfg.settings(),
         "judge": None if judge is None else str(getattr(judge.llm, "name", "")),
         "judge_max_tokens": None if judge is None else judge.max_tokens,
     }
-    settings_file = check_build_settings(out, settings)
-    report = PairsReport(out=str(out), dropped_out=str(dropped_path(out)))
-    journals = {
-        "dropped": Journal(dropped_path(out), error=DataError),  # first: a later kept record wins
-        "kept": Journal(out, error=DataError),
-    }
-    with RoutedJournal(journals, lambda r: "kept" if r.get("status") == "kept" else "dropped") as log:
-        if not settings_file.exists():
-            atomic_write_json(settings_file, redact(settings))
 
-        async def run_batch(batch: list[PromptItem]) -> list[Outcome]:
-            requests = [
-                Request.chat(
-                    render_cue_prompt(item, cue),
-                    system=RLCD_SYSTEM,
-                    temperature=cfg.temperature,
-                    max_tokens=cfg.max_tokens,
-                    seed=item_seed(cfg.seed, prompt_id(item)),
-                )
-                for item in batch
-                for cue in (cues.positive, cues.negative)
+    async def run_batch(batch: list[PromptItem]) -> list[Outcome]:
+        requests = [
+            Request.chat(
+                render_cue_prompt(item, cue),
+                system=RLCD_SYSTEM,
+                temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
+                seed=item_seed(cfg.seed, prompt_id(item)),
+            )
+            for item in batch
+            for cue in (cues.positive, cues.negative)
+        ]
+        answers = await llm.agenerate(requests, return_exceptions=True)
+        sides = [(answers[2 * k], answers[2 * k + 1]) for k in range(len(batch))]
+        judged: dict[int, PairJudgement | BaseException] = {}
+        if judge is not None:
+            todo = [
+                k for k, (p, n) in enumerate(sides)
+                if isinstance(p, Completion) and isinstance(n, Completion)
+                and p.text.strip() and n.text.strip() and p.text.strip() != n.text.strip()
+            ]  # fmt: skip
+            items = [
+                JudgeItem(batch[k].text, sides[k][1].text.strip(), sides[k][0].text.strip()) for k in todo
             ]
-            answers = await llm.agenerate(requests, return_exceptions=True)
-            sides = [(answers[2 * k], answers[2 * k + 1]) for k in range(len(batch))]
-            judged: dict[int, PairJudgement | BaseException] = {}
-            if judge is not None:
-                todo = [
-                    k for k, (p, n) in enumerate(sides)
-                    if isinstance(p, Completion) and isinstance(n, Completion)
-                    and p.text.strip() and n.text.strip() and p.text.strip() != n.text.strip()
-                ]  # fmt: skip
-                items = [
-                    JudgeItem(batch[k].text, sides[k][1].text.strip(), sides[k][0].text.strip()) for k in todo
-                ]
-                try:
-                    got: Sequence[PairJudgement | BaseException] = (
-                        await judge.acompare(items) if items else []
-                    )
-                except BudgetExceededError as exc:
-                    got = [exc] * len(items)
-                judged = dict(zip(todo, got, strict=True))
-            return [decide(item, cfg.cues, *sides[k], judged.get(k)) for k, item in enumerate(batch)]
+            try:
+                got: Sequence[PairJudgement | BaseException] = await judge.acompare(items) if items else []
+            except BudgetExceededError as exc:
+                got = [exc] * len(items)
+            judged = dict(zip(todo, got, strict=True))
+        return [decide(item, cfg.cues, *sides[k], judged.get(k)) for k, item in enumerate(batch)]
 
-        def on_batch(done: int, total: int, m: MapReport[PromptItem]) -> None:
-            report.count(m.latest)
-            if progress is not None:
-                progress(done, total, report)
-
-        m = await resumable_map(
-            prompts,
-            run_batch,
-            log,
-            key=prompt_id,
-            concurrency=cfg.concurrency,
-            stop=should_stop,
-            progress=on_batch,
-            is_done=_is_decided,
-        )
-    report.count(m.latest)
-    report.resumed, report.processed, report.stopped = m.resumed, m.processed, m.stopped
-    report.seconds = time.monotonic() - start
-    return report
+    return await run_kept_dropped(
+        prompts,
+        run_batch,
+        out,
+        settings,
+        PairsReport(out=str(out), dropped_out=str(dropped_path(out))),
+        key=prompt_id,
+        concurrency=cfg.concurrency,
+        retryable=RETRYABLE,
+        progress=progress,
+        should_stop=should_stop,
+    )
 
 
 def build_pairs(prompts: Iterable[PromptItem], llm: LLM, out: str | Path, **kwargs: Any) -> PairsReport:
