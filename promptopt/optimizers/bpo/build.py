@@ -41,8 +41,9 @@ from typing import Any
 from promptopt.errors import ConfigError, DataError
 from promptopt.journal import redact
 from promptopt.llm.base import LLM, Completion, Request, run_sync
+from promptopt.optimizers.bpo.jobs import check_limit, run_kept_dropped
 from promptopt.optimizers.bpo.jobs import config_path as config_path  # re-exported: tests, callers
-from promptopt.optimizers.bpo.jobs import dropped_path, run_kept_dropped
+from promptopt.optimizers.bpo.jobs import dropped_path as dropped_path  # re-exported: tests, callers
 from promptopt.optimizers.bpo.pairs import LoadedPairs, PreferencePair, load_pairs
 from promptopt.parallel import Outcome
 from promptopt.records import read_records
@@ -400,7 +401,7 @@ async def abuild_rewrite_data(
         run_batch,
         out,
         {"model": name, **cfg.settings()},
-        BuildReport(out=str(out), dropped_out=str(dropped_path(out))),
+        BuildReport,
         key=pair_id,
         concurrency=cfg.concurrency,
         retryable=RETRYABLE,
@@ -444,8 +445,7 @@ class BuildDataJob:
     cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"--limit must be a positive integer, got {self.limit}")
+        check_limit(self.limit)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping, Se
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from promptopt.errors import DataError
+from promptopt.errors import ConfigError, DataError
 from promptopt.journal import Journal, RoutedJournal, redact
 from promptopt.parallel import MapReport, Outcome, resumable_map
 from promptopt.records import read_json_object
@@ -77,6 +77,12 @@ def check_build_settings(out: str | Path, settings: Mapping[str, Any]) -> Path:
     return path
 
 
+def check_limit(limit: int | None) -> None:
+    """The jobs' shared ``--limit`` rule (how many input rows to use; None: all)."""
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be a positive integer, got {limit}")
+
+
 def decided_unless(retryable: frozenset[str]) -> Callable[[Mapping[str, Any]], bool]:
     """``is_done`` for a build: an item is done unless its latest record is a drop whose reason is
     in ``retryable`` (a failed model or judge call, worth asking again on a rerun)."""
@@ -96,7 +102,7 @@ async def run_kept_dropped(
     fn: Callable[[list[T]], Awaitable[Sequence[Outcome]]],
     out: str | Path,
     settings: Mapping[str, Any],
-    report: R,
+    report_type: Callable[..., R],
     *,
     key: Callable[[T], Hashable],
     concurrency: int,
@@ -105,7 +111,8 @@ async def run_kept_dropped(
     should_stop: Callable[[], bool] | None = None,
     on_open: Callable[[Sequence[Mapping[str, Any]]], None] | None = None,
 ) -> R:
-    """Run (or continue) a kept/dropped build of ``items`` into ``out`` and fill in ``report``.
+    """Run (or continue) a kept/dropped build of ``items`` into ``out``; returns its report, a
+    ``report_type(out=..., dropped_out=...)`` whose counts include what earlier runs decided.
 
     The settings are checked against an earlier run's before anything is opened, and written once
     both journals opened. ``on_open(kept_records)`` sees the kept records of earlier runs before
@@ -114,6 +121,7 @@ async def run_kept_dropped(
     """
     start = time.monotonic()
     settings_file = check_build_settings(out, settings)
+    report = report_type(out=str(out), dropped_out=str(dropped_path(out)))
     journals = {
         "dropped": Journal(dropped_path(out), error=DataError),  # first: a later kept record wins
         "kept": Journal(out, error=DataError),

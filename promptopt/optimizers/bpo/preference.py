@@ -38,7 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM, BudgetExceededError, Request, run_sync
 from promptopt.optimizers.bpo.build import BuildReport
-from promptopt.optimizers.bpo.jobs import dropped_path, run_kept_dropped
+from promptopt.optimizers.bpo.jobs import run_kept_dropped
 from promptopt.optimizers.bpo.rewriter import RewriteSettings, select_candidates
 from promptopt.parallel import Outcome
 
@@ -327,7 +327,7 @@ async def abuild_preferences(
         _Step(rewriter, target, ranker, cfg),
         out,
         settings,
-        BuildReport(out=str(out), dropped_out=str(dropped_path(out))),
+        BuildReport,
         key=prompt_id,
         concurrency=cfg.concurrency,
         retryable=RETRYABLE,

@@ -38,7 +38,7 @@ from promptopt.errors import ConfigError, DataError, UnknownNameError
 from promptopt.evaluators.judge import JudgeItem, PairJudgement, PairwiseJudge
 from promptopt.llm.base import LLM, BudgetExceededError, Completion, Request, run_sync
 from promptopt.optimizers.bpo.build import item_seed
-from promptopt.optimizers.bpo.jobs import dropped_path, run_kept_dropped
+from promptopt.optimizers.bpo.jobs import check_limit, run_kept_dropped
 from promptopt.parallel import Outcome
 from promptopt.records import load_rows, read_text
 
@@ -389,7 +389,7 @@ async def abuild_pairs(
         run_batch,
         out,
         settings,
-        PairsReport(out=str(out), dropped_out=str(dropped_path(out))),
+        PairsReport,
         key=prompt_id,
         concurrency=cfg.concurrency,
         retryable=RETRYABLE,
@@ -422,8 +422,7 @@ class BuildPairsJob:
     cache: bool = True
 
     def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"--limit must be a positive integer, got {self.limit}")
+        check_limit(self.limit)
 
 
 @dataclass
