@@ -23,10 +23,10 @@ import logging
 import os
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from promptopt.errors import ConfigError, DataError
 from promptopt.extras import require
@@ -64,6 +64,8 @@ __all__ = [
 CHECKPOINT_PREFIX = "checkpoint-"
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- data
@@ -267,8 +269,9 @@ def last_checkpoint(out_dir: str | Path) -> str | None:
 # --------------------------------------------------------------------------- training
 
 
-def split_pairs(pairs: Sequence[Pair], ratio: float, seed: int) -> tuple[list[Pair], list[Pair]]:
-    """A seeded held-out split: at least one validation example when ratio > 0 and there are 2+."""
+def split_pairs(pairs: Sequence[T], ratio: float, seed: int) -> tuple[list[T], list[T]]:
+    """A seeded held-out split: at least one validation example when ratio > 0 and there are 2+.
+    (SFT pairs and preference rows alike.)"""
     items = list(pairs)
     if ratio <= 0 or len(items) < 2:
         return items, []
@@ -407,6 +410,75 @@ def _check_out_dir(cfg: TrainConfig) -> str | None:
     return None
 
 
+def rewriter_setup(cfg: TrainConfig, family: Family) -> tuple[Any, RewriterConfig, PromptEncoder]:
+    """Tokenizer, the rewriter config saved with the model, and the encoder that fills its template:
+    what SFT and preference training both build before their data (the same ids ``bpo rewrite``
+    feeds the model). A causal tokenizer pads on the right for training (rewriting pads left)."""
+    tokenizer = _load_tokenizer(cfg.base_model)
+    rw_cfg = RewriterConfig(
+        family=family,
+        template=cfg.template,
+        use_chat_template=cfg.use_chat_template,
+        max_length=cfg.max_length,
+        base_model=cfg.base_model,
+    )
+    encoder = PromptEncoder(tokenizer, rw_cfg)
+    if family == "causal":
+        tokenizer.padding_side = "right"  # training pads on the right; rewriting on the left
+    return tokenizer, rw_cfg, encoder
+
+
+def load_split(cfg: TrainConfig, load: Callable[[str], list[T]]) -> tuple[list[T], list[T]]:
+    """(train, validation) rows: ``cfg.data`` cut to ``--limit``, then ``--val-data`` when given,
+    else a seeded ``--val-ratio`` split of the data."""
+    rows = load(cfg.data)
+    if cfg.limit is not None:
+        rows = rows[: cfg.limit]
+    if cfg.val_data:
+        return rows, load(cfg.val_data)
+    return split_pairs(rows, cfg.val_ratio, cfg.seed)
+
+
+def train_and_save(
+    trainer: Any,
+    args: Any,
+    cfg: TrainConfig,
+    rw_cfg: RewriterConfig,
+    tokenizer: Any,
+    train_examples: int,
+    val_examples: int,
+    *,
+    resume_from: str | None,
+) -> TrainReport:
+    """Train (continuing ``resume_from``), evaluate when there is validation data, save the
+    rewriter directory and return the report: the same for SFT, DPO and ORPO."""
+    out = trainer.train(resume_from_checkpoint=resume_from)
+    eval_loss = None
+    metrics = dict(out.metrics)
+    if val_examples:  # there is an eval dataset
+        ev = trainer.evaluate()
+        eval_loss = ev.get("eval_loss")
+        metrics.update(ev)
+    accumulation = int(args.gradient_accumulation_steps)
+    report = TrainReport(
+        out_dir=str(cfg.out_dir),
+        family=rw_cfg.family,
+        train_examples=train_examples,
+        val_examples=val_examples,
+        steps=int(trainer.state.global_step),
+        train_loss=metrics.get("train_loss"),
+        eval_loss=eval_loss,
+        train_seconds=float(metrics.get("train_runtime", 0.0)),
+        steps_per_second=metrics.get("train_steps_per_second"),
+        resumed_from=resume_from,
+        metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
+        effective_batch_size=cfg.batch_size * accumulation * int(args.world_size),
+        gradient_accumulation_steps=accumulation,
+    )
+    _save(trainer, tokenizer, rw_cfg, cfg, report)
+    return report
+
+
 def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainReport:
     """Train a rewriter as ``cfg`` says and save it to ``cfg.out_dir``.
 
@@ -422,25 +494,8 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
         require(module, "train")
     resume_from = _check_out_dir(cfg)
     family = detect_family(cfg.base_model)
-    tokenizer = _load_tokenizer(cfg.base_model)
-    rw_cfg = RewriterConfig(
-        family=family,
-        template=cfg.template,
-        use_chat_template=cfg.use_chat_template,
-        max_length=cfg.max_length,
-        base_model=cfg.base_model,
-    )
-    encoder = PromptEncoder(tokenizer, rw_cfg)
-
-    pairs = load_pairs(cfg.data)
-    if cfg.limit is not None:
-        pairs = pairs[: cfg.limit]
-    if cfg.val_data:
-        train_pairs, val_pairs = pairs, load_pairs(cfg.val_data)
-    else:
-        train_pairs, val_pairs = split_pairs(pairs, cfg.val_ratio, cfg.seed)
-    if family == "causal":
-        tokenizer.padding_side = "right"  # training pads on the right; rewriting on the left
+    tokenizer, rw_cfg, encoder = rewriter_setup(cfg, family)
+    train_pairs, val_pairs = load_split(cfg, load_pairs)
     train_ds = _tokenize(train_pairs, encoder, family, cfg)
     val_ds = _tokenize(val_pairs, encoder, family, cfg) if val_pairs else None
     args = trainer_arguments(cfg, family, val_ds is not None)  # fail on bad arguments before loading
@@ -464,32 +519,9 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
         **{"processing_class" if _transformers_version() >= (4, 46) else "tokenizer": tokenizer},
         callbacks=list(callbacks),
     )
-    out = trainer.train(resume_from_checkpoint=resume_from)
-    eval_loss = None
-    metrics = dict(out.metrics)
-    if val_ds is not None:
-        ev = trainer.evaluate()
-        eval_loss = ev.get("eval_loss")
-        metrics.update(ev)
-
-    accumulation = int(args.gradient_accumulation_steps)
-    report = TrainReport(
-        out_dir=str(cfg.out_dir),
-        family=family,
-        train_examples=len(train_pairs),
-        val_examples=len(val_pairs),
-        steps=int(trainer.state.global_step),
-        train_loss=metrics.get("train_loss"),
-        eval_loss=eval_loss,
-        train_seconds=float(metrics.get("train_runtime", 0.0)),
-        steps_per_second=metrics.get("train_steps_per_second"),
-        resumed_from=resume_from,
-        metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
-        effective_batch_size=cfg.batch_size * accumulation * int(args.world_size),
-        gradient_accumulation_steps=accumulation,
+    return train_and_save(
+        trainer, args, cfg, rw_cfg, tokenizer, len(train_pairs), len(val_pairs), resume_from=resume_from
     )
-    _save(trainer, tokenizer, rw_cfg, cfg, report)
-    return report
 
 
 def _checkpoint_dtype(base_model: str) -> Any:

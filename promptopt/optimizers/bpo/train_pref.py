@@ -34,14 +34,15 @@ from typing import Any
 
 from promptopt.errors import ConfigError, DataError
 from promptopt.extras import require
-from promptopt.optimizers.bpo.templates import Family, PromptEncoder, RewriterConfig, detect_family
+from promptopt.optimizers.bpo.templates import Family, PromptEncoder, detect_family
 from promptopt.optimizers.bpo.train import (
     TrainReport,
     _check_out_dir,
     _load_model,
-    _load_tokenizer,
-    _save,
+    load_split,
     lora_config,
+    rewriter_setup,
+    train_and_save,
     trainer_arguments,
 )
 from promptopt.optimizers.bpo.train_config import TrainConfig
@@ -246,17 +247,6 @@ def _checkpointing(cfg: TrainConfig, config_cls: Any) -> dict[str, Any]:
     return {key: cfg.gradient_checkpointing}
 
 
-def _split(prefs: list[Preference], ratio: float, seed: int) -> tuple[list[Preference], list[Preference]]:
-    import random
-
-    items = list(prefs)
-    if ratio <= 0 or len(items) < 2:
-        return items, []
-    random.Random(seed).shuffle(items)
-    n_val = min(len(items) - 1, max(1, round(len(items) * ratio)))
-    return items[n_val:], items[:n_val]
-
-
 def train_preference(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainReport:
     """Train a rewriter with DPO or ORPO as ``cfg`` says; save it like SFT to ``cfg.out_dir``.
 
@@ -269,24 +259,8 @@ def train_preference(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Trai
     family = detect_family(cfg.base_model)
     check_method(cfg.method, family)
     resume_from = _check_out_dir(cfg)
-    tokenizer = _load_tokenizer(cfg.base_model)
-    rw_cfg = RewriterConfig(
-        family=family,
-        template=cfg.template,
-        use_chat_template=cfg.use_chat_template,
-        max_length=cfg.max_length,
-        base_model=cfg.base_model,
-    )
-    encoder = PromptEncoder(tokenizer, rw_cfg)
-    prefs = load_preferences(cfg.data)
-    if cfg.limit is not None:
-        prefs = prefs[: cfg.limit]
-    if cfg.val_data:
-        train_prefs, val_prefs = prefs, load_preferences(cfg.val_data)
-    else:
-        train_prefs, val_prefs = _split(prefs, cfg.val_ratio, cfg.seed)
-    if family == "causal":
-        tokenizer.padding_side = "right"
+    tokenizer, rw_cfg, encoder = rewriter_setup(cfg, family)
+    train_prefs, val_prefs = load_split(cfg, load_preferences)
     train_ds = _dataset(train_prefs, encoder, family, cfg)
     val_ds = _dataset(val_prefs, encoder, family, cfg) if val_prefs else None
 
@@ -325,28 +299,6 @@ def train_preference(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Trai
         peft_config=lora_config(cfg, family) if cfg.lora else None,
         callbacks=list(callbacks),
     )
-    out = trainer.train(resume_from_checkpoint=resume_from)
-    metrics = dict(out.metrics)
-    eval_loss = None
-    if val_ds is not None:
-        ev = trainer.evaluate()
-        eval_loss = ev.get("eval_loss")
-        metrics.update(ev)
-    accumulation = int(args.gradient_accumulation_steps)
-    report = TrainReport(
-        out_dir=str(cfg.out_dir),
-        family=family,
-        train_examples=len(train_prefs),
-        val_examples=len(val_prefs),
-        steps=int(trainer.state.global_step),
-        train_loss=metrics.get("train_loss"),
-        eval_loss=eval_loss,
-        train_seconds=float(metrics.get("train_runtime", 0.0)),
-        steps_per_second=metrics.get("train_steps_per_second"),
-        resumed_from=resume_from,
-        metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
-        effective_batch_size=cfg.batch_size * accumulation * int(args.world_size),
-        gradient_accumulation_steps=accumulation,
+    return train_and_save(
+        trainer, args, cfg, rw_cfg, tokenizer, len(train_prefs), len(val_prefs), resume_from=resume_from
     )
-    _save(trainer, tokenizer, rw_cfg, cfg, report)
-    return report
