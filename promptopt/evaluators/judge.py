@@ -578,6 +578,41 @@ def make_judge(
 # --------------------------------------------------------------------------- best of K
 
 
+async def around_robin(
+    judge: PairwiseJudge, prompts: Sequence[str], answers: Sequence[Sequence[str]]
+) -> tuple[list[list[float]], set[int]]:
+    """Copeland scores of each prompt's answers: every unordered pair judged in both orders (one
+    batched call for all), 1 per win and 0.5 per tie; identical answers tie without a call.
+
+    Returns the scores and the indices of the prompts with a failed comparison (scored there as a
+    tie): best-of-K keeps those scores, preference building drops the prompt.
+    """
+    scores = [[0.0] * len(ans) for ans in answers]
+    items: list[JudgeItem] = []
+    where: list[tuple[int, int, int]] = []
+    for i, ans in enumerate(answers):
+        for a, b in itertools.combinations(range(len(ans)), 2):
+            if ans[a] == ans[b]:
+                scores[i][a] += 0.5
+                scores[i][b] += 0.5
+                continue
+            items.append(JudgeItem(prompts[i], ans[a], ans[b]))
+            where.append((i, a, b))
+    failed: set[int] = set()
+    judgements = await judge.acompare(items) if items else []
+    for (i, a, b), jd in zip(where, judgements, strict=True):
+        if jd.error is not None or jd.outcome is None:
+            failed.add(i)
+        if jd.outcome == "win":  # the candidate (b) beat the baseline (a)
+            scores[i][b] += 1.0
+        elif jd.outcome == "loss":
+            scores[i][a] += 1.0
+        else:  # tie, or a failed call: split the point
+            scores[i][a] += 0.5
+            scores[i][b] += 0.5
+    return scores, failed
+
+
 async def ascore_rewrites(
     judge: PairwiseJudge,
     originals: Sequence[str],
@@ -623,26 +658,7 @@ async def ascore_rewrites(
             if judge.template == MT_BENCH_PAIR
             else judge
         )
-    scores = [[0.0] * len(cs) for cs in candidates]
-    items: list[JudgeItem] = []
-    where: list[tuple[int, int, int]] = []
-    for i, ans in enumerate(answers):
-        for a, b in itertools.combinations(range(len(ans)), 2):
-            if ans[a] == ans[b]:
-                scores[i][a] += 0.5
-                scores[i][b] += 0.5
-                continue
-            items.append(JudgeItem(originals[i], ans[a], ans[b]))
-            where.append((i, a, b))
-    judgements = await pair_judge.acompare(items) if items else []
-    for (i, a, b), jd in zip(where, judgements, strict=True):
-        if jd.outcome == "win":  # candidate (b) beat baseline (a)
-            scores[i][b] += 1.0
-        elif jd.outcome == "loss":
-            scores[i][a] += 1.0
-        else:  # tie, or a failed call: split the point
-            scores[i][a] += 0.5
-            scores[i][b] += 0.5
+    scores, _failed = await around_robin(pair_judge, originals, answers)  # a failed call: a tie
     return scores
 
 

@@ -29,7 +29,6 @@ the ranking can be audited.
 from __future__ import annotations
 
 import hashlib
-import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,31 +85,9 @@ class PairwiseRanker:
         self.name = f"pairwise:{getattr(self.judge.llm, 'name', 'judge')}"
 
     async def arank(self, prompts: Sequence[str], answers: Sequence[Sequence[str]]) -> list[Scores]:
-        from promptopt.evaluators.judge import JudgeItem
+        from promptopt.evaluators.judge import around_robin
 
-        scores: list[list[float]] = [[0.0] * len(a) for a in answers]
-        items: list[JudgeItem] = []
-        where: list[tuple[int, int, int]] = []
-        for i, ans in enumerate(answers):
-            for a, b in itertools.combinations(range(len(ans)), 2):
-                if ans[a] == ans[b]:
-                    scores[i][a] += 0.5
-                    scores[i][b] += 0.5
-                    continue
-                items.append(JudgeItem(prompts[i], ans[a], ans[b]))
-                where.append((i, a, b))
-        failed: set[int] = set()
-        judgements = await self.judge.acompare(items) if items else []
-        for (i, a, b), jd in zip(where, judgements, strict=True):
-            if jd.error is not None or jd.outcome is None:
-                failed.add(i)
-            elif jd.outcome == "win":  # the candidate (b) beat the baseline (a)
-                scores[i][b] += 1.0
-            elif jd.outcome == "loss":
-                scores[i][a] += 1.0
-            else:
-                scores[i][a] += 0.5
-                scores[i][b] += 0.5
+        scores, failed = await around_robin(self.judge, prompts, answers)
         return [[None] * len(s) if i in failed else list(s) for i, s in enumerate(scores)]
 
 
