@@ -18,7 +18,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from promptopt.errors import PromptoptError
@@ -199,8 +199,12 @@ class ResultBook:
         self._cells[key] = rec
         return rec
 
-    def cells(self) -> list[dict[str, Any]]:
-        return list(self._cells.values())
+    def cells(self, keys: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """All cells kept, or only those with one of ``keys`` (this run's plan), in the order kept."""
+        if keys is None:
+            return list(self._cells.values())
+        wanted = set(keys)
+        return [c for k, c in self._cells.items() if k in wanted]
 
     def path(self, suffix: str) -> str:
         return os.path.join(self.dir, f"{self.name}{suffix}")
@@ -219,6 +223,31 @@ class ResultBook:
 
     def close(self) -> None:
         self._journal.close()
+
+
+def run_header(**fields: Any) -> dict[str, Any]:
+    """The header of a result file: when (UTC) and at which commit, then the run's own fields."""
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(), **fields}
+
+
+def finish_book(
+    bench: str,
+    book: ResultBook,
+    header: dict[str, Any],
+    cells: list[dict[str, Any]],
+    summary: Any,
+    markdown: str,
+    *,
+    plot: str | None,
+    start: float,
+    summary_lines: Iterable[dict[str, Any]] = (),
+) -> None:
+    """Write ``<name>.json`` and ``<name>.md``, print the ``summary`` figures, then the ``files``
+    figure (paths, plot, wall seconds since ``start``): how every table benchmark ends."""
+    paths = book.write(header, cells, summary, markdown)
+    for line in summary_lines:
+        emit(bench, "summary", **line)
+    emit(bench, "files", **paths, plot=plot, wall_s=r(time.perf_counter() - start, 1))
 
 
 def figure(width: float = 7.0, height: float = 4.0) -> Any:
@@ -285,6 +314,64 @@ def make_opro(constrained: bool, **params: Any) -> Any:
     elif constrained:
         raise PromptoptError("constrained decoding is not available in this checkout's OPRO")
     return OPRO(**params)
+
+
+def add_model_flags(
+    ap: Any, *, constrained: str = "both", models_help: str = "optimizer model specs (local)"
+) -> None:
+    """``--models`` and ``--constrained``: which models the OPRO table benchmarks run, with or
+    without constrained decoding."""
+    ap.add_argument("--models", nargs="+", default=["local"], help=models_help)
+    ap.add_argument("--constrained", choices=("both", "on", "off"), default=constrained)
+
+
+def add_threads_flag(ap: Any) -> None:
+    """``--threads``: llama.cpp threads of a local model."""
+    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: best on a shared CPU)")
+
+
+def run_plan(
+    bench: str,
+    book: ResultBook,
+    models: Sequence[str],
+    todo: Sequence[tuple[Any, ...]],
+    key: Callable[..., str],
+    run_cell: Callable[[Any, tuple[Any, ...], float], dict[str, Any]],
+    *,
+    threads: int | None,
+    time_budget: float,
+    start: float,
+    min_share: float = 5.0,
+    open_options: Callable[[str], dict[str, Any]] | None = None,
+    shown: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+) -> None:
+    """Run the cells still to do (``todo``: tuples whose first item is the model spec), one model
+    loaded at a time, each cell kept in ``book`` and printed as soon as it finishes.
+
+    Time: each cell gets an equal share (at least ``min_share`` seconds) of what is left of
+    ``time_budget`` since ``start``, counted over the cells not yet in the book, so cells that end
+    early leave their time to the others. ``run_cell(llm, cell, share)`` returns the cell's row;
+    model, share and load time are added here. ``open_options(model)``: extra arguments for
+    :func:`open_model` (a cache); ``shown(row)``: what of a row is printed.
+    """
+    from promptopt.llm.base import run_sync
+
+    for model in models:
+        mine = [p for p in todo if p[0] == model]
+        if not mine:
+            continue
+        extra = open_options(model) if open_options is not None else {}
+        backend, llm, load_s = open_model(model, threads, **extra)
+        try:
+            for p in mine:
+                left = sum(1 for q in todo if book.get(key(*q)) is None)
+                share = max(min_share, (time_budget - (time.perf_counter() - start)) / max(1, left))
+                row = run_cell(llm, p, share)
+                row.update(model=model, share_s=r(share, 1), model_load_s=r(load_s, 1))
+                book.add(key(*p), row)
+                emit(bench, "cell", **shown(row))
+        finally:
+            run_sync(backend.aclose())
 
 
 def open_model(

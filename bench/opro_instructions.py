@@ -35,17 +35,21 @@ from typing import Any
 
 from _common import (
     ResultBook,
+    add_model_flags,
+    add_threads_flag,
     constrained_modes,
     emit,
     figure,
+    finish_book,
     fmt_minutes,
-    git_commit,
     make_opro,
     md_table,
     note,
     open_model,
     r,
+    run_header,
     run_main,
+    run_plan,
     seconds_per_call,
     try_plot,
 )
@@ -265,9 +269,8 @@ def main() -> None:
         "--screen", action="store_true", help="score two baselines on several BBH tasks vs chance"
     )
     ap.add_argument("--screen-n", type=int, default=24, help="examples per task in --screen (24)")
-    ap.add_argument("--models", nargs="+", default=["local"], help="model specs; optimizer = scorer (local)")
+    add_model_flags(ap, constrained="off", models_help="model specs; optimizer = scorer (local)")
     ap.add_argument("--datasets", nargs="+", default=None, help="default: the screen's pick (3 BBH tasks)")
-    ap.add_argument("--constrained", choices=("both", "on", "off"), default="off")
     ap.add_argument("--steps", type=int, default=4, help="OPRO steps (4)")
     ap.add_argument("--per-step", type=int, default=2, help="proposals per step (2)")
     ap.add_argument("--max-tokens", type=int, default=200, help="optimizer tokens per proposal (200)")
@@ -280,7 +283,7 @@ def main() -> None:
     ap.add_argument(
         "--time-budget", type=float, default=1500.0, help="seconds for all searches together (1500)"
     )
-    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: best on a shared CPU)")
+    add_threads_flag(ap)
     ap.add_argument("--data-dir", default=None, help="OPRO data folder (else PROMPTOPT_DATA_DIR)")
     ap.add_argument("--quick", action="store_true", help="smoke test: tiny sizes, < 1 min")
     args = ap.parse_args()
@@ -314,31 +317,31 @@ def main() -> None:
          f"estimated total {fmt_minutes(min(args.time_budget, est_test * 3) + est_test)} at most")  # fmt: skip
     start = time.perf_counter()
     try:
-        for model in args.models:
-            mine = [p for p in todo if p[0] == model]
-            if not mine:
-                continue
-            backend, llm, load_s = open_model(model, args.threads, cache_policy="deterministic",
-                                              cache=book.path(f".{model.replace(':', '_')}.cache.sqlite"))  # fmt: skip
-            try:
-                for p in mine:
-                    left = sum(1 for q in todo if book.get(key(*q)) is None)
-                    share = max(10.0, (args.time_budget - (time.perf_counter() - start)) / max(1, left))
-                    row = run_cell(args, llm, p[2], p[1], share)
-                    row.update(model=model, share_s=r(share, 1), model_load_s=r(load_s, 1))
-                    book.add(key(*p), row)
-                    emit(BENCH, "cell", **{k: v for k, v in row.items() if k != "per_example"})
-            finally:
-                run_sync(backend.aclose())
-        keys = {key(*p) for p in plan}
-        cells = [c for c in book.cells() if c["key"] in keys]
-        header = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
-                  "models": args.models, "datasets": datasets, "sizes": sizes}  # fmt: skip
+        run_plan(
+            BENCH,
+            book,
+            args.models,
+            todo,
+            key,
+            lambda llm, p, share: run_cell(args, llm, p[2], p[1], share),
+            threads=args.threads,
+            time_budget=args.time_budget,
+            start=start,
+            min_share=10.0,
+            open_options=lambda model: {
+                "cache_policy": "deterministic",
+                "cache": book.path(f".{model.replace(':', '_')}.cache.sqlite"),
+            },
+            shown=lambda row: {k: v for k, v in row.items() if k != "per_example"},
+        )
+        cells = book.cells(key(*p) for p in plan)
+        header = run_header(models=args.models, datasets=datasets, sizes=sizes)
         plot = try_plot(lambda: plot_accuracy(cells, book.path("_accuracy.png")))
         summary = [{"model": c["model"], "dataset": c["dataset"], "constrained": c["constrained"],
                     "found": c["found"], "accuracy": c["accuracy"]} for c in cells]  # fmt: skip
-        paths = book.write(header, cells, summary, markdown(cells, header, plot))
-        emit(BENCH, "files", **paths, plot=plot, wall_s=r(time.perf_counter() - start, 1))
+        finish_book(
+            BENCH, book, header, cells, summary, markdown(cells, header, plot), plot=plot, start=start
+        )
     finally:
         book.close()
 

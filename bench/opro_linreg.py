@@ -30,21 +30,23 @@ from typing import Any
 
 from _common import (
     ResultBook,
+    add_model_flags,
+    add_threads_flag,
     constrained_modes,
-    emit,
     figure,
+    finish_book,
     fmt_minutes,
     make_opro,
     md_table,
     note,
-    open_model,
     r,
+    run_header,
     run_main,
+    run_plan,
     seconds_per_call,
     try_plot,
 )
 
-from promptopt.llm.base import run_sync
 from promptopt.llm.budget import Budget
 from promptopt.tasks import linear_regression as lr
 
@@ -195,8 +197,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description="OPRO linear regression, the paper's seven settings (resumable)."
     )
-    ap.add_argument("--models", nargs="+", default=["local"], help="optimizer model specs (local)")
-    ap.add_argument("--constrained", choices=("both", "on", "off"), default="both")
+    add_model_flags(ap)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--steps", type=int, default=50, help="OPRO steps per run (50)")
     ap.add_argument("--per-step", type=int, default=4, help="proposals per step (4; the paper: 8)")
@@ -204,7 +205,7 @@ def main() -> None:
     ap.add_argument("--box", type=int, nargs=2, default=[-10, 40], help="random-search box (-10 40)")
     ap.add_argument("--random-reps", type=int, default=201, help="random-search repetitions per cell (201)")
     ap.add_argument("--time-budget", type=float, default=3300.0, help="seconds for the whole bench (3300)")
-    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: best on a shared CPU)")
+    add_threads_flag(ap)
     ap.add_argument(
         "--settings", type=int, nargs="+", default=None, help="indexes 0..6 of the settings to run"
     )
@@ -237,34 +238,26 @@ def main() -> None:
          f"--time-budget {fmt_minutes(args.time_budget)} is spent)")  # fmt: skip
     start = time.perf_counter()
     try:
-        for model in args.models:
-            mine = [p for p in todo if p[0] == model]
-            if not mine:
-                continue
-            backend, llm, load_s = open_model(model, args.threads)
-            try:
-                for p in mine:
-                    left_cells = sum(1 for q in todo if book.get(key(*q)) is None)
-                    share = max(5.0, (args.time_budget - (time.perf_counter() - start)) / max(1, left_cells))
-                    row = run_cell(args, llm, p[2], p[3], p[4], p[1], share)
-                    row.update(model=model, share_s=r(share, 1), model_load_s=r(load_s, 1))
-                    book.add(key(*p), row)
-                    emit(BENCH, "cell", **row)
-            finally:
-                run_sync(backend.aclose())
-        cells = [c for c in book.cells() if any(c["key"] == key(*p) for p in plan)]
+        run_plan(
+            BENCH,
+            book,
+            args.models,
+            todo,
+            key,
+            lambda llm, p, share: run_cell(args, llm, p[2], p[3], p[4], p[1], share),
+            threads=args.threads,
+            time_budget=args.time_budget,
+            start=start,
+        )
+        cells = book.cells(key(*p) for p in plan)
         summary = summarise(cells)
-        from _common import git_commit
-
-        header = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
-                  "models": args.models, "sizes": sizes, "settings": settings}  # fmt: skip
+        header = run_header(models=args.models, sizes=sizes, settings=settings)
         png = book.path("_steps.png")
         plot = try_plot(lambda: plot_steps(summary, png, args.steps))
-        paths = book.write(header, cells, summary, markdown(summary, header, plot))
-        for g in summary:
-            emit(BENCH, "summary", model=g["model"], constrained=g["constrained"], below_random=g["below_random"],
-                 at_optimum=g["at_optimum"], goal_met=g["goal_met"])  # fmt: skip
-        emit(BENCH, "files", **paths, plot=plot, wall_s=r(time.perf_counter() - start, 1))
+        lines = [{"model": g["model"], "constrained": g["constrained"], "below_random": g["below_random"],
+                  "at_optimum": g["at_optimum"], "goal_met": g["goal_met"]} for g in summary]  # fmt: skip
+        md = markdown(summary, header, plot)
+        finish_book(BENCH, book, header, cells, summary, md, plot=plot, start=start, summary_lines=lines)
     finally:
         book.close()
 

@@ -23,23 +23,24 @@ from typing import Any
 
 from _common import (
     ResultBook,
+    add_model_flags,
+    add_threads_flag,
     constrained_modes,
-    emit,
     figure,
+    finish_book,
     fmt_minutes,
-    git_commit,
     make_opro,
     md_table,
     note,
-    open_model,
     r,
+    run_header,
     run_main,
+    run_plan,
     seconds_per_call,
     try_plot,
     tsp_random_search,
 )
 
-from promptopt.llm.base import run_sync
 from promptopt.llm.budget import Budget
 from promptopt.tasks import tsp
 
@@ -166,8 +167,7 @@ def plot_gaps(summary: list[dict[str, Any]], path: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="OPRO on TSP n = 10, 15, 20 vs heuristics (resumable).")
-    ap.add_argument("--models", nargs="+", default=["local"], help="optimizer model specs (local)")
-    ap.add_argument("--constrained", choices=("both", "on", "off"), default="both")
+    add_model_flags(ap)
     ap.add_argument("--ns", type=int, nargs="+", default=[10, 15, 20])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--steps", type=int, default=20, help="OPRO steps per run (20)")
@@ -175,7 +175,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=None, help="tokens per proposal (default 64 + 6n)")
     ap.add_argument("--random-reps", type=int, default=51, help="random-search repetitions per cell (51)")
     ap.add_argument("--time-budget", type=float, default=3300.0, help="seconds for the whole bench (3300)")
-    ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: best on a shared CPU)")
+    add_threads_flag(ap)
     ap.add_argument("--quick", action="store_true", help="smoke test: n = 10, 1 seed, 1 step x 2, ~1 min")
     args = ap.parse_args()
     name = BENCH
@@ -200,31 +200,23 @@ def main() -> None:
          "add up to a minute each)")  # fmt: skip
     start = time.perf_counter()
     try:
-        for model in args.models:
-            mine = [p for p in todo if p[0] == model]
-            if not mine:
-                continue
-            backend, llm, load_s = open_model(model, args.threads)
-            try:
-                for p in mine:
-                    left = sum(1 for q in todo if book.get(key(*q)) is None)
-                    share = max(5.0, (args.time_budget - (time.perf_counter() - start)) / max(1, left))
-                    row = run_cell(args, llm, p[2], p[3], p[1], share)
-                    row.update(model=model, share_s=r(share, 1), model_load_s=r(load_s, 1))
-                    book.add(key(*p), row)
-                    emit(BENCH, "cell", **row)
-            finally:
-                run_sync(backend.aclose())
-        keys = {key(*p) for p in plan}
-        cells = [c for c in book.cells() if c["key"] in keys]
+        run_plan(
+            BENCH,
+            book,
+            args.models,
+            todo,
+            key,
+            lambda llm, p, share: run_cell(args, llm, p[2], p[3], p[1], share),
+            threads=args.threads,
+            time_budget=args.time_budget,
+            start=start,
+        )
+        cells = book.cells(key(*p) for p in plan)
         summary = summarise(cells)
-        header = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
-                  "models": args.models, "sizes": sizes, "ns": args.ns}  # fmt: skip
+        header = run_header(models=args.models, sizes=sizes, ns=args.ns)
         plot = try_plot(lambda: plot_gaps(summary, book.path("_gap.png")))
-        paths = book.write(header, cells, summary, markdown(summary, header, plot))
-        for row in summary:
-            emit(BENCH, "summary", **row)
-        emit(BENCH, "files", **paths, plot=plot, wall_s=r(time.perf_counter() - start, 1))
+        md = markdown(summary, header, plot)
+        finish_book(BENCH, book, header, cells, summary, md, plot=plot, start=start, summary_lines=summary)
     finally:
         book.close()
 
