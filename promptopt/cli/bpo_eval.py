@@ -11,7 +11,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from promptopt.cli.common import DEFAULT_MODEL, console, err_console
+from promptopt.cli.common import (
+    DEFAULT_MODEL,
+    build_progress,
+    console,
+    counts_table,
+    err_console,
+    print_stopped,
+)
 from promptopt.evaluators.pairwise_eval import EvalConfig, EvalJob, EvalSummary, run_eval
 from promptopt.optimizers.bpo.build import BuildConfig, BuildDataJob, BuildReport, run_build_data
 from promptopt.optimizers.bpo.pairs import PAIR_PRESETS, LoadedPairs, parse_mapping
@@ -69,8 +76,7 @@ def build_data_command(
         extra = f", {skipped} rows skipped: {lp.skipped}" if skipped else ""
         err.print(f"{len(lp.pairs)} pairs from {input_} (preset {lp.preset}){extra}", soft_wrap=True)
 
-    def progress(done: int, total: int, r: BuildReport) -> None:
-        err.print(f"  {done}/{total} processed, kept {r.kept}, dropped {sum(r.dropped.values())}")
+    progress = build_progress(err)
 
     stop = StopFlag()
     with stop.handle_sigint():
@@ -79,12 +85,7 @@ def build_data_command(
 
 
 def _print_build(report: BuildReport, loaded: LoadedPairs, out: Path) -> None:
-    table = Table(title=f"build-data → {out}")
-    table.add_column("status / reason")
-    table.add_column("count", justify="right")
-    table.add_row("kept", str(report.kept))
-    for reason, n in sorted(report.dropped.items()):
-        table.add_row(f"dropped: {reason}", str(n))
+    table = counts_table(f"build-data → {out}", report)
     for reason, n in sorted(loaded.skipped.items()):
         table.add_row(f"input skipped: {reason}", str(n))
     table.add_row("total decided", str(report.total))
@@ -94,8 +95,7 @@ def _print_build(report: BuildReport, loaded: LoadedPairs, out: Path) -> None:
         f"{report.processed} sent to the model this run, {report.resumed} already done; "
         f"{report.seconds:.1f} s. Dropped records (with the raw model output): {report.dropped_out}"
     )
-    if report.stopped:
-        con.print(f"stopped early ({report.stopped}); rerun the same command to continue")
+    print_stopped(con, report.stopped)
 
 
 # --------------------------------------------------------------------------- eval
@@ -208,5 +208,4 @@ def _print_eval(summary: EvalSummary, out: Path) -> None:
         if notes:
             con.print(f"{r.testset}: " + "; ".join(notes))
     con.print(f"Per-item records, summary.json, summary.md and winrate.png in {out}")
-    if summary.stopped:
-        con.print(f"stopped early ({summary.stopped}); rerun the same command to continue")
+    print_stopped(con, summary.stopped)

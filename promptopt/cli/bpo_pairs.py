@@ -6,9 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from promptopt.cli.common import DEFAULT_MODEL, console, err_console
+from promptopt.cli.common import (
+    DEFAULT_MODEL,
+    build_progress,
+    console,
+    counts_table,
+    err_console,
+    print_stopped,
+)
 from promptopt.optimizers.bpo.rlcd import (
     CUE_PAIRS,
     BuildPairsJob,
@@ -91,8 +97,7 @@ def build_pairs_command(
             f"{len(lp.items)} prompts from {prompts} (field {lp.prompt_field}{ctx}){extra}", soft_wrap=True
         )
 
-    def progress(done: int, total: int, r: PairsReport) -> None:
-        err.print(f"  {done}/{total} processed, kept {r.kept}, dropped {sum(r.dropped.values())}")
+    progress = build_progress(err)
 
     stop = StopFlag()
     with stop.handle_sigint():
@@ -101,12 +106,7 @@ def build_pairs_command(
 
 
 def _print_pairs(report: PairsReport, out: Path, *, judged: bool) -> None:
-    table = Table(title=f"build-pairs → {out}")
-    table.add_column("status / reason")
-    table.add_column("count", justify="right")
-    table.add_row("kept", str(report.kept))
-    for reason, n in sorted(report.dropped.items()):
-        table.add_row(f"dropped: {reason}", str(n))
+    table = counts_table(f"build-pairs → {out}", report)
     table.add_row("total decided", str(report.total))
     con = console()
     con.print(table)
@@ -121,5 +121,4 @@ def _print_pairs(report: PairsReport, out: Path, *, judged: bool) -> None:
         f"Dropped pairs: {report.dropped_out}"
     )
     con.print(f"Next: promptopt bpo build-data --input {out} --preset bpo --out DATA.jsonl")
-    if report.stopped:
-        con.print(f"stopped early ({report.stopped}); rerun the same command to continue")
+    print_stopped(con, report.stopped)

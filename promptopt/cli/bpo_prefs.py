@@ -10,9 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from promptopt.cli.common import DEFAULT_MODEL, console, err_console, open_model, positive
+from promptopt.cli.common import (
+    DEFAULT_MODEL,
+    build_progress,
+    console,
+    counts_table,
+    err_console,
+    open_model,
+    positive,
+    print_stopped,
+)
 from promptopt.errors import ConfigError
 from promptopt.optimizers.bpo.build import BuildReport
 
@@ -84,8 +92,7 @@ def build_prefs_command(
         judge_llm, max_tokens=judge_max_tokens, temperature=0.0, samples=None, seed=seed
     )
 
-    def progress(done: int, total: int, r: BuildReport) -> None:
-        err.print(f"  {done}/{total} processed, kept {r.kept}, dropped {sum(r.dropped.values())}")
+    progress = build_progress(err)
 
     stop = StopFlag()
     try:
@@ -109,17 +116,11 @@ def build_prefs_command(
 
 
 def _print(report: BuildReport, out: Path) -> None:
-    table = Table(title=f"build-prefs → {out}")
-    table.add_column("status / reason")
-    table.add_column("count", justify="right")
-    table.add_row("kept (preference rows)", str(report.kept))
-    for reason, k in sorted(report.dropped.items()):
-        table.add_row(f"dropped: {reason}", str(k))
+    table = counts_table(f"build-prefs → {out}", report, kept_label="kept (preference rows)")
     con = console()
     con.print(table)
     con.print(
         f"{report.processed} prompts processed this run, {report.resumed} already done; "
         f"{report.seconds:.1f} s. Dropped prompts (with candidates, answers, scores): {report.dropped_out}"
     )
-    if report.stopped:
-        con.print(f"stopped early ({report.stopped}); rerun the same command to continue")
+    print_stopped(con, report.stopped)

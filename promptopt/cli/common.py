@@ -7,10 +7,12 @@ module's ``fail_line`` turns them into one line on stderr.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
+from rich.table import Table
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM
@@ -63,3 +65,38 @@ def positive(name: str, value: int | None) -> int | None:
     if value is not None and value < 1:
         raise ConfigError(f"{name} must be a positive integer, got {value}")
     return value
+
+
+# --------------------------------------------------------------------------- resumable builds
+# build-data, build-pairs and build-prefs print their progress, counts and an early stop alike.
+
+
+class BuildCounts(Protocol):
+    kept: int
+    dropped: Mapping[str, int]
+
+
+def build_progress(err: Console) -> Callable[[int, int, BuildCounts], None]:
+    """The per-batch progress line of a resumable build (on stderr)."""
+
+    def progress(done: int, total: int, r: BuildCounts) -> None:
+        err.print(f"  {done}/{total} processed, kept {r.kept}, dropped {sum(r.dropped.values())}")
+
+    return progress
+
+
+def counts_table(title: str, report: BuildCounts, *, kept_label: str = "kept") -> Table:
+    """A build's counts: kept, then dropped per reason (callers may add rows)."""
+    table = Table(title=title)
+    table.add_column("status / reason")
+    table.add_column("count", justify="right")
+    table.add_row(kept_label, str(report.kept))
+    for reason, n in sorted(report.dropped.items()):
+        table.add_row(f"dropped: {reason}", str(n))
+    return table
+
+
+def print_stopped(con: Console, stopped: str | None) -> None:
+    """Say that a run ended early and that rerunning the command continues it."""
+    if stopped:
+        con.print(f"stopped early ({stopped}); rerun the same command to continue")
