@@ -333,13 +333,11 @@ def add_threads_flag(ap: Any) -> None:
 def run_plan(
     bench: str,
     book: ResultBook,
-    models: Sequence[str],
+    args: Any,
     todo: Sequence[tuple[Any, ...]],
     key: Callable[..., str],
     run_cell: Callable[[Any, tuple[Any, ...], float], dict[str, Any]],
     *,
-    threads: int | None,
-    time_budget: float,
     start: float,
     min_share: float = 5.0,
     open_options: Callable[[str], dict[str, Any]] | None = None,
@@ -348,24 +346,25 @@ def run_plan(
     """Run the cells still to do (``todo``: tuples whose first item is the model spec), one model
     loaded at a time, each cell kept in ``book`` and printed as soon as it finishes.
 
-    Time: each cell gets an equal share (at least ``min_share`` seconds) of what is left of
-    ``time_budget`` since ``start``, counted over the cells not yet in the book, so cells that end
-    early leave their time to the others. ``run_cell(llm, cell, share)`` returns the cell's row;
+    ``args``: the parsed flags (``models``, ``threads``, ``time_budget``). Time: each cell gets an
+    equal share (at least ``min_share`` seconds) of what is left of ``--time-budget`` since
+    ``start``, counted over the cells not yet in the book, so cells that end early leave their time
+    to the others. ``run_cell(llm, cell, share)`` returns the cell's row;
     model, share and load time are added here. ``open_options(model)``: extra arguments for
     :func:`open_model` (a cache); ``shown(row)``: what of a row is printed.
     """
     from promptopt.llm.base import run_sync
 
-    for model in models:
+    for model in args.models:
         mine = [p for p in todo if p[0] == model]
         if not mine:
             continue
         extra = open_options(model) if open_options is not None else {}
-        backend, llm, load_s = open_model(model, threads, **extra)
+        backend, llm, load_s = open_model(model, args.threads, **extra)
         try:
             for p in mine:
                 left = sum(1 for q in todo if book.get(key(*q)) is None)
-                share = max(min_share, (time_budget - (time.perf_counter() - start)) / max(1, left))
+                share = max(min_share, (args.time_budget - (time.perf_counter() - start)) / max(1, left))
                 row = run_cell(llm, p, share)
                 row.update(model=model, share_s=r(share, 1), model_load_s=r(load_s, 1))
                 book.add(key(*p), row)

@@ -320,12 +320,10 @@ def main() -> None:
         run_plan(
             BENCH,
             book,
-            args.models,
+            args,
             todo,
             key,
             lambda llm, p, share: run_cell(args, llm, p[2], p[1], share),
-            threads=args.threads,
-            time_budget=args.time_budget,
             start=start,
             min_share=10.0,
             open_options=lambda model: {

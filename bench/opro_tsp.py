@@ -198,19 +198,13 @@ def main() -> None:
     note(f"{BENCH}: {len(plan)} cells ({len(plan) - len(todo)} done); estimated {fmt_minutes(min(est, args.time_budget))} "
          f"(each cell gets its share of --time-budget {fmt_minutes(args.time_budget)}; exact optima for n > 12 "
          "add up to a minute each)")  # fmt: skip
+
+    def cell(llm: Any, p: tuple[Any, ...], share: float) -> dict[str, Any]:
+        return run_cell(args, llm, p[2], p[3], p[1], share)
+
     start = time.perf_counter()
     try:
-        run_plan(
-            BENCH,
-            book,
-            args.models,
-            todo,
-            key,
-            lambda llm, p, share: run_cell(args, llm, p[2], p[3], p[1], share),
-            threads=args.threads,
-            time_budget=args.time_budget,
-            start=start,
-        )
+        run_plan(BENCH, book, args, todo, key, cell, start=start)
         cells = book.cells(key(*p) for p in plan)
         summary = summarise(cells)
         header = run_header(models=args.models, sizes=sizes, ns=args.ns)
