@@ -1,0 +1,45 @@
+"""Rewriting a task's splits through a BPO rewriter before anything is scored (``rewriter``)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from promptopt.llm.base import run_sync
+from promptopt.tasks.instructions.datasets import Example, Splits
+
+
+def rewrite_splits(splits: Splits, rewriter: Any, mode: str = "default") -> Splits:
+    """``splits`` with every question rewritten by a BPO ``rewriter`` (one batch over the unique
+    questions; gold answers untouched). A rewriter given as a path is loaded here and closed after.
+
+    Why the questions and not the scorer: the scorer request is the instruction placed around the
+    question, and a rewriting scorer would rewrite the instruction too; deployed, the rewriter
+    sees only the user's prompt (``AlignedLLM`` rewrites first, then instructs).
+    """
+    # imported here: the rewriter pulls in the BPO optimizer, needed only when one is given
+    from promptopt.optimizers.bpo.rewriter import RewriteSettings, arewrite_with, load_rewriter
+
+    settings = RewriteSettings(mode=mode)
+    loaded = load_rewriter(rewriter, settings)
+    owned = isinstance(rewriter, str | Path)
+    questions = list(dict.fromkeys(ex.input for ex in (*splits.train, *splits.val, *splits.test)))
+
+    async def go() -> list[str]:
+        try:
+            return await arewrite_with(loaded, questions, settings)
+        finally:
+            if owned:
+                await loaded.aclose()
+
+    new = dict(zip(questions, run_sync(go()), strict=True))
+
+    def moved(examples: tuple[Example, ...]) -> tuple[Example, ...]:
+        return tuple(replace(ex, input=new[ex.input] or ex.input) for ex in examples)
+
+    changed = sum(1 for q in questions if new[q] != q)
+    recipe = {**splits.recipe, "rewriter": {"mode": mode, "questions": len(questions), "changed": changed}}
+    return replace(
+        splits, train=moved(splits.train), val=moved(splits.val), test=moved(splits.test), recipe=recipe
+    )

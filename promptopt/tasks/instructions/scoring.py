@@ -1,0 +1,223 @@
+"""Training scores of instructions: the ``full`` and ``racing`` strategies and their bookkeeping.
+
+:class:`ScoreBook` owns everything scoring depends on across a run: the in-memory memo of whole
+evaluations (per split and instruction), the training accuracy of each instruction, the
+incumbent a race must beat, the candidates a race stopped and the training requests each
+candidate cost. ``restore`` rebuilds it from a run's committed trials, so a resumed run scores
+exactly as an uninterrupted one.
+
+Scoring strategies (``scoring``, :data:`SCORING_STRATEGIES`): ``full`` scores every candidate on
+every training example (the paper); ``racing`` (:mod:`promptopt.evaluators.racing`) scores
+candidates on growing prefixes of a seeded order of the training examples and stops those whose
+upper confidence bound falls below the incumbent (the best full training accuracy so far). A
+stopped candidate's score is its *partial* mean, on the examples it saw; ``Scored.info`` marks
+it ``partial`` with ``examples`` (used), ``of`` (the split size), ``bound`` and ``rungs``. The
+meta-prompt shows that partial mean like any score: it is below the incumbent by construction, so
+a stopped candidate never becomes the best, and it shows the optimizer a low score for a bad
+instruction. The final choice uses full scores only: stopped candidates are left out of the
+validation shortlist, and validation and test are always scored in full. ``info["requests"]``
+(``info["total"]`` with full scoring) is the number of training examples a candidate was scored on
+(cache hits included: it is the cost of the strategy, not of this machine's cache), and the
+``scoring`` section of ``InstructionTask.final_report`` sums them next to what full scoring would
+have asked.
+
+Caching: every scorer request is temperature 0 with a fixed seed, and the request contains the
+instruction in place, the example and the sampling settings; the request cache that
+``build_llm`` wraps around the scorer adds the model name. That is the per-(instruction,
+position, example, scorer) cache: re-scoring an instruction, in this run or a resumed one, makes
+no backend call. The book also memoises whole evaluations in memory for the task's lifetime.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from promptopt.errors import ConfigError
+from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
+from promptopt.evaluators.racing import RaceOutcome, RacingConfig, arace, example_order
+from promptopt.llm.base import LLM
+from promptopt.tasks.base import Candidate, Scored
+from promptopt.tasks.instructions.datasets import Example, Splits
+
+#: The ``scoring`` option: how training scores are computed (see the task module's docstring).
+SCORING_STRATEGIES: Mapping[str, str] = {
+    "full": "every candidate on every training example (the paper)",
+    "racing": "growing subsets; stop a candidate once it cannot beat the incumbent (racing.py)",
+}
+
+
+def check_scoring(name: str) -> str:
+    """``name`` if it is a scoring strategy, else a ConfigError that lists them."""
+    if isinstance(name, str) and name in SCORING_STRATEGIES:
+        return name
+    known = ", ".join(f"{k} ({v})" for k, v in SCORING_STRATEGIES.items())
+    raise ConfigError(f"unknown scoring {name!r}; choose one of: {known}")
+
+
+def instruction_of(candidate: Candidate | str) -> str:
+    """The instruction a candidate stands for (its value, else its text; a string as is)."""
+    if isinstance(candidate, str):
+        return candidate
+    return candidate.value if isinstance(candidate.value, str) else candidate.text
+
+
+class ScoreBook:
+    """Scores instructions with the scorer LLM and remembers what later choices need.
+
+    ``llm`` is called on first use (the task builds its scorer lazily); ``racing`` is None for
+    full scoring. ``train_scores`` (instruction → full training accuracy) and ``partial`` (the
+    instructions a race stopped) feed the validation shortlist; ``requests`` (instruction →
+    training examples scored) feeds :meth:`stats`.
+    """
+
+    def __init__(
+        self,
+        llm: Callable[[], LLM],
+        splits: Splits,
+        *,
+        position: str,
+        max_tokens: int,
+        seed: int,
+        strategy: str,
+        racing: RacingConfig | None,
+    ) -> None:
+        self._llm = llm
+        self.splits = splits
+        self.position = position
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.strategy = strategy
+        self.racing = racing
+        self._memo: dict[tuple[str, str], Evaluation] = {}
+        self.train_scores: dict[str, float] = {}
+        #: the best full training accuracy so far (what a race must beat)
+        self.incumbent: float | None = None
+        self.partial: set[str] = set()
+        self.requests: dict[str, int] = {}
+
+    async def evaluate(
+        self, split: str, examples: Sequence[Example], instructions: Sequence[str]
+    ) -> list[Evaluation]:
+        """Full evaluations of ``instructions`` on ``examples`` (one concurrent batch for those
+        not memoised under ``split``); an evaluation with failed requests is not memoised, so
+        the failures stay retryable."""
+        missing = [ins for ins in dict.fromkeys(instructions) if (split, ins) not in self._memo]
+        fresh: dict[str, Evaluation] = {}
+        if missing:
+            evals = await aevaluate_many(
+                self._llm(),
+                missing,
+                examples,
+                position=self.position,
+                max_tokens=self.max_tokens,
+                seed=self.seed,
+            )
+            for ev in evals:
+                fresh[ev.instruction] = ev
+                if ev.failed == 0:  # keep failures retryable
+                    self._memo[(split, ev.instruction)] = ev
+        return [fresh.get(ins) or self._memo[(split, ins)] for ins in instructions]
+
+    async def ascore(self, instructions: Sequence[str]) -> list[Scored]:
+        """Training accuracy of each instruction, by the strategy (see ``InstructionTask.ascore``)."""
+        if self.racing is None or not self.splits.train:
+            evals = await self.evaluate("train", self.splits.train, instructions)
+            out = [self._scored(ev, None) for ev in evals]
+        else:
+            races = await self._race(instructions)
+            out = [self._scored(races[ins].evaluation, races[ins]) for ins in instructions]
+        for sc in out:  # the incumbent moves after the batch: each candidate raced the same one
+            if sc.score is not None and not sc.info.get("partial"):
+                self.incumbent = sc.score if self.incumbent is None else max(self.incumbent, sc.score)
+        return out
+
+    async def _race(self, instructions: Sequence[str]) -> dict[str, RaceOutcome]:
+        """Race the distinct ``instructions`` on the training split in the run's race order."""
+        assert self.racing is not None
+        train = self.splits.train
+        ordered = [train[i] for i in example_order(len(train), self.seed)]
+
+        async def evaluate(ins: list[str], examples: Sequence[Example]) -> list[Evaluation]:
+            return await aevaluate_many(
+                self._llm(), ins, examples, position=self.position, max_tokens=self.max_tokens, seed=self.seed
+            )
+
+        unique = list(dict.fromkeys(instructions))
+        races = await arace(unique, ordered, self.incumbent, evaluate, self.racing)
+        return dict(zip(unique, races, strict=True))
+
+    def _scored(self, ev: Evaluation, race: RaceOutcome | None) -> Scored:
+        """The Scored of one evaluation (full, or a race's) and the bookkeeping of it."""
+        ins = ev.instruction
+        if race is None:
+            marks = ev.correctness()
+        else:  # race order back to train order, "-" where the race did not go
+            order = example_order(len(self.splits.train), self.seed)
+            chars = ["-"] * len(order)
+            for j, mark in enumerate(ev.correctness()):
+                chars[order[j]] = mark
+            marks = "".join(chars)
+        info: dict[str, Any] = {
+            "correct": ev.correct,
+            "total": ev.total,
+            "failed": ev.failed,
+            "coverage": round(ev.coverage, 4),
+            "no_answer": ev.no_answer,
+            "per_example": marks,
+        }
+        if race is not None:  # full scoring asks ``total`` requests: its info stays as it was
+            info.update(requests=ev.total, scoring="racing", **race.info())
+        self.requests[ins] = ev.total
+        if race is not None and race.stopped:
+            self.partial.add(ins)
+        elif ev.accuracy is not None:
+            self.train_scores[ins] = ev.accuracy
+            self.partial.discard(ins)
+        return Scored(ev.accuracy, info, ev.error)
+
+    def restore(self, trials: Sequence[Any]) -> None:
+        """Rebuild the incumbent, stopped candidates, requests and training scores from a run's
+        committed trials (see ``InstructionTask.restore``)."""
+        self.incumbent, self.partial, self.requests, self.train_scores = None, set(), {}, {}
+        for t in trials:
+            info = getattr(t, "info", None) or {}
+            if getattr(t, "status", None) not in ("scored", "initial") or t.score is None:
+                continue
+            ins = str(t.text)
+            self.requests[ins] = int(info.get("requests", info.get("total", 0)) or 0)
+            if info.get("partial"):
+                self.partial.add(ins)
+                continue
+            self.train_scores[ins] = float(t.score)
+            self.incumbent = float(t.score) if self.incumbent is None else max(self.incumbent, t.score)
+
+    def train_scores_of(self, ranked: Sequence[tuple[Candidate, float]]) -> dict[str, float]:
+        """Instruction → training accuracy: from ``ranked`` (the optimizer's journal-backed
+        history, best first) when given, so a resumed run sees what an uninterrupted one saw."""
+        if not ranked:
+            return dict(self.train_scores)
+        scores: dict[str, float] = {}
+        for cand, score in ranked:
+            scores.setdefault(instruction_of(cand), score)
+        return scores
+
+    def stats(self) -> dict[str, Any]:
+        """Training scorer requests of the candidates scored so far, next to what full scoring
+        would have asked (the figure the racing benchmark compares)."""
+        n = len(self.splits.train)
+        asked = sum(self.requests.values())
+        full = n * len(self.requests)
+        out: dict[str, Any] = {
+            "strategy": self.strategy,
+            "train_examples": n,
+            "candidates": len(self.requests),
+            "stopped_early": len(self.partial),
+            "train_requests": asked,
+            "train_requests_if_full": full,
+            "share_of_full": round(asked / full, 4) if full else None,
+        }
+        if self.racing is not None:
+            out["racing"] = dataclasses.asdict(self.racing)
+        return out
