@@ -17,7 +17,6 @@ from promptopt.cli.common import (
     console,
     counts_table,
     err_console,
-    open_model,
     positive,
     print_stopped,
 )
@@ -65,7 +64,7 @@ def build_prefs_command(
     per prompt, the target answers each, the judge ranks the answers; best and worst rewrite
     become chosen and rejected (ties dropped). Resumable: rerun the same command to continue."""
     from promptopt.evaluators.judge import JUDGE_KINDS
-    from promptopt.llm.base import run_sync
+    from promptopt.llm.factory import open_models
     from promptopt.optimizers.bpo.preference import PrefConfig, build_preferences
     from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings
     from promptopt.optimizers.bpo.testsets import load_testset
@@ -86,31 +85,26 @@ def build_prefs_command(
     err = err_console()
     err.print(f"{len(items)} prompts from {prompts}")
     rw = Rewriter.load(rewriter, device, backend=backend)
-    target = open_model(target_model)
-    judge_llm = target if judge_model == target_model else open_model(judge_model)  # one model, loaded once
-    judge_obj = JUDGE_KINDS[judge](
-        judge_llm, max_tokens=judge_max_tokens, temperature=0.0, samples=None, seed=seed
-    )
-
     progress = build_progress(err)
-
     stop = StopFlag()
     try:
-        with stop.handle_sigint():
-            report = build_preferences(
-                [it.prompt for it in items],
-                rw,
-                target,
-                judge_obj,
-                out,
-                config=config,
-                progress=progress,
-                should_stop=stop.is_set,
+        with open_models(target_model, judge_model) as (target, judge_llm):
+            assert target is not None and judge_llm is not None
+            judge_obj = JUDGE_KINDS[judge](
+                judge_llm, max_tokens=judge_max_tokens, temperature=0.0, samples=None, seed=seed
             )
+            with stop.handle_sigint():
+                report = build_preferences(
+                    [it.prompt for it in items],
+                    rw,
+                    target,
+                    judge_obj,
+                    out,
+                    config=config,
+                    progress=progress,
+                    should_stop=stop.is_set,
+                )
     finally:
-        if judge_llm is not target:
-            run_sync(judge_llm.aclose())
-        run_sync(target.aclose())
         rw.close()
     _print(report, out)
 

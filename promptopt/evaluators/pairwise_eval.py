@@ -446,13 +446,12 @@ def run_eval(
     should_stop: Callable[[], bool] | None = None,
 ) -> EvalSummary:
     """Run (or continue) an evaluation job: load the sets, open the models, evaluate, close them."""
-    from promptopt.llm.factory import build_llm
+    from promptopt.llm.factory import open_models
 
     sets = job.load_testsets()
     rewrite = load_rewriter_fn(job.rewriter, job.mode, job.config.seed) if job.rewriter is not None else None
-    target = build_llm(job.target_model)
-    judge_llm = target if job.judge_model == job.target_model else build_llm(job.judge_model)
-    try:
+    with open_models(job.target_model, job.judge_model) as (target, judge_llm):
+        assert target is not None and judge_llm is not None
         return evaluate(
             sets,
             target=target,
@@ -471,9 +470,6 @@ def run_eval(
             progress=progress,
             should_stop=should_stop,
         )
-    finally:
-        for llm in {id(x): x for x in (target, judge_llm)}.values():
-            run_sync(llm.aclose())
 
 
 # --------------------------------------------------------------------------- reports

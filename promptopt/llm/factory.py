@@ -6,10 +6,12 @@ sits outside the backend so that a refused request is never sent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from promptopt.llm.base import LLM
+from promptopt.llm.base import LLM, run_sync
 from promptopt.llm.budget import Budget, BudgetedLLM
 from promptopt.llm.cache import CachedLLM, CachePolicy, RequestCache
 from promptopt.llm.registry import create_backend
@@ -36,3 +38,22 @@ def build_llm(
         store = cache if isinstance(cache, RequestCache) else RequestCache(cache or request_cache_path())
         llm = CachedLLM(llm, store, cache_policy)
     return llm
+
+
+@contextmanager
+def open_models(*specs: str | None, **options: Any) -> Iterator[list[LLM | None]]:
+    """Build one LLM per spec (``None`` stays ``None``), and close each of them once on exit.
+
+    Why: a job that names a target and a judge (or a builder and a judge) with the same spec must
+    load that model once — a second llama.cpp or transformers copy doubles memory for nothing — and
+    must not close the shared object twice. ``options`` go to :func:`build_llm` for every spec.
+    """
+    opened: dict[str, LLM] = {}
+    try:
+        for spec in specs:
+            if spec is not None and spec not in opened:
+                opened[spec] = build_llm(spec, **options)
+        yield [opened[s] if s is not None else None for s in specs]
+    finally:
+        for llm in opened.values():
+            run_sync(llm.aclose())

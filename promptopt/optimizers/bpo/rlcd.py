@@ -441,7 +441,7 @@ def run_build_pairs(
     """Run (or continue) a build-pairs job: load the prompts, open the models, build, close them.
 
     Nothing is written before the prompts and the models are known to be usable."""
-    from promptopt.llm.factory import build_llm
+    from promptopt.llm.factory import open_models
 
     loaded = load_prompts(
         job.prompts,
@@ -453,16 +453,13 @@ def run_build_pairs(
     if on_loaded is not None:
         on_loaded(loaded)
     policy = "deterministic" if job.cache else "off"
-    llm = build_llm(job.model, cache_policy=policy)
-    judge_llm = None
-    if job.judge_model is not None:
-        judge_llm = llm if job.judge_model == job.model else build_llm(job.judge_model, cache_policy=policy)
-    judge = (
-        PairwiseJudge(judge_llm, max_tokens=job.config.judge_max_tokens, seed=job.config.seed)
-        if judge_llm is not None
-        else None
-    )
-    try:
+    with open_models(job.model, job.judge_model, cache_policy=policy) as (llm, judge_llm):
+        assert llm is not None
+        judge = (
+            PairwiseJudge(judge_llm, max_tokens=job.config.judge_max_tokens, seed=job.config.seed)
+            if judge_llm is not None
+            else None
+        )
         report = build_pairs(
             loaded.items,
             llm,
@@ -472,7 +469,4 @@ def run_build_pairs(
             progress=progress,
             should_stop=should_stop,
         )
-    finally:
-        for m in {id(x): x for x in (llm, judge_llm) if x is not None}.values():
-            run_sync(m.aclose())
     return BuildPairsResult(loaded, report)
