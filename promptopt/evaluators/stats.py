@@ -1,4 +1,5 @@
-"""Paired comparisons of two instructions (or systems) graded on the same examples.
+"""Paired comparisons of two instructions (or systems) graded on the same examples, and the
+win rate of a judged candidate over a baseline.
 
 Why paired: both are scored on the *same* questions, so the informative data are the examples on
 which they disagree. :func:`mcnemar_exact` tests whether the disagreements split evenly (exact
@@ -6,6 +7,10 @@ two-sided binomial test on the discordant pairs); :func:`paired_bootstrap` gives
 interval for the accuracy difference by resampling examples (pairs kept together). Pure
 functions over 0/1 lists; ``None`` (a failed request) counts as wrong, as in the accuracy
 figures.
+
+:func:`win_rate` is the counterpart for judged comparisons: win/tie/loss counts and
+ΔWR = win% − loss% (the BPO paper's headline number), with a seeded percentile bootstrap 95 %
+confidence interval over items.
 """
 
 from __future__ import annotations
@@ -102,3 +107,70 @@ def compare_paired(
         n, float(acc_a), float(acc_b), float(acc_a - acc_b), lo, hi, only_a, only_b,
         mcnemar_exact(only_a, only_b), confidence,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WinRate:
+    """Counts, percentages, ΔWR = win% − loss% and its bootstrap CI (percent points)."""
+
+    n: int
+    win: int
+    tie: int
+    loss: int
+    win_pct: float
+    tie_pct: float
+    loss_pct: float
+    delta_wr: float
+    ci_low: float
+    ci_high: float
+    confidence: float = 0.95
+
+    def to_json(self) -> dict[str, Any]:
+        """As a dict; NaN (no items) becomes None so the file stays strict JSON."""
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+def win_rate(
+    outcomes: Sequence[str],
+    *,
+    n_boot: int = 10_000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> WinRate:
+    """Win/tie/loss counts and ΔWR with a percentile bootstrap CI over items (pure function).
+
+    Each bootstrap replicate resamples the n outcomes with replacement (numpy ``default_rng(seed)``)
+    and recomputes ΔWR; the CI is the (1−c)/2 and (1+c)/2 quantiles. With no items every number is
+    NaN except the counts.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    bad = [o for o in outcomes if o not in ("win", "tie", "loss")]
+    if bad:
+        raise ValueError(f"outcomes must be win/tie/loss, got {bad[0]!r}")
+    n = len(outcomes)
+    w, t, lo = (sum(1 for o in outcomes if o == k) for k in ("win", "tie", "loss"))
+    if n == 0:
+        nan = math.nan
+        return WinRate(0, 0, 0, 0, nan, nan, nan, nan, nan, nan, confidence)
+    values = np.array([1.0 if o == "win" else -1.0 if o == "loss" else 0.0 for o in outcomes])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    boots = values[idx].mean(axis=1) * 100.0
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(boots, [alpha, 1.0 - alpha])
+    return WinRate(
+        n,
+        w,
+        t,
+        lo,
+        100.0 * w / n,
+        100.0 * t / n,
+        100.0 * lo / n,
+        100.0 * (w - lo) / n,
+        float(low),
+        float(high),
+        confidence,
+    )
