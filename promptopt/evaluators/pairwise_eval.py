@@ -1,12 +1,12 @@
 """BPO evaluation: does rewriting prompts make a target model's answers better?
 
 For each test prompt the target model answers the original and the rewritten prompt (by default
-as the BPO reference does: temperature 0.7, at most 2048 new tokens; see :class:`EvalConfig`); a :class:`~promptopt.evaluators.judge.PairwiseJudge` compares the two answers in both orders
+as the BPO reference does: temperature 0.7, at most 2048 new tokens; see :class:`EvalConfig`); a :class:`~promptopt.evaluators.pairwise.PairwiseJudge` compares the two answers in both orders
 (original = baseline, rewritten = candidate; the question shown to the judge is the *original*
 prompt, as in the BPO evaluation); outcomes are aggregated per test set into win / tie / loss and
 ΔWR = win% − loss% with a bootstrap 95 % CI. When both answers are byte-identical the item is a tie
 without a judge call (a consistent judge could only say tie). With ``judge="rubric"`` a
-:class:`~promptopt.evaluators.judge.RubricJudge` scores each answer 0..5 instead, and the item is a
+:class:`~promptopt.evaluators.rubric.RubricJudge` scores each answer 0..5 instead, and the item is a
 win when the rewritten prompt's answer scores higher, a loss when lower, else a tie (same CI).
 
 Output folder (resumable; rerunning with the same settings continues where it stopped)::
@@ -36,16 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, RunDirError
-from promptopt.evaluators.judge import (
-    JUDGE_KINDS,
-    Judge,
-    JudgeItem,
-    PairJudgement,
-    RubricComparison,
-    WinRate,
-    make_judge,
-    win_rate,
-)
+from promptopt.evaluators.judge import JUDGE_KINDS, Judge, make_judge
+from promptopt.evaluators.pairwise import JudgeItem, PairJudgement
+from promptopt.evaluators.rubric import RubricComparison
+from promptopt.evaluators.stats import WinRate, win_rate
 from promptopt.journal import Journal, redact
 from promptopt.llm.base import LLM, BudgetExceededError, Completion, Request, run_sync
 from promptopt.optimizers.bpo.testsets import TestItem, TestSet, load_testset

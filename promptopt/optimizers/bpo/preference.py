@@ -10,7 +10,7 @@ Rules:
 - Candidates are the rewriter's cleaned, de-duplicated samples (``select_candidates``, as
   ``bpo rewrite`` sees them). Fewer than 2 distinct candidates: dropped, ``too_few_candidates``.
 - The judge is pluggable (:func:`as_ranker`): a pairwise judge (an LLM or a
-  :class:`~promptopt.evaluators.judge.PairwiseJudge`) plays every pair of answers in both orders,
+  :class:`~promptopt.evaluators.pairwise.PairwiseJudge`) plays every pair of answers in both orders,
   1 point per win and 0.5 per tie or split verdict; a rubric judge (anything with
   ``ascore(prompts, answers) -> list[float | None]``) scores each answer on its own; or any
   :class:`Ranker`. Answers a rubric judge could not score are left out of the ranking.
@@ -79,13 +79,13 @@ class PairwiseRanker:
     makes all its scores None (a partial round robin would favour the answers that were judged)."""
 
     def __init__(self, judge: Any) -> None:
-        from promptopt.evaluators.judge import PairwiseJudge
+        from promptopt.evaluators.pairwise import PairwiseJudge
 
         self.judge = judge if isinstance(judge, PairwiseJudge) else PairwiseJudge(judge)
         self.name = f"pairwise:{getattr(self.judge.llm, 'name', 'judge')}"
 
     async def arank(self, prompts: Sequence[str], answers: Sequence[Sequence[str]]) -> list[Scores]:
-        from promptopt.evaluators.judge import around_robin
+        from promptopt.evaluators.ranking import around_robin
 
         scores, failed = await around_robin(self.judge, prompts, answers)
         return [[None] * len(s) if i in failed else list(s) for i, s in enumerate(scores)]

@@ -103,7 +103,7 @@ class RewriteSettings:
 
 def as_picker(judge: Any) -> Picker | None:
     """A Picker from ``RewriteSettings.judge``: a Picker as it is, a :class:`RubricJudge
-    <promptopt.evaluators.judge.RubricJudge>` as a :class:`RubricPicker`, an LLM or
+    <promptopt.evaluators.rubric.RubricJudge>` as a :class:`RubricPicker`, an LLM or
     PairwiseJudge as a :class:`JudgePicker`."""
     if judge is None or callable(getattr(judge, "pick", None)):
         return judge
@@ -116,7 +116,7 @@ def as_picker(judge: Any) -> Picker | None:
 
 
 class JudgePicker:
-    """Best of K by the pairwise LLM judge (``promptopt.evaluators.judge.apick_best``).
+    """Best of K by the pairwise LLM judge (``promptopt.evaluators.ranking.apick_best``).
 
     The rule is the judge module's: every pair of a prompt's candidates is judged in both orders,
     a candidate scores 1 per win (both orders agree) and 0.5 per tie or split verdict, and the
@@ -126,7 +126,7 @@ class JudgePicker:
     """
 
     def __init__(self, judge: LLM | Any, *, target: LLM | None = None, max_tokens: int = 512) -> None:
-        from promptopt.evaluators.judge import PairwiseJudge
+        from promptopt.evaluators.pairwise import PairwiseJudge
 
         self.judge = (
             judge if isinstance(judge, PairwiseJudge) else PairwiseJudge(judge, max_tokens=max_tokens)
@@ -135,7 +135,7 @@ class JudgePicker:
         self.name = str(getattr(self.judge.llm, "name", "judge"))
 
     async def apick(self, prompts: Sequence[str], candidates: Sequence[Sequence[str]]) -> list[int]:
-        from promptopt.evaluators.judge import apick_best
+        from promptopt.evaluators.ranking import apick_best
 
         return await apick_best(self.judge, list(prompts), [list(c) for c in candidates], target=self.target)
 
@@ -153,7 +153,7 @@ class JudgePicker:
 
 
 class RubricPicker(JudgePicker):
-    """Best of K by the rubric judge (``promptopt.evaluators.judge.RubricJudge``): each candidate
+    """Best of K by the rubric judge (``promptopt.evaluators.rubric.RubricJudge``): each candidate
     rewrite is answered and the answer scored 0..5 against the *original* prompt; the highest mean
     score wins (the earliest sample on ties, and an unscored candidate ranks last).
 
@@ -169,7 +169,7 @@ class RubricPicker(JudgePicker):
     def __init__(
         self, judge: LLM | Any, *, target: LLM | None = None, max_tokens: int = 512, answer_tokens: int = 512
     ) -> None:
-        from promptopt.evaluators.judge import RubricJudge
+        from promptopt.evaluators.rubric import RubricJudge
 
         self.judge = judge if isinstance(judge, RubricJudge) else RubricJudge(judge, max_tokens=max_tokens)
         self.target = target

@@ -13,7 +13,7 @@ response):"); ``both`` is the issue's combined description. The model sees a tra
 asked to continue (:data:`RLCD_SYSTEM`, :data:`RLCD_USER`), so the positive and negative prompts
 differ in the description only.
 
-Optional judge filter: a :class:`~promptopt.evaluators.judge.PairwiseJudge` compares the two
+Optional judge filter: a :class:`~promptopt.evaluators.pairwise.PairwiseJudge` compares the two
 answers in both orders; a pair is kept only when *both* orders prefer the positive answer (the
 judge agrees with the RLCD label), else it is dropped as ``judge_disagrees`` with the judgement.
 
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.errors import ConfigError, DataError, UnknownNameError
-from promptopt.evaluators.judge import JudgeItem, PairJudgement, PairwiseJudge
+from promptopt.evaluators.pairwise import JudgeItem, PairJudgement, PairwiseJudge
 from promptopt.llm.base import LLM, BudgetExceededError, Completion, Request, run_sync
 from promptopt.optimizers.bpo.build import item_seed
 from promptopt.optimizers.bpo.jobs import check_limit, run_kept_dropped
