@@ -53,7 +53,7 @@ def _shown_target(target: str, scheme: str) -> str:
     """The target spec without credentials a base URL may carry (user:password@, ?key=)."""
     if scheme != "openai":
         return target
-    from promptopt.llm.openai_compat import public_url, split_spec
+    from promptopt.llm.openai_spec import public_url, split_spec
 
     model, url = split_spec(ModelSpec.parse(target).rest)
     return f"openai:{model}" + (f"@{public_url(url)}" if url else "")
