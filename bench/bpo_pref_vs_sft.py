@@ -97,10 +97,18 @@ def build_prefs(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     return {"kept": rep.kept, "dropped": rep.dropped, "prompts": len(prompts), "seconds": r(rep.seconds, 1)}
 
 
+def dpo_dir_name(args: argparse.Namespace) -> str:
+    return (
+        f"dpo-lr{args.lr:g}-b{args.beta:g}-e{args.epochs:g}-s{args.max_steps}{'-full' if args.full else ''}"
+    )
+
+
 def train_dpo(args: argparse.Namespace, base: Path) -> dict[str, Any]:
     from promptopt.optimizers.bpo.train import TrainConfig, train_rewriter
 
-    out = base / "dpo"
+    # One folder per training setting, so a rerun with another --lr/--beta trains anew instead of
+    # finding an earlier setting's rewriter and reporting it under the new key.
+    out = base / dpo_dir_name(args)
     if (out / "bpo_rewriter.json").exists():
         return {"out": str(out), "skipped": "already trained"}
     cfg = TrainConfig(
@@ -115,12 +123,12 @@ def train_dpo(args: argparse.Namespace, base: Path) -> dict[str, Any]:
 
 
 def evaluate(
-    args: argparse.Namespace, base: Path, side: str, rewriter: str, kind: str, ts: str
+    args: argparse.Namespace, base: Path, side: str, rewriter: str, kind: str, ts: str, tag: str
 ) -> dict[str, Any]:
     from promptopt.evaluators.pairwise_eval import EvalConfig, EvalJob, run_eval
 
     job = EvalJob(
-        testsets=(ts,), out=base / f"eval-{side}-{kind}-{ts}-n{args.limit}", rewriter=rewriter,
+        testsets=(ts,), out=base / f"eval-{tag}-{kind}-{ts}-n{args.limit}", rewriter=rewriter,
         target_model=args.target, judge_model=args.judge, judge=kind, limit=args.limit,
         judge_max_tokens=args.judge_max_tokens,
         config=EvalConfig(max_tokens=args.target_max_tokens, seed=0, n_boot=args.bootstrap),
@@ -128,6 +136,33 @@ def evaluate(
     res = run_eval(job).to_json()["testsets"][0]
     keys = ("n", "win_pct", "tie_pct", "loss_pct", "delta_wr", "ci_low", "ci_high", "errors")
     return {"side": side, "judge": kind, "testset": ts, **{k: res.get(k) for k in keys}}
+
+
+_SCORE = {"win": 1.0, "tie": 0.0, "loss": -1.0}
+
+
+def paired_difference(a_dir: Path, b_dir: Path, testset: str, n_boot: int) -> dict[str, Any]:
+    """ΔWR(b) − ΔWR(a) on the items both evaluations judged, with a paired bootstrap 95 % interval.
+
+    Why paired: both rewriters are judged on the same prompts, so resampling prompts (not the two
+    win rates independently) gives the interval of the difference that the items support."""
+    import numpy as np
+
+    from promptopt.records import read_records
+
+    def outcomes(d: Path) -> dict[str, float]:
+        return {str(rec["id"]): _SCORE[rec["outcome"]] for rec in read_records(d / f"{testset}.jsonl")
+                if rec.get("status") == "ok" and rec.get("outcome") in _SCORE}  # fmt: skip
+
+    a, b = outcomes(a_dir), outcomes(b_dir)
+    ids = sorted(set(a) & set(b))
+    if not ids:
+        return {"paired_n": 0, "diff": None, "diff_ci_low": None, "diff_ci_high": None}
+    d = np.array([b[i] - a[i] for i in ids])
+    boots = d[np.random.default_rng(0).integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1) * 100.0
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return {"paired_n": len(ids), "diff": r(float(d.mean() * 100.0), 1), "diff_ci_low": r(float(lo), 1),
+            "diff_ci_high": r(float(hi), 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -191,34 +226,40 @@ def main() -> None:
         key = f"dpo:{args.lr}:{args.beta}:{args.epochs}:{args.max_steps}:{args.full}"
         dpo = book.get(key) or book.add(key, train_dpo(args, base))
         emit(BENCH, "dpo", **dpo)
-        rewriters = {"sft": args.sft_rewriter, "dpo": str(base / "dpo")}
+        dpo_dir = Path(dpo["out"])  # an earlier run's cell names its own folder
+        rewriters = {"sft": args.sft_rewriter, "dpo": str(dpo_dir)}
         for kind in JUDGES:
             for ts in args.sets:
                 for side, path in rewriters.items():
-                    key = f"eval:{side}:{kind}:{ts}:{args.limit}:{args.target}:{args.judge}"
-                    cell = book.get(key) or book.add(key, evaluate(args, base, side, path, kind, ts))
+                    tag = side if side == "sft" else dpo_dir.name
+                    key = f"eval:{tag}:{kind}:{ts}:{args.limit}:{args.target}:{args.judge}"
+                    cell = book.get(key) or book.add(key, evaluate(args, base, side, path, kind, ts, tag))
                     cells.append(cell)
                     emit(BENCH, "eval", **{k: v for k, v in cell.items() if k != "key"})
         by = {(c["side"], c["judge"], c["testset"]): c for c in cells}
-        rows = []
+        rows, paired = [], []
         for kind in JUDGES:
             for ts in args.sets:
                 s, d = by[("sft", kind, ts)], by[("dpo", kind, ts)]
-                diff = (
-                    None if s["delta_wr"] is None or d["delta_wr"] is None else d["delta_wr"] - s["delta_wr"]
-                )
+                pd = paired_difference(base / f"eval-sft-{kind}-{ts}-n{args.limit}",
+                                       base / f"eval-{dpo_dir.name}-{kind}-{ts}-n{args.limit}", ts,
+                                       args.bootstrap)  # fmt: skip
+                paired.append({"testset": ts, "judge": kind, **pd})
                 rows.append([ts, kind, s["n"], f"{r(s['delta_wr'], 1)} [{r(s['ci_low'], 1)}, {r(s['ci_high'], 1)}]",
-                             f"{r(d['delta_wr'], 1)} [{r(d['ci_low'], 1)}, {r(d['ci_high'], 1)}]", r(diff, 1)])  # fmt: skip
+                             f"{r(d['delta_wr'], 1)} [{r(d['ci_low'], 1)}, {r(d['ci_high'], 1)}]",
+                             f"{pd['diff']} [{pd['diff_ci_low']}, {pd['diff_ci_high']}]"])  # fmt: skip
         header = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
                   "target": args.target, "judge": args.judge, "sft_rewriter": args.sft_rewriter,
                   "train_prompts": args.train_prompts, "train_limit": args.train_limit, "n": args.n,
-                  "limit": args.limit, "prefs": prefs, "dpo": dpo}  # fmt: skip
+                  "limit": args.limit, "prefs": prefs, "dpo": dpo, "dpo_setting": dpo_dir.name,
+                  "paired_difference": paired}  # fmt: skip
         md = ["# Preference-trained (DPO) vs SFT rewriter", "",
               f"{header['date']} · commit {header['commit']} · target `{args.target}`, judge `{args.judge}` · "
               f"{prefs['kept']} preference rows from {prefs['prompts']} prompts of {args.train_prompts} "
               f"(n={args.n}) · first {args.limit} held-out prompts per set", "",
-              "ΔWR = win% − loss% of rewritten vs original prompt, 95 % bootstrap interval.", ""]  # fmt: skip
-        md += md_table(["test set", "judge", "n", "ΔWR SFT", "ΔWR DPO", "DPO − SFT"], rows)
+              "ΔWR = win% − loss% of rewritten vs original prompt, 95 % bootstrap interval; DPO − SFT: paired "
+              "bootstrap over the prompts both judged (win 1, tie 0, loss −1 per prompt).", ""]  # fmt: skip
+        md += md_table(["test set", "judge", "n", "ΔWR SFT", "ΔWR DPO", "DPO − SFT [95 % CI]"], rows)
         paths = book.write(header, cells, json.loads(json.dumps(rows)), "\n".join(md) + "\n")
         emit(BENCH, "files", **paths, wall_s=r(time.perf_counter() - start, 1))
     finally:
