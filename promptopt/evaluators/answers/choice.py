@@ -1,0 +1,219 @@
+"""Multiple-choice answers: the option letter a response settles on.
+
+A letter ("(B)", "B)", "answer: b", "Option C") or the text of one option (AQuA, BBH); a number
+that equals exactly one numeric option also counts. Why not OPRO's rule (count only when exactly
+one "(x)" is present): chat models argue over options before answering, so denied ("(A) is
+wrong"), questioned ("(B)?") and listed ("(A), (B) or (C)") letters are read and left out, and
+the article "A" is no letter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from promptopt.evaluators.answers.clean import _clean, _norm
+from promptopt.evaluators.answers.number import extract_number, numbers_equal, parse_number
+from promptopt.evaluators.answers.span import (
+    _CORRECTION_RE,
+    _NEGATED_BEFORE_RE,
+    _answer_region,
+    _first_statement,
+)
+
+Options = Sequence[tuple[str, str]]
+_OPTION_LINE_RE = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*$", re.MULTILINE)
+#: A letter that opens the stated answer: "(b)", "b", "B.", "option C", "C because ..." (upper
+#: case only before a word, so the article in "the answer is a guess" is no letter).
+_LEAD_LETTER_RE = re.compile(
+    r"^\s*(?:[-*\u2022]\s+)?[\"'`]*(?:(?i:option|choice|letter)\s+)?"
+    r"(?:\((?P<p>[A-Za-z])\)|(?P<b>[A-Za-z])(?=$|[^\w\s'’/]|\s*$)|(?P<u>[A-Z])(?=\s))"
+)
+_ONLY_LETTER_RE = re.compile(r"\s*[\"'`]*\(?([A-Za-z])\)?[.\"'`]*\s*")
+#: "A or B", "A/B" right after a lead letter: alternatives, not an answer.
+_ALTERNATIVE_AFTER_RE = re.compile(r"\s*,?\s*(?:or|/|vs\.?|versus)\s*\(?[A-Za-z]\b", re.IGNORECASE)
+#: Ways a response names an option letter. ``strong`` forms can only be a letter; a bare
+#: capital letter is kept only in a context that makes it one (see :func:`_letter_mentions`).
+_MENTION_RES: tuple[tuple[re.Pattern[str], bool], ...] = (
+    (re.compile(r"\b(?i:option|choice|letter)\s+\(?(?P<l>[A-Za-z])\)?(?![\w'’])"), True),
+    (re.compile(r"\((?P<l>[A-Za-z])\)"), True),
+    (re.compile(r"(?<![\w(])(?P<l>[A-Z])\)|^[ \t>*-]*(?P<l2>[a-z])\)", re.MULTILINE), True),
+    (re.compile(r"(?<![\w'’.\-])(?P<l>[A-Z])(?![\w'’\-]|\.\w)"), False),
+)
+#: A bare capital letter counts when it ends its clause ("it's B.", "Answer: C") or is said to
+#: be right ("C is the correct answer", OPRO's "X is the answer") ...
+_BARE_OK_AFTER_RE = re.compile(
+    r"\s*(?:[.,;:!)\]]|$)|\s+(?:is|was|would\s+be|must\s+be|seems)\s+(?:the\s+|a\s+)?"
+    r"(?:(?:most\s+)?(?:correct|right|best|true|final|answer|likely))\b",
+    re.IGNORECASE,
+)
+#: ... and starts a clause or follows a verb of choosing ("vitamin C." names no option).
+_BARE_OK_BEFORE_RE = re.compile(
+    r"(?:^|[\n:;,.!?]|\b(?:is|it'?s|be|was|choose|chose|pick|select|with|say|answer|option|choice))"
+    r"[\s*\"'`\u2022-]*$",
+    re.IGNORECASE,
+)
+#: "(A) is wrong", "B isn't right", "C can be ruled out": the letter is rejected.
+_DENIED_AFTER_RE = re.compile(
+    r"\s*(?:(?:is|was|seems|looks|appears)(?:\s+(?:also|clearly|definitely|obviously|certainly))?\s+"
+    r"(?:not\b|wrong|incorrect|false|invalid|eliminated|ruled\s+out|out\b)|(?:is|was)n't\b"
+    r"|(?:can|could)\s+(?:also\s+)?be\s+(?:eliminated|ruled\s+out|excluded))",
+    re.IGNORECASE,
+)
+_ALTERNATIVE_GAP_RE = re.compile(r"\s*,?\s*(?:or|/|vs\.?|versus)\s*", re.IGNORECASE)
+_LIST_GAP_RE = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s+and\s+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _Mention:
+    letter: str
+    start: int
+    end: int
+    strong: bool
+
+
+def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
+    """The option letters that ``text`` asserts, in order.
+
+    Left out: letters that are denied ("not (A)", "(A) is wrong"), asked about ("(B)?"),
+    offered as alternatives ("(A) or (B)", "A/B", a list of three or more), possessive
+    ("A's"), and bare capitals outside an answer context (the article "A" in "A good answer").
+    """
+    raw: list[_Mention] = []
+    taken = bytearray(len(text))  # characters already read as part of a stronger form
+    for pattern, strong in _MENTION_RES:
+        for m in pattern.finditer(text):
+            if any(taken[m.start() : m.end()]):
+                continue
+            letter = (m.group("l") or (m.groupdict().get("l2") or "")).upper()
+            start = m.start("l2") if m.groupdict().get("l2") else m.start()
+            raw.append(_Mention(letter, start, m.end(), strong))
+            taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
+    raw.sort(key=lambda x: x.start)
+    rejected: set[int] = set()
+    run = [0] if raw else []
+    alternative = False
+    for i in range(1, len(raw) + 1):
+        gap = text[raw[i - 1].end : raw[i].start] if i < len(raw) else None
+        if gap is not None and _ALTERNATIVE_GAP_RE.fullmatch(gap):
+            alternative = True
+            run.append(i)
+            continue
+        if gap is not None and _LIST_GAP_RE.fullmatch(gap):
+            run.append(i)
+            continue
+        if len(run) >= 3 or (len(run) == 2 and alternative):
+            rejected.update(run)
+        run, alternative = [i], False
+    out = []
+    for i, mention in enumerate(raw):
+        after = text[mention.end : mention.end + 60]
+        if (
+            i in rejected
+            or mention.letter not in valid
+            or _NEGATED_BEFORE_RE.search(text, max(0, mention.start - 40), mention.start)
+            or _DENIED_AFTER_RE.match(after)
+            or re.match(r"\s*\?", after)
+            or (
+                not mention.strong
+                and not (
+                    _BARE_OK_AFTER_RE.match(after)
+                    and _BARE_OK_BEFORE_RE.search(text, max(0, mention.start - 30), mention.start)
+                )
+            )
+        ):
+            continue
+        out.append(mention)
+    return out
+
+
+def parse_options(question: str) -> tuple[tuple[str, str], ...]:
+    """The "(A) text" option lines of a question (BBH style), in order."""
+    return tuple((m.group(1), m.group(2)) for m in _OPTION_LINE_RE.finditer(question))
+
+
+def _match_option_text(text: str, options: Options) -> str | None:
+    """The option whose text occurs last in ``text`` (a longer option hides one it contains)."""
+    hay = _norm(text)
+    hits: list[tuple[int, int, str]] = []
+    for letter, opt in options:
+        needle = _norm(opt)
+        if not needle:
+            continue
+        for m in re.finditer(rf"(?<!\w){re.escape(needle)}(?!\w)", hay):
+            hits.append((m.start(), m.end(), letter))
+    kept = [h for h in hits if not any(o != h and o[0] <= h[0] and h[1] <= o[1] for o in hits)]
+    if not kept:
+        return None
+    return max(kept, key=lambda h: (h[0], h[1] - h[0]))[2]
+
+
+def _match_option_number(text: str, options: Options) -> str | None:
+    value = extract_number(text)
+    if value is None:
+        return None
+    letters = [
+        letter for letter, opt in options if (v := parse_number(opt)) is not None and numbers_equal(v, value)
+    ]
+    return letters[0] if len(letters) == 1 else None
+
+
+def extract_choice(text: str, options: Options = (), letters: str | None = None) -> str | None:
+    """The chosen option letter (upper case), or None: the letter the response settles on.
+
+    ``options`` are (letter, text) pairs; ``letters`` the valid letters when there is no option
+    text (default: the options' letters, else A–Z). Order of evidence: a letter that opens the
+    stated answer (after the last marker or in ``\\boxed{}``), else the first letter the stated
+    answer asserts ("not (A) but (B)" → B), else an option's text in it; without a stated answer,
+    the last letter in a letter-only form ("(B)", "option B", "B)"), else the last bare capital
+    that reads as a letter ("it's B.", "C is correct"). A self-correction that names a letter
+    right away ("(A)... wait, actually (C)") then replaces the answer. Last resorts: the last
+    option text, a number equal to one numeric option.
+    """
+    text = _clean(text)
+    valid = set((letters or "".join(lt for lt, _ in options) or "ABCDEFGHIJKLMNOPQRSTUVWXYZ").upper())
+    only = _ONLY_LETTER_RE.fullmatch(text)
+    if only and only.group(1).upper() in valid:
+        return only.group(1).upper()
+    mentions = _letter_mentions(text, valid)
+    chosen: tuple[str, int] | None = None  # (letter, offset after which corrections count)
+    region = _answer_region(text)
+    span = None
+    if region is not None:
+        span = text[region[0] : region[1]]
+        statement = _first_statement(span)
+        lead_at = region[0] + len(span) - len(span.lstrip())
+        stmt_end = lead_at + len(statement)
+        m = _LEAD_LETTER_RE.match(span)
+        lead = (m.group("p") or m.group("b") or m.group("u")).upper() if m else None
+        if (
+            lead in valid
+            and m is not None
+            and not _DENIED_AFTER_RE.match(span[m.end() :])
+            and not _ALTERNATIVE_AFTER_RE.match(span[m.end() :])
+        ):
+            chosen = (lead, region[0] + m.end())
+        elif inside := [x for x in mentions if lead_at <= x.start < stmt_end]:
+            chosen = (inside[0].letter, inside[0].end)
+        elif options and (found := _match_option_text(statement, options)):
+            chosen = (found, stmt_end)
+    if chosen is None:
+        strong = [x for x in mentions if x.strong]
+        last = strong[-1] if strong else (mentions[-1] if mentions else None)
+        if last is not None:
+            chosen = (last.letter, last.end)
+    if chosen is not None:
+        letter, after = chosen
+        for cue in _CORRECTION_RE.finditer(text, after):
+            follow = [x for x in mentions if x.start == cue.end()]
+            if follow:
+                letter = follow[0].letter
+        return letter
+    if options:
+        return (
+            _match_option_text(span if span is not None else text, options)
+            or _match_option_text(text, options)
+            or _match_option_number(text, options)
+        )
+    return None
