@@ -373,3 +373,35 @@ def test_infer_kind() -> None:
 def test_unknown_kind_is_an_error() -> None:
     with pytest.raises(ValueError):
         grade("1", "1", "colour")  # type: ignore[arg-type]
+
+
+# ---- regressions found when the grader was split (2026-12-01)
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        ("The answer is 1234568.", "1234567", False),  # rel_tol 1e-6 made these equal
+        ("The answer is 1000000001.", "1000000000", False),
+        ("The answer is 1234567.", "1234567", True),
+        ("The answer is 5.50.", "5.5", True),
+        ("The answer is 0.5.", "0.50", True),
+        ("The answer is 2.0001.", "2", False),
+    ],
+)
+def test_numbers_are_exact_for_integers(response: str, target: str, right: bool) -> None:
+    assert grade(response, target, "number").correct is right
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        ("The answer is invalid.", "valid", False),  # a substring test said right
+        ("The answer is 120.", "12", False),
+        ("The answer is valid.", "valid", True),
+        ("Answer: the red one", "the red one", True),
+        ("The answer is (B) valid.", "valid", False),  # names a letter, and it is not an accepted one
+    ],
+)
+def test_choice_text_target_is_matched_whole(response: str, target: str, right: bool) -> None:
+    assert grade(response, target, "choice").correct is right

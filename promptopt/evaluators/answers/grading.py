@@ -49,10 +49,13 @@ def grade(
         letter = extract_choice(response, options)
         if letter is not None and letter in letters:
             return Graded(letter, True)
-        if not re.fullmatch(r"\(?[A-Za-z]\)?", target.strip()):
-            said = extract_text(response)
-            if said and normalize_text(target) in said:
-                return Graded(normalize_text(target), True)
+        if letter is None and not re.fullmatch(r"\(?[A-Za-z]\)?", target.strip()):
+            # The option text stated as the answer, read as a whole: a substring test counted
+            # "invalid" for "valid" and "120" for "12". A response that names a wrong letter is
+            # wrong whatever text follows it.
+            gold_text = normalize_text(target)
+            if gold_text and gold_text in _text_readings(response):
+                return Graded(gold_text, True)
         return Graded(letter, False)
     if kind == "boolean":
         vocab = boolean_vocab(target)

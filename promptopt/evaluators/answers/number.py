@@ -244,4 +244,11 @@ def format_number(value: Decimal) -> str:
 
 
 def numbers_equal(a: Decimal, b: Decimal) -> bool:
-    return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-9)
+    """Exact for integers (a relative tolerance made 1234568 equal 1234567: every pair of answers
+    above a million that differ by one); non-integers may differ only in float noise (1e-9
+    relative), e.g. a fraction's decimal expansion against a long decimal gold."""
+    if a == b:
+        return True
+    if a == a.to_integral_value() and b == b.to_integral_value():
+        return False
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
