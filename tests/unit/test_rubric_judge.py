@@ -23,6 +23,7 @@ from promptopt.evaluators.judge import (
     parse_rubric_score,
 )
 from promptopt.evaluators.pairwise_eval import EvalJob, evaluate
+from promptopt.evaluators.rubric import FOLLOW_UP_PROMPT, SCORE_CONSTRAINT
 from promptopt.llm.base import BudgetExceededError, LLMServerError, Request
 from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.optimizers.bpo.rewriter import JudgePicker, RubricPicker, as_picker, make_picker
@@ -116,7 +117,7 @@ def scoring_fake(score_of: dict[str, str]) -> FakeLLM:
 
 def test_ascore_one_call_per_answer_at_temperature_0_and_none_when_unparseable() -> None:
     llm = scoring_fake({"good": "Fine. Score: 5", "bad": "Score: 1", "odd": "Score: 9"})
-    judge = RubricJudge(llm)
+    judge = RubricJudge(llm, follow_up=False)
     assert judge.samples == 1
     assert judge.score(["q"] * 4, ["good", "bad", "odd", "?"]) == [5.0, 1.0, None, None]
     assert llm.batches == [4] and all(c.temperature == 0.0 for c in llm.calls)
@@ -127,7 +128,7 @@ def test_ascore_one_call_per_answer_at_temperature_0_and_none_when_unparseable()
 def test_scores_are_averaged_over_repeats_above_temperature_0() -> None:
     by_seed = {10: "Score: 2", 11: "Score: 3", 12: "nonsense", 13: "Score: 5"}
     llm = FakeLLM(fn=lambda r, i: by_seed[r.seed])  # type: ignore[index]
-    judge = RubricJudge(llm, temperature=0.8, samples=4, seed=10)
+    judge = RubricJudge(llm, temperature=0.8, samples=4, seed=10, follow_up=False)
     (j,) = judge.judge(["q"], ["a"])
     assert j.score == pytest.approx((2 + 3 + 5) / 3) and j.unparsed == 1
     assert j.scores == (2, 3, None, 5)
@@ -135,6 +136,48 @@ def test_scores_are_averaged_over_repeats_above_temperature_0() -> None:
     assert {c.temperature for c in llm.calls} == {0.8}
     assert RubricJudge(llm, temperature=0.5).samples == 3  # default repeats above 0
     assert RubricJudge(llm, temperature=0.0, samples=5).samples == 1  # repeats would be identical
+
+
+def follow_up_fake(first: dict[str, str], second: dict[str, str]) -> FakeLLM:
+    """First turn: the text mapped to the answer; the follow-up turn (it ends with FOLLOW_UP_PROMPT):
+    the text mapped to the answer in ``second``. Honours constraints like a grammar backend."""
+
+    def fn(req: Request, i: int) -> str:
+        body = re.search(r"<response>(.*)</response>", request_text(req), re.S)
+        key = next(k for k in first if body and k in body.group(1))
+        if req.messages and req.messages[-1].content == FOLLOW_UP_PROMPT:
+            return second[key]
+        return first[key]
+
+    return FakeLLM(fn=fn, structured_output="gbnf")
+
+
+def test_a_judgement_without_a_valid_score_gets_one_constrained_follow_up() -> None:
+    llm = follow_up_fake(
+        {"long": "Point 1 met. Point 2 met.", "hundred": "Score: 85", "fine": "Score: 3"},
+        {"long": "Score: 4", "hundred": "Well... Score: 2"},
+    )
+    long, hundred, fine = RubricJudge(llm).judge(["q"] * 3, ["long", "hundred", "fine"])
+    assert (long.score, long.recovered, long.unparsed) == (4.0, 1, 0)
+    assert long.raw == ("Point 1 met. Point 2 met.",) and long.follow_up_raw == ("Score: 4",)
+    assert (hundred.score, hundred.recovered) == (2.0, 1) and hundred.follow_up_raw == ("Score: 2",)
+    assert (fine.score, fine.recovered, fine.follow_up_raw) == (3.0, 0, ())
+    assert llm.batches == [3, 2]  # the follow-ups go out together, only for the unparsed two
+    follow = [c for c in llm.calls if c.constraint is not None]
+    assert len(follow) == 2 and all(c.constraint == SCORE_CONSTRAINT and c.max_tokens == 8 for c in follow)
+    roles = [m.role for m in follow[0].messages or ()]
+    assert roles == ["user", "assistant", "user"]  # the judge's own text, then the format request
+    assert follow[0].messages[1].content in {"Point 1 met. Point 2 met.", "Score: 85"}  # type: ignore[index]
+
+
+def test_a_follow_up_that_still_fails_leaves_the_judgement_unparsed_not_failed() -> None:
+    llm = FakeLLM(rules=[(re.escape(FOLLOW_UP_PROMPT), LLMServerError("down")), ("<response>x", "Score: 9")])
+    (j,) = RubricJudge(llm).judge(["q"], ["x"])
+    assert j.score is None and j.error is None and j.unparsed == 1 and j.recovered == 0
+    ignored = follow_up_fake({"x": "no score"}, {"x": "I would say 4 out of 5"})  # constraint ignored
+    ignored.honour_constraints = False
+    (k,) = RubricJudge(ignored).judge(["q"], ["x"])
+    assert k.score is None and k.unparsed == 1 and k.follow_up_raw == ("I would say 4 out of 5",)
 
 
 def test_a_failed_call_is_an_error_and_a_budget_refusal_is_raised() -> None:
@@ -256,7 +299,8 @@ def test_rubric_picker_scores_answers_to_each_candidate_against_the_original() -
     assert isinstance(picker, RubricPicker)
     assert picker.pick(["orig"], [["A", "B", "C"]]) == [1]
     assert all("User: orig\n" in request_text(c) for c in judge_llm.calls)
-    assert len(target.calls) == 3 and len(judge_llm.calls) == 3  # K answers + K judgements
+    # K answers + K judgements, + 1 follow-up for the unparseable "junk"
+    assert len(target.calls) == 3 and len(judge_llm.calls) == 4
     # an unscored candidate ranks last; ties go to the earliest sample
     assert picker.pick(["orig"], [["C", "A"]]) == [1]
     assert picker.pick(["orig"], [["A", "A2"]]) == [0]
