@@ -88,6 +88,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         "rubric_win_rate_vs_label": r(sum(b == "win" for _, b in pairs) / n if n else None),
         "pairwise_unparsed_verdicts": sum(int(x.get("pairwise_unparsed", 0)) for x in records),
         "rubric_unparsed_scores": sum(int(x.get("rubric_unparsed", 0)) for x in records),
+        "rubric_scores_from_follow_up": sum(int(x.get("rubric_recovered", 0)) for x in records),
         "rubric_mean_good": r(_mean([x["rubric_good"] for x in records])),
         "rubric_mean_bad": r(_mean([x["rubric_bad"] for x in records])),
     }
@@ -117,12 +118,12 @@ def markdown(header: dict[str, Any], s: dict[str, Any]) -> str:
     lines += md_table(
         ["items", "same outcome", "agreement (95% CI)", "both decisive", "agreement when both decisive", "Cohen's κ",
          "pairwise win rate vs label", "rubric win rate vs label", "unparsed verdicts / scores",
-         "mean rubric good / bad"],
+         "rubric scores from the follow-up", "mean rubric good / bad"],
         [[s["items"], s["same_outcome"],
           "—" if s["agreement"] is None else f"{100 * s['agreement']:.0f}% [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]",
           s["both_decisive"], s["agreement_when_both_decisive"], s["kappa"], s["pairwise_win_rate_vs_label"],
           s["rubric_win_rate_vs_label"], f"{s['pairwise_unparsed_verdicts']} / {s['rubric_unparsed_scores']}",
-          f"{_fmt(s['rubric_mean_good'])} / {_fmt(s['rubric_mean_bad'])}"]],
+          s.get("rubric_scores_from_follow_up", 0), f"{_fmt(s['rubric_mean_good'])} / {_fmt(s['rubric_mean_bad'])}"]],
     )  # fmt: skip
     lines += ["", "Confusion (rows: pairwise, columns: rubric):", ""]
     lines += md_table(
@@ -145,6 +146,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: best on a shared CPU)")
+    ap.add_argument(
+        "--no-follow-up",
+        dest="follow_up",
+        action="store_false",
+        help="no constrained follow-up turn for rubric judgements without a valid score",
+    )
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 short items, short judgements")
     args = ap.parse_args()
     name = BENCH
@@ -153,13 +160,15 @@ def main() -> None:
         name = BENCH + "-quick"
     sizes = {"n": args.n, "max_tokens": args.max_tokens, "temperature": args.temperature,
              "rubric_samples": args.rubric_samples, "seed": args.seed, "max_prompt_chars": args.max_prompt_chars,
-             "max_response_chars": args.max_response_chars}  # fmt: skip
+             "max_response_chars": args.max_response_chars, "rubric_follow_up": args.follow_up}  # fmt: skip
     rows = [
         x for x in load_records(args.data_dir, 10**6, args.max_prompt_chars)
         if len(x["good_res"]) <= args.max_response_chars and len(x["bad_res"]) <= args.max_response_chars
     ][: args.n]  # fmt: skip
     book = ResultBook(name)
     tag = f"{args.model}|t{args.max_tokens}|T{args.temperature}|k{args.rubric_samples}|s{args.seed}"
+    if args.follow_up:  # (runs before the follow-up existed keep their journal)
+        tag += "|fu"
     folder = Path(book.path("")) / model_slug(args.model)
     folder.mkdir(parents=True, exist_ok=True)
     journal_path = folder / f"{hashlib.sha256(tag.encode()).hexdigest()[:10]}.jsonl"
@@ -169,7 +178,7 @@ def main() -> None:
     backend, llm, _ = open_model(args.model, args.threads, cache_policy="deterministic")
     pairwise = PairwiseJudge(llm, max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
     rubric = RubricJudge(llm, max_tokens=args.max_tokens, temperature=args.temperature,
-                         samples=args.rubric_samples, seed=args.seed)  # fmt: skip
+                         samples=args.rubric_samples, seed=args.seed, follow_up=args.follow_up)  # fmt: skip
 
     async def batch(items: list[dict[str, Any]]) -> list[Outcome]:
         judge_items = [JudgeItem(prompt_text(x), x["bad_res"], x["good_res"]) for x in items]
@@ -182,6 +191,7 @@ def main() -> None:
                 "pairwise": p.outcome, "pairwise_unparsed": p.unparsed,
                 "pairwise_verdicts": [p.first_verdict, p.second_verdict],
                 "rubric": q.outcome, "rubric_unparsed": q.unparsed,
+                "rubric_recovered": q.baseline.recovered + q.candidate.recovered,
                 "rubric_good": q.candidate.score, "rubric_bad": q.baseline.score,
             }))  # fmt: skip
         return out
