@@ -405,3 +405,38 @@ def test_numbers_are_exact_for_integers(response: str, target: str, right: bool)
 )
 def test_choice_text_target_is_matched_whole(response: str, target: str, right: bool) -> None:
     assert grade(response, target, "choice").correct is right
+
+
+# ---- audit of the grader against realistic answers and every BBH gold format (2026-12-01)
+
+MOVIE_OPTS = (
+    ("A", "Batman"),
+    ("B", "Alien Resurrection"),
+    ("C", "A Tale of Two Cities"),
+    ("D", "The Quiet American"),
+)
+SNARK_OPTS = (
+    ("A", "A civil war with at least 500,000 deaths is essential to a healthy democracy"),
+    ("B", "A civil war with at least 500,000 deaths is detrimental to a healthy democracy"),
+)
+
+
+@pytest.mark.parametrize(
+    ("response", "options", "expected"),
+    [
+        # BBH movie_recommendation / snarks: the option text starts with the article "A", which
+        # was read as the letter (A) (wrong answers graded right for target (A), right ones wrong)
+        ("The answer is A Tale of Two Cities.", MOVIE_OPTS, "C"),
+        (
+            "The answer is A civil war with at least 500,000 deaths is detrimental to a healthy democracy.",
+            SNARK_OPTS,
+            "B",
+        ),  # fmt: skip
+        ("The answer is A because Batman is a superhero film.", MOVIE_OPTS, "A"),  # still a letter
+        ("The answer is A.", MOVIE_OPTS, "A"),
+    ],
+)
+def test_option_text_opening_with_article_a_is_no_letter(
+    response: str, options: tuple[tuple[str, str], ...], expected: str
+) -> None:
+    assert extract_choice(response, options) == expected

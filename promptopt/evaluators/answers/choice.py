@@ -149,6 +149,19 @@ def _match_option_text(text: str, options: Options) -> str | None:
     return max(kept, key=lambda h: (h[0], h[1] - h[0]))[2]
 
 
+def _opening_option(statement: str, options: Options) -> str | None:
+    """The option whose whole text opens ``statement`` (the longest): "A Tale of Two Cities" is
+    that option, not the letter (A) followed by words."""
+    hay = _norm(statement)
+    best: tuple[int, str] | None = None
+    for letter, opt in options:
+        needle = _norm(opt)
+        if len(needle) > 1 and re.match(rf"{re.escape(needle)}(?!\w)", hay):
+            if best is None or len(needle) > best[0]:
+                best = (len(needle), letter)
+    return None if best is None else best[1]
+
+
 def _match_option_number(text: str, options: Options) -> str | None:
     value = extract_number(text)
     if value is None:
@@ -187,7 +200,9 @@ def extract_choice(text: str, options: Options = (), letters: str | None = None)
         stmt_end = lead_at + len(statement)
         m = _LEAD_LETTER_RE.match(span)
         lead = (m.group("p") or m.group("b") or m.group("u")).upper() if m else None
-        if (
+        if m is not None and m.group("u") and (found := _opening_option(statement, options)):
+            chosen = (found, stmt_end)
+        elif (
             lead in valid
             and m is not None
             and not _DENIED_AFTER_RE.match(span[m.end() :])
