@@ -440,3 +440,19 @@ def test_option_text_opening_with_article_a_is_no_letter(
     response: str, options: tuple[tuple[str, str], ...], expected: str
 ) -> None:
     assert extract_choice(response, options) == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        # BBH dyck_languages: the closing sequence written without spaces is the same sequence
+        ("The answer is ]]).", "] ] )", True),
+        ("The answer is } >]", "} > ]", True),
+        ("The answer is ]])].", "] ] )", False),
+        ("The answer is ]).", "] ] )", False),
+        ("apple banana", "apple banana", True),  # words keep their spaces
+        ("applebanana", "apple banana", False),
+    ],
+)
+def test_grade_dyck_sequence_without_spaces(response: str, target: str, right: bool) -> None:
+    assert grade(response, target, "text").correct is right

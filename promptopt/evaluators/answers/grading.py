@@ -11,7 +11,7 @@ from promptopt.evaluators.answers.boolean import boolean_vocab, extract_boolean
 from promptopt.evaluators.answers.choice import Options, extract_choice
 from promptopt.evaluators.answers.clean import _norm
 from promptopt.evaluators.answers.number import extract_number, format_number, numbers_equal, parse_number
-from promptopt.evaluators.answers.text import _text_readings, extract_text, normalize_text
+from promptopt.evaluators.answers.text import _text_readings, extract_text, normalize_text, text_matches
 
 AnswerKind = Literal["number", "choice", "boolean", "text"]
 ANSWER_KINDS: tuple[str, ...] = ("number", "choice", "boolean", "text")
@@ -64,10 +64,7 @@ def grade(
         got_word = extract_boolean(response, vocab)
         return Graded(got_word, got_word is not None and got_word == _norm(target))
     if kind == "text":
-        gold_text = normalize_text(target)
-        return Graded(
-            extract_text(response) or None, bool(gold_text) and gold_text in _text_readings(response)
-        )
+        return Graded(extract_text(response) or None, text_matches(target, response))
     raise ValueError(f"unknown answer kind {kind!r}")
 
 

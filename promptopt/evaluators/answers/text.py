@@ -1,4 +1,8 @@
-"""Free-text answers (BBH dyck_languages, word_sorting): compared after normalisation."""
+"""Free-text answers (BBH dyck_languages, word_sorting): compared after normalisation.
+
+A gold answer made of brackets only (dyck_languages: "] ] )") is compared without spaces: the
+tokens are single characters, so "]])" is the same sequence.
+"""
 
 from __future__ import annotations
 
@@ -37,3 +41,18 @@ def _text_readings(response: str) -> set[str]:
         out.add(normalize_text(labelled.group(1)))
     out.discard("")
     return out
+
+
+_BRACKETS_RE = re.compile(r"[()\[\]{}<>\s]+")
+
+
+def text_matches(target: str, response: str) -> bool:
+    """Whether ``response`` states the free-text ``target`` (see :func:`_text_readings`); a
+    bracket sequence is compared without spaces."""
+    gold = normalize_text(target)
+    if not gold:
+        return False
+    readings = _text_readings(response)
+    if _BRACKETS_RE.fullmatch(gold):
+        return re.sub(r"\s+", "", gold) in {re.sub(r"\s+", "", r) for r in readings}
+    return gold in readings
