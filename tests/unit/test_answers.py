@@ -456,3 +456,19 @@ def test_option_text_opening_with_article_a_is_no_letter(
 )
 def test_grade_dyck_sequence_without_spaces(response: str, target: str, right: bool) -> None:
     assert grade(response, target, "text").correct is right
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        # BBH word_sorting: the sorted words written one a line, bare, bulleted or numbered
+        ("The sorted list is:\napple\nbanana\ncherry", "apple banana cherry", True),
+        ("Sorted:\n1. apple\n2. banana\n3. cherry", "apple banana cherry", True),
+        ("- apple\n- banana\n- cherry", "apple banana cherry", True),
+        ("Sorted:\n1. banana\n2. apple\n3. cherry", "apple banana cherry", False),
+        ("Sorted:\n- apple\n- cherry", "apple banana cherry", False),
+        ("apple\nbanana\ncherry\ndate", "apple banana cherry", False),
+    ],
+)
+def test_grade_word_list_one_word_a_line(response: str, target: str, right: bool) -> None:
+    assert grade(response, target, "text").correct is right

@@ -31,11 +31,29 @@ def extract_text(text: str) -> str:
     return normalize_text(_BULLET_RE.sub("", lines[-1])) if lines else ""
 
 
+#: One word a line, bare, bulleted or numbered ("apple", "- apple", "2. apple").
+_LIST_ITEM_RE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])?\s*(\S+)\s*$")
+
+
+def _trailing_list(text: str) -> str | None:
+    """The last run of two or more one-word lines, joined: word_sorting answers written as a
+    list ("Sorted:\n1. apple\n2. banana"), or None."""
+    items: list[str] = []
+    for line in reversed([ln for ln in _clean(text).splitlines() if ln.strip()]):
+        m = _LIST_ITEM_RE.match(line)
+        if m is None or m.group(1).endswith(":"):
+            break
+        items.append(m.group(1))
+    return " ".join(reversed(items)) if len(items) >= 2 else None
+
+
 def _text_readings(response: str) -> set[str]:
     """Normalised ways to read a free-text answer: the stated answer, it without a short
-    "Label:" prefix, and the whole response."""
+    "Label:" prefix, the whole response, and a closing one-word-a-line list."""
     said = extract_text(response)
     out = {said, normalize_text(response)}
+    if listed := _trailing_list(response):
+        out.add(normalize_text(listed))
     labelled = re.match(r"^[^:]{1,40}:\s*(.+)$", said)
     if labelled:
         out.add(normalize_text(labelled.group(1)))
