@@ -472,3 +472,24 @@ def test_grade_dyck_sequence_without_spaces(response: str, target: str, right: b
 )
 def test_grade_word_list_one_word_a_line(response: str, target: str, right: bool) -> None:
     assert grade(response, target, "text").correct is right
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        # a letter in single quotes, brackets, LaTeX math or \text{} was read as no letter at all
+        ("The answer is 'B'.", "B"),
+        ("The answer is 'B'", "B"),
+        ("The answer is [B].", "B"),
+        ("The answer is $B$.", "B"),
+        ("The final answer is $\\boxed{\\text{B}}$.", "B"),
+        ("\\boxed{\\textbf{(B)}}", "B"),
+        ("So I pick 'B'.", "B"),
+        ("The answer is A's cousin.", None),  # a possessive is still no letter
+        ("[B]", "B"),
+        ("The answer is 'A' or 'B'.", None),  # alternatives, quoted
+        ("The answer is 'A' is wrong.", None),
+    ],
+)
+def test_extract_choice_quoted_or_latex_letter(response: str, expected: str | None) -> None:
+    assert extract_choice(response, letters="ABCD") == expected

@@ -27,24 +27,24 @@ _OPTION_LINE_RE = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*$", re.MULTILINE)
 #: A letter that opens the stated answer: "(b)", "b", "B.", "option C", "C because ..." (upper
 #: case only before a word, so the article in "the answer is a guess" is no letter).
 _LEAD_LETTER_RE = re.compile(
-    r"^\s*(?:[-*\u2022]\s+)?[\"'`]*(?:(?i:option|choice|letter)\s+)?"
-    r"(?:\((?P<p>[A-Za-z])\)|(?P<b>[A-Za-z])(?=$|[^\w\s'’/]|\s*$)|(?P<u>[A-Z])(?=\s))"
+    r"^\s*(?:[-*\u2022]\s+)?[\"'`\[$]*(?:(?i:option|choice|letter)\s+)?"
+    r"(?:\((?P<p>[A-Za-z])\)|(?P<b>[A-Za-z])(?=$|[^\w\s'’/]|['’](?!\w)|\s*$)|(?P<u>[A-Z])(?=\s))[\"'’`\]$]*"
 )
-_ONLY_LETTER_RE = re.compile(r"\s*[\"'`]*\(?([A-Za-z])\)?[.\"'`]*\s*")
+_ONLY_LETTER_RE = re.compile(r"\s*[\"'`\[$]*\(?([A-Za-z])\)?[.\"'`\]$]*\s*")
 #: "A or B", "A/B" right after a lead letter: alternatives, not an answer.
-_ALTERNATIVE_AFTER_RE = re.compile(r"\s*,?\s*(?:or|/|vs\.?|versus)\s*\(?[A-Za-z]\b", re.IGNORECASE)
+_ALTERNATIVE_AFTER_RE = re.compile(r"\s*,?\s*(?:or|/|vs\.?|versus)\s*[\"'`]*\(?[A-Za-z]\b", re.IGNORECASE)
 #: Ways a response names an option letter. ``strong`` forms can only be a letter; a bare
 #: capital letter is kept only in a context that makes it one (see :func:`_letter_mentions`).
 _MENTION_RES: tuple[tuple[re.Pattern[str], bool], ...] = (
     (re.compile(r"\b(?i:option|choice|letter)\s+\(?(?P<l>[A-Za-z])\)?(?![\w'’])"), True),
     (re.compile(r"\((?P<l>[A-Za-z])\)"), True),
     (re.compile(r"(?<![\w(])(?P<l>[A-Z])\)|^[ \t>*-]*(?P<l2>[a-z])\)", re.MULTILINE), True),
-    (re.compile(r"(?<![\w'’.\-])(?P<l>[A-Z])(?![\w'’\-]|\.\w)"), False),
+    (re.compile(r"(?<![\w.\-])(?<!\w['’])(?P<l>[A-Z])(?![\w\-]|['’]\w|\.\w)"), False),
 )
 #: A bare capital letter counts when it ends its clause ("it's B.", "Answer: C") or is said to
 #: be right ("C is the correct answer", OPRO's "X is the answer") ...
 _BARE_OK_AFTER_RE = re.compile(
-    r"\s*(?:[.,;:!)\]]|$)|\s+(?:is|was|would\s+be|must\s+be|seems)\s+(?:the\s+|a\s+)?"
+    r"[\s'’\"`]*(?:[.,;:!)\]]|$)|\s+(?:is|was|would\s+be|must\s+be|seems)\s+(?:the\s+|a\s+)?"
     r"(?:(?:most\s+)?(?:correct|right|best|true|final|answer|likely))\b",
     re.IGNORECASE,
 )

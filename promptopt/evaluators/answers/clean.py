@@ -11,12 +11,16 @@ import re
 import unicodedata
 
 _FRAC_RE = re.compile(r"\\[dt]?frac\{\s*(\d+)\s*\}\{\s*(\d+)\s*\}")
+#: ``\text{B}``, ``\textbf{(B)}``, ``\mathrm{True}``: LaTeX text commands keep only their content.
+_TEXT_CMD_RE = re.compile(r"\\(?:text(?:bf|rm|it|tt)?|mathrm|mathbf)\{([^{}]*)\}")
 
 
 def _clean(text: str) -> str:
-    """NFKC, unify minus/dash signs and drop markdown emphasis, so patterns see plain text."""
+    """NFKC, unify minus/dash signs, unwrap LaTeX fractions and text commands and drop markdown
+    emphasis, so patterns see plain text."""
     text = unicodedata.normalize("NFKC", text)
     text = _FRAC_RE.sub(r"\1/\2", text)
+    text = _TEXT_CMD_RE.sub(r"\1", text)
     text = text.replace("\u2212", "-").replace("\u2013", "-").replace("\u2014", " - ")
     return text.replace("**", "").replace("__", "")
 
