@@ -493,3 +493,19 @@ def test_grade_word_list_one_word_a_line(response: str, target: str, right: bool
 )
 def test_extract_choice_quoted_or_latex_letter(response: str, expected: str | None) -> None:
     assert extract_choice(response, letters="ABCD") == expected
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        # a mixed number was read as its whole part: "1 1/2" graded right for 1, wrong for 1.5
+        ("The answer is 1 1/2.", "1", False),
+        ("The answer is 1 1/2 cups.", "1.5", True),
+        ("It takes 2 3/4 hours", "2.75", True),
+        ("The answer is -1 1/2.", "-1.5", True),
+        ("The answer is 3/4.", "0.75", True),
+        ("Answer: 12, 1/2 of it is 6", "12", True),  # a comma: two numbers, not a mixed one
+    ],
+)
+def test_mixed_numbers(response: str, target: str, right: bool) -> None:
+    assert grade(response, target, "number").correct is right

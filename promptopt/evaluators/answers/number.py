@@ -1,9 +1,9 @@
 """Number answers: digits and number words, as the response states them.
 
-Digits with commas, decimals, signs, ``$``/units, simple fractions, number words ("eighteen",
-"twenty-one", "one hundred and five", "minus three") and LaTeX ``\\boxed{..}``. Why whole
-numbers and whole words: OPRO's reference grader strips letters and keeps digits, so it reads
-"eighteen" as 8 and "Answer: 12." as empty. Asides in parentheses do not replace the stated
+Digits with commas, decimals, signs, ``$``/units, simple and mixed fractions ("1 1/2"), number
+words ("eighteen", "twenty-one", "one hundred and five", "minus three") and LaTeX ``\\boxed{..}``.
+Why whole numbers and whole words: OPRO's reference grader strips letters and keeps digits, so
+it reads "eighteen" as 8 and "Answer: 12." as empty. Asides in parentheses do not replace the stated
 number, a list bullet is not a minus sign, and denied numbers ("isn't 5, it's 6") are skipped.
 """
 
@@ -25,6 +25,7 @@ from promptopt.evaluators.answers.span import (
 _DIGITS_RE = re.compile(
     r"(?P<sign>(?<![\w)\]])-\s?)?"  # a minus that is not a hyphen between two words/numbers
     r"(?:\$\s?)?"
+    r"(?<![\w.])(?:(?P<whole>\d+)[ \t]+(?=\d+\s?/\s?\d))?"  # a mixed number: "1 1/2"
     r"(?<![\w.])(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
     r"(?:\s?/\s?(?P<den>\d+)(?![\d/]))?"
 )
@@ -67,6 +68,8 @@ def _digit_numbers(text: str) -> list[_Num]:
                 if den == 0:
                     continue
                 value = value / den
+                if m.group("whole"):
+                    value += Decimal(m.group("whole"))
         except InvalidOperation:
             continue
         start = m.start()
