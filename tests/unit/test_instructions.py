@@ -164,6 +164,10 @@ def test_format_score_is_an_integer_0_to_100(task: InstructionTask, score: float
         ("<INS>Line one.\n   Line two.</INS>", "Line one.\nLine two."),
         ("<INS>Tab\tand\x07bell</INS>", "Tab and bell"),
         ("<INS>Answer in the form [number].</INS>", "Answer in the form [number]."),
+        # quotes that open and close two quoted words are not one wrapping pair
+        ('<INS>"Yes" or "No"</INS>', '"Yes" or "No"'),
+        ("<INS>“Yes” or “No”</INS>", "“Yes” or “No”"),
+        ("<INS>`x` then `y`</INS>", "`x` then `y`"),
         ("Instruction: Work backwards from the answer.", "Work backwards from the answer."),
         ("Double-check the arithmetic.", "Double-check the arithmetic."),
     ],

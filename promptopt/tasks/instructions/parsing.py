@@ -29,6 +29,7 @@ _PLACEHOLDER_RE = re.compile(
 )
 _QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"),
            ("\u201e", "\u201c"), ("\u300c", "\u300d"), ("\u300e", "\u300f"), ("`", "`"))  # fmt: skip
+_APOSTROPHES = frozenset({"'", "\u2018"})  # opening quotes whose closing mark doubles as an apostrophe
 _CHECKBOX_MARKS = frozenset({"x", "✓", "✔", "✗", "✘", "*", "-", "+", "•"})
 _LABEL_RE = re.compile(r"^\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)\s*:\s*", re.IGNORECASE)
 
@@ -89,8 +90,12 @@ def clean_instruction(text: str) -> str:
             text, changed = text[1:-1].strip(), True
         for left, right in _QUOTES:
             if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right) - 1:
-                text = text[len(left) : len(text) - len(right)].strip()
-                changed = True
+                inner = text[len(left) : len(text) - len(right)]
+                # '"Yes" or "No"' is two quoted words, not one wrapping pair ("'" and "’" are
+                # also apostrophes, so a single-quoted "'Let's go.'" is still unwrapped)
+                if left not in _APOSTROPHES and (left in inner or right in inner):
+                    continue
+                text, changed = inner.strip(), True
     return text
 
 
