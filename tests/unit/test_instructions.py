@@ -252,6 +252,8 @@ def test_bracket_parse(bracket_task: InstructionTask, output: str, instruction: 
         ("chat", "Here is the new instruction:", "unparseable"),
         ("chat", "<INS></INS>", "invalid"),
         ("chat", "<INS>instruction</INS>", "invalid"),
+        ("chat", "<INS>...</INS>", "invalid"),  # the format's "..." was taken as an instruction
+        ("chat", "<INS>. . .</INS>", "invalid"),
         ("chat", "<INS>" + "x" * 501 + "</INS>", "invalid"),
         ("bracket", "", "unparseable"),
         ("bracket", "Here are my thoughts:\nI would try something [1].\nMaybe this.", "unparseable"),

@@ -102,7 +102,8 @@ def clean_instruction(text: str) -> str:
 def is_placeholder(text: str) -> bool:
     """Whether cleaned text is the format's own wording ("instruction", "<INS>", "...") rather
     than an instruction."""
-    return _PLACEHOLDER_RE.fullmatch(text.strip(" .:")) is not None
+    core = text.strip(" .:")
+    return not core or _PLACEHOLDER_RE.fullmatch(core) is not None  # "..." strips to nothing
 
 
 def _junk_bracket(text: str, start: int, end: int) -> bool:
