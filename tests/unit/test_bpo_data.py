@@ -160,6 +160,35 @@ def test_context_not_duplicated_when_rewrite_quotes_it() -> None:
     assert o == "Summarize briefly: cats sleep a lot."
 
 
+@pytest.mark.parametrize(
+    ("optimized", "context"),
+    [
+        ("Classify the sentiment of the review as good or bad.", "good"),
+        ("Add the numbers and give the sum, for example 4 + 5.", "4"),
+        ("Translate the greeting into French, keeping its tone.", "greeting"),
+    ],
+)
+def test_context_reattached_when_the_rewrite_only_happens_to_contain_it(optimized: str, context: str) -> None:
+    """A short context ("good") inside a word run of the rewrite is not the rewrite quoting it:
+    the context used to be dropped from the optimized prompt (kept on the prompt side only)."""
+    p, o = attach_context("Do it.", optimized, context)
+    assert p == f"Do it.\n{context}"
+    assert o == f"{optimized}\n{context}"
+
+
+@pytest.mark.parametrize(
+    "optimized",
+    [
+        "Translate the following English text into French: Hello",
+        "Translate the following English text into French:\nHello\nKeep the tone.",
+        'Translate "Hello" into French.',
+        "Translate into French: hello.",
+    ],
+)
+def test_context_quoted_as_a_block_is_not_attached_again(optimized: str) -> None:
+    assert attach_context("Translate.", optimized, "Hello")[1] == optimized
+
+
 def test_length_ratio_uses_instruction_not_context() -> None:
     pair = PreferencePair("Summarize", "g", "b", context=" ".join(["ctx"] * 50))
     assert judge_output(pair, reply("Summarize the passage in two sentences")).status == "kept"

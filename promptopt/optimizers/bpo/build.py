@@ -179,12 +179,21 @@ def length_reason(instruction: str, optimized: str) -> str | None:
     return None
 
 
+def _quotes(text: str, context: str) -> bool:
+    """Whether ``text`` holds ``context`` as a block of its own: at the start, after a colon, on
+    its own line or in quotes, and ending there. A short context found inside a run of words
+    ("good" in "as good or bad") is a coincidence, not the rewrite quoting it."""
+    c = re.escape(context.strip())
+    before, after = r"(?:^|[:\n\"'“‘«「(])\s*", r"\s*[.!?,;]?(?:\s*$|[\n\"'”’»」)])"
+    return re.search(before + c + after, text, re.IGNORECASE) is not None
+
+
 def attach_context(instruction: str, optimized: str, context: str) -> tuple[str, str]:
     """(prompt, optimized_prompt) with the context re-attached on both sides."""
     if not context:
         return instruction.strip(), optimized.strip()
     prompt = f"{instruction}\n{context}".strip()
-    if context.lower() in optimized.lower():  # the rewrite already carries the context verbatim
+    if _quotes(optimized, context):  # the rewrite already carries the context verbatim
         return prompt, optimized.strip()
     return prompt, f"{optimized}\n{context}".strip()
 
