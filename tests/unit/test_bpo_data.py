@@ -236,6 +236,23 @@ def test_build_counts_kept_and_dropped_per_reason(tmp_path: Path) -> None:
     assert load_rewrite_pairs(out) == [(r["prompt"], r["optimized_prompt"]) for r in kept]
 
 
+def test_output_cut_off_by_the_token_limit_is_dropped_as_truncated(tmp_path: Path) -> None:
+    """The [END] stop is cut from the text, so a rewrite cut off mid-sentence by max_tokens used
+    to read as a whole one and go into the training data."""
+    full = "Please answer question number 0 about the topic carefully, in detail, with examples"
+    llm = FakeLLM(default=f"Detailed Comparison Result: ok\n{MARKER} {full} [END]")
+    out = tmp_path / "t.jsonl"
+    report = build_rewrite_data(pairs(1), llm, out, config=BuildConfig(max_tokens=12))
+    assert report.kept == 0 and report.dropped == {"truncated": 1}
+    (rec,) = read(dropped_path(out))
+    assert rec["reason"] == "truncated" and rec["raw_output"].endswith(
+        "Please answer question number 0 about"
+    )
+    assert (
+        build_rewrite_data(pairs(1), llm, tmp_path / "w.jsonl", config=BuildConfig(max_tokens=40)).kept == 1
+    )
+
+
 def test_duplicate_prompts_keep_the_first(tmp_path: Path) -> None:
     same = [PreferencePair("Same question here", f"g{i}", f"b{i}") for i in range(3)]
     llm = FakeLLM(default=reply("Answer the same question here well"))

@@ -12,7 +12,8 @@ Filters, as in the BPO reference processing: outputs without the marker are drop
 dropped as likely errors (the reference applies no length filter to pairs with context, and neither
 does this); rewrites that leak template placeholders (``[protected ...]``, the format's ``xxx``) are
 dropped, here for pairs with context too (the reference checks only pairs without context; a leaked
-placeholder is never good training data); and only the first kept rewrite of each prompt is kept
+placeholder is never good training data); outputs cut off by ``max_tokens`` (finish reason
+``length``) are dropped as ``truncated``; and only the first kept rewrite of each prompt is kept
 (deduplication by :func:`prompt_dedup_key`).
 
 Context (Alpaca-style input text) is never shown to the rewrite as something to change: after the
@@ -348,6 +349,10 @@ class _Decider:
             return Outcome({**rec, "source": _source(pair)}, error=res)
         v = judge_output(pair, res.text)
         status, reason = v.status, v.reason
+        if status == "kept" and res.choices and res.choices[0].finish_reason == "length":
+            # the backend cuts the [END] stop from the text, so only this tells a rewrite cut
+            # off mid-sentence by max_tokens from a whole one
+            status, reason = "dropped", "truncated"
         key = prompt_dedup_key(redact(v.prompt))  # as stored: the journal redacts
         if status == "kept" and key in self.kept_prompts:
             status, reason = "dropped", "duplicate"
