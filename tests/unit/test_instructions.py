@@ -170,6 +170,10 @@ def test_format_score_is_an_integer_0_to_100(task: InstructionTask, score: float
         ("<INS>`x` then `y`</INS>", "`x` then `y`"),
         ("Instruction: Work backwards from the answer.", "Work backwards from the answer."),
         ("Double-check the arithmetic.", "Double-check the arithmetic."),
+        # markdown bold around the instruction or the label (the reference strips "**" too)
+        ("<INS>**Solve it step by step.**</INS>", "Solve it step by step."),
+        ("**Instruction:** Work backwards from the answer.", "Work backwards from the answer."),
+        ("<INS>**Read** first, then **solve**.</INS>", "**Read** first, then **solve**."),
     ],
 )
 def test_chat_parse_reads_ins_tags(task: InstructionTask, output: str, instruction: str) -> None:

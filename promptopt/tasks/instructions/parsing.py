@@ -27,11 +27,15 @@ _PLACEHOLDER_RE = re.compile(
     r"(?:instruction|text|prompt|starting sentence|sentence)(?:\s+here)?)",
     re.IGNORECASE,
 )
+# markdown bold "**" wraps like a quote (the reference strips "**" as well)
 _QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"),
-           ("\u201e", "\u201c"), ("\u300c", "\u300d"), ("\u300e", "\u300f"), ("`", "`"))  # fmt: skip
+           ("\u201e", "\u201c"), ("\u300c", "\u300d"), ("\u300e", "\u300f"), ("`", "`"),
+           ("**", "**"))  # fmt: skip
 _APOSTROPHES = frozenset({"'", "\u2018"})  # opening quotes whose closing mark doubles as an apostrophe
 _CHECKBOX_MARKS = frozenset({"x", "✓", "✔", "✗", "✘", "*", "-", "+", "•"})
-_LABEL_RE = re.compile(r"^\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)\s*:\s*", re.IGNORECASE)
+_LABEL_RE = re.compile(
+    r"^\s*[*_]*\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)[*_\s]*:[*_]*\s*", re.IGNORECASE
+)  # "Instruction: ...", "**Instruction:** ..."
 
 
 def normalize_output(text: str) -> str:
