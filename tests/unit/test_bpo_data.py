@@ -99,6 +99,21 @@ def test_parse_accepts_markdown_marker_and_missing_end() -> None:
     assert parsed is not None and parsed.optimized == "Describe cats in detail."
 
 
+@pytest.mark.parametrize(
+    "rest",
+    [
+        "\n```\nDescribe cats in detail.\n```",
+        "\n```text\nDescribe cats in detail.\n```\n",
+        " `Describe cats in detail.`",
+        " **Describe cats in detail.**",
+    ],
+)
+def test_parse_strips_a_code_fence_or_markdown_around_the_rewrite(rest: str) -> None:
+    """Small models fence or bold the rewrite; the fence used to go into the training target."""
+    parsed = parse_builder_output(f"Optimized Instruction:{rest}")
+    assert parsed is not None and parsed.optimized == "Describe cats in detail."
+
+
 def test_parse_without_marker_is_none() -> None:
     assert parse_builder_output("Cats are great pets.") is None
 

@@ -137,12 +137,18 @@ class Parsed:
     optimized: str
 
 
+_FENCE_RE = re.compile(r"^```[^\n`]*\n(.*)\n```$", re.S)
+
+
 def _unquote(text: str) -> str:
     t = text.strip()
-    for q in ('"', "'", "“"):
+    fenced = _FENCE_RE.match(t)  # a ```fenced``` rewrite: the fence is not part of the prompt
+    if fenced:
+        t = fenced.group(1).strip()
+    for q in ('"', "'", "“", "`", "**"):
         close = "”" if q == "“" else q
         if len(t) >= 2 and t.startswith(q) and t.endswith(close):
-            inner = t[1:-1]
+            inner = t[len(q) : -len(close)]
             if close not in inner:  # only a wrapping pair, not quotes inside the text
                 return inner.strip()
     return t
