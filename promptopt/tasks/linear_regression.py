@@ -154,7 +154,8 @@ class LinearRegressionTask:
         )
 
     def candidate(self, w: float, b: float) -> Candidate:
-        w, b = round(float(w), self.decimals), round(float(b), self.decimals)
+        # + 0.0: a value rounding to -0.0 would read "w=-0.0" and never dedupe against "w=0.0"
+        w, b = round(float(w), self.decimals) + 0.0, round(float(b), self.decimals) + 0.0
         if self.decimals == 0:
             w, b = float(int(w)), float(int(b))
         return Candidate(f"w={_fmt(w, self.decimals)}, b={_fmt(b, self.decimals)}", (w, b))

@@ -168,6 +168,9 @@ class TSPTask:
         tokens = [t for t in _SEP_RE.split(body) if t]
         if not tokens or not all(t.isascii() and t.isdigit() for t in tokens):
             return Rejected("unparseable", "the trace must be node numbers separated by commas")
+        # too many digits for a node id: rejected before int(), which raises past 4300 digits
+        if any(len(t.lstrip("0")) > len(str(self.n - 1)) for t in tokens):
+            return Rejected("invalid", f"node ids must be 0..{self.n - 1}")
         tour = [int(t) for t in tokens]
         if any(i >= self.n for i in tour):
             return Rejected("invalid", f"node ids must be 0..{self.n - 1}")

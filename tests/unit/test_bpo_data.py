@@ -99,6 +99,21 @@ def test_parse_accepts_markdown_marker_and_missing_end() -> None:
     assert parsed is not None and parsed.optimized == "Describe cats in detail."
 
 
+@pytest.mark.parametrize(
+    "rest",
+    [
+        "\n```\nDescribe cats in detail.\n```",
+        "\n```text\nDescribe cats in detail.\n```\n",
+        " `Describe cats in detail.`",
+        " **Describe cats in detail.**",
+    ],
+)
+def test_parse_strips_a_code_fence_or_markdown_around_the_rewrite(rest: str) -> None:
+    """Small models fence or bold the rewrite; the fence used to go into the training target."""
+    parsed = parse_builder_output(f"Optimized Instruction:{rest}")
+    assert parsed is not None and parsed.optimized == "Describe cats in detail."
+
+
 def test_parse_without_marker_is_none() -> None:
     assert parse_builder_output("Cats are great pets.") is None
 
@@ -160,6 +175,35 @@ def test_context_not_duplicated_when_rewrite_quotes_it() -> None:
     assert o == "Summarize briefly: cats sleep a lot."
 
 
+@pytest.mark.parametrize(
+    ("optimized", "context"),
+    [
+        ("Classify the sentiment of the review as good or bad.", "good"),
+        ("Add the numbers and give the sum, for example 4 + 5.", "4"),
+        ("Translate the greeting into French, keeping its tone.", "greeting"),
+    ],
+)
+def test_context_reattached_when_the_rewrite_only_happens_to_contain_it(optimized: str, context: str) -> None:
+    """A short context ("good") inside a word run of the rewrite is not the rewrite quoting it:
+    the context used to be dropped from the optimized prompt (kept on the prompt side only)."""
+    p, o = attach_context("Do it.", optimized, context)
+    assert p == f"Do it.\n{context}"
+    assert o == f"{optimized}\n{context}"
+
+
+@pytest.mark.parametrize(
+    "optimized",
+    [
+        "Translate the following English text into French: Hello",
+        "Translate the following English text into French:\nHello\nKeep the tone.",
+        'Translate "Hello" into French.',
+        "Translate into French: hello.",
+    ],
+)
+def test_context_quoted_as_a_block_is_not_attached_again(optimized: str) -> None:
+    assert attach_context("Translate.", optimized, "Hello")[1] == optimized
+
+
 def test_length_ratio_uses_instruction_not_context() -> None:
     pair = PreferencePair("Summarize", "g", "b", context=" ".join(["ctx"] * 50))
     assert judge_output(pair, reply("Summarize the passage in two sentences")).status == "kept"
@@ -205,6 +249,23 @@ def test_build_counts_kept_and_dropped_per_reason(tmp_path: Path) -> None:
     assert {r["reason"] for r in dropped} == {"no_marker", "too_short", "placeholder"}
     assert all("raw_output" in r for r in dropped)
     assert load_rewrite_pairs(out) == [(r["prompt"], r["optimized_prompt"]) for r in kept]
+
+
+def test_output_cut_off_by_the_token_limit_is_dropped_as_truncated(tmp_path: Path) -> None:
+    """The [END] stop is cut from the text, so a rewrite cut off mid-sentence by max_tokens used
+    to read as a whole one and go into the training data."""
+    full = "Please answer question number 0 about the topic carefully, in detail, with examples"
+    llm = FakeLLM(default=f"Detailed Comparison Result: ok\n{MARKER} {full} [END]")
+    out = tmp_path / "t.jsonl"
+    report = build_rewrite_data(pairs(1), llm, out, config=BuildConfig(max_tokens=12))
+    assert report.kept == 0 and report.dropped == {"truncated": 1}
+    (rec,) = read(dropped_path(out))
+    assert rec["reason"] == "truncated" and rec["raw_output"].endswith(
+        "Please answer question number 0 about"
+    )
+    assert (
+        build_rewrite_data(pairs(1), llm, tmp_path / "w.jsonl", config=BuildConfig(max_tokens=40)).kept == 1
+    )
 
 
 def test_duplicate_prompts_keep_the_first(tmp_path: Path) -> None:

@@ -164,8 +164,16 @@ def test_format_score_is_an_integer_0_to_100(task: InstructionTask, score: float
         ("<INS>Line one.\n   Line two.</INS>", "Line one.\nLine two."),
         ("<INS>Tab\tand\x07bell</INS>", "Tab and bell"),
         ("<INS>Answer in the form [number].</INS>", "Answer in the form [number]."),
+        # quotes that open and close two quoted words are not one wrapping pair
+        ('<INS>"Yes" or "No"</INS>', '"Yes" or "No"'),
+        ("<INS>“Yes” or “No”</INS>", "“Yes” or “No”"),
+        ("<INS>`x` then `y`</INS>", "`x` then `y`"),
         ("Instruction: Work backwards from the answer.", "Work backwards from the answer."),
         ("Double-check the arithmetic.", "Double-check the arithmetic."),
+        # markdown bold around the instruction or the label (the reference strips "**" too)
+        ("<INS>**Solve it step by step.**</INS>", "Solve it step by step."),
+        ("**Instruction:** Work backwards from the answer.", "Work backwards from the answer."),
+        ("<INS>**Read** first, then **solve**.</INS>", "**Read** first, then **solve**."),
     ],
 )
 def test_chat_parse_reads_ins_tags(task: InstructionTask, output: str, instruction: str) -> None:
@@ -248,6 +256,8 @@ def test_bracket_parse(bracket_task: InstructionTask, output: str, instruction: 
         ("chat", "Here is the new instruction:", "unparseable"),
         ("chat", "<INS></INS>", "invalid"),
         ("chat", "<INS>instruction</INS>", "invalid"),
+        ("chat", "<INS>...</INS>", "invalid"),  # the format's "..." was taken as an instruction
+        ("chat", "<INS>. . .</INS>", "invalid"),
         ("chat", "<INS>" + "x" * 501 + "</INS>", "invalid"),
         ("bracket", "", "unparseable"),
         ("bracket", "Here are my thoughts:\nI would try something [1].\nMaybe this.", "unparseable"),

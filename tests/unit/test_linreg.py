@@ -79,6 +79,13 @@ def test_decimals_keep_fractional_pairs() -> None:
     assert isinstance(c, Candidate) and c.text == "w=15.0, b=13.6" and c.value == (15.0, 13.6)
 
 
+def test_a_pair_rounding_to_minus_zero_is_the_same_candidate_as_zero() -> None:
+    """[-0.04, 3] rounded to one decimal gave "w=-0.0", which never deduped against "w=0.0"."""
+    t = LinearRegressionTask(decimals=1)
+    c = t.parse("[-0.04, -0.0]")
+    assert isinstance(c, Candidate) and c.text == "w=0.0, b=0.0" == t.parse("[0, 0]").text  # type: ignore[union-attr]
+
+
 def test_initial_pairs_are_distinct_integers_in_the_box(task: LinearRegressionTask) -> None:
     cands = task.initial_candidates(random.Random(0))
     assert len(cands) == 5 and len({c.text for c in cands}) == 5

@@ -108,6 +108,13 @@ def test_parse_garbage(task: TSPTask, text: str, status: str) -> None:
     assert isinstance(r, Rejected) and r.status == status, r
 
 
+def test_parse_a_node_id_too_long_for_int_is_invalid_not_a_crash(task: TSPTask) -> None:
+    """A degenerate "9999..." run (> 4300 digits) made int() raise ValueError out of parse."""
+    r = task.parse("<trace>0," + "9" * 5000 + ",1,2,3,4,5,6</trace>")
+    assert isinstance(r, Rejected) and r.status == "invalid" and "0..7" in r.reason
+    assert isinstance(task.parse("<trace>00000000,3,1,2,4,5,6,7</trace>"), Candidate)
+
+
 def test_initial_tours_and_scores(task: TSPTask) -> None:
     cands = task.initial_candidates(random.Random(0))
     assert len(cands) == 5 and len({c.text for c in cands}) == 5

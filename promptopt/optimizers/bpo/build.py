@@ -12,7 +12,8 @@ Filters, as in the BPO reference processing: outputs without the marker are drop
 dropped as likely errors (the reference applies no length filter to pairs with context, and neither
 does this); rewrites that leak template placeholders (``[protected ...]``, the format's ``xxx``) are
 dropped, here for pairs with context too (the reference checks only pairs without context; a leaked
-placeholder is never good training data); and only the first kept rewrite of each prompt is kept
+placeholder is never good training data); outputs cut off by ``max_tokens`` (finish reason
+``length``) are dropped as ``truncated``; and only the first kept rewrite of each prompt is kept
 (deduplication by :func:`prompt_dedup_key`).
 
 Context (Alpaca-style input text) is never shown to the rewrite as something to change: after the
@@ -136,12 +137,18 @@ class Parsed:
     optimized: str
 
 
+_FENCE_RE = re.compile(r"^```[^\n`]*\n(.*)\n```$", re.S)
+
+
 def _unquote(text: str) -> str:
     t = text.strip()
-    for q in ('"', "'", "“"):
+    fenced = _FENCE_RE.match(t)  # a ```fenced``` rewrite: the fence is not part of the prompt
+    if fenced:
+        t = fenced.group(1).strip()
+    for q in ('"', "'", "“", "`", "**"):
         close = "”" if q == "“" else q
         if len(t) >= 2 and t.startswith(q) and t.endswith(close):
-            inner = t[1:-1]
+            inner = t[len(q) : -len(close)]
             if close not in inner:  # only a wrapping pair, not quotes inside the text
                 return inner.strip()
     return t
@@ -179,12 +186,21 @@ def length_reason(instruction: str, optimized: str) -> str | None:
     return None
 
 
+def _quotes(text: str, context: str) -> bool:
+    """Whether ``text`` holds ``context`` as a block of its own: at the start, after a colon, on
+    its own line or in quotes, and ending there. A short context found inside a run of words
+    ("good" in "as good or bad") is a coincidence, not the rewrite quoting it."""
+    c = re.escape(context.strip())
+    before, after = r"(?:^|[:\n\"'“‘«「(])\s*", r"\s*[.!?,;]?(?:\s*$|[\n\"'”’»」)])"
+    return re.search(before + c + after, text, re.IGNORECASE) is not None
+
+
 def attach_context(instruction: str, optimized: str, context: str) -> tuple[str, str]:
     """(prompt, optimized_prompt) with the context re-attached on both sides."""
     if not context:
         return instruction.strip(), optimized.strip()
     prompt = f"{instruction}\n{context}".strip()
-    if context.lower() in optimized.lower():  # the rewrite already carries the context verbatim
+    if _quotes(optimized, context):  # the rewrite already carries the context verbatim
         return prompt, optimized.strip()
     return prompt, f"{optimized}\n{context}".strip()
 
@@ -339,6 +355,10 @@ class _Decider:
             return Outcome({**rec, "source": _source(pair)}, error=res)
         v = judge_output(pair, res.text)
         status, reason = v.status, v.reason
+        if status == "kept" and res.choices and res.choices[0].finish_reason == "length":
+            # the backend cuts the [END] stop from the text, so only this tells a rewrite cut
+            # off mid-sentence by max_tokens from a whole one
+            status, reason = "dropped", "truncated"
         key = prompt_dedup_key(redact(v.prompt))  # as stored: the journal redacts
         if status == "kept" and key in self.kept_prompts:
             status, reason = "dropped", "duplicate"

@@ -27,10 +27,15 @@ _PLACEHOLDER_RE = re.compile(
     r"(?:instruction|text|prompt|starting sentence|sentence)(?:\s+here)?)",
     re.IGNORECASE,
 )
+# markdown bold "**" wraps like a quote (the reference strips "**" as well)
 _QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("\u00ab", "\u00bb"),
-           ("\u201e", "\u201c"), ("\u300c", "\u300d"), ("\u300e", "\u300f"), ("`", "`"))  # fmt: skip
+           ("\u201e", "\u201c"), ("\u300c", "\u300d"), ("\u300e", "\u300f"), ("`", "`"),
+           ("**", "**"))  # fmt: skip
+_APOSTROPHES = frozenset({"'", "\u2018"})  # opening quotes whose closing mark doubles as an apostrophe
 _CHECKBOX_MARKS = frozenset({"x", "✓", "✔", "✗", "✘", "*", "-", "+", "•"})
-_LABEL_RE = re.compile(r"^\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)\s*:\s*", re.IGNORECASE)
+_LABEL_RE = re.compile(
+    r"^\s*[*_]*\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)[*_\s]*:[*_]*\s*", re.IGNORECASE
+)  # "Instruction: ...", "**Instruction:** ..."
 
 
 def normalize_output(text: str) -> str:
@@ -89,15 +94,20 @@ def clean_instruction(text: str) -> str:
             text, changed = text[1:-1].strip(), True
         for left, right in _QUOTES:
             if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right) - 1:
-                text = text[len(left) : len(text) - len(right)].strip()
-                changed = True
+                inner = text[len(left) : len(text) - len(right)]
+                # '"Yes" or "No"' is two quoted words, not one wrapping pair ("'" and "’" are
+                # also apostrophes, so a single-quoted "'Let's go.'" is still unwrapped)
+                if left not in _APOSTROPHES and (left in inner or right in inner):
+                    continue
+                text, changed = inner.strip(), True
     return text
 
 
 def is_placeholder(text: str) -> bool:
     """Whether cleaned text is the format's own wording ("instruction", "<INS>", "...") rather
     than an instruction."""
-    return _PLACEHOLDER_RE.fullmatch(text.strip(" .:")) is not None
+    core = text.strip(" .:")
+    return not core or _PLACEHOLDER_RE.fullmatch(core) is not None  # "..." strips to nothing
 
 
 def _junk_bracket(text: str, start: int, end: int) -> bool:
