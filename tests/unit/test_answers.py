@@ -509,3 +509,20 @@ def test_extract_choice_quoted_or_latex_letter(response: str, expected: str | No
 )
 def test_mixed_numbers(response: str, target: str, right: bool) -> None:
     assert grade(response, target, "number").correct is right
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("The answer is (A) and (C).", None),  # a hedge between two options was graded as (A)
+        ("Both (A) and (C) are correct.", None),  # ... and this one as (C)
+        ("The answer is (A), (C).", None),
+        ("(A) and (C) are wrong, so the answer is (B).", "B"),
+        ("Options (A) and (B) are plausible, but (B) is better.", "B"),
+        ("The answer is (C), (C).", "C"),  # the same letter twice is one answer
+        ("The answer is (A), because (C) is wrong.", "A"),
+        ("The answer is (A) and a fine one.", "A"),
+    ],
+)
+def test_two_different_letters_named_together_are_a_hedge(response: str, expected: str | None) -> None:
+    assert extract_choice(response, (), "ABCDE") == expected

@@ -61,6 +61,8 @@ _DENIED_AFTER_RE = re.compile(
     r"|(?:can|could)\s+(?:also\s+)?be\s+(?:eliminated|ruled\s+out|excluded))",
     re.IGNORECASE,
 )
+#: "(A) and (C)", "(A), (C)", "(A) & (C)" right after the lead letter: a second option named too
+_ALSO_AFTER_RE = re.compile(r"\s*(?:,\s*(?:and\s+)?|\s+and\s+|\s*&\s*)\(([A-Za-z])\)")
 _ALTERNATIVE_GAP_RE = re.compile(r"\s*,?\s*(?:or|/|vs\.?|versus)\s*", re.IGNORECASE)
 _LIST_GAP_RE = re.compile(r"\s*(?:,\s*(?:and\s+|or\s+)?|\s+and\s+)", re.IGNORECASE)
 
@@ -77,7 +79,7 @@ def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
     """The option letters that ``text`` asserts, in order.
 
     Left out: letters that are denied ("not (A)", "(A) is wrong"), asked about ("(B)?"),
-    offered as alternatives ("(A) or (B)", "A/B", a list of three or more), possessive
+    offered as alternatives ("(A) or (B)", "A/B", "(A) and (C)", a list of three or more), possessive
     ("A's"), and bare capitals outside an answer context (the article "A" in "A good answer").
     """
     raw: list[_Mention] = []
@@ -103,7 +105,9 @@ def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
         if gap is not None and _LIST_GAP_RE.fullmatch(gap):
             run.append(i)
             continue
-        if len(run) >= 3 or (len(run) == 2 and alternative):
+        # two different letters side by side ("(A) and (C)", "(A), (C)") are a hedge on a
+        # one-answer question, as "(A) or (C)" is; the same letter twice is one answer
+        if len(run) >= 3 or (len(run) == 2 and (alternative or raw[run[0]].letter != raw[run[1]].letter)):
             rejected.update(run)
         run, alternative = [i], False
     out = []
@@ -172,6 +176,12 @@ def _match_option_number(text: str, options: Options) -> str | None:
     return letters[0] if len(letters) == 1 else None
 
 
+def _names_another(after: str, lead: str) -> bool:
+    """Whether a different option letter follows the lead one as a pair ("(A) and (C)"): a hedge."""
+    m = _ALSO_AFTER_RE.match(after)
+    return m is not None and m.group(1).upper() != lead
+
+
 def extract_choice(text: str, options: Options = (), letters: str | None = None) -> str | None:
     """The chosen option letter (upper case), or None: the letter the response settles on.
 
@@ -207,6 +217,7 @@ def extract_choice(text: str, options: Options = (), letters: str | None = None)
             and m is not None
             and not _DENIED_AFTER_RE.match(span[m.end() :])
             and not _ALTERNATIVE_AFTER_RE.match(span[m.end() :])
+            and not _names_another(span[m.end() :], lead)
         ):
             chosen = (lead, region[0] + m.end())
         elif inside := [x for x in mentions if lead_at <= x.start < stmt_end]:
