@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS_DIR, ResultBook, emit, md_table, model_slug, note, run_main
+from _common import RESULTS_DIR, ResultBook, emit, md_table, model_slug, note, r, run_main
 
 from promptopt.aligned import AlignedLLM, instruction_from_run
 from promptopt.evaluators.accuracy import aevaluate_many
@@ -88,7 +88,7 @@ def bbh_cells(args: argparse.Namespace, book: ResultBook, rewriter: Any, instr: 
             s = ev.summary()
             row = book.add(key, {"part": "bbh", "dataset": args.dataset, "config": config, "instruction": instruction,
                                  "accuracy": s.get("accuracy"), "correct": s.get("correct"), "total": s.get("total"),
-                                 "failed": s.get("failed")})  # fmt: skip
+                                 "failed": s.get("failed"), "correctness": ev.correctness()})  # fmt: skip
             emit(BENCH, "bbh", **{k: v for k, v in row.items() if k != "key"})
     finally:
         run_sync(target.aclose())
@@ -130,6 +130,29 @@ def bpo_cells(
         emit(BENCH, "bpo-test", **row)
         rows.append(row)
     return rows
+
+
+def paired_vs_none(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each config against no alignment on the same test questions: McNemar exact p and a paired
+    bootstrap 95 % interval of the accuracy difference (failed answers count as wrong)."""
+    from promptopt.evaluators.stats import compare_paired
+
+    by = {c["config"]: c.get("correctness") for c in rows}
+    base = by.get("none")
+    out: dict[str, dict[str, Any]] = {}
+    for config, marks in by.items():
+        if config == "none" or not base or not marks or len(marks) != len(base):
+            continue
+        out[config] = compare_paired([m == "1" for m in marks], [m == "1" for m in base]).to_json()
+    return out
+
+
+def _fmt_diff(p: dict[str, Any] | None) -> str:
+    return "—" if not p else f"{p['diff']:+.1f} [{p['ci_low']:+.1f}, {p['ci_high']:+.1f}]"
+
+
+def _fmt_p(p: dict[str, Any] | None) -> str:
+    return "—" if not p or p.get("p_value") is None else f"{p['p_value']:.3g}"
 
 
 def main() -> None:
@@ -198,7 +221,9 @@ def main() -> None:
     try:
         bbh_cells(args, book, rewriter, instr, instr_both)
         bpo_rows = bpo_cells(args, rewriter, instr, instr_both, out)
-        bbh_rows = [c for c in book.cells() if c.get("part") == "bbh" and c.get("dataset") == args.dataset]
+        bbh_rows = [c for c in book.cells() if c.get("part") == "bbh" and c.get("dataset") == args.dataset
+                    and str(c.get("key", "")).endswith(f"|n={args.num_test}")]  # fmt: skip
+        paired = paired_vs_none(bbh_rows)
         md = [
             f"# OPRO and BPO together — target `{args.target}`, rewriter `{args.rewriter or 'stub'}`",
             "",
@@ -206,19 +231,25 @@ def main() -> None:
             "",
             f"## {args.dataset}: held-out test accuracy",
             "",
-            *md_table(["config", "accuracy", "correct / total", "failed"],
-                      [[c["config"], c["accuracy"], f"{c['correct']} / {c['total']}", c["failed"]] for c in bbh_rows]),
+            *md_table(["config", "accuracy", "correct / total", "failed", "vs none: Δ pp [95 % CI]", "McNemar p"],
+                      [[c["config"], r(c["accuracy"], 1), f"{c['correct']} / {c['total']}", c["failed"],
+                        _fmt_diff(paired.get(c["config"])), _fmt_p(paired.get(c["config"]))] for c in bbh_rows]),
             "",
             f"## {args.testset}: aligned vs original prompt (judge `{args.judge}`, both orders)",
             "",
-            *md_table(["config", "n", "win %", "tie %", "loss %", "ΔWR"],
-                      [[r["config"], r.get("n"), r.get("win_pct"), r.get("tie_pct"), r.get("loss_pct"), r.get("delta_wr")]
-                       for r in bpo_rows]),
+            *md_table(["config", "n", "win %", "tie %", "loss %", "ΔWR [95 % CI]"],
+                      [[row["config"], row.get("n"), r(row.get("win_pct"), 1), r(row.get("tie_pct"), 1),
+                        r(row.get("loss_pct"), 1),
+                        f"{r(row.get('delta_wr'), 1)} [{r(row.get('ci_low'), 1)}, {r(row.get('ci_high'), 1)}]"]
+                       for row in bpo_rows]),
         ]  # fmt: skip
         header = {"target": args.target, "judge": args.judge, "rewriter": args.rewriter, "instruction": instr,
                   "instruction_both": instr_both, "position": args.position, "quick": args.quick}  # fmt: skip
         paths = book.write(
-            header, bbh_rows + bpo_rows, {"bbh": bbh_rows, "bpo": bpo_rows}, "\n".join(md) + "\n"
+            header,
+            bbh_rows + bpo_rows,
+            {"bbh": bbh_rows, "bbh_paired_vs_none": paired, "bpo": bpo_rows},
+            "\n".join(md) + "\n",
         )
         note(f"bench: wrote {paths['json']} and {paths['markdown']}")
     finally:
