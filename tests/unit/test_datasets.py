@@ -238,6 +238,9 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hf_cache: Path) ->
         return real("json", data_files=files[(path, name)], split=split, cache_dir=str(hf_cache))
 
     monkeypatch.setattr(datasets, "load_dataset", load)
+    # the Hub path is the one taken without a data folder: a user's PROMPTOPT_DATA_DIR must not
+    # turn these tests into local-file tests (they failed with it set)
+    monkeypatch.delenv("PROMPTOPT_DATA_DIR", raising=False)
     return {"files": files, "calls": calls, "dir": tmp_path}
 
 
