@@ -129,6 +129,8 @@ def summarise(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "reached_optimum": f"{at_opt}/{len(cs)}",
                 "majority_at_optimum": at_opt * 2 > len(cs),
                 "steps_to_optimum_median": statistics.median(steps) if steps else None,
+                "steps_to_optimum_range": [min(steps), max(steps)] if steps else None,
+                "seeds_below_random": sum(c["opro_best_loss"] < c["random_median_loss"] for c in cs),
                 "unique_pairs_median": statistics.median(c["unique_pairs"] for c in cs),
                 "opro_best_loss_median": r(opro_med, 2),
                 "random_median_loss": r(rand_med, 2),
@@ -157,11 +159,15 @@ def markdown(summary: list[dict[str, Any]], header: dict[str, Any], plot: str | 
     for g in summary:
         lines += [f"## {g['model']}, constrained {'on' if g['constrained'] else 'off'}", ""]
         lines += md_table(
-            ["w, b", "at optimum (seeds)", "steps to optimum (median)", "unique pairs (median)",
-             "steps run (median)", "OPRO best loss (median)", "random search median best loss", "OPRO < random"],
-            [[f"{x['w_true']}, {x['b_true']}", x["reached_optimum"], x["steps_to_optimum_median"],
+            ["w, b", "at optimum (seeds)", "steps to optimum: median (range)", "unique pairs (median)",
+             "steps run (median)", "OPRO best loss (median)", "random search median best loss", "OPRO < random",
+             "seeds below random"],
+            [[f"{x['w_true']}, {x['b_true']}", x["reached_optimum"],
+              "—" if x["steps_to_optimum_median"] is None else
+              f"{x['steps_to_optimum_median']} ({x['steps_to_optimum_range'][0]}–{x['steps_to_optimum_range'][1]})",
               x["unique_pairs_median"], x["steps_done_median"], x["opro_best_loss_median"],
-              x["random_median_loss"], "yes" if x["opro_below_random"] else "no"] for x in g["settings"]],
+              x["random_median_loss"], "yes" if x["opro_below_random"] else "no",
+              f"{x['seeds_below_random']}/{x['seeds']}"] for x in g["settings"]],
         )  # fmt: skip
         lines += ["", f"Below random in {g['below_random']} of {len(g['settings'])} settings; at the optimum in "
                   f"{g['at_optimum']}. Goal ({g['goal']}): **{'met' if g['goal_met'] else 'not met'}**.", ""]  # fmt: skip
