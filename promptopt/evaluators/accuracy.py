@@ -52,8 +52,16 @@ Grader = Callable[[str, Any], Graded]
 
 
 def grade_example(response: str, example: ExampleLike) -> Graded:
-    """The default grader: :func:`promptopt.evaluators.answers.grade` with the example's kind."""
-    return grade(response, example.target, example.kind, options=example.options, accepted=example.accepted)
+    """The default grader: :func:`promptopt.evaluators.answers.grade` with the example's kind and
+    its input as the question (a yes/no answer may restate the question instead of saying yes)."""
+    return grade(
+        response,
+        example.target,
+        example.kind,
+        options=example.options,
+        accepted=example.accepted,
+        question=example.input,
+    )
 
 
 @dataclass(frozen=True)

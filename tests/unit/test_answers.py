@@ -526,3 +526,85 @@ def test_mixed_numbers(response: str, target: str, right: bool) -> None:
 )
 def test_two_different_letters_named_together_are_a_hedge(response: str, expected: str | None) -> None:
     assert extract_choice(response, (), "ABCDE") == expected
+
+
+SPORTS_Q = 'Is the following sentence plausible? "Elias Lindholm beat the buzzer."'
+WEB_OF_LIES_Q = (
+    "Question: Sherrie tells the truth. Vernell says Sherrie tells the truth. Alexis says Vernell lies. "
+    "Elanor says Alexis tells the truth. Does Elanor tell the truth?"
+)
+NAVIGATE_Q = (
+    "If you follow these instructions, do you return to the starting point? Always face forward. "
+    "Take 1 step backward. Take 1 step forward.\nOptions:\n- Yes\n- No"
+)
+CAUSAL_Q = (
+    "How would a typical person answer each of the following questions about causation?\n"
+    "There is a short circuit. Did the black wire cause the short circuit?\nOptions:\n- Yes\n- No"
+)
+
+
+@pytest.mark.parametrize(
+    ("response", "question", "target", "right"),
+    [
+        # a restated predicate with no yes/no word was no answer (graded wrong)
+        ("The sentence is plausible.", SPORTS_Q, "yes", True),
+        ("The sentence is plausible.", SPORTS_Q, "no", False),
+        ("This is implausible.", SPORTS_Q, "no", True),
+        ("It is not plausible.", SPORTS_Q, "no", True),
+        ("It isn't very plausible.", SPORTS_Q, "yes", False),
+        ("Plausible.", SPORTS_Q, "yes", True),
+        ("It is not implausible.", SPORTS_Q, "yes", True),
+        ("The answer is: implausible", SPORTS_Q, "no", True),
+        (
+            "It sounds plausible at first, but Lindholm plays hockey, so it is implausible.",
+            SPORTS_Q,
+            "no",
+            True,
+        ),
+        ("Elanor tells the truth.", WEB_OF_LIES_Q, "Yes", True),
+        ("So Elanor does not tell the truth.", WEB_OF_LIES_Q, "No", True),
+        ("Elanor doesn't tell the truth.", WEB_OF_LIES_Q, "Yes", False),
+        ("After all steps, you do not return to the starting point.", NAVIGATE_Q, "No", True),
+        ("You return to the starting point.", NAVIGATE_Q, "Yes", True),
+        ("The black wire caused the short circuit.", CAUSAL_Q, "Yes", True),
+        ("A typical person would say the black wire did not cause the short circuit.", CAUSAL_Q, "No", True),
+        # an explicit yes/no wins over the predicate
+        ("No. The sentence is plausible.", SPORTS_Q, "no", True),
+        ("Yes, it is implausible to doubt it.", SPORTS_Q, "yes", True),
+        # unrelated words, another subject, or no question: still no answer
+        ("Elias Lindholm is a hockey player.", SPORTS_Q, "no", False),
+        ("Elanor lies.", WEB_OF_LIES_Q, "No", False),
+        ("Alexis tells the truth.", WEB_OF_LIES_Q, "Yes", False),
+        ("We end up at the starting point.", NAVIGATE_Q, "Yes", False),
+        ("The sentence is plausible.", "", "yes", False),
+    ],
+)
+def test_yes_no_read_from_the_restated_question(
+    response: str, question: str, target: str, right: bool
+) -> None:
+    assert grade(response, target, "boolean", question=question).correct is right
+
+
+@pytest.mark.parametrize(
+    ("response", "question"),
+    [
+        ("Alice is the tallest.", "Is Bob taller than Alice?"),  # an object, not the predicate
+        ("It is valid.", "Is the argument valid or invalid?"),  # an alternative question
+        ("The ball is plausible.", "What is plausible?"),  # no yes/no question
+    ],
+)
+def test_predicate_needs_a_yes_no_question_and_its_adjective(response: str, question: str) -> None:
+    assert grade(response, "yes", "boolean", question=question).prediction is None
+
+
+def test_question_is_read_only_for_yes_no_targets() -> None:
+    assert grade("It is not true.", "True", "boolean", question="Is it true?").prediction == "false"
+    assert not grade("The sentence is plausible.", "(A)", "choice", question=SPORTS_Q).correct
+
+
+def test_grade_example_passes_the_input_as_question() -> None:
+    from promptopt.evaluators.accuracy import grade_example
+    from promptopt.tasks.instructions.datasets import Example
+
+    example = Example(id="0", input=SPORTS_Q, target="no", kind="boolean")
+    assert grade_example("This is implausible.", example).correct

@@ -11,6 +11,7 @@ from promptopt.evaluators.answers.boolean import boolean_vocab, extract_boolean
 from promptopt.evaluators.answers.choice import Options, extract_choice
 from promptopt.evaluators.answers.clean import _norm
 from promptopt.evaluators.answers.number import extract_number, format_number, numbers_equal, parse_number
+from promptopt.evaluators.answers.predicate import predicate_answer
 from promptopt.evaluators.answers.text import _text_readings, extract_text, normalize_text, text_matches
 
 AnswerKind = Literal["number", "choice", "boolean", "text"]
@@ -32,12 +33,18 @@ def grade(
     *,
     options: Options = (),
     accepted: Sequence[str] = (),
+    question: str | None = None,
 ) -> Graded:
     """Grade one response against a gold ``target`` of the given ``kind``.
 
     For ``choice``, ``accepted`` lists the letters that count as right (a BBH target that is
     option text, not a letter, may match several split options); the target text itself stated as
     the answer also counts.
+
+    ``question`` (the example's input, optional) is read only for a yes/no target whose response
+    states neither yes nor no: an affirmed or denied restatement of the question's own predicate
+    ("The sentence is implausible." for "Is the following sentence plausible?") then answers it
+    (see :mod:`promptopt.evaluators.answers.predicate`).
     """
     if kind == "number":
         gold = parse_number(target)
@@ -62,6 +69,8 @@ def grade(
         if vocab is None:
             return Graded(None, False)
         got_word = extract_boolean(response, vocab)
+        if got_word is None and question and vocab == ("yes", "no"):
+            got_word = predicate_answer(response, question)
         return Graded(got_word, got_word is not None and got_word == _norm(target))
     if kind == "text":
         return Graded(extract_text(response) or None, text_matches(target, response))
