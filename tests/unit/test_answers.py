@@ -608,3 +608,30 @@ def test_grade_example_passes_the_input_as_question() -> None:
 
     example = Example(id="0", input=SPORTS_Q, target="no", kind="boolean")
     assert grade_example("This is implausible.", example).correct
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        # with no answer marker the closing "Explanation:" line was read as the answer (wrong)
+        (
+            "apple banana cherry.\nExplanation: I sorted the words alphabetically.",
+            "apple banana cherry",
+            True,
+        ),
+        ("apple banana cherry\n\nReasoning: a < b < c,\nso this order.", "apple banana cherry", True),
+        ("Sorted:\n1. apple\n2. banana\n3. cherry\nNote: by first letter.", "apple banana cherry", True),
+        ("banana apple cherry.\nExplanation: apple banana cherry is wrong.", "apple banana cherry", False),
+        # a note before the answer, or a marker, still reads as before
+        ("Note: sort by letter.\napple banana cherry", "apple banana cherry", True),
+        ("Sorting.\nNote: by letter.\napple banana cherry", "apple banana cherry", True),
+        ("The answer is banana apple.\nExplanation: apple banana cherry", "apple banana cherry", False),
+        ("] ] )\nExplanation: close the open brackets.", "] ] )", True),
+    ],
+)
+def test_closing_explanation_is_not_the_answer(response: str, target: str, right: bool) -> None:
+    assert grade(response, target, "text").correct is right
+
+
+def test_extract_text_skips_a_closing_explanation() -> None:
+    assert extract_text("apple banana cherry.\nExplanation: sorted.") == "apple banana cherry"
