@@ -7,7 +7,8 @@ cases come out right, and each has a unit test.
 
 One module a job: ``clean`` (text every extractor sees first), ``span`` (which part of a response
 is the answer, which values it takes back), one module per answer kind (``number``, ``choice``,
-``boolean``, ``text``) and ``grading`` (grade a response by kind, guess a dataset's kind).
+``boolean``, ``text``), ``predicate`` (a yes/no answer read from a restatement of the question:
+"The sentence is implausible.") and ``grading`` (grade a response by kind, guess a dataset's kind).
 Everything is pure string work on untrusted text: regular expressions only, nothing is evaluated.
 
 Differences from OPRO's grader (``opro/evaluation/metrics.py``), on purpose: whole words and
