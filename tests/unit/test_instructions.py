@@ -182,6 +182,40 @@ def test_chat_parse_reads_ins_tags(task: InstructionTask, output: str, instructi
     assert got.text == instruction and got.value == instruction
 
 
+@pytest.mark.parametrize(
+    ("meta_prompt", "output", "instruction"),
+    [
+        # a label a model writes before the instruction, inside the tags, is not the instruction
+        ("chat", "<INS>New instruction: Solve it step by step.</INS>", "Solve it step by step."),
+        ("chat", "<INS>Instruction: Solve it step by step.</INS>", "Solve it step by step."),
+        ("chat", "<INS>improved INSTRUCTION: Solve it.</INS>", "Solve it."),
+        ("chat", "<INS>Text:\nSolve it.</INS>", "Solve it."),  # the meta-prompt's own "text:"
+        ("chat", '<INS>Instruction: "Solve it."</INS>', "Solve it."),
+        ("bracket", "[New instruction: Solve it step by step.]", "Solve it step by step."),
+        # a score echoed after the instruction (past instructions are shown with "score:")
+        ("chat", "<INS>Solve it step by step.\nScore: 85</INS>", "Solve it step by step."),
+        ("chat", "<INS>Solve it step by step.\nscore: 85%</INS>", "Solve it step by step."),
+        ("chat", "<INS>Solve it step by step.\n(score 85)</INS>", "Solve it step by step."),
+        ("chat", "<INS>Solve it.\nscore:\n85</INS>", "Solve it."),  # the meta-prompt's layout
+        ("chat", "<INS>text: Solve it.\n**Score:** 85/100</INS>", "Solve it."),
+        ("bracket", "[Solve it step by step.\nScore: 85]", "Solve it step by step."),
+        # only at the very start / only a whole trailing line: the instruction's own words stay
+        ("chat", "<INS>Read the instruction: then solve.</INS>", "Read the instruction: then solve."),
+        ("chat", "<INS>Aim for a score: 100 is best.</INS>", "Aim for a score: 100 is best."),
+        ("chat", "<INS>Maximise the score.\nScore each step from 1 to 5.</INS>",
+         "Maximise the score.\nScore each step from 1 to 5."),
+        ("chat", "<INS>Instructions: read twice.</INS>", "Instructions: read twice."),
+    ],
+)  # fmt: skip
+def test_labels_and_echoed_scores_are_dropped(
+    data_file: Path, meta_prompt: str, output: str, instruction: str
+) -> None:
+    t = create(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), meta_prompt=meta_prompt)
+    got = t.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction
+
+
 def test_chat_parse_ignores_square_brackets(task: InstructionTask) -> None:
     """Bug 6: the chat meta-prompt shows and asks for <INS> tags, so a bracket is not a proposal:
     "[1]" here must not beat (or stand in for) the tagged instruction."""

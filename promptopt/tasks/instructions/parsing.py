@@ -35,7 +35,14 @@ _APOSTROPHES = frozenset({"'", "\u2018"})  # opening quotes whose closing mark d
 _CHECKBOX_MARKS = frozenset({"x", "✓", "✔", "✗", "✘", "*", "-", "+", "•"})
 _LABEL_RE = re.compile(
     r"^\s*[*_]*\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)[*_\s]*:[*_]*\s*", re.IGNORECASE
-)  # "Instruction: ...", "**Instruction:** ..."
+)  # "Instruction: ...", "**Instruction:** ...", "text:" (the meta-prompt's own label)
+# A last line that is only a score ("Score: 85", "score: 85%", "(score 85)", "score:\n85" as the
+# meta-prompt lays it out): past instructions are shown with their scores, and small models echo
+# one after the new instruction. Whole lines only, so "Aim for a score: 100 is best." stays.
+_SCORE_LINE_RE = re.compile(
+    r"\n[(\[]?[*_]*score[*_]*[ \t]*[:=]?[*_]*\s*[-+]?\d+(?:\.\d+)?[ \t]*%?(?:[ \t]*/[ \t]*100)?[)\]]?\.?\Z",
+    re.IGNORECASE,
+)
 
 
 def normalize_output(text: str) -> str:
@@ -75,7 +82,8 @@ def _wrapped_in_brackets(text: str) -> bool:
 
 
 def clean_instruction(text: str) -> str:
-    """Strip wrapping quotes and brackets, control characters and extra blank space; keep Unicode.
+    """Strip wrapping quotes and brackets, control characters and extra blank space, a leading
+    label ("New instruction:") and a trailing score line ("Score: 85"); keep Unicode.
 
     Tags inside are kept: an instruction that still holds "<INS>" is dropped by the "INS"
     filter, as in the reference."""
@@ -100,6 +108,12 @@ def clean_instruction(text: str) -> str:
                 if left not in _APOSTROPHES and (left in inner or right in inner):
                     continue
                 text, changed = inner.strip(), True
+        unlabelled = _LABEL_RE.sub("", text, count=1)
+        if unlabelled != text:
+            text, changed = unlabelled.strip(), True
+        score = _SCORE_LINE_RE.search(text)
+        if score:
+            text, changed = text[: score.start()].strip(), True
     return text
 
 
