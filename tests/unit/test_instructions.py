@@ -216,6 +216,30 @@ def test_labels_and_echoed_scores_are_dropped(
     assert got.text == instruction
 
 
+@pytest.mark.parametrize(
+    ("output", "instruction"),
+    [
+        # unclosed <INS> on its own line (stopped before </INS>, or the instruction put below the
+        # tag): the paragraph after it, up to a blank line or the end, is the instruction
+        ("<INS>\nSolve it step by step.", "Solve it step by step."),
+        ("Here it is:\n<INS>\n\nSolve it step by step.\n", "Solve it step by step."),
+        ("<INS>\nRead the question.\nThen solve it.\n\nThis helps because...", "Read the question.\nThen solve it."),
+        ("<INS>\nFirst, read the problem. Then", "First, read the problem. Then"),  # truncated: kept
+        ("<INS>\nSolve it.\nScore: 90", "Solve it."),
+    ],
+)  # fmt: skip
+def test_unclosed_tag_on_its_own_line(task: InstructionTask, output: str, instruction: str) -> None:
+    got = task.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction
+
+
+def test_unclosed_tag_on_its_own_line_goes_through_the_filters(task: InstructionTask) -> None:
+    got = task.parse("<INS>\n" + "a" * 501)
+    assert isinstance(got, Rejected) and got.reason.startswith("too long: 501")
+    assert isinstance(task.parse("<INS>\n\n"), Rejected)
+
+
 def test_chat_parse_ignores_square_brackets(task: InstructionTask) -> None:
     """Bug 6: the chat meta-prompt shows and asks for <INS> tags, so a bracket is not a proposal:
     "[1]" here must not beat (or stand in for) the tagged instruction."""

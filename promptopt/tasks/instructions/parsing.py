@@ -157,17 +157,31 @@ def extract_bracketed(text: str, tag: str = "INS") -> str | None:
 
 def extract_tagged(text: str, tag: str) -> str | None:
     """The chat variant: the first non-empty ``<TAG>...</TAG>`` (``[TAG]...[/TAG]`` too, a common
-    slip), else the rest of the line after an unclosed ``<TAG>``, else a lone line."""
+    slip), else what follows an unclosed ``<TAG>`` (:func:`_after_unclosed`), else a lone line."""
     t = re.escape(tag)
     for pattern in (rf"<\s*{t}\s*>(.*?)<\s*/\s*{t}\s*>", rf"\[\s*{t}\s*\](.*?)\[\s*/\s*{t}\s*\]"):
         for m in re.finditer(pattern, text, re.IGNORECASE | re.DOTALL):
             if clean_instruction(m.group(1)):
                 return m.group(1)
     if not re.search(rf"<\s*/\s*{t}\s*>", text, re.IGNORECASE):
-        m = re.search(rf"<\s*{t}\s*>([^\n]*)", text, re.IGNORECASE)
-        if m and clean_instruction(m.group(1)):
-            return m.group(1)
+        m = re.search(rf"<\s*{t}\s*>", text, re.IGNORECASE)
+        if m:
+            raw = _after_unclosed(text[m.end() :])
+            if clean_instruction(raw):
+                return raw
     return _lone_line(text)
+
+
+def _after_unclosed(rest: str) -> str:
+    """The instruction after an unclosed tag (the model stopped before the closing tag, or never
+    wrote one): the rest of the tag's line when it holds text ("<INS>Do X.\nchatter" gives
+    "Do X."), else, for a tag on its own line, the paragraph below it, up to the next blank
+    line or the end of the output. Either way a truncated instruction is read as far as it got
+    (the filters still apply)."""
+    line, _, below = rest.partition("\n")
+    if line.strip():
+        return line
+    return re.split(r"\n[ \t]*\n", below.lstrip(" \t\n"), maxsplit=1)[0]
 
 
 def check_proposal(
