@@ -240,6 +240,30 @@ def test_unclosed_tag_on_its_own_line_goes_through_the_filters(task: Instruction
     assert isinstance(task.parse("<INS>\n\n"), Rejected)
 
 
+@pytest.mark.parametrize(
+    ("meta_prompt", "output", "instruction"),
+    [
+        # a list of candidates: the first is the proposal (not '"Solve A.", "Solve B."')
+        ("bracket", '["Solve A.", "Solve B."]', "Solve A."),
+        ("bracket", 'Here are some:\n[ "Solve A." ,\n  "Solve B.", ]', "Solve A."),
+        ("bracket", "['Solve A.', 'Solve B.']", "Solve A."),
+        ("bracket", '["", "Solve B."]', "Solve B."),
+        ("bracket", '["Answer \\"Yes\\" or \\"No\\".", "Solve B."]', 'Answer "Yes" or "No".'),
+        ("chat", '<INS>["Solve A.", "Solve B."]</INS>', "Solve A."),
+        # not a list of quoted strings: kept as written
+        ("bracket", '[Answer "Yes", "No" or "Maybe".]', 'Answer "Yes", "No" or "Maybe".'),
+        ("bracket", '["Yes", "No" or "Maybe"]', '"Yes", "No" or "Maybe"'),
+    ],
+)
+def test_a_list_of_instructions_gives_the_first(
+    data_file: Path, meta_prompt: str, output: str, instruction: str
+) -> None:
+    t = create(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), meta_prompt=meta_prompt)
+    got = t.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction
+
+
 def test_chat_parse_ignores_square_brackets(task: InstructionTask) -> None:
     """Bug 6: the chat meta-prompt shows and asks for <INS> tags, so a bracket is not a proposal:
     "[1]" here must not beat (or stand in for) the tagged instruction."""

@@ -9,6 +9,7 @@ rejection reasons rely on.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -43,6 +44,12 @@ _SCORE_LINE_RE = re.compile(
     r"\n[(\[]?[*_]*score[*_]*[ \t]*[:=]?[*_]*\s*[-+]?\d+(?:\.\d+)?[ \t]*%?(?:[ \t]*/[ \t]*100)?[)\]]?\.?\Z",
     re.IGNORECASE,
 )
+
+# A JSON (or Python) list of quoted strings, as the inside of a "[...]": "a", 'b', (trailing comma
+# allowed). Each item is delimited by its quotes, so matching is linear.
+_LIST_ITEM = r"""\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*"""
+_QUOTED_LIST_RE = re.compile(rf"{_LIST_ITEM}(?:,{_LIST_ITEM})*(?:,\s*)?", re.DOTALL)
+_LIST_ITEM_RE = re.compile(_LIST_ITEM, re.DOTALL)
 
 
 def normalize_output(text: str) -> str:
@@ -81,6 +88,26 @@ def _wrapped_in_brackets(text: str) -> bool:
     return False
 
 
+def _first_listed(inner: str) -> str | None:
+    """The first non-empty item when ``inner`` (a bracket's inside) is a list of quoted strings
+    (``"Solve A.", "Solve B."``), else None. A model that lists several candidates where one was
+    asked for proposes its first; the whole list is no instruction. JSON escapes are decoded."""
+    if not _QUOTED_LIST_RE.fullmatch(inner):
+        return None
+    for m in _LIST_ITEM_RE.finditer(inner):
+        quoted = m.group(1)
+        if quoted.startswith('"'):
+            try:
+                item = json.loads(quoted)
+            except ValueError:
+                item = quoted[1:-1]
+        else:
+            item = re.sub(r"\\(.)", r"\1", quoted[1:-1], flags=re.DOTALL)
+        if item.strip():
+            return item
+    return None
+
+
 def clean_instruction(text: str) -> str:
     """Strip wrapping quotes and brackets, control characters and extra blank space, a leading
     label ("New instruction:") and a trailing score line ("Score: 85"); keep Unicode.
@@ -99,7 +126,7 @@ def clean_instruction(text: str) -> str:
         while text.endswith("]") and text.count("]") > text.count("["):
             text, changed = text[:-1].rstrip(), True
         if _wrapped_in_brackets(text):
-            text, changed = text[1:-1].strip(), True
+            text, changed = (_first_listed(text[1:-1]) or text[1:-1]).strip(), True
         for left, right in _QUOTES:
             if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right) - 1:
                 inner = text[len(left) : len(text) - len(right)]
@@ -151,7 +178,8 @@ def extract_bracketed(text: str, tag: str = "INS") -> str | None:
     unused: the variant has no tags; it is taken so both extractors have one signature."""
     for start, end in _bracket_spans(text):
         if not _junk_bracket(text, start, end):
-            return text[start + 1 : end]
+            inner = text[start + 1 : end]
+            return _first_listed(inner) or inner
     return _lone_line(text)
 
 
