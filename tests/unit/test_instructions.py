@@ -264,6 +264,25 @@ def test_a_list_of_instructions_gives_the_first(
     assert got.text == instruction
 
 
+@pytest.mark.parametrize(
+    ("output", "instruction"),
+    [
+        # full-width tags (a CJK keyboard or model) were rejected as "contains 'INS'"
+        ("＜INS＞Solve it step by step.＜/INS＞", "Solve it step by step."),
+        ("＜ＩＮＳ＞请一步一步地思考。＜／ｉｎｓ＞", "请一步一步地思考。"),
+        ("﹤INS﹥Solve it.﹤/INS﹥", "Solve it."),
+        ("［INS］Solve it.［/INS］", "Solve it."),
+        ("Sure:\n＜INS＞Solve it.\nchatter", "Solve it."),
+        # only the tags are read leniently: full-width text inside is kept as written
+        ("＜INS＞请思考，然后回答？ ＡＢＣ＜/INS＞", "请思考，然后回答？ ＡＢＣ"),
+    ],
+)
+def test_full_width_tags(task: InstructionTask, output: str, instruction: str) -> None:
+    got = task.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction
+
+
 def test_chat_parse_ignores_square_brackets(task: InstructionTask) -> None:
     """Bug 6: the chat meta-prompt shows and asks for <INS> tags, so a bracket is not a proposal:
     "[1]" here must not beat (or stand in for) the tagged instruction."""
@@ -375,7 +394,12 @@ def test_length_filter_is_the_references_500_characters(task: InstructionTask) -
 
 @pytest.mark.parametrize(
     "output",
-    ["<INS>Replace <INS> with a plan.</INS>", "<INS>Follow the INSTRUCTIONS.</INS>", "<INS><INS>Go.</INS>"],
+    [
+        "<INS>Replace <INS> with a plan.</INS>",
+        "<INS>Follow the INSTRUCTIONS.</INS>",
+        "<INS><INS>Go.</INS>",
+        "<INS>Replace ＜ＩＮＳ＞ with a plan.</INS>",  # the full-width marker is the marker
+    ],
 )
 def test_ins_filter(task: InstructionTask, output: str) -> None:
     got = task.parse(output)

@@ -183,16 +183,34 @@ def extract_bracketed(text: str, tag: str = "INS") -> str | None:
     return _lone_line(text)
 
 
+# Tag delimiters in their ASCII and full-width (and small-form) spellings: "＜INS＞" from a CJK
+# keyboard or model is the tag. Only the tags are matched this way; the instruction's own text
+# is kept as written (NFKC on the whole output would turn "，" into "," inside a Chinese one).
+_LT, _GT, _SLASH = "[<\uff1c\ufe64]", "[>\uff1e\ufe65]", "[/\uff0f]"
+_LSQ, _RSQ = "[\\[\uff3b]", "[\\]\uff3d]"
+
+
+def _tag_pattern(tag: str) -> str:
+    """``tag`` as a regex that also matches its full-width letters ("ＩＮＳ")."""
+    return "".join(
+        f"[{re.escape(ch)}{chr(ord(ch) + 0xFEE0)}]" if "!" <= ch <= "~" else re.escape(ch) for ch in tag
+    )
+
+
 def extract_tagged(text: str, tag: str) -> str | None:
     """The chat variant: the first non-empty ``<TAG>...</TAG>`` (``[TAG]...[/TAG]`` too, a common
-    slip), else what follows an unclosed ``<TAG>`` (:func:`_after_unclosed`), else a lone line."""
-    t = re.escape(tag)
-    for pattern in (rf"<\s*{t}\s*>(.*?)<\s*/\s*{t}\s*>", rf"\[\s*{t}\s*\](.*?)\[\s*/\s*{t}\s*\]"):
+    slip; full-width ``＜TAG＞`` as well), else what follows an unclosed ``<TAG>``
+    (:func:`_after_unclosed`), else a lone line."""
+    t = _tag_pattern(tag)
+    for pattern in (
+        rf"{_LT}\s*{t}\s*{_GT}(.*?){_LT}\s*{_SLASH}\s*{t}\s*{_GT}",
+        rf"{_LSQ}\s*{t}\s*{_RSQ}(.*?){_LSQ}\s*{_SLASH}\s*{t}\s*{_RSQ}",
+    ):
         for m in re.finditer(pattern, text, re.IGNORECASE | re.DOTALL):
             if clean_instruction(m.group(1)):
                 return m.group(1)
-    if not re.search(rf"<\s*/\s*{t}\s*>", text, re.IGNORECASE):
-        m = re.search(rf"<\s*{t}\s*>", text, re.IGNORECASE)
+    if not re.search(rf"{_LT}\s*{_SLASH}\s*{t}\s*{_GT}", text, re.IGNORECASE):
+        m = re.search(rf"{_LT}\s*{t}\s*{_GT}", text, re.IGNORECASE)
         if m:
             raw = _after_unclosed(text[m.end() :])
             if clean_instruction(raw):
@@ -237,6 +255,6 @@ def check_proposal(
         return Rejected("invalid", f"too long: {len(instruction)} characters; the limit is {max_chars}")
     if reject_digits and any(ch.isdigit() for ch in instruction):
         return Rejected("invalid", f"contains digits (dropped on {dataset}, as in OPRO)")
-    if "INS" in instruction:
+    if "INS" in unicodedata.normalize("NFKC", instruction):  # "ＩＮＳ" is the marker too
         return Rejected("invalid", "contains 'INS' (the meta-prompt's marker, not an instruction)")
     return Candidate(instruction, instruction)
