@@ -25,9 +25,12 @@ from promptopt.llm.base import Constraint
 from promptopt.tasks.base import Candidate, ProposalShape, Rejected, Scored, TaskDescription
 
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
-_PAIR_RE = re.compile(rf"^\s*(?:w\s*=\s*)?({_NUM})\s*,\s*(?:b\s*=\s*)?({_NUM})\s*$", re.I)
+_PAIR_RE = re.compile(rf"^\s*(?:w\s*[=:]\s*)?({_NUM})\s*,\s*(?:b\s*[=:]\s*)?({_NUM})\s*$", re.I)
 _BRACKETS_RE = re.compile(r"\[([^\[\]]*)\]")
-_LABELLED_RE = re.compile(rf"\bw\s*=\s*({_NUM})\s*,\s*b\s*=\s*({_NUM})", re.I)
+# "w=15, b=14" (the entries' own format), "w: 15, b: 14", {"w": 15, "b": 14}, one per line
+_LABELLED_RE = re.compile(
+    rf"\bw[\"']?[ \t]*[=:]\s*({_NUM})[ \t]*(?:,\s*|\n\s*)[\"']?b[\"']?[ \t]*[=:]\s*({_NUM})", re.I
+)
 MAX_ABS = 1e6  # a pair beyond this is not a serious proposal (and would overflow the display)
 
 PROBLEM = (
@@ -178,7 +181,8 @@ class LinearRegressionTask:
         """The last ``[w, b]`` in the text (``[w=1, b=2]`` too); bracketed text like ``[w, b]``
         that holds no numbers is skipped, as in the reference implementation. Without any
         bracketed pair, the last explicitly labelled ``w=1, b=2`` is taken: small models often
-        answer in the format of the meta-prompt's own entries."""
+        answer in the format of the meta-prompt's own entries, or paraphrase it as ``w: 1, b: 2``,
+        one per line or as a JSON object ``{"w": 1, "b": 2}`` (in that order)."""
         text = text or ""
         for inner in reversed(_BRACKETS_RE.findall(text)):
             m = _PAIR_RE.match(inner)

@@ -182,6 +182,107 @@ def test_chat_parse_reads_ins_tags(task: InstructionTask, output: str, instructi
     assert got.text == instruction and got.value == instruction
 
 
+@pytest.mark.parametrize(
+    ("meta_prompt", "output", "instruction"),
+    [
+        # a label a model writes before the instruction, inside the tags, is not the instruction
+        ("chat", "<INS>New instruction: Solve it step by step.</INS>", "Solve it step by step."),
+        ("chat", "<INS>Instruction: Solve it step by step.</INS>", "Solve it step by step."),
+        ("chat", "<INS>improved INSTRUCTION: Solve it.</INS>", "Solve it."),
+        ("chat", "<INS>Text:\nSolve it.</INS>", "Solve it."),  # the meta-prompt's own "text:"
+        ("chat", '<INS>Instruction: "Solve it."</INS>', "Solve it."),
+        ("bracket", "[New instruction: Solve it step by step.]", "Solve it step by step."),
+        # a score echoed after the instruction (past instructions are shown with "score:")
+        ("chat", "<INS>Solve it step by step.\nScore: 85</INS>", "Solve it step by step."),
+        ("chat", "<INS>Solve it step by step.\nscore: 85%</INS>", "Solve it step by step."),
+        ("chat", "<INS>Solve it step by step.\n(score 85)</INS>", "Solve it step by step."),
+        ("chat", "<INS>Solve it.\nscore:\n85</INS>", "Solve it."),  # the meta-prompt's layout
+        ("chat", "<INS>text: Solve it.\n**Score:** 85/100</INS>", "Solve it."),
+        ("bracket", "[Solve it step by step.\nScore: 85]", "Solve it step by step."),
+        # only at the very start / only a whole trailing line: the instruction's own words stay
+        ("chat", "<INS>Read the instruction: then solve.</INS>", "Read the instruction: then solve."),
+        ("chat", "<INS>Aim for a score: 100 is best.</INS>", "Aim for a score: 100 is best."),
+        ("chat", "<INS>Maximise the score.\nScore each step from 1 to 5.</INS>",
+         "Maximise the score.\nScore each step from 1 to 5."),
+        ("chat", "<INS>Instructions: read twice.</INS>", "Instructions: read twice."),
+    ],
+)  # fmt: skip
+def test_labels_and_echoed_scores_are_dropped(
+    data_file: Path, meta_prompt: str, output: str, instruction: str
+) -> None:
+    t = create(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), meta_prompt=meta_prompt)
+    got = t.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction
+
+
+@pytest.mark.parametrize(
+    ("output", "instruction"),
+    [
+        # unclosed <INS> on its own line (stopped before </INS>, or the instruction put below the
+        # tag): the paragraph after it, up to a blank line or the end, is the instruction
+        ("<INS>\nSolve it step by step.", "Solve it step by step."),
+        ("Here it is:\n<INS>\n\nSolve it step by step.\n", "Solve it step by step."),
+        ("<INS>\nRead the question.\nThen solve it.\n\nThis helps because...", "Read the question.\nThen solve it."),
+        ("<INS>\nFirst, read the problem. Then", "First, read the problem. Then"),  # truncated: kept
+        ("<INS>\nSolve it.\nScore: 90", "Solve it."),
+    ],
+)  # fmt: skip
+def test_unclosed_tag_on_its_own_line(task: InstructionTask, output: str, instruction: str) -> None:
+    got = task.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction
+
+
+def test_unclosed_tag_on_its_own_line_goes_through_the_filters(task: InstructionTask) -> None:
+    got = task.parse("<INS>\n" + "a" * 501)
+    assert isinstance(got, Rejected) and got.reason.startswith("too long: 501")
+    assert isinstance(task.parse("<INS>\n\n"), Rejected)
+
+
+@pytest.mark.parametrize(
+    ("meta_prompt", "output", "instruction"),
+    [
+        # a list of candidates: the first is the proposal (not '"Solve A.", "Solve B."')
+        ("bracket", '["Solve A.", "Solve B."]', "Solve A."),
+        ("bracket", 'Here are some:\n[ "Solve A." ,\n  "Solve B.", ]', "Solve A."),
+        ("bracket", "['Solve A.', 'Solve B.']", "Solve A."),
+        ("bracket", '["", "Solve B."]', "Solve B."),
+        ("bracket", '["Answer \\"Yes\\" or \\"No\\".", "Solve B."]', 'Answer "Yes" or "No".'),
+        ("chat", '<INS>["Solve A.", "Solve B."]</INS>', "Solve A."),
+        # not a list of quoted strings: kept as written
+        ("bracket", '[Answer "Yes", "No" or "Maybe".]', 'Answer "Yes", "No" or "Maybe".'),
+        ("bracket", '["Yes", "No" or "Maybe"]', '"Yes", "No" or "Maybe"'),
+    ],
+)
+def test_a_list_of_instructions_gives_the_first(
+    data_file: Path, meta_prompt: str, output: str, instruction: str
+) -> None:
+    t = create(dataset=f"jsonl:{data_file}", scorer=FakeLLM(), meta_prompt=meta_prompt)
+    got = t.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction
+
+
+@pytest.mark.parametrize(
+    ("output", "instruction"),
+    [
+        # full-width tags (a CJK keyboard or model) were rejected as "contains 'INS'"
+        ("＜INS＞Solve it step by step.＜/INS＞", "Solve it step by step."),
+        ("＜ＩＮＳ＞请一步一步地思考。＜／ｉｎｓ＞", "请一步一步地思考。"),
+        ("﹤INS﹥Solve it.﹤/INS﹥", "Solve it."),
+        ("［INS］Solve it.［/INS］", "Solve it."),
+        ("Sure:\n＜INS＞Solve it.\nchatter", "Solve it."),
+        # only the tags are read leniently: full-width text inside is kept as written
+        ("＜INS＞请思考，然后回答？ ＡＢＣ＜/INS＞", "请思考，然后回答？ ＡＢＣ"),
+    ],
+)
+def test_full_width_tags(task: InstructionTask, output: str, instruction: str) -> None:
+    got = task.parse(output)
+    assert isinstance(got, Candidate), got
+    assert got.text == instruction
+
+
 def test_chat_parse_ignores_square_brackets(task: InstructionTask) -> None:
     """Bug 6: the chat meta-prompt shows and asks for <INS> tags, so a bracket is not a proposal:
     "[1]" here must not beat (or stand in for) the tagged instruction."""
@@ -293,7 +394,12 @@ def test_length_filter_is_the_references_500_characters(task: InstructionTask) -
 
 @pytest.mark.parametrize(
     "output",
-    ["<INS>Replace <INS> with a plan.</INS>", "<INS>Follow the INSTRUCTIONS.</INS>", "<INS><INS>Go.</INS>"],
+    [
+        "<INS>Replace <INS> with a plan.</INS>",
+        "<INS>Follow the INSTRUCTIONS.</INS>",
+        "<INS><INS>Go.</INS>",
+        "<INS>Replace ＜ＩＮＳ＞ with a plan.</INS>",  # the full-width marker is the marker
+    ],
 )
 def test_ins_filter(task: InstructionTask, output: str) -> None:
     got = task.parse(output)

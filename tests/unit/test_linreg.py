@@ -43,6 +43,13 @@ def test_optimum_is_the_best_integer_pair(task: LinearRegressionTask) -> None:
         ("[1e1, 2.5]", (10.0, 2.0)),  # banker's rounding of 2.5 -> 2
         ("Here's a new pair:\nw=20, b=19\nvalue: 599456", (20.0, 19.0)),  # labelled, no brackets
         ("w = 1, b = 2 ... so [w, b] = [3, 4]", (3.0, 4.0)),  # brackets win
+        # the entries' "w=15, b=14" with a colon, as JSON, or one per line
+        ("New pair: w: 15, b: 14", (15.0, 14.0)),
+        ('{"w":15,"b":14}', (15.0, 14.0)),
+        ('```json\n{"w": -3.0, "b": 14}\n```', (-3.0, 14.0)),
+        ("{'w': 15, 'b': 14}", (15.0, 14.0)),
+        ("w: 15\nb: 14", (15.0, 14.0)),
+        ("[w: 15, b: 14]", (15.0, 14.0)),
     ],
 )
 def test_parse_good_outputs(task: LinearRegressionTask, text: str, pair: tuple[float, float]) -> None:
@@ -57,6 +64,8 @@ def test_parse_good_outputs(task: LinearRegressionTask, text: str, pair: tuple[f
     [
         ("", "unparseable"),
         ("w = 15 and b = 14", "unparseable"),
+        ("w: 15 and b: 14", "unparseable"),
+        ('{"w": 15}', "unparseable"),
         ("[15]", "unparseable"),
         ("[fifteen, fourteen]", "unparseable"),
         ("[__import__('os').system('x'), 1]", "unparseable"),

@@ -9,6 +9,7 @@ rejection reasons rely on.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -35,7 +36,20 @@ _APOSTROPHES = frozenset({"'", "\u2018"})  # opening quotes whose closing mark d
 _CHECKBOX_MARKS = frozenset({"x", "✓", "✔", "✗", "✘", "*", "-", "+", "•"})
 _LABEL_RE = re.compile(
     r"^\s*[*_]*\s*(?:new\s+|improved\s+)?(?:instruction|text|prompt)[*_\s]*:[*_]*\s*", re.IGNORECASE
-)  # "Instruction: ...", "**Instruction:** ..."
+)  # "Instruction: ...", "**Instruction:** ...", "text:" (the meta-prompt's own label)
+# A last line that is only a score ("Score: 85", "score: 85%", "(score 85)", "score:\n85" as the
+# meta-prompt lays it out): past instructions are shown with their scores, and small models echo
+# one after the new instruction. Whole lines only, so "Aim for a score: 100 is best." stays.
+_SCORE_LINE_RE = re.compile(
+    r"\n[(\[]?[*_]*score[*_]*[ \t]*[:=]?[*_]*\s*[-+]?\d+(?:\.\d+)?[ \t]*%?(?:[ \t]*/[ \t]*100)?[)\]]?\.?\Z",
+    re.IGNORECASE,
+)
+
+# A JSON (or Python) list of quoted strings, as the inside of a "[...]": "a", 'b', (trailing comma
+# allowed). Each item is delimited by its quotes, so matching is linear.
+_LIST_ITEM = r"""\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*"""
+_QUOTED_LIST_RE = re.compile(rf"{_LIST_ITEM}(?:,{_LIST_ITEM})*(?:,\s*)?", re.DOTALL)
+_LIST_ITEM_RE = re.compile(_LIST_ITEM, re.DOTALL)
 
 
 def normalize_output(text: str) -> str:
@@ -74,8 +88,29 @@ def _wrapped_in_brackets(text: str) -> bool:
     return False
 
 
+def _first_listed(inner: str) -> str | None:
+    """The first non-empty item when ``inner`` (a bracket's inside) is a list of quoted strings
+    (``"Solve A.", "Solve B."``), else None. A model that lists several candidates where one was
+    asked for proposes its first; the whole list is no instruction. JSON escapes are decoded."""
+    if not _QUOTED_LIST_RE.fullmatch(inner):
+        return None
+    for m in _LIST_ITEM_RE.finditer(inner):
+        quoted = m.group(1)
+        if quoted.startswith('"'):
+            try:
+                item = json.loads(quoted)
+            except ValueError:
+                item = quoted[1:-1]
+        else:
+            item = re.sub(r"\\(.)", r"\1", quoted[1:-1], flags=re.DOTALL)
+        if item.strip():
+            return item
+    return None
+
+
 def clean_instruction(text: str) -> str:
-    """Strip wrapping quotes and brackets, control characters and extra blank space; keep Unicode.
+    """Strip wrapping quotes and brackets, control characters and extra blank space, a leading
+    label ("New instruction:") and a trailing score line ("Score: 85"); keep Unicode.
 
     Tags inside are kept: an instruction that still holds "<INS>" is dropped by the "INS"
     filter, as in the reference."""
@@ -91,7 +126,7 @@ def clean_instruction(text: str) -> str:
         while text.endswith("]") and text.count("]") > text.count("["):
             text, changed = text[:-1].rstrip(), True
         if _wrapped_in_brackets(text):
-            text, changed = text[1:-1].strip(), True
+            text, changed = (_first_listed(text[1:-1]) or text[1:-1]).strip(), True
         for left, right in _QUOTES:
             if text.startswith(left) and text.endswith(right) and len(text) > len(left) + len(right) - 1:
                 inner = text[len(left) : len(text) - len(right)]
@@ -100,6 +135,12 @@ def clean_instruction(text: str) -> str:
                 if left not in _APOSTROPHES and (left in inner or right in inner):
                     continue
                 text, changed = inner.strip(), True
+        unlabelled = _LABEL_RE.sub("", text, count=1)
+        if unlabelled != text:
+            text, changed = unlabelled.strip(), True
+        score = _SCORE_LINE_RE.search(text)
+        if score:
+            text, changed = text[: score.start()].strip(), True
     return text
 
 
@@ -137,23 +178,56 @@ def extract_bracketed(text: str, tag: str = "INS") -> str | None:
     unused: the variant has no tags; it is taken so both extractors have one signature."""
     for start, end in _bracket_spans(text):
         if not _junk_bracket(text, start, end):
-            return text[start + 1 : end]
+            inner = text[start + 1 : end]
+            return _first_listed(inner) or inner
     return _lone_line(text)
+
+
+# Tag delimiters in their ASCII and full-width (and small-form) spellings: "＜INS＞" from a CJK
+# keyboard or model is the tag. Only the tags are matched this way; the instruction's own text
+# is kept as written (NFKC on the whole output would turn "，" into "," inside a Chinese one).
+_LT, _GT, _SLASH = "[<\uff1c\ufe64]", "[>\uff1e\ufe65]", "[/\uff0f]"
+_LSQ, _RSQ = "[\\[\uff3b]", "[\\]\uff3d]"
+
+
+def _tag_pattern(tag: str) -> str:
+    """``tag`` as a regex that also matches its full-width letters ("ＩＮＳ")."""
+    return "".join(
+        f"[{re.escape(ch)}{chr(ord(ch) + 0xFEE0)}]" if "!" <= ch <= "~" else re.escape(ch) for ch in tag
+    )
 
 
 def extract_tagged(text: str, tag: str) -> str | None:
     """The chat variant: the first non-empty ``<TAG>...</TAG>`` (``[TAG]...[/TAG]`` too, a common
-    slip), else the rest of the line after an unclosed ``<TAG>``, else a lone line."""
-    t = re.escape(tag)
-    for pattern in (rf"<\s*{t}\s*>(.*?)<\s*/\s*{t}\s*>", rf"\[\s*{t}\s*\](.*?)\[\s*/\s*{t}\s*\]"):
+    slip; full-width ``＜TAG＞`` as well), else what follows an unclosed ``<TAG>``
+    (:func:`_after_unclosed`), else a lone line."""
+    t = _tag_pattern(tag)
+    for pattern in (
+        rf"{_LT}\s*{t}\s*{_GT}(.*?){_LT}\s*{_SLASH}\s*{t}\s*{_GT}",
+        rf"{_LSQ}\s*{t}\s*{_RSQ}(.*?){_LSQ}\s*{_SLASH}\s*{t}\s*{_RSQ}",
+    ):
         for m in re.finditer(pattern, text, re.IGNORECASE | re.DOTALL):
             if clean_instruction(m.group(1)):
                 return m.group(1)
-    if not re.search(rf"<\s*/\s*{t}\s*>", text, re.IGNORECASE):
-        m = re.search(rf"<\s*{t}\s*>([^\n]*)", text, re.IGNORECASE)
-        if m and clean_instruction(m.group(1)):
-            return m.group(1)
+    if not re.search(rf"{_LT}\s*{_SLASH}\s*{t}\s*{_GT}", text, re.IGNORECASE):
+        m = re.search(rf"{_LT}\s*{t}\s*{_GT}", text, re.IGNORECASE)
+        if m:
+            raw = _after_unclosed(text[m.end() :])
+            if clean_instruction(raw):
+                return raw
     return _lone_line(text)
+
+
+def _after_unclosed(rest: str) -> str:
+    """The instruction after an unclosed tag (the model stopped before the closing tag, or never
+    wrote one): the rest of the tag's line when it holds text ("<INS>Do X.\nchatter" gives
+    "Do X."), else, for a tag on its own line, the paragraph below it, up to the next blank
+    line or the end of the output. Either way a truncated instruction is read as far as it got
+    (the filters still apply)."""
+    line, _, below = rest.partition("\n")
+    if line.strip():
+        return line
+    return re.split(r"\n[ \t]*\n", below.lstrip(" \t\n"), maxsplit=1)[0]
 
 
 def check_proposal(
@@ -181,6 +255,6 @@ def check_proposal(
         return Rejected("invalid", f"too long: {len(instruction)} characters; the limit is {max_chars}")
     if reject_digits and any(ch.isdigit() for ch in instruction):
         return Rejected("invalid", f"contains digits (dropped on {dataset}, as in OPRO)")
-    if "INS" in instruction:
+    if "INS" in unicodedata.normalize("NFKC", instruction):  # "ＩＮＳ" is the marker too
         return Rejected("invalid", "contains 'INS' (the meta-prompt's marker, not an instruction)")
     return Candidate(instruction, instruction)
