@@ -65,16 +65,19 @@ def bbh_cells(args: argparse.Namespace, book: ResultBook, rewriter: Any, instr: 
     from promptopt.tasks.instructions.task import create
 
     target = build_llm(args.target, cache_policy="deterministic")
+    tasks: dict[bool, Any] = {}
     try:
         for config in CONFIGS:
             key = f"bbh|{args.dataset}|{model_slug(args.target)}|{config}|n={args.num_test}"
             if book.get(key) is not None:
                 continue
             uses_rw = config in ("rewriter", "both")
-            task = create(
-                dataset=args.dataset, data_dir=args.data_dir, position=args.position, scorer=target,
-                num_test=args.num_test, rewriter=rewriter if uses_rw else None,
-            )  # fmt: skip
+            if uses_rw not in tasks:  # the questions are rewritten once for both configs that use them
+                tasks[uses_rw] = create(
+                    dataset=args.dataset, data_dir=args.data_dir, position=args.position, scorer=target,
+                    num_test=args.num_test, rewriter=rewriter if uses_rw else None,
+                )  # fmt: skip
+            task = tasks[uses_rw]
             instruction = {"none": "", "instruction": instr, "rewriter": "", "both": instr_both}[config]
             [ev] = run_sync(
                 aevaluate_many(
