@@ -565,3 +565,26 @@ def test_inner_brackets_are_kept() -> None:
     from promptopt.tasks.instructions.task import _clean_instruction
 
     assert _clean_instruction("[a] then [b]") == "[a] then [b]"
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        '<INS>Is the following sentence plausible? "John Doe played as a guard." Ground truth answer: no</INS>',
+        "<INS>Problem: Q. Ground Truth Answer: 4</INS>",
+        "<INS>ground-truth answer first, then explain</INS>",
+    ],
+)
+def test_a_copied_exemplar_is_not_an_instruction(output: str) -> None:
+    """The embedded optimizer's best "instruction" on sports_understanding was a copied exemplar
+    (bench/results/opro_instructions.md); it scored well on 10 training questions."""
+    from promptopt.tasks.instructions.parsing import check_proposal
+
+    got = check_proposal(
+        extract_instruction(output, "chat", "INS"), style="chat", tag="INS", max_chars=500,
+        reject_digits=False, dataset="bbh:sports_understanding",
+    )  # fmt: skip
+    assert isinstance(got, Rejected) and "exemplar" in got.reason
+    ok = check_proposal("Answer with the truth.", style="chat", tag="INS", max_chars=500,
+                        reject_digits=False, dataset="x")  # fmt: skip
+    assert isinstance(ok, Candidate)

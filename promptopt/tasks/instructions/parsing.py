@@ -257,4 +257,14 @@ def check_proposal(
         return Rejected("invalid", f"contains digits (dropped on {dataset}, as in OPRO)")
     if "INS" in unicodedata.normalize("NFKC", instruction):  # "ＩＮＳ" is the marker too
         return Rejected("invalid", "contains 'INS' (the meta-prompt's marker, not an instruction)")
+    if _EXEMPLAR_LABEL_RE.search(instruction):
+        # beyond the reference: a small optimizer copies an exemplar ("Is the following sentence
+        # plausible? ... Ground truth answer: no") and, scored on a few training questions, it won
+        return Rejected(
+            "invalid", "copies a meta-prompt exemplar ('Ground truth answer'), not an instruction"
+        )
     return Candidate(instruction, instruction)
+
+
+#: The chat meta-prompt's exemplar label (prompts.render_exemplar): an instruction never needs it.
+_EXEMPLAR_LABEL_RE = re.compile(r"ground[\s_-]*truth\s+answer", re.IGNORECASE)
