@@ -146,8 +146,7 @@ def paired_difference(a_dir: Path, b_dir: Path, testset: str, n_boot: int) -> di
 
     Why paired: both rewriters are judged on the same prompts, so resampling prompts (not the two
     win rates independently) gives the interval of the difference that the items support."""
-    import numpy as np
-
+    from promptopt.evaluators.stats import bootstrap_mean_ci
     from promptopt.records import read_records
 
     def outcomes(d: Path) -> dict[str, float]:
@@ -158,11 +157,10 @@ def paired_difference(a_dir: Path, b_dir: Path, testset: str, n_boot: int) -> di
     ids = sorted(set(a) & set(b))
     if not ids:
         return {"paired_n": 0, "diff": None, "diff_ci_low": None, "diff_ci_high": None}
-    d = np.array([b[i] - a[i] for i in ids])
-    boots = d[np.random.default_rng(0).integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1) * 100.0
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    return {"paired_n": len(ids), "diff": r(float(d.mean() * 100.0), 1), "diff_ci_low": r(float(lo), 1),
-            "diff_ci_high": r(float(hi), 1)}  # fmt: skip
+    d = [b[i] - a[i] for i in ids]
+    lo, hi = bootstrap_mean_ci(d, n_boot=n_boot, seed=0)
+    return {"paired_n": len(ids), "diff": r(100.0 * sum(d) / len(d), 1), "diff_ci_low": r(lo, 1),
+            "diff_ci_high": r(hi, 1)}  # fmt: skip
 
 
 def main() -> None:

@@ -78,7 +78,16 @@ def paired_bootstrap(
         raise ValueError(f"n_boot must be >= 1, got {n_boot}")
     if not a:
         return math.nan, math.nan
-    d = _as_bits(a) - _as_bits(b)
+    return bootstrap_mean_ci(_as_bits(a) - _as_bits(b), n_boot=n_boot, seed=seed, confidence=confidence)
+
+
+def bootstrap_mean_ci(
+    values: Sequence[float] | np.ndarray, *, n_boot: int = 10_000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Percentile interval of 100 × mean(values), resampling the items with replacement
+    (``default_rng(seed)``): the one bootstrap behind paired accuracy differences, ΔWR and paired
+    ΔWR differences (per-item values such as win 1 / tie 0 / loss −1)."""
+    d = np.asarray(values, dtype=float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(d), size=(n_boot, len(d)))
     boots = d[idx].mean(axis=1) * 100.0
@@ -155,12 +164,8 @@ def win_rate(
     if n == 0:
         nan = math.nan
         return WinRate(0, 0, 0, 0, nan, nan, nan, nan, nan, nan, confidence)
-    values = np.array([1.0 if o == "win" else -1.0 if o == "loss" else 0.0 for o in outcomes])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    boots = values[idx].mean(axis=1) * 100.0
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(boots, [alpha, 1.0 - alpha])
+    values = [1.0 if o == "win" else -1.0 if o == "loss" else 0.0 for o in outcomes]
+    low, high = bootstrap_mean_ci(values, n_boot=n_boot, seed=seed, confidence=confidence)
     return WinRate(
         n,
         w,
@@ -170,7 +175,7 @@ def win_rate(
         100.0 * t / n,
         100.0 * lo / n,
         100.0 * (w - lo) / n,
-        float(low),
-        float(high),
+        low,
+        high,
         confidence,
     )
