@@ -110,6 +110,20 @@ class RubricJudgement:
     recovered: int = 0
     follow_up_raw: tuple[str, ...] = ()
 
+    @classmethod
+    def of(
+        cls,
+        scores: Sequence[int | None],
+        raw: tuple[str, ...],
+        *,
+        recovered: int = 0,
+        follow_up_raw: tuple[str, ...] = (),
+    ) -> RubricJudgement:
+        """The judgement of parsed ``scores``: their mean (None when none parsed) and the unparsed count."""
+        valid = [x for x in scores if x is not None]
+        mean = sum(valid) / len(valid) if valid else None
+        return cls(mean, tuple(scores), raw, len(scores) - len(valid), None, recovered, follow_up_raw)
+
     def to_json(self) -> dict[str, Any]:
         return {
             **asdict(self),
@@ -239,10 +253,7 @@ class RubricJudge:
                 err = failed[0]
                 out.append(RubricJudgement(None, raw=texts, error=f"{err.__class__.__name__}: {err}"[:300]))
                 continue
-            scores = tuple(parse_rubric_score(t) for t in texts)
-            valid = [s for s in scores if s is not None]
-            mean = sum(valid) / len(valid) if valid else None
-            out.append(RubricJudgement(mean, scores, texts, unparsed=len(scores) - len(valid)))
+            out.append(RubricJudgement.of([parse_rubric_score(t) for t in texts], texts))
         if self.follow_up:
             out = await self._follow_up(requests, out)
         return out
@@ -277,27 +288,19 @@ class RubricJudge:
         for r in results:
             if isinstance(r, BudgetExceededError):
                 raise r
-        found: dict[int, dict[int, tuple[int | None, str]]] = {}
-        for (i, j), r in zip(todo, results, strict=True):
-            # a failed follow-up leaves the judgement unparsed, as it was: it is not a failed judgement
-            text = "" if isinstance(r, BaseException) else r.text
-            found.setdefault(i, {})[j] = (parse_rubric_score(text), text)
-        out = []
-        for i, jd in enumerate(judged):
-            if i not in found:
-                out.append(jd)
-                continue
-            scores = [found[i][j][0] if j in found[i] else s for j, s in enumerate(jd.scores)]
-            valid = [s for s in scores if s is not None]
-            out.append(
-                RubricJudgement(
-                    sum(valid) / len(valid) if valid else None,
-                    tuple(scores),
-                    jd.raw,
-                    unparsed=len(scores) - len(valid),
-                    recovered=sum(1 for j in found[i] if found[i][j][0] is not None),
-                    follow_up_raw=tuple(found[i][j][1] for j in sorted(found[i])),
-                )
+        # a failed follow-up leaves the judgement unparsed, as it was: it is not a failed judgement
+        texts = {
+            ij: "" if isinstance(r, BaseException) else r.text for ij, r in zip(todo, results, strict=True)
+        }
+        out = list(judged)
+        for i in sorted({i for i, _ in todo}):
+            asked = sorted(j for i2, j in todo if i2 == i)
+            again = {j: parse_rubric_score(texts[(i, j)]) for j in asked}
+            out[i] = RubricJudgement.of(
+                [again.get(j, s) for j, s in enumerate(judged[i].scores)],
+                judged[i].raw,
+                recovered=sum(1 for x in again.values() if x is not None),
+                follow_up_raw=tuple(texts[(i, j)] for j in asked),
             )
         return out
 
