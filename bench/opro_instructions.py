@@ -112,7 +112,8 @@ def screen(args: argparse.Namespace) -> None:
     import random
 
     name = BENCH + "-screen" + ("-quick" if args.quick else "")
-    tasks = [f"bbh:{t}" for t in (SCREEN_TASKS[:1] if args.quick else SCREEN_TASKS)]
+    names = args.screen_tasks or SCREEN_TASKS
+    tasks = [t if ":" in t else f"bbh:{t}" for t in (names[:1] if args.quick else names)]
     n = 4 if args.quick else args.screen_n
     book = ResultBook(name)
     model = args.models[0]
@@ -177,8 +178,13 @@ def run_cell(
     opro = make_opro(
         constrained, steps=args.steps, per_step=args.per_step, max_tokens=args.max_tokens, seed=0
     )
+    optimizer = llm
+    if args.optimizer:
+        from promptopt.llm.factory import build_llm
+
+        optimizer = build_llm(args.optimizer, cache=args.optimizer_cache, cache_policy="all")
     t0 = time.perf_counter()
-    result = opro.optimize(task, llm=llm, budget=Budget(max_seconds=share))
+    result = opro.optimize(task, llm=optimizer, budget=Budget(max_seconds=share))
     search_s = time.perf_counter() - t0
     report = result.report["task"]
     per_ex = report["per_example"]
@@ -203,6 +209,7 @@ def run_cell(
     }
     return {
         "dataset": dataset,
+        "optimizer": args.optimizer or "(the scorer)",
         "constrained": constrained,
         "found": report["instruction"],
         "selected_by": report["selected_by"],
@@ -226,7 +233,7 @@ def markdown(cells: list[dict[str, Any]], header: dict[str, Any], plot: str | No
              "Paired test of the found instruction against each other one on the same test questions: "
              "difference in accuracy (points) with a 95 % bootstrap interval, McNemar's exact p.", ""]  # fmt: skip
     for c in cells:
-        lines += [f"## {c['dataset']} — {c['model']}, constrained {'on' if c['constrained'] else 'off'} "
+        lines += [f"## {c['dataset']} — scorer {c['model']}, optimizer {c.get('optimizer', c['model'])}, constrained {'on' if c['constrained'] else 'off'} "
                   f"(n = {c['n_test']}, answers ≤ {c['answer_tokens']} tokens)", "",
                   f"Found ({c['selected_by']}, {c['steps_done']} steps): `{c['found']}`", ""]  # fmt: skip
         rows = [["found", c["instructions"]["best"], c["accuracy"]["best"], "", "", ""]]
@@ -269,6 +276,7 @@ def main() -> None:
         "--screen", action="store_true", help="score two baselines on several BBH tasks vs chance"
     )
     ap.add_argument("--screen-n", type=int, default=24, help="examples per task in --screen (24)")
+    ap.add_argument("--screen-tasks", nargs="+", default=None, help="BBH task names to screen (default: six)")
     add_model_flags(ap, constrained="off", models_help="model specs; optimizer = scorer (local)")
     ap.add_argument("--datasets", nargs="+", default=None, help="default: the screen's pick (3 BBH tasks)")
     ap.add_argument("--steps", type=int, default=4, help="OPRO steps (4)")
@@ -282,6 +290,9 @@ def main() -> None:
     ap.add_argument("--num-test", type=int, default=40, help="held-out test examples (40)")
     ap.add_argument(
         "--time-budget", type=float, default=1500.0, help="seconds for all searches together (1500)"
+    )
+    ap.add_argument(
+        "--optimizer", default=None, help="optimizer model spec (default: each scorer model optimizes itself)"
     )
     add_threads_flag(ap)
     ap.add_argument("--data-dir", default=None, help="OPRO data folder (else PROMPTOPT_DATA_DIR)")
@@ -301,7 +312,10 @@ def main() -> None:
     modes = constrained_modes(args.constrained)
     sizes = {k: getattr(args, k) for k in ("steps", "per_step", "max_tokens", "answer_tokens", "num_train",
                                             "num_val", "num_test", "time_budget", "threads")}  # fmt: skip
+    if args.optimizer:
+        sizes["optimizer"] = args.optimizer
     book = ResultBook(name)
+    args.optimizer_cache = book.path(".optimizer.cache.sqlite")
     plan = [(m, c, d) for m in args.models for c in modes for d in datasets]
 
     def key(m: str, c: bool, d: str) -> str:

@@ -146,11 +146,15 @@ def run_cell(args: argparse.Namespace, task: str, seed: int, strategy: str, tmp:
         scorer = build_llm(
             args.scorer, cache=args.cache, **({"n_threads": args.threads} if args.threads else {})
         )
-        opts = {"dataset": task, "data_dir": args.data_dir}
+        opts = {"dataset": task, "data_dir": args.data_dir, "max_tokens": args.answer_tokens}
+        if args.split_seed is not None:
+            opts["split_seed"] = args.split_seed
         if args.num_train:
             opts["num_train"] = args.num_train
         if task == "gsm8k":
             opts.update(num_val=args.gsm8k_val, num_test=args.gsm8k_test)
+        else:
+            opts.update({k: v for k, v in (("num_val", args.bbh_val), ("num_test", args.bbh_test)) if v})
     counted = InstrumentedLLM(scorer)
     race = {"race_delta": args.race_delta, "race_first": args.race_first, "race_growth": args.race_growth}
     t = create(scorer=counted, seed=seed, scoring=strategy, **opts, **race)
@@ -173,12 +177,46 @@ def run_cell(args: argparse.Namespace, task: str, seed: int, strategy: str, tmp:
     res = OPRO(steps=args.steps, per_step=args.per_step, seed=seed).optimize(t, llm=optimizer, run=run_dir)
     report = res.report.get("task") or {}
     scoring = report.get("scoring") or {}
+    search = baselines_vs_found(t, report) if strategy == "full" and not quick else {}
     return {
         "task": task, "seed": seed, "strategy": strategy, "stop_reason": res.stop_reason,
         "train_requests": scoring.get("train_requests"), "candidates": scoring.get("candidates"),
         "stopped_early": scoring.get("stopped_early"), "train_examples": scoring.get("train_examples"),
         "scorer_requests_all": counted.requests, "best_train": res.best_score, **picked(report),
+        **search,
     }  # fmt: skip
+
+
+#: the OPRO paper's best-known found instruction (PaLM 2-L-IT optimizer), scored as one more baseline
+PAPER_INSTRUCTION = "Take a deep breath and work on this problem step-by-step."
+
+
+def baselines_vs_found(task: Any, report: dict[str, Any]) -> dict[str, Any]:
+    """The instruction-search table of a full run (issue 10): the pick's held-out test accuracy
+    against each baseline the task scored (empty, step by step, solve) and the OPRO paper's found
+    instruction, each as a paired difference with its bootstrap 95 % interval and McNemar's p."""
+    from promptopt.evaluators.accuracy import aevaluate_many
+    from promptopt.evaluators.stats import compare_paired
+    from promptopt.llm.base import run_sync
+
+    per_ex = dict(report.get("per_example") or {})
+    accs = {
+        name: row.get("accuracy") for name, row in (report.get("test") or {}).items() if isinstance(row, dict)
+    }
+    if "best" not in per_ex:
+        return {}
+    (ev,) = run_sync(
+        aevaluate_many(task.scorer, [PAPER_INSTRUCTION], task.splits.test, position=task.position,
+                       max_tokens=task.max_tokens, seed=task.seed)
+    )  # fmt: skip
+    per_ex["paper"] = [None if x.correct is None else int(x.correct) for x in ev.records]
+    accs["paper"] = ev.accuracy
+    cmp = {
+        name: compare_paired(per_ex["best"], per_ex[name], seed=0).to_json()
+        for name in per_ex
+        if name not in ("best", "train_best")
+    }
+    return {"test_accuracy": {k: r(v, 2) for k, v in accs.items()}, "vs_found": cmp, "per_example": per_ex}
 
 
 # --------------------------------------------------------------------------- book keeping
@@ -227,7 +265,52 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
             "goal_seeds": len(ok),
             "goal_met": len(ok) >= min(4, len(rows)) and len(rows) >= 5,
         }
+        search = [best_baseline(p["full"]) for p in rows if p["full"].get("vs_found")]
+        if search:
+            out[task]["search"] = {
+                "seeds": len(search),
+                "found_above_best_baseline": sum(s["diff"] > 0 for s in search),
+                "ci_above_zero": sum(s["ci_low"] > 0 for s in search),
+                "median_diff": r(statistics.median(s["diff"] for s in search)),
+            }
     return out
+
+
+BASELINE_NAMES = ("empty", "step_by_step", "solve", "paper")
+
+
+def best_baseline(full: dict[str, Any]) -> dict[str, Any]:
+    """The paired comparison of a full run's pick with the baseline that scored best on the test
+    split (the hardest one to beat, chosen after the fact: conservative for the found one)."""
+    accs = full["test_accuracy"]
+    name = max((n for n in BASELINE_NAMES if n in full["vs_found"]), key=lambda n: accs.get(n) or 0.0)
+    return {"name": name, **full["vs_found"][name]}
+
+
+def search_table(pairs: list[dict[str, Any]]) -> list[str]:
+    """Issue 10's instruction-search table from the full runs: the pick vs each baseline on the
+    held-out test split, and the paired difference with the best of them."""
+    rows = [p for p in pairs if p["full"].get("vs_found")]
+    if not rows:
+        return []
+    lines = ["", "## Instruction search (full runs): the pick vs the baselines on the held-out test split", "",
+             "Baselines: empty, \"Let's think step by step.\", \"Let's solve the problem.\", and the OPRO paper's "
+             f"\"{PAPER_INSTRUCTION}\". Difference = pick − best baseline on the same questions (points), "
+             "95 % paired bootstrap interval, McNemar's exact p.", "",
+             "| task | seed | picked instruction | pick | empty | step by step | solve | paper | best baseline | "
+             "pick − best [95 % CI] | McNemar p |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for p in rows:
+        f = p["full"]
+        a = f["test_accuracy"]
+        b = best_baseline(f)
+        ins = (f.get("instruction") or "").replace("|", "\\|").replace("\n", " ")
+        lines.append(
+            f"| {p['task']} | {p['seed']} | {ins[:90]}{'…' if len(ins) > 90 else ''} | {r(a.get('best'))} | "
+            f"{r(a.get('empty'))} | {r(a.get('step_by_step'))} | {r(a.get('solve'))} | {r(a.get('paper'))} | "
+            f"{b['name']} | {r(b['diff'], 1)} [{r(b['ci_low'], 1)}, {r(b['ci_high'], 1)}] | {r(b['p_value'], 3)} |"
+        )
+    return lines
 
 
 def markdown(pairs: list[dict[str, Any]], summary: dict[str, Any], header: dict[str, Any]) -> str:
@@ -248,6 +331,7 @@ def markdown(pairs: list[dict[str, Any]], summary: dict[str, Any], header: dict[
         lines.append(
             f"| {task} | {s['seeds']} | {s['median_ratio']} | {s['same_val_seeds']} | {s['goal_seeds']} | {s['goal_met']} |"
         )
+    lines += search_table(pairs)
     return "\n".join(lines) + "\n"
 
 
@@ -263,6 +347,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="n_threads for local models")
     ap.add_argument("--data-dir", default=os.environ.get("PROMPTOPT_DATA_DIR"))
     ap.add_argument("--num-train", type=int, default=None, help="cap the training split")
+    ap.add_argument("--answer-tokens", type=int, default=256, help="scorer answer cap (256)")
+    ap.add_argument(
+        "--split-seed",
+        type=int,
+        default=None,
+        help="one data split for every seed (default: each seed draws its own)",
+    )
+    ap.add_argument("--bbh-val", type=int, default=None, help="BBH validation subset")
+    ap.add_argument("--bbh-test", type=int, default=None, help="BBH test subset")
     ap.add_argument("--gsm8k-val", type=int, default=100, help="GSM8K validation subset")
     ap.add_argument("--gsm8k-test", type=int, default=200, help="GSM8K test subset")
     ap.add_argument("--cache", default=str(RESULTS / f"{BENCH}.cache.sqlite"))
@@ -282,6 +375,10 @@ def main() -> None:
         f"steps={args.steps},per_step={args.per_step},num_train={args.num_train},"
         f"race={args.race_delta}/{args.race_first}/{args.race_growth}"
     )
+    if not args.quick:
+        sizes += f",answer_tokens={args.answer_tokens},bbh={args.bbh_val}/{args.bbh_test},gsm8k={args.gsm8k_val}/{args.gsm8k_test}"
+        if args.split_seed is not None:
+            sizes += f",split_seed={args.split_seed}"
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         for task in tasks:

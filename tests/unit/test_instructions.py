@@ -76,9 +76,25 @@ def test_splits_and_config_rebuild_the_same_task(task: InstructionTask, fake: Fa
     assert again.splits == task.splits and again.config() == cfg
 
 
+def test_split_seed_fixes_the_split_across_run_seeds(data_file: Path, fake: FakeLLM) -> None:
+    """Repeated runs (seeds 0 and 3) on one split: same examples, seeds still differ; without
+    split_seed the run seed draws the split, as before (and config.json gains no key)."""
+    a = create(dataset=f"jsonl:{data_file}", scorer=fake, seed=0, split_seed=7)
+    b = create(dataset=f"jsonl:{data_file}", scorer=fake, seed=3, split_seed=7)
+    assert a.splits == b.splits and a.seed != b.seed
+    assert a.splits == create(dataset=f"jsonl:{data_file}", scorer=fake, seed=7).splits
+    assert create(dataset=f"jsonl:{data_file}", scorer=fake, seed=3).splits != b.splits
+    assert (
+        b.config()["split_seed"] == 7
+        and "split_seed" not in create(dataset=f"jsonl:{data_file}", scorer=fake).config()
+    )
+    assert create(**b.config(), scorer=fake).splits == b.splits
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
+        ({"split_seed": -1}, "seed"),
         ({"position": "middle"}, "position"),
         ({"max_tokens": 0}, "max_tokens"),
         ({"val_top_k": -1}, "val_top_k"),

@@ -327,6 +327,7 @@ def create(
     race_delta: float = 0.1,
     race_first: int = 10,
     race_growth: float = 1.5,
+    split_seed: int | None = None,
 ) -> InstructionTask:
     """Instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id).
 
@@ -347,7 +348,10 @@ def create(
     instruction). ``scoring`` is ``full`` (every candidate on every training example, the paper)
     or ``racing`` (stop a candidate early once, at confidence ``1 - race_delta``, it cannot beat
     the best so far; first rung ``race_first`` examples, each next ``race_growth`` times larger;
-    see :mod:`promptopt.evaluators.racing`). See :mod:`promptopt.tasks.instructions.datasets`.
+    see :mod:`promptopt.evaluators.racing`). ``split_seed`` draws the train / validation / test
+    split instead of ``seed`` (repeated runs with different seeds on one fixed split, as the OPRO
+    paper's repeats are: the seeds then differ only in the search, and baselines are scored once).
+    See :mod:`promptopt.tasks.instructions.datasets`.
     """
     check_position(position)
     meta_prompt_style(meta_prompt)
@@ -374,7 +378,12 @@ def create(
         topic=topic,
     )
     splits = split_dataset(
-        ds, seed=seed, train_ratio=train_ratio, num_train=num_train, num_val=num_val, num_test=num_test
+        ds,
+        seed=seed if split_seed is None else split_seed,
+        train_ratio=train_ratio,
+        num_train=num_train,
+        num_val=num_val,
+        num_test=num_test,
     )
     if rewriter is not None:
         splits = rewrite_splits(splits, rewriter, rewrite_mode)
@@ -401,6 +410,8 @@ def create(
     }
     if scoring != "full":  # only when set: config.json of runs with full scoring stays as it was
         options.update(scoring=scoring, race_delta=race_delta, race_first=race_first, race_growth=race_growth)
+    if split_seed is not None:  # only when set: config.json of other runs stays as it was
+        options["split_seed"] = split_seed
     if rewriter is not None:  # only when set: config.json of runs without one stays as it was
         options["rewriter"] = (
             rewriter if isinstance(rewriter, str) else str(getattr(rewriter, "name", "rewriter"))
