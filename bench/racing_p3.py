@@ -46,7 +46,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import InstrumentedLLM, machine, r, run_main
+from _common import InstrumentedLLM, figure, machine, r, run_main, try_plot
 
 from promptopt.llm.base import LLM, LLMServerError, Request
 from promptopt.llm.fake import FakeLLM, request_text
@@ -205,10 +205,21 @@ def baselines_vs_found(task: Any, report: dict[str, Any]) -> dict[str, Any]:
     }
     if "best" not in per_ex:
         return {}
-    (ev,) = run_sync(
-        aevaluate_many(task.scorer, [PAPER_INSTRUCTION], task.splits.test, position=task.position,
-                       max_tokens=task.max_tokens, seed=task.seed)
-    )  # fmt: skip
+
+    async def paper() -> list[Any]:
+        try:
+            return await aevaluate_many(
+                task.scorer,
+                [PAPER_INSTRUCTION],
+                task.splits.test,
+                position=task.position,
+                max_tokens=task.max_tokens,
+                seed=task.seed,
+            )
+        finally:  # this loop's HTTP clients die with it: close them while it still runs
+            await task.scorer.aclose()
+
+    (ev,) = run_sync(paper())  # fmt: skip
     per_ex["paper"] = [None if x.correct is None else int(x.correct) for x in ev.records]
     accs["paper"] = ev.accuracy
     cmp = {
@@ -335,6 +346,36 @@ def markdown(pairs: list[dict[str, Any]], summary: dict[str, Any], header: dict[
     return "\n".join(lines) + "\n"
 
 
+def plot(pairs: list[dict[str, Any]], path: Path) -> str | None:
+    """Left: training-request ratio racing / full per task and seed (the P3 goal line at 0.5).
+    Right: pick − best baseline on the test split with its paired 95 % interval, per task and seed."""
+    if not pairs:
+        return None
+    fig = figure(11, 4)
+    tasks = list(dict.fromkeys(p["task"] for p in pairs))
+    ax = fig.add_subplot(1, 2, 1)
+    for i, task in enumerate(tasks):
+        ys = [p["ratio"] for p in pairs if p["task"] == task and p["ratio"] is not None]
+        ax.scatter([i] * len(ys), ys, color="C0")
+    ax.axhline(0.5, color="C3", linestyle="--", linewidth=1, label="goal ≤ 0.5")
+    ax.set_xticks(range(len(tasks)), [t.split(":")[-1] for t in tasks], fontsize=7, rotation=15)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("racing / full training requests")
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(1, 2, 2)
+    rows = [(p["task"], p["seed"], best_baseline(p["full"])) for p in pairs if p["full"].get("vs_found")]
+    for task, seed, b in rows:
+        x = tasks.index(task) + (seed - 2) * 0.12
+        ax.errorbar([x], [b["diff"]], yerr=[[b["diff"] - b["ci_low"]], [b["ci_high"] - b["diff"]]],
+                    fmt="o", color=f"C{tasks.index(task)}", capsize=2)  # fmt: skip
+    ax.axhline(0, color="k", linewidth=0.8)
+    ax.set_xticks(range(len(tasks)), [t.split(":")[-1] for t in tasks], fontsize=7, rotation=15)
+    ax.set_ylabel("pick − best baseline, test (points, 95 % CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return str(path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="simulated scorer and optimizer (< 1 min)")
@@ -402,7 +443,10 @@ def main() -> None:
     (RESULTS / f"{name}.json").write_text(
         json.dumps({**header, "summary": summary, "pairs": pairs}, indent=1)
     )
-    (RESULTS / f"{name}.md").write_text(markdown(pairs, summary, header))
+    md = markdown(pairs, summary, header)
+    if not args.quick and try_plot(lambda: plot(pairs, RESULTS / f"{name}.png")):
+        md += f"\n![racing ratio and instruction search]({name}.png)\n"
+    (RESULTS / f"{name}.md").write_text(md)
     print(json.dumps({"bench": BENCH, "summary": summary, "results": str(RESULTS / f"{name}.md")}))
 
 
