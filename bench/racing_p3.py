@@ -53,6 +53,7 @@ from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.optimizers.opro.history import derive_seed
 from promptopt.optimizers.opro.optimizer import OPRO
 from promptopt.runs import read_journal
+from promptopt.tasks.instructions.scoring import SCORER_SEED
 from promptopt.tasks.instructions.task import create
 
 BENCH = "racing_p3"
@@ -214,7 +215,7 @@ def baselines_vs_found(task: Any, report: dict[str, Any]) -> dict[str, Any]:
                 task.splits.test,
                 position=task.position,
                 max_tokens=task.max_tokens,
-                seed=task.seed,
+                seed=SCORER_SEED,  # greedy: shared by every seed, as the task does
             )
         finally:  # this loop's HTTP clients die with it: close them while it still runs
             await task.scorer.aclose()

@@ -508,6 +508,22 @@ async def test_request_cache_makes_rescoring_free_across_tasks(data_file: Path, 
     assert len(other_model.calls) == 10  # another scorer is another cache entry
 
 
+async def test_runs_with_other_seeds_on_one_split_share_the_cache(data_file: Path, tmp_path: Path) -> None:
+    """Scoring is greedy, so the run seed is not part of a scorer request: a repeat with another
+    seed on the same split (split_seed) asks the backend nothing for what was scored before."""
+    inner = FakeLLM(fn=scorer_reply)
+    store = RequestCache(tmp_path / "requests.sqlite")
+    await create(dataset=f"jsonl:{data_file}", seed=0, split_seed=5, scorer=CachedLLM(inner, store)).ascore(
+        [Candidate("Add carefully.")]
+    )
+    assert len(inner.calls) == 10
+    await create(dataset=f"jsonl:{data_file}", seed=3, split_seed=5, scorer=CachedLLM(inner, store)).ascore(
+        [Candidate("Add carefully.")]
+    )
+    assert len(inner.calls) == 10
+    assert {r.seed for r in inner.calls} == {0} and {r.temperature for r in inner.calls} == {0.0}
+
+
 def test_scorer_given_as_a_spec(data_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
     t = create(dataset=f"jsonl:{data_file}", scorer="fake:The answer is 0.")

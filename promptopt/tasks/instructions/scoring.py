@@ -21,8 +21,10 @@ validation shortlist, and validation and test are always scored in full. ``info[
 ``scoring`` section of ``InstructionTask.final_report`` sums them next to what full scoring would
 have asked.
 
-Caching: every scorer request is temperature 0 with a fixed seed, and the request contains the
-instruction in place, the example and the sampling settings; the request cache that
+Caching: every scorer request is temperature 0 with the same fixed seed (:data:`SCORER_SEED`, not
+the run's seed: a greedy answer does not depend on it, so runs with different seeds share their
+cached answers), and the request contains the instruction in place, the example and the sampling
+settings; the request cache that
 ``build_llm`` wraps around the scorer adds the model name. That is the per-(instruction,
 position, example, scorer) cache: re-scoring an instruction, in this run or a resumed one, makes
 no backend call. The book also memoises whole evaluations in memory for the task's lifetime.
@@ -40,6 +42,10 @@ from promptopt.evaluators.racing import RaceOutcome, RacingConfig, arace, exampl
 from promptopt.llm.base import LLM
 from promptopt.tasks.base import Candidate, Scored
 from promptopt.tasks.instructions.datasets import Example, Splits
+
+#: The seed of every scorer request. Scoring is greedy, so the run seed would change nothing but
+#: the cache key: repeated runs (seeds) on one split would re-ask every baseline and shared answer.
+SCORER_SEED = 0
 
 #: The ``scoring`` option: how training scores are computed (see the task module's docstring).
 SCORING_STRATEGIES: Mapping[str, str] = {
@@ -112,7 +118,7 @@ class ScoreBook:
                 examples,
                 position=self.position,
                 max_tokens=self.max_tokens,
-                seed=self.seed,
+                seed=SCORER_SEED,
             )
             for ev in evals:
                 fresh[ev.instruction] = ev
@@ -141,7 +147,12 @@ class ScoreBook:
 
         async def evaluate(ins: list[str], examples: Sequence[Example]) -> list[Evaluation]:
             return await aevaluate_many(
-                self._llm(), ins, examples, position=self.position, max_tokens=self.max_tokens, seed=self.seed
+                self._llm(),
+                ins,
+                examples,
+                position=self.position,
+                max_tokens=self.max_tokens,
+                seed=SCORER_SEED,
             )
 
         unique = list(dict.fromkeys(instructions))
