@@ -133,6 +133,21 @@ def picked(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: the bench's strategies: full scoring, racing against the best so far (``racing``: the first rule,
+#: kept under its old name so earlier cells stay valid) and against the validation shortlist
+STRATEGIES = ("full", "racing", "racing-shortlist")
+RACE_TARGET_OF = {"racing": "best", "racing-shortlist": "shortlist"}
+#: key suffix of a strategy's figures in a pair (``ratio``, ``same_val``; ``ratio_shortlist``, ...)
+SUFFIX = {"racing": "", "racing-shortlist": "_shortlist"}
+
+
+def versus(full: dict[str, Any], race: dict[str, Any]) -> dict[str, Any]:
+    """A racing run against the full run of the same seed: request ratio, same final validation score."""
+    ratio = r(race["train_requests"] / full["train_requests"]) if full["train_requests"] else None
+    same = full["val"] == race["val"] if full["val"] is not None else full["test"] == race["test"]
+    return {"ratio": ratio, "same_val": same}
+
+
 def run_cell(args: argparse.Namespace, task: str, seed: int, strategy: str, tmp: Path) -> dict[str, Any]:
     quick = bool(args.quick)
     if quick:
@@ -158,7 +173,9 @@ def run_cell(args: argparse.Namespace, task: str, seed: int, strategy: str, tmp:
             opts.update({k: v for k, v in (("num_val", args.bbh_val), ("num_test", args.bbh_test)) if v})
     counted = InstrumentedLLM(scorer)
     race = {"race_delta": args.race_delta, "race_first": args.race_first, "race_growth": args.race_growth}
-    t = create(scorer=counted, seed=seed, scoring=strategy, **opts, **race)
+    if strategy != "full":
+        race["race_target"] = RACE_TARGET_OF[strategy]
+    t = create(scorer=counted, seed=seed, scoring="full" if strategy == "full" else "racing", **opts, **race)
     run_dir = (
         RESULTS
         / f"{BENCH}_runs"
@@ -166,7 +183,7 @@ def run_cell(args: argparse.Namespace, task: str, seed: int, strategy: str, tmp:
         / f"{task.replace(':', '_')}-s{seed}-{strategy}"
     )
     full_dir = run_dir.parent / f"{task.replace(':', '_')}-s{seed}-full"
-    if strategy == "racing" and not args.e2e:
+    if strategy != "full" and not args.e2e:
         optimizer: LLM = ReplayLLM(proposals_of(full_dir, seed))
     elif quick:
         optimizer = FakeLLM(fn=sim_optimizer_reply, name="sim-optimizer")
@@ -267,16 +284,20 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
     by_task: dict[str, list[dict[str, Any]]] = {}
     for p in pairs:
         by_task.setdefault(p["task"], []).append(p)
-    out = {}
+    out: dict[str, Any] = {}
     for task, rows in by_task.items():
-        ok = [p for p in rows if p["ratio"] is not None and p["ratio"] <= 0.5 and p["same_val"]]
-        out[task] = {
-            "seeds": len(rows),
-            "median_ratio": r(statistics.median(p["ratio"] for p in rows if p["ratio"] is not None)),
-            "same_val_seeds": sum(bool(p["same_val"]) for p in rows),
-            "goal_seeds": len(ok),
-            "goal_met": len(ok) >= min(4, len(rows)) and len(rows) >= 5,
-        }
+        out[task] = {"seeds": len(rows)}
+        for strategy in STRATEGIES[1:]:
+            sx = SUFFIX[strategy]
+            have = [p for p in rows if p.get(f"ratio{sx}") is not None]
+            ok = [p for p in have if p[f"ratio{sx}"] <= 0.5 and p[f"same_val{sx}"]]
+            out[task][strategy] = {
+                "race_target": RACE_TARGET_OF[strategy],
+                "median_ratio": r(statistics.median(p[f"ratio{sx}"] for p in have)) if have else None,
+                "same_val_seeds": sum(bool(p[f"same_val{sx}"]) for p in have),
+                "goal_seeds": len(ok),
+                "goal_met": len(ok) >= 4 and len(rows) >= 5,
+            }
         search = [best_baseline(p["full"]) for p in rows if p["full"].get("vs_found")]
         if search:
             out[task]["search"] = {
@@ -327,22 +348,40 @@ def search_table(pairs: list[dict[str, Any]]) -> list[str]:
 
 def markdown(pairs: list[dict[str, Any]], summary: dict[str, Any], header: dict[str, Any]) -> str:
     lines = [f"# {BENCH}: racing vs full scoring", "", "```", json.dumps(header, indent=1), "```", "",
-             "| task | seed | full train requests | racing train requests | ratio | stopped early | "
-             "full val | racing val | same val | full test | racing test |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+             "Training scorer requests of each racing run over the full run's (same proposals, replayed), "
+             "candidates stopped early, and the validation / test accuracy of each run's final pick. "
+             "`racing`: race against the best so far (race_target=best); `shortlist`: against the "
+             "validation shortlist's k-th best (race_target=shortlist, the default).", "",
+             "| task | seed | full train requests | racing: requests, ratio, stopped | shortlist: requests, ratio, stopped | "
+             "full val / test | racing val / test | shortlist val / test |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p in pairs:
-        f, g = p["full"], p["racing"]
+        f, g, h = p["full"], p["racing"], p.get("racing-shortlist") or {}
+
+        def cost(x: dict[str, Any], sx: str, p: dict[str, Any] = p) -> str:
+            if not x:
+                return "—"
+            return f"{x['train_requests']}, {p[f'ratio{sx}']}, {x['stopped_early']}/{x['candidates']}"
+
+        def picks(x: dict[str, Any], sx: str | None, p: dict[str, Any] = p) -> str:
+            if not x:
+                return "—"
+            mark = "" if sx is None or p[f"same_val{sx}"] else " (differs)"
+            return f"{r(x['val'])} / {r(x['test'])}{mark}"
+
         lines.append(
-            f"| {p['task']} | {p['seed']} | {f['train_requests']} | {g['train_requests']} | {p['ratio']} | "
-            f"{g['stopped_early']}/{g['candidates']} | {r(f['val'])} | {r(g['val'])} | {p['same_val']} | "
-            f"{r(f['test'])} | {r(g['test'])} |"
+            f"| {p['task']} | {p['seed']} | {f['train_requests']} | {cost(g, '')} | {cost(h, '_shortlist')} | "
+            f"{picks(f, None)} | {picks(g, '')} | {picks(h, '_shortlist')} |"
         )
-    lines += ["", "| task | seeds | median ratio | same val | ratio <= 0.5 and same val | goal (>= 4 of 5) |",
-              "|---|---|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| task | seeds | strategy | median ratio | same val | ratio <= 0.5 and same val | goal (>= 4 of 5) |",
+              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for task, s in summary.items():
-        lines.append(
-            f"| {task} | {s['seeds']} | {s['median_ratio']} | {s['same_val_seeds']} | {s['goal_seeds']} | {s['goal_met']} |"
-        )
+        for strategy in STRATEGIES[1:]:
+            v = s[strategy]
+            lines.append(
+                f"| {task} | {s['seeds']} | {strategy} (target {v['race_target']}) | {v['median_ratio']} | "
+                f"{v['same_val_seeds']} | {v['goal_seeds']} | {v['goal_met']} |"
+            )
     lines += search_table(pairs)
     return "\n".join(lines) + "\n"
 
@@ -355,9 +394,11 @@ def plot(pairs: list[dict[str, Any]], path: Path) -> str | None:
     fig = figure(11, 4)
     tasks = list(dict.fromkeys(p["task"] for p in pairs))
     ax = fig.add_subplot(1, 2, 1)
-    for i, task in enumerate(tasks):
-        ys = [p["ratio"] for p in pairs if p["task"] == task and p["ratio"] is not None]
-        ax.scatter([i] * len(ys), ys, color="C0")
+    for strategy, dx, color in (("racing", -0.08, "C0"), ("racing-shortlist", 0.08, "C2")):
+        sx = SUFFIX[strategy]
+        for i, task in enumerate(tasks):
+            ys = [p[f"ratio{sx}"] for p in pairs if p["task"] == task and p.get(f"ratio{sx}") is not None]
+            ax.scatter([i + dx] * len(ys), ys, color=color, label=strategy if i == 0 else None)
     ax.axhline(0.5, color="C3", linestyle="--", linewidth=1, label="goal ≤ 0.5")
     ax.set_xticks(range(len(tasks)), [t.split(":")[-1] for t in tasks], fontsize=7, rotation=15)
     ax.set_ylim(0, 1.05)
@@ -426,17 +467,19 @@ def main() -> None:
         for task in tasks:
             for seed in args.seeds:
                 row: dict[str, Any] = {}
-                for strategy in ("full", "racing"):
+                for strategy in STRATEGIES:
                     key = f"{model}|{sizes}|{task}|{seed}|{strategy}"
                     if key not in cells:
                         cells[key] = {"key": key, **run_cell(args, task, seed, strategy, Path(tmp))}
                         append_cell(book, cells[key])
                         sys.stderr.write(f"{BENCH}: {task} seed {seed} {strategy} done\n")
                     row[strategy] = cells[key]
-                f, g = row["full"], row["racing"]
-                ratio = r(g["train_requests"] / f["train_requests"]) if f["train_requests"] else None
-                same = f["val"] == g["val"] if f["val"] is not None else f["test"] == g["test"]
-                pairs.append({"task": task, "seed": seed, "ratio": ratio, "same_val": same, **row})
+                pair: dict[str, Any] = {"task": task, "seed": seed, **row}
+                for strategy in STRATEGIES[1:]:
+                    pair.update(
+                        {f"{k}{SUFFIX[strategy]}": v for k, v in versus(row["full"], row[strategy]).items()}
+                    )
+                pairs.append(pair)
     summary = summarise(pairs)
     header = {"bench": BENCH, "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
               "commit": git_commit(), "model": model, "sizes": sizes, "e2e": args.e2e,

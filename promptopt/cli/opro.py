@@ -301,8 +301,10 @@ def run_command(
         None,
         "--scoring",
         help="[instructions] full (every candidate on every training example) or racing (stop a "
-        "candidate once it cannot beat the best so far; tune with --task-option race_delta=0.1, "
-        "race_first=10, race_growth=1.5). The final pick uses full validation scores either way.",
+        "candidate once it cannot reach the validation shortlist, so the final pick is the one full "
+        "scoring makes; tune with --task-option race_delta=0.1, race_first=10, race_growth=1.5, "
+        "race_target=shortlist|best, best: race against the best so far, more savings, the pick may "
+        "differ). The final pick uses full validation scores either way.",
     ),
     constrained: bool | None = typer.Option(
         None,

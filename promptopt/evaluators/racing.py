@@ -21,16 +21,21 @@ The rule here (a racing test with an exact confidence bound, on a successive-hal
    examples of a random order are a sample without replacement, so the number right is
    hypergeometric, and :func:`upper_bound` is the exact one-sided bound at level ``delta / rungs``
    (a union bound over the rungs). A candidate stops when ``max(bound, partial mean)`` is below the
-   incumbent (the best *full* training accuracy before this batch): with probability at least
-   ``1 - delta`` it could not have beaten it.
+   bar (before this batch): with probability at least ``1 - delta`` it could not have reached it.
+   The bar (``target``) is by default the k-th best *full* training accuracy so far, k being the
+   size of the validation shortlist the final choice is made from: the full-scoring run's k-th best
+   can only be higher, so a stopped candidate would not have been shortlisted there either, and the
+   validation pick is the one full scoring makes. ``target="best"`` races against the incumbent
+   (the best full accuracy): more stops, but a candidate below the best on training that would have
+   won on validation can be dropped (measured in ``bench/racing_p3.py``).
 4. Candidates that reach the last rung have their full training accuracy, as with full scoring.
 
 So a stopped candidate's score (its partial mean, on the ``n`` examples it saw) is always below
-the incumbent: it can never become OPRO's best, and the meta-prompt shows it as what it is, a low
+the bar, hence below the incumbent: it can never become OPRO's best, and the meta-prompt shows it as what it is, a low
 score. Each candidate races only against the incumbent, never against the rest of its batch, so
 its outcome does not depend on which other candidates were scored with it (a step completed after
-a resume scores only the missing ones and gets the same result). With no incumbent (OPRO's first
-step) nothing is stopped.
+a resume scores only the missing ones and gets the same result). Without a bar (OPRO's first step;
+fewer full scores than the shortlist holds) nothing is stopped.
 """
 
 from __future__ import annotations
@@ -45,6 +50,11 @@ from typing import Any
 from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation, ExampleLike, combine
 
+#: ``shortlist``: stop a candidate only when it cannot reach the validation shortlist (so the final,
+#: validation-made choice is the one full scoring would make); ``best``: when it cannot beat the
+#: incumbent (stops more, but can drop a candidate that validation would have picked)
+RACE_TARGETS = ("shortlist", "best")
+
 #: scores a batch of instructions on the same examples (``aevaluate_many`` with the task's options)
 EvaluateFn = Callable[[list[str], Sequence[ExampleLike]], Awaitable[list[Evaluation]]]
 
@@ -58,8 +68,13 @@ class RacingConfig:
     delta: float = 0.1
     first: int = 10
     growth: float = 1.5
+    #: what a candidate must be able to beat to go on: ``shortlist`` (the k-th best full training
+    #: score, k = the validation shortlist's size) or ``best`` (the incumbent)
+    target: str = "shortlist"
 
     def __post_init__(self) -> None:
+        if self.target not in RACE_TARGETS:
+            raise ConfigError(f"race_target must be one of {', '.join(RACE_TARGETS)}, got {self.target!r}")
         if not (isinstance(self.delta, int | float) and 0.0 < float(self.delta) < 1.0):
             raise ConfigError(f"race_delta must be in (0, 1), got {self.delta!r}")
         if isinstance(self.first, bool) or not isinstance(self.first, int) or self.first < 1:

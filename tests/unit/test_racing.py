@@ -46,7 +46,9 @@ def data_file(tmp_path: Path) -> Path:
 
 
 def make_task(data_file: Path, scorer: LLM, scoring: str = "racing", **kw: Any) -> InstructionTask:
-    opts: dict[str, Any] = {"train_ratio": 0.4, "num_val": 30, "num_test": 30, "initial": ["acc 70 start"]}
+    opts: dict[str, Any] = {
+        "train_ratio": 0.4, "num_val": 30, "num_test": 30, "initial": ["acc 70 start"], "race_target": "best",
+    }  # fmt: skip
     return create(dataset=f"jsonl:{data_file}", scorer=scorer, scoring=scoring, **{**opts, **kw})
 
 
@@ -58,6 +60,8 @@ def cands(*texts: str) -> list[Candidate]:
 
 
 def test_rungs_grow_to_the_whole_split_and_bad_settings_are_one_line_errors() -> None:
+    with pytest.raises(ConfigError, match="race_target must be one of shortlist, best"):
+        RacingConfig(target="median")
     assert RacingConfig(first=10, growth=1.5).rungs(50) == [10, 15, 23, 35, 50]
     assert RacingConfig(first=10).rungs(7) == [7]
     for bad in ({"delta": 0.0}, {"delta": 1.5}, {"first": 0}, {"growth": 1.0}):
@@ -133,6 +137,56 @@ def test_racing_never_stops_the_best_of_well_separated_candidates(data_file: Pat
     scored = run_sync(task.ascore(cands("acc 20 a", "acc 40 b", "acc 90 top", "acc 30 c")))
     assert [s.info["partial"] for s in scored] == [True, True, False, True]
     assert max(scored, key=lambda s: s.score).info["examples"] == len(task.splits.train)  # type: ignore[arg-type,return-value]
+
+
+def test_shortlist_target_stops_only_what_cannot_reach_the_validation_shortlist(data_file: Path) -> None:
+    """The default bar is the k-th best full training score (k = val_top_k): until k instructions
+    have one nothing is stopped, and a candidate above the k-th best runs to the end."""
+    fake = FakeLLM(fn=scorer_reply)
+    task = make_task(data_file, fake, race_target="shortlist", val_top_k=2)
+    n = len(task.splits.train)
+    run_sync(task.ascore(cands("acc 90 start")))
+    [low] = run_sync(task.ascore(cands("acc 5 low")))  # one full score: no bar yet
+    assert low.info["partial"] is False and low.info["examples"] == n
+    bad, mid = run_sync(task.ascore(cands("acc 2 bad", "acc 50 mid")))  # bar = 2nd best = 5
+    assert mid.info["partial"] is False and mid.info["examples"] == n  # far below the best, still in
+    worse, below = run_sync(task.ascore(cands("acc 1 worse", "acc 10 below")))  # bar = 50 now
+    assert below.info["partial"] is True and below.info["examples"] < n
+    assert task.config()["race_target"] == "shortlist"
+
+
+def val_aware_reply(val: set[int]) -> Any:
+    """An "acc NN val MM" instruction answers validation questions at MM %, the rest at NN %."""
+
+    def reply(request: Request, i: int) -> str:
+        text = request_text(request)
+        a = int(re.search(r"What is (\d+) \+", text).group(1))  # type: ignore[union-attr]
+        m = re.search(r"val (\d+)", text)
+        if m and a in val:
+            ok = draw(a) < int(m.group(1))
+            return f"The answer is {2 * a if ok else 2 * a + 1}."
+        return scorer_reply(request, i)
+
+    return reply
+
+
+@pytest.mark.parametrize(("target", "picked"), [("shortlist", "acc 50 val 99 x"), ("best", "acc 90 start")])
+def test_the_validation_pick_is_full_scorings_only_with_the_shortlist_target(
+    data_file: Path, target: str, picked: str
+) -> None:
+    """A candidate below the best on training but best on validation: full scoring shortlists it
+    and validation picks it; racing against the shortlist keeps it, racing against the best drops it."""
+    val: set[int] = set()
+    picks = {}
+    for scoring in ("full", "racing"):
+        task = make_task(data_file, FakeLLM(fn=val_aware_reply(val)), scoring=scoring, race_target=target,
+                         val_top_k=2, initial=["acc 90 start"])  # fmt: skip
+        val.update(int(re.search(r"What is (\d+)", ex.input).group(1)) for ex in task.splits.val)  # type: ignore[union-attr]
+        run_sync(task.ascore(cands("acc 90 start", "acc 20 low")))
+        run_sync(task.ascore(cands("acc 50 val 99 x")))
+        picks[scoring] = task.final_report(Candidate("acc 90 start", "acc 90 start"))["instruction"]
+    assert picks["full"] == "acc 50 val 99 x"
+    assert picks["racing"] == picked
 
 
 def test_full_scoring_is_unchanged(data_file: Path) -> None:

@@ -88,6 +88,7 @@ class ScoreBook:
         seed: int,
         strategy: str,
         racing: RacingConfig | None,
+        shortlist_size: int = 1,
     ) -> None:
         self._llm = llm
         self.splits = splits
@@ -96,6 +97,8 @@ class ScoreBook:
         self.seed = seed
         self.strategy = strategy
         self.racing = racing
+        #: how many instructions the final choice compares on validation (1: none, the best wins)
+        self.shortlist_size = max(1, shortlist_size)
         self._memo: dict[tuple[str, str], Evaluation] = {}
         self.train_scores: dict[str, float] = {}
         #: the best full training accuracy so far (what a race must beat)
@@ -156,8 +159,17 @@ class ScoreBook:
             )
 
         unique = list(dict.fromkeys(instructions))
-        races = await arace(unique, ordered, self.incumbent, evaluate, self.racing)
+        races = await arace(unique, ordered, self.bar(), evaluate, self.racing)
         return dict(zip(unique, races, strict=True))
+
+    def bar(self) -> float | None:
+        """What a racing candidate must be able to reach to go on (see
+        :mod:`promptopt.evaluators.racing`): the incumbent, or with ``target="shortlist"`` the
+        k-th best full training score (None until k instructions have one: nothing is stopped)."""
+        if self.racing is None or self.racing.target == "best" or self.shortlist_size <= 1:
+            return self.incumbent
+        ranked = sorted(self.train_scores.values(), reverse=True)
+        return ranked[self.shortlist_size - 1] if len(ranked) >= self.shortlist_size else None
 
     def _scored(self, ev: Evaluation, race: RaceOutcome | None) -> Scored:
         """The Scored of one evaluation (full, or a race's) and the bookkeeping of it."""

@@ -129,6 +129,7 @@ class InstructionTask:
             seed=seed,
             strategy=self.scoring,
             racing=self.racing,
+            shortlist_size=val_top_k if splits.val else 1,
         )
 
     # -- scorer
@@ -328,6 +329,7 @@ def create(
     race_first: int = 10,
     race_growth: float = 1.5,
     split_seed: int | None = None,
+    race_target: str = "shortlist",
 ) -> InstructionTask:
     """Instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id).
 
@@ -346,8 +348,9 @@ def create(
     default or aggressive): the search then finds the instruction for the rewritten prompts that
     ``AlignedLLM(llm, rewriter=..., instruction=...)`` deploys (rewrite first, then the
     instruction). ``scoring`` is ``full`` (every candidate on every training example, the paper)
-    or ``racing`` (stop a candidate early once, at confidence ``1 - race_delta``, it cannot beat
-    the best so far; first rung ``race_first`` examples, each next ``race_growth`` times larger;
+    or ``racing`` (stop a candidate early once, at confidence ``1 - race_delta``, it cannot reach
+    the validation shortlist, ``race_target="shortlist"``, or beat the best so far, ``"best"``; first rung
+    ``race_first`` examples, each next ``race_growth`` times larger;
     see :mod:`promptopt.evaluators.racing`). ``split_seed`` draws the train / validation / test
     split instead of ``seed`` (repeated runs with different seeds on one fixed split, as the OPRO
     paper's repeats are: the seeds then differ only in the search, and baselines are scored once).
@@ -356,7 +359,7 @@ def create(
     check_position(position)
     meta_prompt_style(meta_prompt)
     check_scoring(scoring)
-    racing = RacingConfig(race_delta, race_first, race_growth)  # checked even when unused
+    racing = RacingConfig(race_delta, race_first, race_growth, race_target)  # checked even when unused
     if rewriter is None and rewrite_mode != "default":
         raise ConfigError("rewrite_mode applies to a rewriter; give rewriter=DIR (opro run --rewriter DIR)")
     if reject_digits is not None and not isinstance(reject_digits, bool):
@@ -409,7 +412,13 @@ def create(
         "reject_digits": reject_digits,
     }
     if scoring != "full":  # only when set: config.json of runs with full scoring stays as it was
-        options.update(scoring=scoring, race_delta=race_delta, race_first=race_first, race_growth=race_growth)
+        options.update(
+            scoring=scoring,
+            race_delta=race_delta,
+            race_first=race_first,
+            race_growth=race_growth,
+            race_target=race_target,
+        )
     if split_seed is not None:  # only when set: config.json of other runs stays as it was
         options["split_seed"] = split_seed
     if rewriter is not None:  # only when set: config.json of runs without one stays as it was
