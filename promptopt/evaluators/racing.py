@@ -31,8 +31,9 @@ The rule here (a racing test with an exact confidence bound, on a successive-hal
 4. Candidates that reach the last rung have their full training accuracy, as with full scoring.
 
 So a stopped candidate's score (its partial mean, on the ``n`` examples it saw) is always below
-the bar, hence below the incumbent: it can never become OPRO's best, and the meta-prompt shows it as what it is, a low
-score. Each candidate races only against the incumbent, never against the rest of its batch, so
+the bar, hence below the incumbent: it can never become OPRO's best, and the meta-prompt shows it
+as what it is, a low score. Each candidate races only against the bar set before its batch, never
+against the rest of its batch, so
 its outcome does not depend on which other candidates were scored with it (a step completed after
 a resume scores only the missing ones and gets the same result). Without a bar (OPRO's first step;
 fewer full scores than the shortlist holds) nothing is stopped.

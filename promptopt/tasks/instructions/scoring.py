@@ -106,6 +106,19 @@ class ScoreBook:
         self.partial: set[str] = set()
         self.requests: dict[str, int] = {}
 
+    async def _ask(self, instructions: list[str], examples: Sequence[Example]) -> list[Evaluation]:
+        """The scorer's answers to ``instructions`` on ``examples``, one concurrent batch: the one
+        place scorer requests are built (same options, :data:`SCORER_SEED`), so full scores, race
+        rungs and validation share the request cache."""
+        return await aevaluate_many(
+            self._llm(),
+            instructions,
+            examples,
+            position=self.position,
+            max_tokens=self.max_tokens,
+            seed=SCORER_SEED,
+        )
+
     async def evaluate(
         self, split: str, examples: Sequence[Example], instructions: Sequence[str]
     ) -> list[Evaluation]:
@@ -115,15 +128,7 @@ class ScoreBook:
         missing = [ins for ins in dict.fromkeys(instructions) if (split, ins) not in self._memo]
         fresh: dict[str, Evaluation] = {}
         if missing:
-            evals = await aevaluate_many(
-                self._llm(),
-                missing,
-                examples,
-                position=self.position,
-                max_tokens=self.max_tokens,
-                seed=SCORER_SEED,
-            )
-            for ev in evals:
+            for ev in await self._ask(missing, examples):
                 fresh[ev.instruction] = ev
                 if ev.failed == 0:  # keep failures retryable
                     self._memo[(split, ev.instruction)] = ev
@@ -147,19 +152,8 @@ class ScoreBook:
         assert self.racing is not None
         train = self.splits.train
         ordered = [train[i] for i in example_order(len(train), self.seed)]
-
-        async def evaluate(ins: list[str], examples: Sequence[Example]) -> list[Evaluation]:
-            return await aevaluate_many(
-                self._llm(),
-                ins,
-                examples,
-                position=self.position,
-                max_tokens=self.max_tokens,
-                seed=SCORER_SEED,
-            )
-
         unique = list(dict.fromkeys(instructions))
-        races = await arace(unique, ordered, self.bar(), evaluate, self.racing)
+        races = await arace(unique, ordered, self.bar(), self._ask, self.racing)
         return dict(zip(unique, races, strict=True))
 
     def bar(self) -> float | None:
