@@ -323,6 +323,12 @@ def add_model_flags(
     without constrained decoding."""
     ap.add_argument("--models", nargs="+", default=["local"], help=models_help)
     ap.add_argument("--constrained", choices=("both", "on", "off"), default=constrained)
+    ap.add_argument(
+        "--structured-output",
+        default=None,
+        help="how an openai: server decodes under a constraint (vllm, json_schema, llama_cpp; default none: "
+        "constrained runs then show what a server without it does)",
+    )
 
 
 def add_threads_flag(ap: Any) -> None:
@@ -360,6 +366,7 @@ def run_plan(
         if not mine:
             continue
         extra = open_options(model) if open_options is not None else {}
+        extra.setdefault("structured_output", getattr(args, "structured_output", None))
         backend, llm, load_s = open_model(model, args.threads, **extra)
         try:
             for p in mine:
@@ -374,14 +381,24 @@ def run_plan(
 
 
 def open_model(
-    spec: str, threads: int | None, *, cache_policy: str = "off", cache: str | None = None
+    spec: str,
+    threads: int | None,
+    *,
+    cache_policy: str = "off",
+    cache: str | None = None,
+    structured_output: str | None = None,
 ) -> tuple[Any, Any, float | None]:
-    """(backend, llm, load seconds): the backend is loaded before any clock starts."""
+    """(backend, llm, load seconds): the backend is loaded before any clock starts.
+
+    ``structured_output`` applies to ``openai:`` specs only (a local model always decodes under
+    its GBNF grammar); it is declared, never guessed from the URL, as in the product."""
     from promptopt.llm.base import run_sync
     from promptopt.llm.factory import build_llm
     from promptopt.llm.registry import create_backend
 
-    options = {"n_threads": threads} if threads and spec.startswith("local") else {}
+    options: dict[str, Any] = {"n_threads": threads} if threads and spec.startswith("local") else {}
+    if structured_output and spec.startswith("openai"):
+        options["structured_output"] = structured_output
     backend = create_backend(spec, **options)
     load_s = None
     if hasattr(backend, "load"):

@@ -8,7 +8,10 @@ answer orders:
   should be near 0;
 - ``published``: BPO's published rewrites (the ``optimized_prompt`` field of BPO-test; Vicuna
   Eval has none, so this side runs on BPO-test only);
-- ``ours``: the trained rewriter at ``--rewriter PATH`` (skipped without one).
+- ``ours``: the trained rewriter at ``--rewriter PATH`` (skipped without one), or its rewrites
+  computed beforehand (``--rewrites FILE``: the JSONL ``promptopt bpo rewrite --format jsonl``
+  writes, e.g. with ``--backend vllm`` where a vLLM engine rewrites far faster than transformers
+  on a CPU).
 
 Test sets: Vicuna Eval (80 prompts) and held-out BPO-test prompts, the first ``--limit`` of each.
 Target = ``--target`` (embedded 0.5B), judge = ``--judge`` (the 1.5B model). Every job writes to
@@ -61,6 +64,26 @@ def none_file(testset: str, limit: int, where: Path, data_dir: str | None) -> st
     return str(path)
 
 
+def ours_file(testset: str, limit: int, where: Path, data_dir: str | None, rewrites: str) -> str:
+    """The set with our rewriter's precomputed rewrites (``--rewrites``: rows with ``prompt`` and
+    ``optimized_prompt``), matched by prompt text; a prompt without a rewrite is an error, not a
+    silent 'no rewrite'."""
+    from promptopt.records import parse_jsonl, read_text
+
+    done = {str(row["prompt"]): str(row["optimized_prompt"])
+            for row in parse_jsonl(read_text(Path(rewrites)), where=rewrites)
+            if "prompt" in row and "optimized_prompt" in row}  # fmt: skip
+    ts = load_testset(testset, data_dir=data_dir, limit=limit)
+    missing = [it.id for it in ts.items if it.prompt not in done]
+    if missing:
+        raise ConfigError(
+            f"--rewrites {rewrites} has no rewrite of {len(missing)} {testset} prompts (ids {missing[:5]})"
+        )
+    path = where / f"ours-{testset}-{limit}.jsonl"
+    write_jsonl(path, ({"id": it.id, "prompt": it.prompt, "rewritten": done[it.prompt]} for it in ts.items))
+    return str(path)
+
+
 def jobs(args: argparse.Namespace, base: Path) -> list[tuple[str, str, EvalJob]]:
     cfg = EvalConfig(max_tokens=args.target_max_tokens, seed=0, n_boot=args.bootstrap)
     common: dict[str, Any] = {"target_model": args.target, "judge_model": args.judge,
@@ -77,7 +100,11 @@ def jobs(args: argparse.Namespace, base: Path) -> list[tuple[str, str, EvalJob]]
         if ts == "bpo-test":
             out.append(("published", ts, EvalJob(testsets=(ts,), out=base / f"published-{tag}",
                                                  rewritten_field="optimized_prompt", limit=args.limit, **common)))  # fmt: skip
-        if args.rewriter:
+        if args.rewrites:
+            f = ours_file(ts, args.limit, inputs, args.data_dir, args.rewrites)
+            out.append(("ours", ts, EvalJob(testsets=(f,), out=base / f"ours-{tag}", rewritten_field="rewritten",
+                                            **{**common, "data_dir": None})))  # fmt: skip
+        elif args.rewriter:
             out.append(("ours", ts, EvalJob(testsets=(ts,), out=base / f"ours-{tag}", rewriter=args.rewriter,
                                             limit=args.limit, **common)))  # fmt: skip
     return out
@@ -105,6 +132,9 @@ def main() -> None:
         description="BPO ΔWR: no rewrite vs published rewrites vs our rewriter (resumable)."
     )
     ap.add_argument("--rewriter", default=None, help="our trained rewriter folder (the 'ours' side)")
+    ap.add_argument("--rewrites", default=None,
+                    help="our rewriter's rewrites, computed beforehand (bpo rewrite --format jsonl output)")  # fmt: skip
+    ap.add_argument("--sides", nargs="+", default=["none", "published", "ours"], help="which sides to run")
     ap.add_argument("--sets", nargs="+", default=list(SETS), help="test sets (vicuna bpo-test)")
     ap.add_argument("--limit", type=int, default=8, help="first N prompts of each set (8; Vicuna has 80)")
     ap.add_argument("--target", default="local", help="target model spec (local)")
@@ -119,15 +149,25 @@ def main() -> None:
     args = ap.parse_args()
     name = BENCH
     if args.quick:
-        args.sets, args.limit, args.judge, args.rewriter = ["bpo-test"], 1, args.target, None
+        args.sets, args.limit, args.judge, args.rewriter, args.rewrites = (
+            ["bpo-test"],
+            1,
+            args.target,
+            None,
+            None,
+        )
         args.target_max_tokens, args.judge_max_tokens, args.bootstrap = 24, 24, 200
         name = BENCH + "-quick"
     if args.limit < 1:
         raise ConfigError(f"--limit must be a positive integer, got {args.limit}")
     if args.rewriter and not os.path.isdir(args.rewriter):
         raise ConfigError(f"--rewriter {args.rewriter} is not a folder")
+    if args.rewrites and not os.path.isfile(args.rewrites):
+        raise ConfigError(f"--rewrites {args.rewrites} is not a file")
+    if unknown := sorted(set(args.sides) - {"none", "published", "ours"}):
+        raise ConfigError(f"--sides: unknown side(s) {unknown}; choose from none, published, ours")
     base = Path(RESULTS_DIR) / name
-    plan = jobs(args, base)
+    plan = [job for job in jobs(args, base) if job[0] in args.sides]
     items = len(plan) * args.limit
     per_item = 2 * seconds_per_call(args.target, 120, args.target_max_tokens) + 2 * seconds_per_call(
         args.judge, 250 + 2 * args.target_max_tokens, args.judge_max_tokens
@@ -149,7 +189,8 @@ def main() -> None:
     book = ResultBook(name)
     try:
         header = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": git_commit(),
-                  "target": args.target, "judge": args.judge, "rewriter": args.rewriter, "limit": args.limit,
+                  "target": args.target, "judge": args.judge, "rewriter": args.rewriter,
+                  "rewrites": args.rewrites, "limit": args.limit,
                   "target_max_tokens": args.target_max_tokens, "judge_max_tokens": args.judge_max_tokens}  # fmt: skip
         plot = try_plot(lambda: plot_dwr(rows, book.path("_dwr.png")))
         md = ["# BPO quality: ΔWR of rewritten vs original prompts", "",

@@ -41,6 +41,7 @@ from _common import (
     tsp_random_search,
 )
 
+from promptopt.llm.base import structured_output_of
 from promptopt.llm.budget import Budget
 from promptopt.tasks import tsp
 
@@ -87,6 +88,7 @@ def run_cell(
         "n": n,
         "seed": seed,
         "constrained": constrained,
+        "structured_output": structured_output_of(llm),
         "gap_reference": report["gap_reference"],
         "optimum_method": report["optimum"]["method"],
         "optimum_s": r(exact_s, 2),
@@ -177,8 +179,13 @@ def main() -> None:
     ap.add_argument("--time-budget", type=float, default=3300.0, help="seconds for the whole bench (3300)")
     add_threads_flag(ap)
     ap.add_argument("--quick", action="store_true", help="smoke test: n = 10, 1 seed, 1 step x 2, ~1 min")
+    ap.add_argument(
+        "--tag",
+        default=None,
+        help="results under opro_tsp-TAG.* (e.g. vllm: another backend's table beside this one)",
+    )
     args = ap.parse_args()
-    name = BENCH
+    name = BENCH if args.tag is None else f"{BENCH}-{args.tag}"
     if args.quick:
         args.ns, args.seeds, args.steps, args.per_step = [10], [0], 1, 2
         args.time_budget, args.random_reps, args.models = 45.0, 11, args.models[:1]
@@ -187,6 +194,8 @@ def main() -> None:
     sizes = {"steps": args.steps, "per_step": args.per_step, "max_tokens": args.max_tokens or "64+6n",
              "seeds": args.seeds, "threads": args.threads, "time_budget_s": args.time_budget}  # fmt: skip
     book = ResultBook(name)
+    if args.structured_output:
+        sizes["structured_output"] = args.structured_output
     plan = [(m, c, n, s) for m in args.models for c in modes for n in args.ns for s in args.seeds]
 
     def key(m: str, c: bool, n: int, s: int) -> str:

