@@ -173,7 +173,8 @@ def main() -> None:
                                    "--n_ctx", "2048"],
         "vllm": lambda port: [args.vllm_python, "-m", "vllm.entrypoints.openai.api_server", "--model",
                               args.vllm_model, "--served-model-name", SERVED, "--host", "127.0.0.1",
-                              "--port", str(port), "--dtype", "bfloat16", "--max-model-len", "2048"],
+                              "--port", str(port), "--dtype", "bfloat16", "--max-model-len", "2048",
+                              "--no-enable-chunked-prefill"],
     }  # fmt: skip
     for backend, cmd in backends.items():
         todo = [c for c in levels if book.get(f"{backend}:{c}:{key}") is None]

@@ -7,7 +7,9 @@ Spec strings: ``openai:<model>`` (the OpenAI API, key from ``OPENAI_API_KEY``) a
 Why these choices:
 
 - One ``openai.AsyncOpenAI`` per event loop (kept in ``loop_state``): its HTTP connection pool is
-  bound to the loop that opened it, and the sync door runs each batch on a fresh loop.
+  bound to the loop that opened it, and the sync door runs each batch on a fresh loop. The
+  clients of a loop are closed when that loop shuts down (see ``_close_at_loop_exit``), whoever
+  forgets to: a caller closing later from another loop cannot reach them.
 - The concurrency bound is held per HTTP *attempt*, not per request: a request that fans out into
   several calls (``n`` emulation) stays inside the bound, and a request sleeping in backoff does
   not hold a slot that another request could use.
@@ -210,15 +212,49 @@ class OpenAICompatLLM(BaseLLM):
                 default_headers=dict(endpoint.headers) or None,
             )
             state[key] = client
+            self._close_at_loop_exit(state)
         return client
 
-    async def aclose(self) -> None:
-        """Close this event loop's HTTP clients (others die with their loops); safe to call twice."""
-        state = self.loop_state()
+    def _close_at_loop_exit(self, state: dict[str, Any]) -> None:
+        """Close this loop's clients when the loop shuts down, if nobody has by then.
+
+        Why: a connection pool can only be closed on the loop that opened it. A sync door whose
+        caller closes the backend afterwards (``open_models``, ``close()``) runs that close on a
+        *new* loop, which has no clients, so the old loop's stayed open; the openai client's
+        ``__del__`` then scheduled its close on whatever loop ran at garbage collection, printing
+        "Task exception was never retrieved ... Event loop is closed" tracebacks (seen running
+        several ``bpo eval`` jobs in one process). ``asyncio.run`` cancels pending tasks before it
+        closes its loop, so a task that waits forever and closes the clients when cancelled runs
+        in time on every sync door; :meth:`aclose` cancels it when it has closed them itself.
+        """
+        if "closer" in state:
+            return
+
+        async def close_when_cancelled() -> None:
+            try:
+                await asyncio.get_running_loop().create_future()
+            except asyncio.CancelledError:
+                await self._close_clients(state)
+                raise
+
+        state["closer"] = asyncio.get_running_loop().create_task(
+            close_when_cancelled(), name="promptopt-close-clients"
+        )
+
+    async def _close_clients(self, state: dict[str, Any]) -> None:
         for index in range(len(self._endpoints)):
             client = state.pop(self._client_key(index), None)
             if client is not None:
                 await client.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's HTTP clients (others are closed as their loops end); safe to
+        call twice."""
+        state = self.loop_state()
+        await self._close_clients(state)
+        closer = state.pop("closer", None)
+        if closer is not None and closer is not asyncio.current_task():
+            closer.cancel()
 
     # -- admission: the concurrency bound, then an endpoint
     def _limiter(self) -> Limiter:

@@ -25,6 +25,7 @@ from promptopt.llm.base import (
     LLMServerError,
     LLMTimeoutError,
     Request,
+    run_sync,
 )
 from promptopt.llm.openai_compat import (
     Backoff,
@@ -373,6 +374,37 @@ def test_sync_calls_from_fresh_loops_work_repeatedly(fault_server: Any) -> None:
     srv = fault_server()
     llm = llm_for(srv)
     assert [llm.complete(f"t{i}") for i in range(3)] == ["echo: t0", "echo: t1", "echo: t2"]
+
+
+def test_clients_of_a_loop_are_closed_when_it_ends_even_if_the_caller_closes_later(fault_server: Any) -> None:
+    """A library entry point that runs its batch with ``run_sync`` and closes the backend after
+    (``open_models``, ``bpo eval``'s ``run_eval``) closes on a new loop, which has no clients: the
+    first loop's client must still be closed before that loop goes, or the openai client's
+    ``__del__`` later schedules its close on another loop ("Event loop is closed" tracebacks)."""
+    srv = fault_server()
+    llm = llm_for(srv)
+    seen: list[Any] = []
+
+    async def batch() -> str:
+        out = await llm.agenerate([Request.chat("a")])
+        seen.append(llm.loop_state()["client"])
+        return out[0].text
+
+    assert run_sync(batch()) == "echo: a"
+    llm.close()  # the caller's close, on another loop
+    assert seen[0].is_closed()
+
+
+async def test_aclose_leaves_no_task_pending(fault_server: Any) -> None:
+    import asyncio
+
+    srv = fault_server()
+    llm = llm_for(srv)
+    await llm.agenerate([Request.chat("a")])
+    await llm.aclose()
+    await asyncio.sleep(0)
+    pending = [t for t in asyncio.all_tasks() if t.get_name() == "promptopt-close-clients" and not t.done()]
+    assert pending == []
 
 
 def test_env_sets_backend_defaults_and_explicit_options_win(monkeypatch: pytest.MonkeyPatch) -> None:
