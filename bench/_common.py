@@ -331,6 +331,19 @@ def add_model_flags(
     )
 
 
+def add_tag_flag(ap: Any, bench: str) -> None:
+    """``--tag T``: results under ``<bench>-T.*``, beside the main table (another backend's run)."""
+    ap.add_argument(
+        "--tag", default=None, help=f"results under {bench}-TAG.* (e.g. vllm: another backend's table)"
+    )
+
+
+def results_name(bench: str, args: Any) -> str:
+    """The results' file stem: ``<bench>``, ``<bench>-<tag>``, with ``-quick`` for a smoke run."""
+    name = bench if getattr(args, "tag", None) is None else f"{bench}-{args.tag}"
+    return name + "-quick" if getattr(args, "quick", False) else name
+
+
 def add_threads_flag(ap: Any) -> None:
     """``--threads``: llama.cpp threads of a local model."""
     ap.add_argument("--threads", type=int, default=1, help="llama.cpp threads (1: best on a shared CPU)")

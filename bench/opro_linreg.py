@@ -31,6 +31,7 @@ from typing import Any
 from _common import (
     ResultBook,
     add_model_flags,
+    add_tag_flag,
     add_threads_flag,
     constrained_modes,
     figure,
@@ -40,6 +41,7 @@ from _common import (
     md_table,
     note,
     r,
+    results_name,
     run_header,
     run_main,
     run_plan,
@@ -216,16 +218,18 @@ def main() -> None:
         "--settings", type=int, nargs="+", default=None, help="indexes 0..6 of the settings to run"
     )
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 setting, 1 seed, 2 steps x 2, ~1 min")
+    add_tag_flag(ap, BENCH)
     args = ap.parse_args()
     settings = [SETTINGS[i] for i in args.settings] if args.settings else list(SETTINGS)
-    name = BENCH
+    name = results_name(BENCH, args)
     if args.quick:
         settings, args.seeds, args.steps, args.per_step = settings[:1], [0], 2, 2
         args.max_tokens, args.time_budget, args.random_reps, args.models = 48, 45.0, 21, args.models[:1]
-        name = BENCH + "-quick"
     modes = constrained_modes(args.constrained)
     sizes = {"steps": args.steps, "per_step": args.per_step, "max_tokens": args.max_tokens,
              "seeds": args.seeds, "threads": args.threads, "time_budget_s": args.time_budget}  # fmt: skip
+    if args.structured_output:
+        sizes["structured_output"] = args.structured_output
     book = ResultBook(name)
     plan = [(m, c, w, b, s) for m in args.models for c in modes for (w, b) in settings for s in args.seeds]
 

@@ -24,6 +24,7 @@ from typing import Any
 from _common import (
     ResultBook,
     add_model_flags,
+    add_tag_flag,
     add_threads_flag,
     constrained_modes,
     figure,
@@ -33,6 +34,7 @@ from _common import (
     md_table,
     note,
     r,
+    results_name,
     run_header,
     run_main,
     run_plan,
@@ -179,17 +181,12 @@ def main() -> None:
     ap.add_argument("--time-budget", type=float, default=3300.0, help="seconds for the whole bench (3300)")
     add_threads_flag(ap)
     ap.add_argument("--quick", action="store_true", help="smoke test: n = 10, 1 seed, 1 step x 2, ~1 min")
-    ap.add_argument(
-        "--tag",
-        default=None,
-        help="results under opro_tsp-TAG.* (e.g. vllm: another backend's table beside this one)",
-    )
+    add_tag_flag(ap, BENCH)
     args = ap.parse_args()
-    name = BENCH if args.tag is None else f"{BENCH}-{args.tag}"
+    name = results_name(BENCH, args)
     if args.quick:
         args.ns, args.seeds, args.steps, args.per_step = [10], [0], 1, 2
         args.time_budget, args.random_reps, args.models = 45.0, 11, args.models[:1]
-        name = BENCH + "-quick"
     modes = constrained_modes(args.constrained)
     sizes = {"steps": args.steps, "per_step": args.per_step, "max_tokens": args.max_tokens or "64+6n",
              "seeds": args.seeds, "threads": args.threads, "time_budget_s": args.time_budget}  # fmt: skip
