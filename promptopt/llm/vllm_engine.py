@@ -154,8 +154,9 @@ def engine_defaults(engine_kwargs: dict[str, Any], *, on_cpu: bool) -> dict[str,
 
 
 class VLLMEngine(BaseLLM):
-    """A ``vllm.LLM`` owned by this backend; ``engine_kwargs`` go to ``vllm.LLM`` unchanged
-    (``tensor_parallel_size``, ``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ...).
+    """A ``vllm.LLM`` owned by this backend; ``engine_kwargs`` go to ``vllm.LLM`` as given
+    (``tensor_parallel_size``, ``dtype``, ``max_model_len``, ``gpu_memory_utilization``, ...), plus
+    ``enable_chunked_prefill=False`` on a CPU build unless set (see :func:`engine_defaults`).
     ``structured_params``: (class, SamplingParams keyword) for constraints; found in the installed
     vLLM when not given (see the module docstring).
     """
