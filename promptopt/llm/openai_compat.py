@@ -253,7 +253,7 @@ class OpenAICompatLLM(BaseLLM):
         state = self.loop_state()
         await self._close_clients(state)
         closer = state.pop("closer", None)
-        if closer is not None and closer is not asyncio.current_task():
+        if closer is not None:
             closer.cancel()
 
     # -- admission: the concurrency bound, then an endpoint
