@@ -55,32 +55,39 @@ BENCH = "bpo_quality"
 SETS = ("vicuna", "bpo-test")
 
 
-def none_file(testset: str, limit: int, where: Path, data_dir: str | None) -> str:
-    """The set as a JSONL file whose ``rewritten`` field is the prompt itself (the 'no rewrite' side)."""
-    ts = load_testset(testset, data_dir=data_dir, limit=limit)
-    path = where / f"none-{testset}-{limit}.jsonl"
-    if not path.exists():
-        write_jsonl(path, ({"id": it.id, "prompt": it.prompt, "rewritten": it.prompt} for it in ts.items))
-    return str(path)
-
-
-def ours_file(testset: str, limit: int, where: Path, data_dir: str | None, rewrites: str) -> str:
-    """The set with our rewriter's precomputed rewrites (``--rewrites``: rows with ``prompt`` and
-    ``optimized_prompt``), matched by prompt text; a prompt without a rewrite is an error, not a
-    silent 'no rewrite'."""
+def load_rewrites(path: str) -> dict[str, str]:
+    """``--rewrites``: prompt → our rewriter's rewrite, from the rows (``prompt``,
+    ``optimized_prompt``) that ``promptopt bpo rewrite --format jsonl`` writes."""
     from promptopt.records import parse_jsonl, read_text
 
-    done = {str(row["prompt"]): str(row["optimized_prompt"])
-            for row in parse_jsonl(read_text(Path(rewrites)), where=rewrites)
+    return {str(row["prompt"]): str(row["optimized_prompt"])
+            for row in parse_jsonl(read_text(Path(path)), where=path)
             if "prompt" in row and "optimized_prompt" in row}  # fmt: skip
+
+
+def rewritten_file(
+    side: str,
+    testset: str,
+    limit: int,
+    where: Path,
+    data_dir: str | None,
+    rewrites: dict[str, str] | None,
+    source: str = "",
+) -> str:
+    """The set as a JSONL file with a ``rewritten`` field: the prompt itself (``rewrites`` None, the
+    'no rewrite' side) or its precomputed rewrite, matched by prompt text; a prompt without a
+    rewrite is an error, not a silent 'no rewrite'."""
     ts = load_testset(testset, data_dir=data_dir, limit=limit)
-    missing = [it.id for it in ts.items if it.prompt not in done]
-    if missing:
-        raise ConfigError(
-            f"--rewrites {rewrites} has no rewrite of {len(missing)} {testset} prompts (ids {missing[:5]})"
-        )
-    path = where / f"ours-{testset}-{limit}.jsonl"
-    write_jsonl(path, ({"id": it.id, "prompt": it.prompt, "rewritten": done[it.prompt]} for it in ts.items))
+    if rewrites is not None:
+        missing = [it.id for it in ts.items if it.prompt not in rewrites]
+        if missing:
+            raise ConfigError(
+                f"--rewrites {source} has no rewrite of {len(missing)} {testset} prompts (ids {missing[:5]})"
+            )
+    path = where / f"{side}-{testset}-{limit}.jsonl"
+    write_jsonl(path, ({"id": it.id, "prompt": it.prompt,
+                        "rewritten": it.prompt if rewrites is None else rewrites[it.prompt]}
+                       for it in ts.items))  # fmt: skip
     return str(path)
 
 
@@ -92,18 +99,21 @@ def jobs(args: argparse.Namespace, base: Path) -> list[tuple[str, str, EvalJob]]
     out: list[tuple[str, str, EvalJob]] = []
     inputs = base / "inputs"
     inputs.mkdir(parents=True, exist_ok=True)
+    ours = load_rewrites(args.rewrites) if args.rewrites else None
+
+    def from_file(side: str, ts: str, rewrites: dict[str, str] | None) -> tuple[str, str, EvalJob]:
+        f = rewritten_file(side, ts, args.limit, inputs, args.data_dir, rewrites, args.rewrites or "")
+        return side, ts, EvalJob(testsets=(f,), out=base / f"{side}-{ts}-n{args.limit}",
+                                 rewritten_field="rewritten", **{**common, "data_dir": None})  # fmt: skip
+
     for ts in args.sets:
         tag = f"{ts}-n{args.limit}"
-        f = none_file(ts, args.limit, inputs, args.data_dir)
-        out.append(("none", ts, EvalJob(testsets=(f,), out=base / f"none-{tag}", rewritten_field="rewritten",
-                                        **{**common, "data_dir": None})))  # fmt: skip
+        out.append(from_file("none", ts, None))
         if ts == "bpo-test":
             out.append(("published", ts, EvalJob(testsets=(ts,), out=base / f"published-{tag}",
                                                  rewritten_field="optimized_prompt", limit=args.limit, **common)))  # fmt: skip
-        if args.rewrites:
-            f = ours_file(ts, args.limit, inputs, args.data_dir, args.rewrites)
-            out.append(("ours", ts, EvalJob(testsets=(f,), out=base / f"ours-{tag}", rewritten_field="rewritten",
-                                            **{**common, "data_dir": None})))  # fmt: skip
+        if ours is not None:
+            out.append(from_file("ours", ts, ours))
         elif args.rewriter:
             out.append(("ours", ts, EvalJob(testsets=(ts,), out=base / f"ours-{tag}", rewriter=args.rewriter,
                                             limit=args.limit, **common)))  # fmt: skip
