@@ -4,7 +4,9 @@ SFT (``train.py``) teaches the rewriter to imitate one rewrite; DPO and ORPO tea
 rewrites of the same prompt helped the target model more (rows from ``bpo build-prefs``,
 :mod:`promptopt.optimizers.bpo.preference`). The trainers are TRL's: ``trl.DPOTrainer`` and
 ``trl.experimental.orpo.ORPOTrainer``, each with its config dataclass built from the same
-:class:`TrainConfig` as SFT (``train.trainer_arguments`` with TRL's config class).
+:class:`TrainConfig` as SFT (``train_common.trainer_arguments`` with TRL's config class). The
+plumbing shared with SFT comes from :mod:`.train_common`, never from ``train`` (which hands
+``--method dpo|orpo`` to :func:`train_preference`), so the import goes one way.
 
 Which method for which model (decided from TRL 1.16's code, not its docs):
 - ``dpo``: decoder-only rewriters only. ``DPOTrainer`` tokenizes prompt + completion as one causal
@@ -35,7 +37,7 @@ from typing import Any
 from promptopt.errors import ConfigError, DataError
 from promptopt.extras import require
 from promptopt.optimizers.bpo.templates import Family, PromptEncoder, detect_family
-from promptopt.optimizers.bpo.train import (
+from promptopt.optimizers.bpo.train_common import (
     TrainReport,
     _check_out_dir,
     _load_model,
