@@ -93,11 +93,22 @@ class PairwiseJudge:
         LLM failures become judgements with ``error`` set; a budget refusal is raised, since
         every following call would be refused too.
         """
+        results = await self.llm.agenerate(self.requests(items), return_exceptions=True)
+        return self.judgements(items, results)
+
+    def requests(self, items: Sequence[JudgeItem]) -> list[Request]:
+        """The judge requests of ``items``: per item, baseline shown as A, then candidate as A.
+        (Public, with :meth:`judgements`, for callers that send them themselves, e.g. asking
+        for log-probabilities, and read more of each completion than its text.)"""
         requests: list[Request] = []
         for it in items:
             requests.append(self._request(it.question, it.baseline, it.candidate))
             requests.append(self._request(it.question, it.candidate, it.baseline))
-        results = await self.llm.agenerate(requests, return_exceptions=True)
+        return requests
+
+    def judgements(self, items: Sequence[JudgeItem], results: Sequence[Any]) -> list[PairJudgement]:
+        """The judgements from the results of :meth:`requests` (``return_exceptions=True``): see
+        :meth:`acompare` for how failures are recorded or raised."""
         raise_if_unreachable(results)
         out: list[PairJudgement] = []
         for i in range(len(items)):

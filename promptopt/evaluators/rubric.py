@@ -179,7 +179,9 @@ class RubricJudge:
     small judges justify at length and then stop, or score out of 100 ("Score: 85"); measured
     with Qwen2.5-Coder-1.5B on 60 BPO answers, 26 judgements had no valid score, so most rubric
     comparisons were ties by default. The follow-up asks the same judge to commit to a score
-    after its own reasoning; its answer goes through the same strict parser.
+    after its own reasoning; its answer goes through the same strict parser. A follow-up call
+    that fails leaves the judgement unparsed; with ``follow_up_error`` it makes the judgement an
+    ``error`` instead (retry it), for callers that would otherwise count "no score" as a 0.
     """
 
     kind = "rubric"
@@ -198,6 +200,7 @@ class RubricJudge:
         seed: int | None = 0,
         template: str = RUBRIC_PROMPT,
         follow_up: bool = True,
+        follow_up_error: bool = False,
     ) -> None:
         if samples is not None and samples < 1:
             raise ValueError(f"samples must be >= 1, got {samples}")
@@ -207,6 +210,7 @@ class RubricJudge:
         self.seed = seed
         self.template = template
         self.follow_up = follow_up
+        self.follow_up_error = follow_up_error
         if temperature <= 0.0:
             self.samples = 1
         else:
@@ -288,6 +292,9 @@ class RubricJudge:
         for r in results:
             if isinstance(r, BudgetExceededError):
                 raise r
+        failed = {ij: r for ij, r in zip(todo, results, strict=True) if isinstance(r, BaseException)}
+        if self.follow_up_error:
+            raise_if_unreachable(results)
         # a failed follow-up leaves the judgement unparsed, as it was: it is not a failed judgement
         texts = {
             ij: "" if isinstance(r, BaseException) else r.text for ij, r in zip(todo, results, strict=True)
@@ -295,6 +302,11 @@ class RubricJudge:
         out = list(judged)
         for i in sorted({i for i, _ in todo}):
             asked = sorted(j for i2, j in todo if i2 == i)
+            err = next((failed[(i, j)] for j in asked if (i, j) in failed), None)
+            if self.follow_up_error and err is not None:
+                error = f"{err.__class__.__name__}: {err}"[:300]
+                out[i] = RubricJudgement(None, raw=judged[i].raw, error=error)
+                continue
             again = {j: parse_rubric_score(texts[(i, j)]) for j in asked}
             out[i] = RubricJudgement.of(
                 [again.get(j, s) for j, s in enumerate(judged[i].scores)],

@@ -119,7 +119,12 @@ def _norm(token: str) -> Verdict:
 
 
 def _strict_verdicts(text: str) -> list[Verdict]:
-    """The ``[[X]]`` tokens that state a verdict, in order.
+    """The ``[[X]]`` tokens that state a verdict, in order (see :func:`_strict_matches`)."""
+    return [_norm(m.group(1)) for m in _strict_matches(text)]
+
+
+def _strict_matches(text: str) -> list[re.Match[str]]:
+    """The ``[[X]]`` tokens that state a verdict, in order, as matches (group 1: the letter).
 
     Left out: a denied token ("not [[A]]"), a restated format ('"[[A]]" if A is better'), a
     question ("[[A]]?"), tokens listed as alternatives ("[[A]] or [[B]]"), and a quoted token
@@ -130,7 +135,7 @@ def _strict_verdicts(text: str) -> list[Verdict]:
     for i in range(1, len(raw)):
         if _LIST_GAP_RE.fullmatch(text[raw[i - 1].end() : raw[i].start()]):
             listed.update((i - 1, i))
-    out: list[Verdict] = []
+    out: list[re.Match[str]] = []
     for i, m in enumerate(raw):
         before, after = text[max(0, m.start() - 60) : m.start()], text[m.end() :]
         quoted = bool(before) and bool(after) and before[-1] in _QUOTES and after[0] in _QUOTES
@@ -145,7 +150,7 @@ def _strict_verdicts(text: str) -> list[Verdict]:
             )
         ):
             continue
-        out.append(_norm(m.group(1)))
+        out.append(m)
     return out
 
 
@@ -172,6 +177,15 @@ def parse_verdict(text: str) -> ParsedVerdict:
     if not tokens:
         return ParsedVerdict("tie", parsed=False)
     return ParsedVerdict(tokens[-1], parsed=True, ambiguous=len(set(tokens)) > 1)
+
+
+def verdict_span(text: str) -> tuple[int, int] | None:
+    """Where in ``text`` the verdict that :func:`parse_verdict` reads is written: the span of the
+    letter (or "tie") inside the last ``[[X]]`` token that states a verdict; None when the verdict
+    was stated in words ("verdict: A") or there is none. Why: a soft judge score reads the
+    probabilities the judge gave the token at this spot."""
+    matches = _strict_matches(text)
+    return matches[-1].span(1) if matches else None
 
 
 def combine(first: Verdict, second: Verdict) -> Outcome:

@@ -186,6 +186,10 @@ class Request:
     Frozen and made of tuples so that it can be hashed into a cache key and shared across tasks.
     ``seed`` ``None`` means "backend default"; 0 is a real seed. ``constraint``: decode under it
     where the backend can (see :class:`Constraint`); backends without a mechanism ignore it.
+    ``top_logprobs``: ask for each generated token's ``k`` most likely tokens with their
+    log-probabilities (:attr:`Choice.logprobs`); 0 (default) asks for none. Backends that cannot
+    give them (today: all but the OpenAI-compatible chat endpoint) ignore it, so a caller must
+    work without them.
     """
 
     messages: tuple[Message, ...] | None = None
@@ -197,6 +201,7 @@ class Request:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     constraint: Constraint | None = None
+    top_logprobs: int = 0
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
@@ -205,6 +210,8 @@ class Request:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        if self.top_logprobs < 0:
+            raise ValueError(f"top_logprobs must be >= 0, got {self.top_logprobs}")
         if self.messages is not None and not isinstance(self.messages, tuple):
             object.__setattr__(self, "messages", tuple(self.messages))
         if not isinstance(self.stop, tuple):
@@ -232,6 +239,8 @@ class Request:
         d["stop"] = list(self.stop)
         if self.constraint is None:
             d.pop("constraint")  # requests without one keep the cache keys they always had
+        if not self.top_logprobs:
+            d.pop("top_logprobs")  # likewise
         return d
 
     def with_(self, **changes: Any) -> Request:
@@ -260,11 +269,24 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token, its log-probability and the ``top`` alternatives the backend listed
+    there as (token, log-probability) pairs (what ``Request.top_logprobs`` asks for)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class Choice:
-    """One sampled output. ``finish_reason`` is ``stop``, ``length`` or what the backend said."""
+    """One sampled output. ``finish_reason`` is ``stop``, ``length`` or what the backend said.
+    ``logprobs``: its tokens, when the request asked for them and the backend gave them (else None;
+    the request cache stores text only and does not keep a choice that has them)."""
 
     text: str
     finish_reason: str = "stop"
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True)

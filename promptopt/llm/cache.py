@@ -159,6 +159,8 @@ class CachedLLM(LLMWrapper):
                 if i in keys:
                     per = res.usage.completion_tokens // max(1, len(res.choices))
                     for s, choice in zip(missing, res.choices, strict=False):
+                        if choice.logprobs is not None:
+                            continue  # text only is stored: a hit would silently lose them
                         rows.append((keys[i][s], choice.text, choice.finish_reason, per, self.name))
                     merged = [Choice(found[k][0], found[k][1]) if k in found else None for k in keys[i]]
                     fresh = iter(res.choices)

@@ -15,6 +15,10 @@ through its ``pattern``: the reply becomes the first part of the scripted text t
 a constrained decoder would force (a script with no such part raises, it is a test error). With
 ``honour_constraints=False`` the fake declares the mechanism but returns the scripted text as is:
 a server that silently drops the constraint.
+
+Log-probabilities: a reply may be a :class:`~promptopt.llm.base.Choice` carrying scripted
+``logprobs``; they are returned only for a request that asks for them (``top_logprobs`` > 0), as
+a real backend does, and a plain string reply never has any (a backend that cannot give them).
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from promptopt.llm.base import (
     Usage,
 )
 
-Reply = str | BaseException
+Reply = str | BaseException | Choice
 ReplyFn = Callable[[Request, int], Reply]
 
 
@@ -123,7 +127,8 @@ class FakeLLM(BaseLLM):
             reply = self._next_scripted(request, i)
             if isinstance(reply, BaseException):
                 raise reply
-            text = self._constrained(request, str(reply))
+            logprobs = reply.logprobs if isinstance(reply, Choice) and request.top_logprobs else None
+            text = self._constrained(request, reply.text if isinstance(reply, Choice) else str(reply))
             finish = "stop"
             words = text.split()
             if len(words) > request.max_tokens:
@@ -132,7 +137,7 @@ class FakeLLM(BaseLLM):
             for s in request.stop:
                 if s and s in text:
                     text = text[: text.index(s)]
-            choices.append(Choice(text, finish))
+            choices.append(Choice(text, finish, logprobs))
         usage = Usage(
             prompt_tokens=len(request_text(request).split()),
             completion_tokens=sum(len(c.text.split()) for c in choices),

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from promptopt.llm import structured
-from promptopt.llm.base import Choice, Completion, LLMResponseError, Request, Usage
+from promptopt.llm.base import Choice, Completion, LLMResponseError, Request, TokenLogprob, Usage
 
 
 def request_params(
@@ -38,6 +38,9 @@ def request_params(
         params["stop"] = list(request.stop)
     if seed is not None:
         params["seed"] = seed
+    if request.top_logprobs:
+        params["logprobs"] = True
+        params["top_logprobs"] = request.top_logprobs
     shaped, extra = structured.request_params(structured_output, request.constraint)
     if extra_body or extra:
         params["extra_body"] = {**(extra_body or {}), **extra}
@@ -45,7 +48,10 @@ def request_params(
 
 
 def completions_params(params: dict[str, Any], token_limit_param: str) -> dict[str, Any]:
-    """``params`` for the plain-prompt ``/completions`` endpoint, which takes ``max_tokens`` only."""
+    """``params`` for the plain-prompt ``/completions`` endpoint, which takes ``max_tokens`` only
+    (and logprobs in another shape: they are not asked for there, the caller goes without)."""
+    params.pop("logprobs", None)
+    params.pop("top_logprobs", None)
     if token_limit_param != "max_tokens":
         params["max_tokens"] = params.pop(token_limit_param)
     return params
@@ -67,7 +73,8 @@ def parse_response(response: Any, *, chat: bool, name: str) -> Completion:
             text = getattr(c, "text", None)
         if text is not None and not isinstance(text, str):
             raise LLMResponseError(f"{name}: a choice's text is not a string")
-        choices.append(Choice(text or "", str(getattr(c, "finish_reason", None) or "stop")))
+        finish = str(getattr(c, "finish_reason", None) or "stop")
+        choices.append(Choice(text or "", finish, chat_logprobs(c) if chat else None))
     u = getattr(response, "usage", None)
     usage = Usage(
         prompt_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
@@ -75,6 +82,26 @@ def parse_response(response: Any, *, chat: bool, name: str) -> Completion:
         calls=1,
     )
     return Completion(tuple(choices), usage, model=name)
+
+
+def chat_logprobs(choice: Any) -> tuple[TokenLogprob, ...] | None:
+    """A chat choice's ``logprobs.content`` (OpenAI shape: token, logprob, top_logprobs), or None
+    when absent or malformed: log-probabilities are an optional extra, never a reason to refuse
+    an answer that has its text."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if not isinstance(content, list) or not content:
+        return None
+    out: list[TokenLogprob] = []
+    try:
+        for t in content:
+            top = tuple(
+                (str(getattr(a, "token", "")), float(getattr(a, "logprob", 0.0)))
+                for a in (getattr(t, "top_logprobs", None) or ())
+            )
+            out.append(TokenLogprob(str(getattr(t, "token", "")), float(getattr(t, "logprob", 0.0)), top))
+    except (TypeError, ValueError):
+        return None
+    return tuple(out)
 
 
 def unwrapped(completion: Completion, request: Request, structured_output: str) -> Completion:
