@@ -139,7 +139,9 @@ def test_jsonl_file_with_inferred_kinds(tmp_path: Path) -> None:
     ds = load_dataset(f"jsonl:{path}")
     assert ds.pool[3].target == "6" and ds.pool[3].kind == "number"
     s = split_dataset(ds)
-    assert (len(s.train), len(s.val), len(s.test)) == (4, 2, 14)
+    assert (len(s.train), len(s.val), len(s.test)) == (4, 2, 14)  # jsonl: keeps the recipe it had
+    file_split = split_dataset(load_dataset(str(path)))  # a bare path: the own-data defaults
+    assert (len(file_split.train), len(file_split.val), len(file_split.test)) == (10, 4, 6)
 
     yn = write_jsonl(
         tmp_path / "yn.jsonl", [{"q": f"Is {i} even?", "a": "yes" if i % 2 == 0 else "no"} for i in range(10)]
@@ -165,7 +167,7 @@ def test_jsonl_errors(tmp_path: Path) -> None:
     bad.write_text('{"input": "a", "target": "b"}\n{oops\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.jsonl: line 2 is not valid JSON"):
         load_dataset(f"jsonl:{bad}")
-    fields = write_jsonl(tmp_path / "f.jsonl", [{"question": "a", "answer": "b"}])
+    fields = write_jsonl(tmp_path / "f.jsonl", [{"q": "a", "a": "b"}])  # no input column found by name
     with pytest.raises(DataError, match="--input-field"):
         load_dataset(f"jsonl:{fields}")
 
@@ -299,7 +301,7 @@ def test_hf_id_as_local_folder_with_train_and_test(tmp_path: Path, hf_cache: Pat
     write_jsonl(folder / "train.jsonl", [{"q": f"{i}+1?", "a": str(i + 1)} for i in range(30)])
     write_jsonl(folder / "test.jsonl", [{"q": "9+1?", "a": "10"}] * 4)
     ds = load_dataset(str(folder), input_field="q", target_field="a")
-    assert ds.name == f"hf:{folder}" and len(ds.pool) == 30 and ds.test is not None and len(ds.test) == 4
+    assert ds.name == f"file:{folder}" and len(ds.pool) == 30 and ds.test is not None and len(ds.test) == 4
     s = split_dataset(ds)
     assert len(s.train) == 6 and len(s.val) == 6 and len(s.test) == 4  # val: as many as train
     assert s.train[0].kind == "number"
@@ -319,7 +321,7 @@ def test_hf_saved_to_disk_folder(tmp_path: Path, hf_cache: Path) -> None:
     ds = load_dataset(f"hf:{tmp_path / 'saved'}")
     assert len(ds.pool) == 10 and ds.test is None and ds.pool[1].kind == "boolean"
     s = split_dataset(ds)
-    assert (len(s.train), len(s.val), len(s.test)) == (2, 1, 7)
+    assert (len(s.train), len(s.val), len(s.test)) == (2, 1, 7)  # hf: keeps the recipe it had
 
 
 def test_module_has_no_global_rng_side_effect() -> None:

@@ -1,13 +1,36 @@
-"""Datasets for instruction search: loaders, the common :class:`Example` form, and OPRO's splits.
+"""Datasets for instruction search: loaders, the common :class:`Example` form, and the splits.
 
-Specs (a constant table, no substring guessing):
+Specs (a constant table, :data:`DATASETS`, no substring guessing), tried in this order:
 
 - ``gsm8k`` — GSM8K; optimise on a subset of the train file, test on the test file.
 - ``bbh:<task>`` — one of the 27 BIG-Bench Hard task files (:data:`BBH_TASKS`).
 - ``multiarith``, ``aqua`` — MultiArith and AQuA-RAT test (OPRO uses them for transfer only).
-- ``jsonl:PATH`` — the user's JSON Lines file with ``input`` / ``target`` fields (renamable).
-- ``hf:ID`` or a bare ``owner/name`` — a Hugging Face dataset through ``datasets.load_dataset``
-  (a local folder written by ``save_to_disk`` or holding data files works too).
+- ``jsonl:PATH`` — your JSON Lines file, read line by line (values exactly as the JSON has them).
+- ``file:PATH`` or a bare path to an existing file — your data file: ``.jsonl``, ``.json`` (an array,
+  JSON Lines, or ``{"data": [...]}``), ``.csv``, ``.tsv``, ``.parquet``, read by the ``datasets``
+  library (see :mod:`.user_data`). A bare name ending like a data file that does not exist is a
+  DataError saying so.
+- a folder (bare, ``file:DIR`` or ``hf:DIR``) — a ``save_to_disk`` folder, or a folder of data files
+  (``datasets.load_dataset(DIR)``: files named ``train*`` / ``test*`` become those splits).
+- ``hf:ID`` or a bare ``owner/name`` — a Hugging Face dataset through ``datasets.load_dataset``.
+  ``hf:csv``, ``hf:json``, ``hf:parquet``, ``hf:text`` (the library's file builders) are refused:
+  they would read whatever data files sit in the working directory; give the file's path.
+
+Anything else is an UnknownNameError (with a hint when it may have been meant as a data file).
+
+**Your own data** (every spec but the four benchmarks; :attr:`Dataset.user` is True):
+``input_field`` (one column, several, or None to find ``input`` / ``question`` / ``prompt`` /
+``instruction`` / ``query`` / ``text``), ``target_field`` (one column, or None to find ``target`` /
+``answer`` / ``label`` / ``output`` / ``response`` / ``completion``; none found means **no gold
+answers**: every ``Example.target`` is None and whether the metric can do without is the task's
+check), and ``template`` (``"Context: {context}\\nQuestion: {question}"``, plain ``{column}`` fields
+only) make each row's input text: see :mod:`.user_data` for the rules. Every example keeps all of its
+row's columns, values as loaded (``Example.columns``, read as ``example.fields``), for a user's metric.
+A gold answer written as a GSM8K-style rationale keeps what follows the last ``####``; a row with an
+``options`` list (and no template) gets AQuA-style ``(A) ...`` lines. The answer kind for the ``auto``
+grader is ``answer_type``, else inferred from the gold answers
+(:func:`~promptopt.evaluators.answers.infer_kind`), else ``text`` when there are none. The benchmarks
+have fixed columns: ``input_field`` / ``target_field`` are ignored for them and a ``template`` is refused.
 
 Where the built-in data comes from: with a data directory (``data_dir=`` / ``--data-dir``, else
 ``$PROMPTOPT_DATA_DIR``) the files of the OPRO repository's ``data/`` folder are read from it
@@ -17,21 +40,9 @@ Where the built-in data comes from: with a data directory (``data_dir=`` / ``--d
 (train + test, columns ``question`` / ``final_ans``) and ``deepmind/aqua_rat`` (config ``raw``,
 split ``test``, the same 254 rows as OPRO's file).
 
-Splits (:func:`split_dataset`), OPRO's recipe first: ``RandomState(seed).choice(n,
-int(train_ratio * n), replace=False)`` sorted, which with seed 0 is exactly OPRO's
-``np.random.seed(0); np.random.choice(...)`` (GSM8K: 261 of 7,473 train questions; BBH: 20 % of a
-task file). The validation set is then drawn by the *same* generator from the examples left
-over, as OPRO draws its ``eval_index``:
-
-- two-file datasets (GSM8K, an HF dataset with train and test splits): validation comes from the
-  unused part of the train file (default: as many examples as the train subset); the test set is
-  the whole test file, untouched.
-- one-pool datasets (BBH, MultiArith, AQuA, a JSONL file): validation is 10 % of the pool, drawn
-  from OPRO's test part, and the test set is the rest. So a BBH test set is OPRO's 80 % minus the
-  validation examples; ``num_val=0`` gives OPRO's test split exactly.
-
-``num_train`` / ``num_test`` cap the train / test sets with a seeded subset for quick runs; a cap
-never changes which examples the other splits hold.
+Splits (:func:`split_dataset`, :class:`Splits`, defined in :mod:`.splits` and importable from here):
+OPRO's seeded recipe for the benchmarks, train 50 % / validation 20 % / test the rest for your own
+data, and ``train`` / ``val`` / ``test`` counts or fractions to set them.
 """
 
 from __future__ import annotations
@@ -44,8 +55,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from promptopt.errors import ConfigError, DataError, UnknownNameError
 from promptopt.evaluators.answers import (
     ANSWER_KINDS,
@@ -56,6 +65,48 @@ from promptopt.evaluators.answers import (
     parse_options,
 )
 from promptopt.records import parse_jsonl, read_json, read_text
+from promptopt.tasks.instructions.splits import (
+    MIN_USER_POOL,
+    USER_TRAIN_FRACTION,
+    USER_VAL_FRACTION,
+    Splits,
+    SplitSize,
+    parse_split_size,
+    split_dataset,
+)
+from promptopt.tasks.instructions.user_data import (
+    DATA_FILE_HINT,
+    HF_BUILDER_NAMES,
+    FieldChoice,
+    Table,
+    choose_fields,
+    is_data_file_name,
+    is_empty,
+    read_data_file,
+    read_text_option,
+    render_input,
+    table_of,
+    template_fields,
+)
+
+__all__ = [
+    "BBH_TASKS",
+    "DATASETS",
+    "DATA_DIR_ENV",
+    "MIN_USER_POOL",
+    "USER_TRAIN_FRACTION",
+    "USER_VAL_FRACTION",
+    "Dataset",
+    "Example",
+    "SplitSize",
+    "Splits",
+    "bbh_answer_kind",
+    "load_dataset",
+    "parse_split_size",
+    "read_text_option",
+    "resolve_data_dir",
+    "split_dataset",
+]
 
 DATA_DIR_ENV = "PROMPTOPT_DATA_DIR"
 
@@ -100,7 +151,7 @@ def bbh_answer_kind(task: str) -> AnswerKind:
 
 @dataclass(frozen=True)
 class Example:
-    """One question with its gold answer.
+    """One question with its gold answer (or None: a prompts-only dataset has none).
 
     ``target`` is the gold answer as the dataset writes it ("72", "(B)", "Yes", "] ]"), shown in
     meta-prompt exemplars; ``kind`` says how to grade it. For ``choice``, ``options`` are the
@@ -110,16 +161,32 @@ class Example:
 
     id: str
     input: str
-    target: str
+    target: str | None
     kind: AnswerKind
     options: tuple[tuple[str, str], ...] = ()
     accepted: tuple[str, ...] = ()
+    #: the row's columns (name, value) as loaded, for the user's metric and templates (read them
+    #: through :attr:`fields`); a tuple, and left out of the hash, so that an Example stays hashable
+    #: even when a value is a list or a dict (equality still compares them)
+    columns: tuple[tuple[str, Any], ...] = field(default=(), hash=False)
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The row's columns by name (``example.fields["label"]`` in a user's metric); for the
+        built-in datasets, ``input`` and ``target``."""
+        return dict(self.columns) if self.columns else {"input": self.input, "target": self.target}
 
 
 @dataclass(frozen=True)
 class Dataset:
     """Loaded examples before splitting. ``test`` is a separate test file, or None when the test
-    set is carved from ``pool``. ``topic`` names the problems for meta-prompts."""
+    set is carved from ``pool``. ``topic`` names the problems for meta-prompts.
+
+    ``user`` marks the user's own data (a file, a folder, an HF dataset): its splits default to
+    train 50 % / validation 20 % / test the rest instead of OPRO's recipe (see :mod:`.splits`).
+    ``input_fields``, ``target_field`` (None: no gold answers) and ``template`` record how the
+    examples were made, for the run's record.
+    """
 
     name: str
     pool: tuple[Example, ...]
@@ -128,16 +195,19 @@ class Dataset:
     topic: str
     train_ratio: float
     val_ratio: float | None = None  # one-pool datasets: fraction of the pool; None = train size
+    user: bool = False
+    #: your data under a spec that existed before own-data defaults (``jsonl:PATH``, ``hf:ID``): it
+    #: keeps the split recipe it had (train 20 %, validation 10 % of a pool), so runs recorded with
+    #: it resume on the same split; a bare path / ``file:PATH`` / folder gets the own-data defaults
+    legacy_split: bool = False
+    input_fields: tuple[str, ...] = ("input",)
+    target_field: str | None = "target"
+    template: str | None = None
 
-
-@dataclass(frozen=True)
-class Splits:
-    """Train (optimise), validation (pick the final instruction) and test (report) examples."""
-
-    train: tuple[Example, ...]
-    val: tuple[Example, ...]
-    test: tuple[Example, ...]
-    recipe: dict[str, Any] = field(default_factory=dict)
+    @property
+    def gold(self) -> bool:
+        """Whether every example has a gold answer."""
+        return all(e.target is not None for e in (*self.pool, *(self.test or ())))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -182,7 +252,7 @@ def _target_text(value: Any) -> str:
 _LETTERED_OPTION_RE = re.compile(r"^\s*\(?([A-Za-z])\)\s*(.*)$", re.S)
 
 
-def _with_options(question: str, options: Sequence[str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+def _with_options(question: str, options: Sequence[Any]) -> tuple[str, tuple[tuple[str, str], ...]]:
     """AQuA-style options ("A)5", "B)6") appended to the question as "(A) 5" lines."""
     pairs = []
     for i, raw in enumerate(options):
@@ -220,11 +290,16 @@ def _choice_example(
     return Example(ex_id, question, target, "choice", options, accepted)
 
 
-def _make_example(ex_id: str, question: str, target: Any, kind: AnswerKind) -> Example:
+def _make_example(
+    ex_id: str, question: str, target: Any, kind: AnswerKind, options: tuple[tuple[str, str], ...] = ()
+) -> Example:
+    """An example of ``kind``; a None target (no gold answer) is kept as None."""
+    if target is None:
+        return Example(ex_id, question, None, kind, options)
     if kind == "choice":
-        return _choice_example(ex_id, question, str(target).strip())
+        return _choice_example(ex_id, question, str(target).strip(), options)
     text = _number_text(target) if kind == "number" else str(target).strip()
-    return Example(ex_id, question, text, kind)
+    return Example(ex_id, question, text, kind, options)
 
 
 # --------------------------------------------------------------------------- Hugging Face
@@ -362,31 +437,92 @@ def _aqua(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
 # --------------------------------------------------------------------------- user data
 
 
-def _user_examples(
-    name: str, rows: Sequence[Mapping[str, Any]], opts: Mapping[str, Any], split: str = ""
-) -> list[tuple[str, str, Any]]:
-    input_field, target_field = opts["input_field"], opts["target_field"]
-    _need_columns(rows, (input_field, target_field), name)
+@dataclass(frozen=True)
+class _Row:
+    """One user row on its way to an :class:`Example` (the kind is known only once all are read)."""
+
+    id: str
+    input: str
+    target: str | None
+    options: tuple[tuple[str, str], ...]
+    columns: tuple[tuple[str, Any], ...]
+
+
+def _user_rows(where: str, id_prefix: str, table: Table, choice: FieldChoice) -> list[_Row]:
+    """The rows of one split with their input rendered and gold answer checked (see the module
+    docstring); ``where`` names the file or split in errors, rows are numbered from 1."""
     out = []
-    for i, r in enumerate(rows):
-        for field_name in (input_field, target_field):
-            value = r[field_name]
-            if value is None or (isinstance(value, str) and not value.strip()):
-                raise DataError(f"{name}: row {i + 1} has an empty or null {field_name!r} field")
-        question = str(r[input_field])
-        if isinstance(r.get("options"), list) and r["options"]:
-            question, _ = _with_options(question, r["options"])
-        out.append((f"{name}:{split}{i}", question, _target_text(r[target_field])))
+    for i, row in enumerate(table.rows):
+        at = f"{where}: row {i + 1}"
+        question = render_input(row, choice, at)
+        target = None
+        if choice.target is not None:
+            value = row.get(choice.target)
+            if is_empty(value):
+                raise DataError(f"{at} has an empty or null {choice.target!r} field (the gold answer)")
+            target = _target_text(value)
+        options: tuple[tuple[str, str], ...] = ()
+        raw_options = row.get("options")
+        if isinstance(raw_options, (list, tuple)) and raw_options:
+            shown, options = _with_options(question, raw_options)
+            if choice.template is None and "options" not in choice.inputs:
+                question = shown
+        out.append(_Row(f"{id_prefix}{i}", question, target, options, tuple(row.items())))
     return out
 
 
-def _examples_with_kind(
-    triples: Sequence[tuple[str, str, Any]], answer_type: str | None, context: str
-) -> tuple[list[Example], AnswerKind]:
+def _user_examples(rows: Sequence[_Row], answer_type: str | None) -> list[Example]:
+    """Examples of the user's rows, all of one answer kind: ``answer_type``, else inferred from
+    the gold answers, else ``text`` (no gold answers)."""
     if answer_type is not None and answer_type not in ANSWER_KINDS:
         raise ConfigError(f"unknown answer type {answer_type!r}; choose one of {', '.join(ANSWER_KINDS)}")
-    kind: AnswerKind = answer_type or infer_kind([str(t) for _, _, t in triples])  # type: ignore[assignment]
-    return [_make_example(i, q, t, kind) for i, q, t in triples], kind
+    targets = [r.target for r in rows if r.target is not None]
+    kind: AnswerKind = answer_type or (infer_kind(targets) if targets else "text")  # type: ignore[assignment]
+    return [replace(_make_example(r.id, r.input, r.target, kind, r.options), columns=r.columns) for r in rows]
+
+
+def _user_dataset(
+    name: str,
+    source: str,
+    parts: Sequence[tuple[str, str, Table]],
+    opts: Mapping[str, Any],
+    *,
+    has_test: bool,
+) -> Dataset:
+    """A user :class:`Dataset` from its tables: ``parts`` is (where, id prefix, table) for the pool
+    and, when ``has_test``, then the test split. The fields are chosen on the pool's columns and
+    must exist in the test split too."""
+    (where, _, pool_table), *_ = parts
+    choice = choose_fields(
+        pool_table.columns,
+        input_field=opts.get("input_field"),
+        target_field=opts.get("target_field"),
+        template=opts.get("template"),
+        where=where,
+    )
+    rows: list[list[_Row]] = []
+    for part_where, prefix, table in parts:
+        for col in (*choice.inputs, *([choice.target] if choice.target else [])):
+            if col not in table.columns:
+                raise DataError(
+                    f"{part_where} has no column {col!r} (the {where} has it); columns: {', '.join(table.columns)}"
+                )
+        rows.append(_user_rows(part_where, prefix, table, choice))
+    examples = _user_examples([r for part in rows for r in part], opts.get("answer_type"))
+    pool, test = tuple(examples[: len(rows[0])]), tuple(examples[len(rows[0]) :])
+    return Dataset(
+        name,
+        pool,
+        test if has_test else None,
+        source,
+        opts.get("topic") or "the given",
+        train_ratio=0.2 if has_test else USER_TRAIN_FRACTION,
+        val_ratio=None if has_test else USER_VAL_FRACTION,
+        user=True,
+        input_fields=choice.inputs,
+        target_field=choice.target,
+        template=choice.template,
+    )
 
 
 def _jsonl(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
@@ -398,28 +534,56 @@ def _jsonl(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
     rows = parse_jsonl(read_text(path, what="dataset file"), where=path)
     if not rows:
         raise DataError(f"{path} holds no records")
-    examples, _ = _examples_with_kind(
-        _user_examples(path.name, rows, opts), opts.get("answer_type"), str(path)
-    )
-    return Dataset(f"jsonl:{path}", tuple(examples), None, f"local:{path}", opts.get("topic") or "the given",
-                   train_ratio=0.2, val_ratio=0.1)  # fmt: skip
+    table = table_of(rows)
+    ds = _user_dataset(f"jsonl:{path}", f"local:{path}", [(path.name, f"{path.name}:", table)], opts,
+                       has_test=False)  # fmt: skip
+    return replace(ds, train_ratio=0.2, val_ratio=0.1, legacy_split=True)
 
 
-def _hf(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
+def _file(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
+    """A data file by path (``file:PATH`` or a bare path); a folder goes the folder way."""
     if not arg:
-        raise ConfigError("hf dataset needs an id: hf:OWNER/NAME (or a local saved folder)")
+        raise ConfigError(f"file dataset needs a path: file:PATH ({DATA_FILE_HINT})")
+    path = Path(arg).expanduser()
+    if path.is_dir():
+        return _folder_or_hub(arg, f"file:{arg}", opts)
+    table = read_data_file(path)
+    return _user_dataset(f"file:{path}", f"local:{path}", [(path.name, f"{path.name}:", table)], opts,
+                         has_test=False)  # fmt: skip
+
+
+def _folder_or_hub(arg: str, name: str, opts: Mapping[str, Any]) -> Dataset:
+    """A saved or data-file folder, or a Hub dataset: its ``train`` split (else its first) is the
+    pool, a ``test`` split is kept as the test set."""
     loaded = _load_hub(arg, opts.get("hf_config"))
     splits = dict(loaded) if hasattr(loaded, "keys") else {"train": loaded}
     if not splits:
         raise DataError(f"Hugging Face dataset {arg!r} has no splits")
     pool_name = "train" if "train" in splits else next(iter(splits))
     test_name = "test" if "test" in splits and pool_name != "test" else None
-    pool_rows = _user_examples(arg, _rows(splits[pool_name]), opts, f"{pool_name}:")
-    test_rows = _user_examples(arg, _rows(splits[test_name]), opts, f"{test_name}:") if test_name else []
-    examples, kind = _examples_with_kind(pool_rows + test_rows, opts.get("answer_type"), arg)
-    pool, test = tuple(examples[: len(pool_rows)]), tuple(examples[len(pool_rows) :])
-    return Dataset(f"hf:{arg}", pool, test or None, f"hf:{arg}", opts.get("topic") or "the given",
-                   train_ratio=0.2, val_ratio=None if test else 0.1)  # fmt: skip
+    parts = [(f"{arg} {pool_name} split", f"{arg}:{pool_name}:", table_of(splits[pool_name]))]
+    if test_name is not None:
+        parts.append((f"{arg} {test_name} split", f"{arg}:{test_name}:", table_of(splits[test_name])))
+    if not parts[0][2].rows:
+        raise DataError(f"{parts[0][0]} has no rows")
+    source = f"local:{arg}" if Path(arg).expanduser().is_dir() else f"hf:{arg}"
+    has_test = test_name is not None and bool(parts[1][2].rows)
+    return _user_dataset(name, source, parts if has_test else parts[:1], opts, has_test=has_test)
+
+
+def _hf(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
+    if not arg:
+        raise ConfigError("hf dataset needs an id: hf:OWNER/NAME (or a local saved folder)")
+    if arg.strip().lower() in HF_BUILDER_NAMES and not Path(arg).expanduser().is_dir():
+        raise ConfigError(
+            f"hf:{arg} names the datasets library's {arg} file reader, which would read whatever data files "
+            f"are in the working directory; give the file's path instead (data.{arg.strip().lower()} or "
+            "file:PATH)"
+        )
+    if Path(arg).expanduser().is_file():
+        return _file(arg, data_dir, opts)  # hf:PATH of one local file: read it as a data file
+    ds = _folder_or_hub(arg, f"hf:{arg}", opts)
+    return replace(ds, train_ratio=0.2, val_ratio=None if ds.test is not None else 0.1, legacy_split=True)
 
 
 Loader = Callable[[str, "Path | None", Mapping[str, Any]], Dataset]
@@ -430,129 +594,88 @@ DATASETS: Mapping[str, tuple[Loader, bool, str]] = {
     "bbh": (_bbh, True, "BIG-Bench Hard task: bbh:<task>, 27 tasks"),
     "multiarith": (_multiarith, False, "MultiArith arithmetic word problems (600)"),
     "aqua": (_aqua, False, "AQuA-RAT multiple-choice algebra, test split (254)"),
-    "jsonl": (_jsonl, True, "your JSON Lines file: jsonl:PATH with input/target fields"),
+    "jsonl": (_jsonl, True, "your JSON Lines file: jsonl:PATH"),
+    "file": (_file, True, "your data file or folder: file:PATH (.jsonl/.json/.csv/.tsv/.parquet; a bare path works too)"),
     "hf": (_hf, True, "a Hugging Face dataset: hf:OWNER/NAME (bare OWNER/NAME works too)"),
-}
+}  # fmt: skip
+#: the specs whose data has fixed columns (OPRO's benchmarks): no fields or template to choose
+_BUILT_IN = frozenset({"gsm8k", "bbh", "multiarith", "aqua"})
+
+
+def _template_text(template: str | os.PathLike[str] | None) -> str | None:
+    """The template's text: a string as is (the CLI reads ``@FILE`` with :func:`read_text_option`
+    first, so the text recorded is the text used), a :class:`~pathlib.Path` read from its file."""
+    if template is None or isinstance(template, str):
+        return template
+    if isinstance(template, os.PathLike):
+        return read_text_option("@" + os.fspath(template), "template")
+    raise ConfigError(f"template must be text (or a pathlib.Path to read), got {type(template).__name__}")
+
+
+def _resolve_spec(spec: str) -> tuple[str, Loader, str]:
+    """(scheme, loader, argument) of a spec, in the order of the module docstring."""
+    scheme, sep, arg = spec.partition(":")
+    if scheme in DATASETS:
+        loader, needs_arg, help_text = DATASETS[scheme]
+        if needs_arg and not arg:
+            raise ConfigError(f"dataset {scheme!r} needs a value after the colon ({help_text})")
+        if not needs_arg and sep:
+            raise ConfigError(f"dataset {scheme!r} takes no ':' part, got {spec!r}")
+        return scheme, loader, arg
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return "file", _file, spec  # a local folder (saved, or of data files): your own data
+    if path.is_file() or is_data_file_name(spec):
+        return "file", _file, spec  # a missing data file is a DataError saying so
+    if not sep and "/" in spec:
+        return "hf", _hf, spec  # a bare Hugging Face id such as owner/name
+    raise UnknownNameError(
+        f"unknown dataset {spec!r}; known: {', '.join(DATASETS)} (bbh:<task>, jsonl:PATH, file:PATH, hf:ID "
+        f"or owner/name) (a data file? give {DATA_FILE_HINT})"
+    )
 
 
 def load_dataset(
     spec: str,
     *,
     data_dir: str | os.PathLike[str] | None = None,
-    input_field: str = "input",
-    target_field: str = "target",
+    input_field: str | Sequence[str] | None = None,
+    target_field: str | None = None,
     answer_type: str | None = None,
     hf_config: str | None = None,
     topic: str | None = None,
+    template: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """Load a dataset by spec (see the module docstring). Bad specs and files raise
-    :class:`~promptopt.errors.PromptoptError` subclasses with one-line messages."""
+    """Load a dataset by spec (see the module docstring for the specs and the field rules).
+
+    ``input_field``: one column, several (a list or ``"a,b"``), or None to find it by name;
+    ``target_field``: one column, or None to find it by name (none found: no gold answers);
+    ``template``: a format string over the row's columns making the input (text, or a Path to read);
+    ``answer_type``: the answer kind for the ``auto`` grader (None: inferred); ``hf_config``: the
+    config of an HF dataset; ``topic`` names the problems in the meta-prompt. Bad specs and files
+    raise :class:`~promptopt.errors.PromptoptError` subclasses with one-line messages.
+    """
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigError("empty dataset spec; try gsm8k, bbh:navigate, jsonl:PATH or an HF id")
-    spec = spec.strip()
-    scheme, sep, arg = spec.partition(":")
-    if scheme in DATASETS:
-        loader, needs_arg, _ = DATASETS[scheme]
-        if needs_arg and not arg:
-            raise ConfigError(f"dataset {scheme!r} needs a value after the colon ({DATASETS[scheme][2]})")
-        if not needs_arg and sep:
-            raise ConfigError(f"dataset {scheme!r} takes no ':' part, got {spec!r}")
-    elif not sep and "/" in spec:
-        loader, arg = _hf, spec  # a bare Hugging Face id such as owner/name
-    else:
-        raise UnknownNameError(
-            f"unknown dataset {spec!r}; known: {', '.join(DATASETS)} (bbh:<task>, jsonl:PATH, hf:ID or owner/name)"
+        raise ConfigError(
+            "empty dataset spec; try gsm8k, bbh:navigate, a data file path, jsonl:PATH or an HF id"
         )
+    spec = spec.strip()
+    scheme, loader, arg = _resolve_spec(spec)
+    template_text = _template_text(template)
+    if template_text is not None:
+        template_fields(template_text)  # a bad template is refused before any data is read
+        if scheme in _BUILT_IN:
+            raise ConfigError(
+                f"a template applies to your own data; {spec} has fixed questions (use a data file, "
+                "jsonl:PATH or an HF dataset)"
+            )
     opts = {
         "input_field": input_field,
         "target_field": target_field,
         "answer_type": answer_type,
         "hf_config": hf_config,
         "topic": topic,
+        "template": template_text,
     }
     ds = loader(arg, resolve_data_dir(data_dir), opts)
     return replace(ds, topic=topic) if topic else ds
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def _count(name: str, value: int | None, minimum: int = 0) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _capped(examples: tuple[Example, ...], cap: int | None, seed: int) -> tuple[Example, ...]:
-    """A seeded, order-preserving subset of at most ``cap`` examples."""
-    if cap is None or cap >= len(examples):
-        return examples
-    keep = np.sort(np.random.RandomState(seed).choice(len(examples), size=cap, replace=False))
-    return tuple(examples[i] for i in keep)
-
-
-def split_dataset(
-    ds: Dataset,
-    *,
-    seed: int = 0,
-    train_ratio: float | None = None,
-    num_train: int | None = None,
-    num_val: int | None = None,
-    num_test: int | None = None,
-) -> Splits:
-    """OPRO's seeded train subset, a validation set from the left-over examples, and the test set
-    (see the module docstring for the recipe and the defaults)."""
-    ratio = ds.train_ratio if train_ratio is None else float(train_ratio)
-    if not 0 < ratio < 1:
-        raise ConfigError(f"train_ratio must be between 0 and 1 (exclusive), got {ratio}")
-    num_train = _count("num_train", num_train, 1)
-    num_val = _count("num_val", num_val)
-    num_test = _count("num_test", num_test, 1)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-
-    n = len(ds.pool)
-    size = int(ratio * n)
-    if size < 1:
-        raise ConfigError(f"train_ratio {ratio} of {n} examples leaves no training example")
-    rng = np.random.RandomState(seed)
-    train_idx = np.sort(rng.choice(n, size=size, replace=False))
-    rest = np.sort(np.setdiff1d(np.arange(n), train_idx))
-
-    if num_val is None:
-        num_val = size if ds.val_ratio is None else int(ds.val_ratio * n)
-    one_pool = ds.test is None
-    room = len(rest) - (1 if one_pool else 0)
-    if num_val > room:
-        raise ConfigError(
-            f"num_val {num_val} is too large: only {room} examples are left after the train subset"
-            + (" and at least one must stay for the test set" if one_pool else "")
-        )
-    val_idx = np.sort(rng.choice(rest, size=num_val, replace=False)) if num_val else np.array([], dtype=int)
-
-    train = tuple(ds.pool[i] for i in train_idx)
-    val = tuple(ds.pool[i] for i in val_idx)
-    if one_pool:
-        test_all = tuple(ds.pool[i] for i in np.setdiff1d(rest, val_idx))
-    else:
-        assert ds.test is not None
-        test_all = ds.test
-    train_kept = _capped(train, num_train, seed)
-    test = _capped(test_all, num_test, seed)
-    recipe = {
-        "dataset": ds.name,
-        "source": ds.source,
-        "seed": int(seed),
-        "train_ratio": ratio,
-        "pool": n,
-        "train": len(train_kept),
-        "train_before_cap": len(train),
-        "val": len(val),
-        "test": len(test),
-        "test_before_cap": len(test_all),
-        "test_from": "rest of the pool after train and validation" if one_pool else "the separate test split",
-        "val_from": "examples left after the train subset, same generator as the train draw",
-    }
-    return Splits(train_kept, val, test, recipe)
