@@ -100,6 +100,23 @@ def instruct(request: Request, instruction: str, position: str) -> Request:
     )
 
 
+def with_system(request: Request, system_prompt: str) -> Request:
+    """``request`` with ``system_prompt`` as its system message, unless it has one of its own (the
+    base system prompt an instruction was searched with, as the scorer saw it)."""
+    msgs = list(request.messages) if request.messages is not None else [Message("user", request.prompt or "")]
+    if msgs and msgs[0].role == "system":
+        return request
+    return Request(
+        messages=(Message("system", system_prompt), *msgs),
+        n=request.n,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        max_tokens=request.max_tokens,
+        stop=request.stop,
+        seed=request.seed,
+    )
+
+
 class AlignedLLM(LLMWrapper):
     """An LLM whose every call is aligned by a BPO rewriter, an OPRO instruction, or both.
 
@@ -120,10 +137,16 @@ class AlignedLLM(LLMWrapper):
         instruction: str | None = None,
         position: str = "Q_begin",
         settings: RewriteSettings | None = None,
+        system_prompt: str | None = None,
         **rewrite_options: Any,
     ) -> None:
         if rewriter is None and instruction is None:
             raise ConfigError("AlignedLLM needs rewriter=, instruction= or both")
+        if system_prompt is not None and not isinstance(system_prompt, str):
+            raise ConfigError(f"system_prompt must be a string, got {type(system_prompt).__name__}")
+        #: the prompt program's fixed base system prompt the instruction was found with (a request
+        #: without a system message gets it; one with its own keeps that)
+        self.system_prompt = system_prompt if system_prompt and system_prompt.strip() else None
         if instruction is not None and not isinstance(instruction, str):
             raise ConfigError(f"instruction must be a string, got {type(instruction).__name__}")
         if isinstance(llm, str):
@@ -159,6 +182,8 @@ class AlignedLLM(LLMWrapper):
         if instruction is not None:
             digest = hashlib.sha256(instruction.encode("utf-8")).hexdigest()[:12]
             parts.append(f"instruction:{digest}@{self.position}")
+        if self.system_prompt is not None:
+            parts.append("system:" + hashlib.sha256(self.system_prompt.encode("utf-8")).hexdigest()[:12])
         self.name = "+".join(parts)
 
     async def align(self, requests: Sequence[Request]) -> list[tuple[str, str, Request]]:
@@ -179,6 +204,8 @@ class AlignedLLM(LLMWrapper):
             rewritten = await arewrite_with(self.rewriter, originals, self.settings)
             aligned = [replace_user_text(r, new) for r, new in zip(requests, rewritten, strict=True)]
             rewrites = [user_text(r) for r in aligned]
+        if self.system_prompt is not None:
+            aligned = [with_system(r, self.system_prompt) for r in aligned]
         if self.instruction is not None:
             aligned = [instruct(r, self.instruction, self.position) for r in aligned]
         return [(orig, user_text(r), r, rw) for orig, r, rw in zip(originals, aligned, rewrites, strict=True)]
@@ -225,6 +252,8 @@ class FoundInstruction:
     rewriter: str | None = None
     score: float | None = None
     run_dir: str = ""
+    #: the fixed base system prompt the search ran with (``--system-prompt``), if any
+    system_prompt: str | None = None
 
 
 def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
@@ -267,4 +296,5 @@ def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
         rewriter=str(rewriter) if rewriter else None,
         score=float(score) if isinstance(score, int | float) else None,
         run_dir=str(path),
+        system_prompt=str(task_config["system_prompt"]) if task_config.get("system_prompt") else None,
     )

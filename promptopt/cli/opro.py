@@ -14,9 +14,19 @@ from typing import Any
 import typer
 
 from promptopt.cli.common import DEFAULT_MODEL, console, err_console, load_config_file, open_model, positive
-from promptopt.errors import ConfigError
+from promptopt.errors import ConfigError, PromptoptError
 from promptopt.llm.base import LLM, Request
-from promptopt.llm.budget import Budget, project
+from promptopt.llm.budget import (
+    COST_PARTS,
+    DEFAULT_PRICES,
+    IN_PROCESS_SCHEMES,
+    Budget,
+    Projection,
+    parse_prices,
+    prices_from_json,
+    project,
+    project_items,
+)
 from promptopt.llm.registry import ModelSpec
 from promptopt.llm.structured import check_server_mechanism
 from promptopt.optimizers.base import Result
@@ -97,31 +107,90 @@ def _default_run_dir(task: str) -> Path:
 
 
 def _projection_line(opro_params: dict[str, Any], task: Task, model: LLM, budget: Budget) -> str:
-    """Cost of the optimizer calls, from a meta-prompt filled with the starting solutions."""
+    """What the whole run may cost: the optimizer's calls (a meta-prompt filled with the starting
+    solutions, ``per_step`` × ``steps``) plus what the task projects for the candidates
+    (``cost_projection(candidates, part=...)``: scorer, judge, final report), where
+    candidates = initial + steps × per_step. Says when the budget cannot hold the final report."""
+    p = opro_params
     desc = task.describe()
-    start = task.initial_candidates(step_rng(opro_params["seed"], 0))
+    start = task.initial_candidates(step_rng(p["seed"], 0))
     entries = [PastSolution(c.text, 0.0, i) for i, c in enumerate(start)]
-    while entries and len(entries) < opro_params["top_k"]:
+    while entries and len(entries) < p["top_k"]:
         entries.append(PastSolution(entries[len(entries) % len(start)].text, 0.0, len(entries)))
-    meta = build_meta_prompt(desc, entries[: opro_params["top_k"]], task.format_score)
-    req = Request.chat(meta, temperature=opro_params["temperature"], max_tokens=opro_params["max_tokens"])
-    proj = project(model.name, [req] * opro_params["per_step"], repeat=opro_params["steps"], budget=budget)
-    return proj.describe() + " (optimizer calls; scoring calls come on top)"
+    meta = build_meta_prompt(desc, entries[: p["top_k"]], task.format_score)
+    req = Request.chat(meta, temperature=p["temperature"], max_tokens=p["max_tokens"])
+    parts = [("optimizer", project(model.name, [req] * p["per_step"], repeat=p["steps"], budget=budget))]
+    hook = getattr(task, "cost_projection", None)
+    if not callable(hook):
+        return (
+            Projection.total(parts).describe() + " (the optimizer's calls; the task projects none of its own)"
+        )
+    candidates = len(start) + p["steps"] * p["per_step"]
+    parts += [(part, project_items(hook(candidates, part=part), budget)) for part in COST_PARTS]
+    line = Projection.total([(label, x) for label, x in parts if label == "optimizer" or x.calls]).describe()
+    final = dict(parts)["final"]
+    if (
+        budget.has_limits()
+        and final.calls
+        and not budget.fits(final.calls, final.tokens, final.dollars or 0.0)
+    ):
+        line += (
+            f"; the budget cannot hold the final report's projected {final.calls:,} calls / "
+            f"{final.tokens:,} tokens, so its test evaluation may be refused"
+        )
+    return line
 
 
 def _merge(flag: Any, cfg: dict[str, Any], key: str, default: Any = None) -> Any:
     return flag if flag is not None else cfg.get(key, default)
 
 
-def _budget(cfg: dict[str, Any], calls: int | None, tokens: int | None, dollars: float | None) -> Budget:
+#: how a user gives a price, named when a dollar budget meets a model without one
+PRICE_HINT = "--price MODEL=IN/OUT (e.g. --price gpt-4o-mini=0.15/0.6) or --price @prices.json"
+
+
+def _budget(
+    cfg: dict[str, Any],
+    calls: int | None,
+    tokens: int | None,
+    dollars: float | None,
+    prices: list[str] | None = None,
+) -> Budget:
+    """The run's limits and prices: the config file's ``prices`` (a JSON object, or a list of
+    ``MODEL=IN/OUT`` / ``@FILE`` texts), then each ``--price``, over :data:`DEFAULT_PRICES`; the
+    in-process backends (local, hf, vllm, fake) cost $0 unless priced."""
     dollars = _merge(dollars, cfg, "budget_dollars")
-    if dollars is not None and dollars < 0:
-        raise ConfigError("--budget-dollars must be >= 0")
+    if dollars is not None and (isinstance(dollars, bool) or not isinstance(dollars, int | float)):
+        raise ConfigError(f"budget_dollars must be a number, got {dollars!r}")
+    if dollars is not None and not 0 <= dollars < float("inf"):
+        raise ConfigError(f"--budget-dollars must be a finite number >= 0, got {dollars}")
     return Budget(
         max_calls=positive("--budget-calls", _merge(calls, cfg, "budget_calls")),
         max_tokens=positive("--budget-tokens", _merge(tokens, cfg, "budget_tokens")),
         max_dollars=dollars,
+        prices={**DEFAULT_PRICES, **_config_prices(cfg.get("prices")), **parse_prices(prices or [])},
+        free_schemes=IN_PROCESS_SCHEMES,
     )
+
+
+def _config_prices(value: Any) -> dict[str, tuple[float, float]]:
+    """``prices`` of a --config file: ``{"model": [in, out]}``, or ``MODEL=IN/OUT`` / ``@FILE`` texts."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        return parse_prices([value])
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return parse_prices(value)
+    return prices_from_json(value, "prices in the config file")
+
+
+def _models_called(task: Task, *llms: LLM | None) -> list[str]:
+    """The names of the models a run calls: those given, and those the task projects requests to."""
+    names = [llm.name for llm in llms if llm is not None]
+    hook = getattr(task, "cost_projection", None)
+    if callable(hook):
+        names += [model for model, _, _ in hook(1)]
+    return list(dict.fromkeys(names))
 
 
 def _start(
@@ -143,7 +212,17 @@ def _start(
         raise ConfigError(f"task {task_name!r} does not use a scorer model; drop --scorer-model")
     scorer_spec = (scorer_spec or DEFAULT_MODEL) if entry.uses_scorer else None
     scorer = open_model(scorer_spec, budget=budget, cache_policy="deterministic") if scorer_spec else None
-    task = entry.build(options, scorer=scorer, seed=seed)
+    judge = None
+    if entry.wants_judge(options):  # its own model, or the scorer (one model loaded, one cache)
+        judge_spec = options.get("judge_model")
+        judge = (
+            scorer
+            if judge_spec in (None, scorer_spec)
+            else open_model(judge_spec, budget=budget, cache_policy="deterministic")
+        )
+    elif options.get("judge_model") is not None:
+        raise ConfigError("--judge-model needs a judge: --judge rubric|pairwise (or --metric judge)")
+    task = entry.build(options, scorer=scorer, seed=seed, judge=judge)
     names = {"exemplars": "num_exemplars"}
     opro = OPRO(seed=seed, **{names.get(k, k): _merge(flags[k], cfg, k) for k in _OPRO_FLAGS})
     opro.params(task)  # validate before anything is written
@@ -153,8 +232,9 @@ def _start(
     optimizer = open_model(
         opt_spec, budget=budget, cache_policy="all", **_structured_option(flags, cfg, opt_spec)
     )
+    budget.check_priced(_models_called(task, optimizer, scorer, judge), how=PRICE_HINT)  # before any write
     run_config = opro.run_config(
-        task, optimizer, optimizer_model=opt_spec, scorer_model=scorer_spec, budget=budget.limits()
+        task, optimizer, optimizer_model=opt_spec, scorer_model=scorer_spec, budget=budget.config()
     )
     run = Run.create(flags["run_dir"] or _default_run_dir(task_name), run_config, overwrite=overwrite)
     return opro, task, optimizer, run
@@ -181,6 +261,14 @@ def _continue(
         scorer=flags["scorer_model"],
         budget=budget if budget.has_limits() else None,  # no budget flag: the run's limits
     )
+    try:  # the run's recorded prices, under those given now; then every model must have one
+        recorded = Budget.from_limits(r.config.get("budget"))
+        r.budget.prices = {**recorded.prices, **budget.user_prices()}
+        r.budget.free_schemes = recorded.free_schemes | budget.free_schemes
+        r.budget.check_priced(_models_called(r.task, r.llm), how=PRICE_HINT)
+    except PromptoptError:
+        r.run.close()
+        raise
     err_console().print(f"resuming {r.run.path} ({len(r.run.records)} journal records)")
     return r.opro, r.task, r.llm, r.run
 
@@ -200,7 +288,52 @@ _OPRO_FLAGS = (
 _TASK_FLAGS = (
     *("n", "w_true", "b_true"),
     *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter", "scoring"),
+    *("target_field", "metric", "judge", "judge_model", "topic", "answer_type", "val_top_k", "split_seed"),
 )
+
+
+def _own_data_options(flags: dict[str, Any]) -> dict[str, Any]:
+    """The own-data flags that need more than passing through: several ``--input-field`` (repeated
+    or comma-separated), ``@FILE`` texts, split sizes as counts or fractions, ``--initial`` lists."""
+    from promptopt.tasks.instructions.datasets import read_text_option
+
+    out: dict[str, Any] = {}
+    fields = [f.strip() for v in flags["input_field"] or [] for f in v.split(",") if f.strip()]
+    if fields:
+        out["input_field"] = fields[0] if len(fields) == 1 else fields
+    for key, what in (("template", "--template"), ("system_prompt", "--system-prompt")):
+        text = read_text_option(flags[key], what)
+        if text is not None:
+            out[key] = text
+    for key in ("train", "val", "test"):
+        if flags[key] is not None:
+            out[key] = _count_or_fraction(f"--{key}", flags[key])
+    if flags["initial"]:
+        out["initial"] = list(flags["initial"])
+    if flags["scorer_max_tokens"] is not None:
+        out["max_tokens"] = positive("--scorer-max-tokens", flags["scorer_max_tokens"])
+    if flags["keep_answers"] is False:
+        out["keep_answers"] = False
+    return out
+
+
+def _count_or_fraction(flag: str, value: str) -> int | float:
+    """``10`` (a count) or ``0.5`` / ``50%`` (a fraction of the rows), else one clear error."""
+    text = value.strip()
+    try:
+        if text.endswith("%"):
+            number: int | float = float(text[:-1]) / 100.0
+        elif text.isdigit():
+            number = int(text)
+        else:
+            number = float(text)
+    except ValueError:
+        raise ConfigError(f"{flag} takes a count (10) or a fraction (0.5 or 50%), got {value!r}") from None
+    if isinstance(number, float) and not 0.0 < number < 1.0:
+        raise ConfigError(f"{flag} as a fraction must be between 0 and 1, got {value!r}")
+    if isinstance(number, int) and number < 0:
+        raise ConfigError(f"{flag} must be >= 0, got {value!r}")
+    return number
 
 
 def _structured_option(flags: dict[str, Any], cfg: dict[str, Any], spec: str) -> dict[str, Any]:
@@ -220,6 +353,10 @@ def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
     out.print(
         f"stopped: {result.stop_reason} ({result.report.get('stop_detail', '')}) after {result.steps} steps"
     )
+    note = result.report.get("budget")
+    if isinstance(note, dict):
+        for line in _budget_lines(result.stop_reason, note, result.report.get("task") is not None):
+            out.print(line)
     out.print(f"best: {result.best}")
     out.print(f"best score: {result.best_score}")
     task_report = result.report.get("task")
@@ -239,6 +376,32 @@ def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
         + (f" ({hits} optimizer requests answered from the cache)" if hits else "")
     )
     out.print(f"run directory: {run.path}")
+
+
+def _budget_lines(stop_reason: str, note: dict[str, Any], reported: bool) -> list[str]:
+    """What the budget did to the final report (``report["budget"]``, see the OPRO loop): the
+    share held back for it, and the requests the budget still refused it."""
+    hold = note.get("final_hold") if isinstance(note.get("final_hold"), dict) else None
+    refused, why = int(note.get("final_refused") or 0), note.get("final_refusal")
+    lines = []
+    if hold is not None and not hold.get("held"):
+        lines.append(
+            f"budget: the final report's projected {hold.get('calls'):,} calls / {hold.get('tokens'):,} tokens "
+            "did not fit in the budget, so nothing was held back for it"
+        )
+    stopped = "the search stopped on its budget; " if stop_reason == "budget" else ""
+    if why and not reported:
+        lines.append(f"budget: {stopped}no final report was made: {why}")
+    elif refused or why:
+        lines.append(
+            f"budget: {stopped}the budget refused {refused} request(s) of the final report ({why}); "
+            "what they would have scored is not evaluated"
+        )
+    elif stopped and hold is not None and hold.get("held"):
+        lines.append(f"budget: {stopped}the final report ran in full on the share held back for it")
+    elif stopped:
+        lines.append(f"budget: {stopped}the final report ran in full")
+    return lines
 
 
 @app.command("run")
@@ -276,31 +439,116 @@ def run_command(
     budget_calls: int | None = typer.Option(None, "--budget-calls", help="Stop before this many LLM calls."),
     budget_tokens: int | None = typer.Option(None, "--budget-tokens", help="Stop before this many tokens."),
     budget_dollars: float | None = typer.Option(None, "--budget-dollars", help="Stop before this many USD."),
+    price: list[str] = typer.Option(
+        [],
+        "--price",
+        help="USD per 1M input/output tokens of a model: MODEL=IN/OUT (repeatable; e.g. gpt-4o-mini=0.15/0.6 "
+        "or 'openai:my-model@http://host/v1=0/0'; a bare name matches any scheme and server) or "
+        '@prices.json ({"model": [in, out]}). Local, hf, vllm and fake models cost $0; with '
+        "--budget-dollars every other model needs a price.",
+    ),
     config: Path | None = typer.Option(None, "--config", help="JSON file with any of these options."),
-    n: int | None = typer.Option(None, "--n", help="[tsp] number of points."),
-    w_true: float | None = typer.Option(None, "--w-true", "--true-w", help="[linear-regression] true w."),
-    b_true: float | None = typer.Option(None, "--b-true", "--true-b", help="[linear-regression] true b."),
-    dataset: str | None = typer.Option(None, "--dataset", help="[instructions] gsm8k, bbh:<task>, ..."),
-    data_dir: str | None = typer.Option(None, "--data-dir", help="[instructions] local data directory."),
+    n: int | None = typer.Option(None, "--n", help="\\[tsp] number of points."),
+    w_true: float | None = typer.Option(None, "--w-true", "--true-w", help="\\[linear-regression] true w."),
+    b_true: float | None = typer.Option(None, "--b-true", "--true-b", help="\\[linear-regression] true b."),
+    dataset: str | None = typer.Option(
+        None,
+        "--dataset",
+        help="\\[instructions] gsm8k, bbh:<task>, multiarith, aqua, your data file (.jsonl, .json, .csv, "
+        ".tsv, .parquet, or a folder) or a Hugging Face id.",
+    ),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="\\[instructions] local data directory."),
+    input_field: list[str] = typer.Option(
+        [],
+        "--input-field",
+        help="\\[instructions] input column(s) of your data (repeatable or comma-separated; default: "
+        "input, question, prompt, instruction, query or text, whichever exists).",
+    ),
+    target_field: str | None = typer.Option(
+        None,
+        "--target-field",
+        help="\\[instructions] gold-answer column (default: target, answer, label, output, response or "
+        "completion; a file with none has no gold answers: score it with --judge).",
+    ),
+    template: str | None = typer.Option(
+        None,
+        "--template",
+        help="\\[instructions] how a row becomes the question, e.g. 'Context: {context}\\nQuestion: "
+        "{question}' (or @FILE).",
+    ),
+    system_prompt: str | None = typer.Option(
+        None,
+        "--system-prompt",
+        help="\\[instructions] a fixed base system prompt kept beside the searched instruction (or @FILE).",
+    ),
+    metric: str | None = typer.Option(
+        None,
+        "--metric",
+        help="\\[instructions] how an answer is scored: auto (default), exact, contains, regex:PATTERN, f1, "
+        "number, choice, boolean, text, judge, python:module:function.",
+    ),
+    judge: str | None = typer.Option(
+        None,
+        "--judge",
+        help="\\[instructions] score answers with a judge model, no gold answers needed: rubric (5-point "
+        "rubric) or pairwise (against the answer without the instruction, both orders).",
+    ),
+    judge_model: str | None = typer.Option(
+        None, "--judge-model", help="\\[instructions] model spec of the judge (default: the scorer model)."
+    ),
+    train: str | None = typer.Option(
+        None, "--train", help="\\[instructions] training examples: a count (10) or a fraction (0.5, 50%)."
+    ),
+    val: str | None = typer.Option(
+        None, "--val", help="\\[instructions] validation examples (count or fraction)."
+    ),
+    test: str | None = typer.Option(
+        None, "--test", help="\\[instructions] test examples (count or fraction)."
+    ),
+    topic: str | None = typer.Option(
+        None,
+        "--topic",
+        help="\\[instructions] what the problems are, for the meta-prompt ('solve TOPIC problems').",
+    ),
+    answer_type: str | None = typer.Option(
+        None, "--answer-type", help="\\[instructions] number, choice, boolean or text (default: guessed)."
+    ),
+    initial: list[str] = typer.Option(
+        [], "--initial", help="\\[instructions] starting instruction (repeatable; '' is no instruction)."
+    ),
+    scorer_max_tokens: int | None = typer.Option(
+        None, "--scorer-max-tokens", help="\\[instructions] max tokens of each scorer answer (400)."
+    ),
+    val_top_k: int | None = typer.Option(
+        None, "--val-top-k", help="\\[instructions] best instructions compared on validation at the end (5)."
+    ),
+    split_seed: int | None = typer.Option(
+        None, "--split-seed", help="\\[instructions] seed of the data split (default: --seed)."
+    ),
+    keep_answers: bool | None = typer.Option(
+        None,
+        "--keep-answers/--no-keep-answers",
+        help="\\[instructions] keep every answer with its score and feedback in RUN_DIR/answers.jsonl (on).",
+    ),
     position: str | None = typer.Option(
-        None, "--position", help="[instructions] Q_begin, Q_end, A_begin, system."
+        None, "--position", help="\\[instructions] Q_begin, Q_end, A_begin, system."
     ),
     train_ratio: float | None = typer.Option(
-        None, "--train-ratio", help="[instructions] share used for search."
+        None, "--train-ratio", help="\\[instructions] share used for search (benchmarks)."
     ),
     meta_prompt: str | None = typer.Option(
-        None, "--meta-prompt", help="[instructions] chat (<INS> tags) or bracket (text-bison [...])."
+        None, "--meta-prompt", help="\\[instructions] chat (<INS> tags) or bracket (text-bison [...])."
     ),
     rewriter: str | None = typer.Option(
         None,
         "--rewriter",
-        help="[instructions] BPO rewriter folder or HF id: every question is rewritten first, so the "
+        help="\\[instructions] BPO rewriter folder or HF id: every question is rewritten first, so the "
         "instruction is found for the prompts `promptopt serve --rewriter` sends.",
     ),
     scoring: str | None = typer.Option(
         None,
         "--scoring",
-        help="[instructions] full (every candidate on every training example) or racing (stop a "
+        help="\\[instructions] full (every candidate on every training example) or racing (stop a "
         "candidate once it cannot reach the validation shortlist, so the final pick is the one full "
         "scoring makes; tune with --task-option race_delta=0.1, race_first=10, race_growth=1.5, "
         "race_target=shortlist|best, best: race against the best so far, more savings, the pick may "
@@ -330,9 +578,13 @@ def run_command(
     for name, value in (("--steps", steps), ("--per-step", per_step), ("--max-tokens", max_tokens)):
         positive(name, value)
     positive("--patience", patience)
-    budget = _budget(cfg, budget_calls, budget_tokens, budget_dollars)
+    budget = _budget(cfg, budget_calls, budget_tokens, budget_dollars, price)
     typed = {k: flags[k] for k in _TASK_FLAGS}
-    task_opts = {**_parse_task_options(task_option), **{k: v for k, v in typed.items() if v is not None}}
+    task_opts = {
+        **_parse_task_options(task_option),
+        **{k: v for k, v in typed.items() if v is not None},
+        **_own_data_options(flags),
+    }
     if resume:
         opro, task_obj, optimizer, run = _continue(flags, task_opts, budget)
     else:

@@ -16,8 +16,17 @@ caller can retry). Any other exception is a bug and propagates. OPRO's own evalu
 failed call and stops on a persistent failure, so its scores never have a gap; here a failure
 that outlasts the backend's retries is recorded and scored as wrong instead of ending the run.
 
+Metrics: every answer is scored by a :class:`~promptopt.evaluators.metrics.Metric` (the user's
+function, a built-in rule, or a judge), as one batch per call so a judge's requests go out
+concurrently. A score is a value in [0, 1]; ``accuracy`` is 100 × the mean value over all examples
+(for 0/1 rules, the paper's accuracy). A metric that compares against the answer *without* the
+instruction (``needs_baseline``: the pairwise judge) gets those answers from the same batch of
+scorer requests (the empty instruction, cached like any other). A score with ``error`` (a judge call
+that failed) counts as a failed request, like a scorer failure. The default metric is ``auto``:
+the built-in grader for the example's answer kind.
+
 Reusable by benches: :func:`aevaluate_many` / :func:`evaluate` need only an LLM, examples with
-``input`` / ``target`` and a grader ``(response, example) -> Graded``.
+``input`` / ``target`` and a metric (or the older grader ``(response, example) -> Graded``).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from promptopt.evaluators.answers import AnswerKind, Graded, grade
+from promptopt.evaluators.metrics.base import Metric, MetricItem, Score, SyncMetric, ascore_items
 from promptopt.llm.base import LLM, Completion, LLMError, Message, Request, raise_if_unreachable, run_sync
 from promptopt.prompting import apply_instruction, check_position
 
@@ -39,7 +49,7 @@ class ExampleLike(Protocol):
     @property
     def input(self) -> str: ...
     @property
-    def target(self) -> str: ...
+    def target(self) -> str | None: ...
     @property
     def kind(self) -> AnswerKind: ...
     @property
@@ -56,7 +66,7 @@ def grade_example(response: str, example: ExampleLike) -> Graded:
     its input as the question (a yes/no answer may restate the question instead of saying yes)."""
     return grade(
         response,
-        example.target,
+        example.target or "",
         example.kind,
         options=example.options,
         accepted=example.accepted,
@@ -64,9 +74,27 @@ def grade_example(response: str, example: ExampleLike) -> Graded:
     )
 
 
+def grader_metric(grader: Grader, name: str = "grader") -> Metric:
+    """An older ``(response, example) -> Graded`` grader as a metric (1 right, 0 wrong)."""
+
+    def score(example: Any, answer: str) -> Score:
+        g = grader(answer, example)
+        return Score(1.0 if g.correct else 0.0, prediction=g.prediction)
+
+    return SyncMetric(name, score)
+
+
+def default_metric() -> Metric:
+    """``auto``: the built-in grader for each example's answer kind (today's behaviour)."""
+    from promptopt.evaluators.metrics.registry import resolve_metric
+
+    return resolve_metric("auto")
+
+
 @dataclass(frozen=True)
 class ExampleRecord:
-    """One example's outcome. ``correct`` is None when the request failed (``error`` says why)."""
+    """One example's outcome. ``correct`` is None when the request failed (``error`` says why);
+    ``value`` is the metric's value in [0, 1] (None when failed), ``feedback`` its reason."""
 
     example_id: str
     correct: bool | None
@@ -74,6 +102,15 @@ class ExampleRecord:
     response: str | None = None
     error: str | None = None
     cached: bool = False
+    value: float | None = None
+    feedback: str | None = None
+
+    @property
+    def score(self) -> float:
+        """The value counted in the mean: a failed request counts 0 (see the module docstring)."""
+        if self.value is not None:
+            return self.value
+        return 1.0 if self.correct else 0.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +130,11 @@ class Evaluation:
     @property
     def answered(self) -> int:
         return self.total - self.failed
+
+    @property
+    def value_sum(self) -> float:
+        """The sum of the per-example values (failed ones count 0): ``accuracy`` × total / 100."""
+        return sum(r.score for r in self.records)
 
     @property
     def coverage(self) -> float:
@@ -153,29 +195,32 @@ def build_request(
     )
 
 
-def _evaluation(
-    instruction: str,
-    position: str,
-    examples: Sequence[ExampleLike],
-    results: Sequence[Any],
-    grader: Grader,
-) -> Evaluation:
-    records = []
-    for ex, res in zip(examples, results, strict=True):
-        if isinstance(res, LLMError):
-            msg = f"{type(res).__name__}: {' '.join(str(res).split())[:200]}"
-            records.append(ExampleRecord(ex.id, None, error=msg))
-            continue
-        assert isinstance(res, Completion)
-        text = res.text
-        graded = grader(text, ex)
-        records.append(ExampleRecord(ex.id, graded.correct, graded.prediction, text, cached=res.cached))
-    return _from_records(instruction, position, records)
+def _failed_record(example: Any, error: BaseException | str) -> ExampleRecord:
+    if isinstance(error, BaseException):
+        error = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+    return ExampleRecord(example.id, None, error=error)
+
+
+def _scored_record(example: Any, completion: Completion, score: Score) -> ExampleRecord:
+    if score.error is not None:
+        return ExampleRecord(
+            example.id, None, response=completion.text, error=score.error, cached=completion.cached
+        )
+    return ExampleRecord(
+        example.id,
+        score.correct,
+        score.prediction,
+        completion.text,
+        cached=completion.cached,
+        value=score.value,
+        feedback=score.feedback,
+    )
 
 
 def _from_records(instruction: str, position: str, records: Sequence[ExampleRecord]) -> Evaluation:
     failed = sum(r.correct is None for r in records)
     correct = sum(r.correct is True for r in records)
+    total_value = sum(r.score for r in records if r.correct is not None)
     if failed == len(records):
         first_error = next((r.error for r in records if r.error), None)
         error = (
@@ -184,7 +229,13 @@ def _from_records(instruction: str, position: str, records: Sequence[ExampleReco
         return Evaluation(instruction, position, None, 0, len(records), failed, tuple(records), error)
     # Every example is in the denominator: a failed request is a wrong answer (see module doc).
     return Evaluation(
-        instruction, position, 100.0 * correct / len(records), correct, len(records), failed, tuple(records)
+        instruction,
+        position,
+        100.0 * total_value / len(records),
+        correct,
+        len(records),
+        failed,
+        tuple(records),
     )
 
 
@@ -206,30 +257,67 @@ async def aevaluate_many(
     examples: Sequence[ExampleLike],
     *,
     position: str = "Q_begin",
-    grader: Grader = grade_example,
+    grader: Grader | None = None,
+    metric: Metric | None = None,
     max_tokens: int = 400,
     seed: int | None = 0,
     system: str | None = None,
 ) -> list[Evaluation]:
-    """Evaluate several instructions on the same examples in one concurrent batch.
+    """Evaluate several instructions on the same examples in one concurrent batch of scorer
+    requests, then one batch of metric calls.
 
-    Duplicate instructions are sent once. Returns one :class:`Evaluation` per instruction, in
-    order.
+    Duplicate instructions are sent once. ``metric`` (default ``auto``, or ``grader`` for the older
+    grader form) scores every answer; one that ``needs_baseline`` also gets the answer without the
+    instruction (asked in the same batch). Returns one :class:`Evaluation` per instruction, in order.
     """
     check_position(position)
+    if metric is None:
+        metric = grader_metric(grader) if grader is not None else default_metric()
     unique = list(dict.fromkeys(instructions))
+    asked = unique + ([""] if getattr(metric, "needs_baseline", False) and "" not in unique else [])
     requests = [
         build_request(ex, ins, position, max_tokens=max_tokens, seed=seed, system=system)
-        for ins in unique
+        for ins in asked
         for ex in examples
     ]
     results = await llm.agenerate(requests, return_exceptions=True) if requests else []
     raise_if_unreachable(results)
-    by_instruction: dict[str, Evaluation] = {}
     n = len(examples)
-    for k, ins in enumerate(unique):
-        by_instruction[ins] = _evaluation(ins, position, examples, results[k * n : (k + 1) * n], grader)
+    answers = {ins: results[k * n : (k + 1) * n] for k, ins in enumerate(asked)}
+    baseline = answers.get("")
+    items: list[MetricItem] = []
+    where: list[tuple[str, int]] = []
+    for ins in unique:
+        for j, (ex, res) in enumerate(zip(examples, answers[ins], strict=True)):
+            if isinstance(res, Completion):
+                base = baseline[j] if baseline is not None else None
+                if getattr(metric, "needs_baseline", False) and not isinstance(base, Completion):
+                    continue  # the baseline answer failed: this example cannot be compared
+                items.append(MetricItem(ex, res.text, base.text if isinstance(base, Completion) else None))
+                where.append((ins, j))
+    scores = dict(zip(where, await ascore_items(metric, items), strict=True))
+    by_instruction: dict[str, Evaluation] = {}
+    for ins in unique:
+        records = []
+        for j, (ex, res) in enumerate(zip(examples, answers[ins], strict=True)):
+            if isinstance(res, LLMError):
+                records.append(_failed_record(ex, res))
+            elif not isinstance(res, Completion):  # not a model failure: a bug, never a score
+                raise res if isinstance(res, BaseException) else TypeError(f"unexpected result {res!r}")
+            elif (ins, j) not in scores:
+                base = baseline[j] if baseline is not None else None
+                records.append(_failed_record(ex, f"baseline answer failed: {_error_text(base)}"))
+            else:
+                assert isinstance(res, Completion)
+                records.append(_scored_record(ex, res, scores[(ins, j)]))
+        by_instruction[ins] = _from_records(ins, position, records)
     return [by_instruction[ins] for ins in instructions]
+
+
+def _error_text(res: Any) -> str:
+    if isinstance(res, BaseException):
+        return f"{type(res).__name__}: {' '.join(str(res).split())[:200]}"
+    return "no answer"
 
 
 async def aevaluate(

@@ -139,6 +139,14 @@ def upper_bound(correct: int, n: int, total: int, alpha: float) -> float:
     return lo / total if total else 0.0
 
 
+def _successes(parts: Sequence[Evaluation]) -> int:
+    """The count the hypergeometric bound is computed on: the number right for a 0/1 metric; for
+    a graded one (a judge's 0.8) the sum of values rounded up. The exact bound is for 0/1 values;
+    for graded ones this is an approximation that leans towards keeping a candidate (rounding up
+    only raises its bound)."""
+    return math.ceil(sum(p.value_sum for p in parts) - 1e-9)
+
+
 @dataclass(frozen=True)
 class RaceOutcome:
     """One candidate's race. ``evaluation`` covers the examples it was scored on (in race order);
@@ -191,7 +199,7 @@ async def arace(
         evals = await evaluate(list(alive), examples[done_n:n])
         for ins, ev in zip(list(alive), evals, strict=True):
             parts[ins].append(ev)
-            correct = sum(p.correct for p in parts[ins])
+            correct = _successes(parts[ins])
             history[ins].append((n, correct))
             bounds[ins] = 100.0 * upper_bound(correct, n, total, alpha)
             ceiling = max(bounds[ins], 100.0 * correct / n)

@@ -70,6 +70,8 @@ class ServedInstruction:
 
     text: str | None
     position: str
+    #: the base system prompt the instruction was found with (from --instruction-from), if any
+    system_prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ class ServeConfig:
                 f"note: this instruction was found on prompts rewritten by {found.rewriter}; add "
                 f"--rewriter {found.rewriter} to deploy it as it was scored"
             )
-        return ServedInstruction(text, where)
+        system = found.system_prompt if found is not None else None
+        return ServedInstruction(text, where, system)
 
     def load_rewriter(self, notify: Notify = _silent) -> tuple[Any, Any]:
         """(settings, loaded rewriter), both None without ``rewriter``; loaded now so that a bad
@@ -223,7 +226,12 @@ class ServeConfig:
             if loaded is None and served.text is None:
                 return llm
             return AlignedLLM(
-                llm, rewriter=loaded, instruction=served.text, position=served.position, settings=settings
+                llm,
+                rewriter=loaded,
+                instruction=served.text,
+                position=served.position,
+                settings=settings,
+                system_prompt=served.system_prompt,
             )
 
         if self.forward_auth:

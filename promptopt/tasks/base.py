@@ -224,7 +224,7 @@ class TaskEntry:
     def check(self, options: Mapping[str, Any]) -> dict[str, inspect.Parameter]:
         """Refuse options the factory does not take (before anything expensive is built)."""
         params = self.parameters()
-        unknown = sorted(set(options) - set(params) - {"scorer"})
+        unknown = sorted(set(options) - set(params) - {"scorer", "judge_llm"})
         if unknown:
             known = ", ".join(p for p in params if p != "scorer") or "none"
             raise ConfigError(
@@ -232,14 +232,38 @@ class TaskEntry:
             )
         if "scorer" in options:
             raise ConfigError("the scorer is not a task option; give the scorer model separately")
+        if "judge_llm" in options:
+            raise ConfigError("the judge is not a task option; give the judge model separately (judge_model)")
         return params
 
-    def build(self, options: Mapping[str, Any], *, scorer: Any = None, seed: int | None = None) -> Task:
+    @property
+    def uses_judge(self) -> bool:
+        """Whether the task can score through a judge model (its factory takes ``judge_llm``)."""
+        return "judge_llm" in self.parameters()
+
+    def wants_judge(self, options: Mapping[str, Any]) -> bool:
+        """Whether ``options`` ask to score with a judge model (``judge=...`` or a ``judge``
+        metric), so the caller opens one (under the run's budget and cache) and passes it."""
+        if not self.uses_judge:
+            return False
+        metric = options.get("metric")
+        return options.get("judge") is not None or (
+            isinstance(metric, str) and metric.split(":")[0] == "judge"
+        )
+
+    def build(
+        self, options: Mapping[str, Any], *, scorer: Any = None, seed: int | None = None, judge: Any = None
+    ) -> Task:
         """The task built from ``options`` (strings converted to the declared types, see
         :func:`convert_option`). ``scorer`` (an LLM) is passed when the factory takes one;
-        ``seed`` when it takes one and ``options`` does not set it."""
+        ``seed`` when it takes one and ``options`` does not set it; ``judge`` (an LLM) as
+        ``judge_llm`` when given."""
         params = self.check(options)
         kwargs = {k: convert_option(k, v, params[k]) for k, v in options.items()}
+        if judge is not None:
+            if not self.uses_judge:
+                raise ConfigError(f"task {self.name!r} does not score with a judge model")
+            kwargs["judge_llm"] = judge
         if "seed" in params and "seed" not in kwargs and seed is not None:
             kwargs["seed"] = seed
         if scorer is not None:
@@ -433,6 +457,26 @@ def report_section(task: Any, report: Mapping[str, Any], search: Mapping[str, An
         if not (isinstance(v, list | dict) and len(text) > 300):
             lines.append(f"- **{k}**: {text}")
     return lines
+
+
+def answers_section(task: Any, run_dir: Path, report: Mapping[str, Any]) -> list[str]:
+    """Markdown lines about the run's kept answers (the task's ``answers_section`` hook: e.g. the
+    best candidate's failures next to the baseline's), ``[]`` without one."""
+    hook = getattr(report_hooks(task), "answers_section", None)
+    if not callable(hook):
+        return []
+    try:
+        return list(hook(Path(run_dir), dict(report)))
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
+def bind_task_run(task: Any, run: Any) -> None:
+    """Hand the run to the task's ``bind_run`` hook (where it keeps per-example answers), when it
+    has one and there is a run directory."""
+    bind = getattr(task, "bind_run", None)
+    if run is not None and callable(bind):
+        bind(run)
 
 
 def task_plots(

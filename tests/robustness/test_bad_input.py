@@ -161,7 +161,7 @@ CASES: dict[str, tuple[Argv, str]] = {
     # datasets for instruction search
     "jsonl-malformed": (lambda f: opro(f, dataset="malformed.jsonl"), "not valid json"),
     "jsonl-row-not-object": (lambda f: opro(f, dataset="not_object.jsonl"), "not a json object"),
-    "jsonl-missing-target": (lambda f: opro(f, dataset="no_target.jsonl"), "no column 'target'"),
+    "jsonl-missing-target": (lambda f: opro(f, dataset="no_target.jsonl"), "no gold answers"),
     "jsonl-missing-input": (lambda f: opro(f, dataset="no_input.jsonl"), "no column 'input'"),
     "jsonl-null-fields": (lambda f: opro(f, dataset="null_fields.jsonl"), "input"),
     "jsonl-empty-file": (lambda f: opro(f, dataset="empty.jsonl"), "holds no records"),

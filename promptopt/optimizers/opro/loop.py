@@ -7,7 +7,13 @@ when the task asks for it (``max_reasks``), asks again for the missing ones — 
 ``max_reasks`` extra rounds, same meta-prompt, following indices — so that a step scores
 ``per_step`` proposals when the model can give them. Every proposal, kept or dropped, is recorded
 as a ``trial``; ``step_done`` commits the step. A step refused by the budget or cut off from the
-server is recorded as ``step_aborted`` and redone on resume.
+server is recorded as ``step_aborted`` and redone on resume; so is a step in which the budget
+refused any scoring request (a score with refused answers would be a wrong score, kept forever).
+
+Budget hold: with limits, the final report's projected cost (the task's ``cost_projection(n,
+part="final")`` hook) is held from the start (after a resume restores the spent usage) and released
+before the final report, so a budget stop leaves enough for it; ``report["budget"]`` says what was
+held and how many final-report requests the budget still refused.
 
 Requests (under the task's proposal shape when ``constrained``) and the re-ask bookkeeping are in
 ``proposals.py``, the journal records in ``history.py``, the final report in ``stats.py``.
@@ -31,7 +37,7 @@ from promptopt.llm.base import (
     LLMError,
     raise_if_unreachable,
 )
-from promptopt.llm.budget import Budget
+from promptopt.llm.budget import Budget, hold_projected
 from promptopt.optimizers.base import (
     LoopState,
     ProgressEvent,
@@ -61,6 +67,7 @@ from promptopt.tasks.base import (
     Rejected,
     Scored,
     Task,
+    bind_task_run,
     restore_task,
     task_optimum,
 )
@@ -90,6 +97,8 @@ class Loop:
         if done.usage:
             budget.restore(done.usage)
         restore_task(task, self.hist.trials)  # scoring that depends on the run so far (racing)
+        bind_task_run(task, run)  # where the task keeps per-example answers (answers.jsonl)
+        self.hold = self._hold_final_report()  # after restore: the hold comes on top of what was spent
         self.candidates: dict[str, Candidate] = {}  # canonical text → candidate (final report)
         if self.hist.trials:  # initial candidates are redrawn (same RNG); proposals are re-parsed
             for c in task.initial_candidates(step_rng(self.seed, 0)):
@@ -105,6 +114,8 @@ class Loop:
                 await self._step(self.hist.step + 1)
         except Aborted as exc:
             stop = (exc.reason, exc.detail)
+        finally:
+            self.budget.release()  # the final report gets what was held for it (never left behind)
         return await self._finish(*stop)
 
     async def _initial_step(self) -> None:
@@ -167,6 +178,7 @@ class Loop:
     async def _score(self, cands: list[Candidate], step: int, answers: dict[int, Any]) -> list[Scored]:
         if not cands:
             return []
+        refused = self.budget.refused
         try:
             scores = await self.task.ascore(cands)
         except BudgetExceededError as exc:
@@ -174,6 +186,8 @@ class Loop:
         except (LLMConnectionError, LLMAuthError) as exc:
             self._record_abort(step, "unreachable", str(exc), answers)
             raise
+        if self.budget.refused > refused:  # refused answers would score as wrong: redo the step
+            self._abort(step, "budget", self.budget.last_refusal or "budget used up", answers)
         if len(scores) != len(cands):
             raise ConfigError(
                 f"task {self.task.name!r} returned {len(scores)} scores for {len(cands)} candidates"
@@ -221,17 +235,44 @@ class Loop:
         raws = {i: r.text for i, r in answers.items() if isinstance(r, Completion)}
         self._record(step_aborted_record(step, reason, detail, raws, self.budget.snapshot()))
 
+    def _hold_final_report(self) -> dict[str, Any] | None:
+        """Hold the final report's projected cost (see the module docstring)."""
+        hook = getattr(self.task, "cost_projection", None)
+        if not self.budget.has_limits() or not callable(hook):
+            return None
+        n = len(self.task.initial_candidates(step_rng(self.seed, 0))) + self.p["steps"] * self.p["per_step"]
+        return hold_projected(self.budget, hook(n, part="final"), "the final report")
+
     # -- results
-    def _write_result(self, code: str, detail: str, task_report: dict[str, Any] | None = None) -> Result:
+    def _write_result(
+        self,
+        code: str,
+        detail: str,
+        task_report: dict[str, Any] | None = None,
+        budget: dict[str, Any] | None = None,
+    ) -> Result:
         optimum = task_optimum(self.task)
         result = make_result(self.hist, code, detail, self.budget.snapshot(), optimum, task_report)
+        if budget is not None:  # the hold, and what the budget still refused the final report
+            result.report["budget"] = budget
         if self.run is not None:
             params = {**self.p, "structured_output": self.structured_output}
             self.run.write_result(result_json(result, self.task.name, self.task.direction, params))
         return result
 
     async def _finish(self, code: str, detail: str) -> Result:
-        report = await final_report(self.task, self.hist, self.candidates)
+        refused, error, note = self.budget.refused, None, None
+        try:
+            report = await final_report(self.task, self.hist, self.candidates)
+        except BudgetExceededError as exc:  # a judge raises it: no report, but the reason
+            report, error = None, str(exc)
+        if self.budget.has_limits():
+            n = self.budget.refused - refused
+            note = {
+                "final_hold": self.hold,
+                "final_refused": n,
+                "final_refusal": error or (n and self.budget.last_refusal) or None,
+            }
         steps = max(self.hist.step, 0)
         self._record({"event": "run_finished", "stop_reason": code, "detail": detail, "steps": steps})
-        return self._write_result(code, detail, report)
+        return self._write_result(code, detail, report, note)

@@ -355,11 +355,16 @@ def _rebuild_task(cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budg
     if not name:
         raise RunDirError("the run's config.json names no task")
     entry = get_task_entry(str(name))
+    options = dict(cfg.get("task_config") or {})
     scorer_llm = None
     if entry.uses_scorer:
         spec = scorer if scorer is not None else cfg.get("scorer_model") or DEFAULT_SCORER
         scorer_llm = open_llm(spec, budget, cache_policy="deterministic") if isinstance(spec, str) else spec
+    judge_llm = None
+    if entry.wants_judge(options):  # the judge model the run used: its own spec, else the scorer
+        judge_spec = options.get("judge_model")
+        judge_llm = (
+            scorer_llm if judge_spec is None else open_llm(judge_spec, budget, cache_policy="deterministic")
+        )
     seed = cfg.get("seed")
-    return entry.build(
-        dict(cfg.get("task_config") or {}), scorer=scorer_llm, seed=None if seed is None else int(seed)
-    )
+    return entry.build(options, scorer=scorer_llm, seed=None if seed is None else int(seed), judge=judge_llm)

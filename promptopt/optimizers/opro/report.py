@@ -22,8 +22,8 @@ from promptopt.optimizers.base import Trial
 from promptopt.optimizers.opro.history import history_from_records
 from promptopt.records import read_json_object
 from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE, atomic_write_text, read_journal
+from promptopt.tasks.base import answers_section, pyplot, report_section, task_plots
 from promptopt.tasks.base import number as _num
-from promptopt.tasks.base import pyplot, report_section, task_plots
 
 REPORT_FILE = "report.md"
 
@@ -145,6 +145,9 @@ def write_report(run_dir: str | Path) -> list[Path]:
         md += ["## Result", ""]
         md += report_section(task_name, task_report, search)
         md.append("")
+        failures = answers_section(task_name, d, task_report)
+        if failures:
+            md += ["## Where the reported instruction fails", "", *failures, ""]
     for title, p in plots:
         md += [f"## {title}", "", f"![{title}]({p.name})", ""]
     md += ["## Steps", "", *_step_table(records), ""]

@@ -188,12 +188,14 @@ def proposal_shape(
 def render_exemplar(style: MetaPromptStyle, tag: str, position: str, example: Example) -> str:
     """One exemplar with ``<INS>`` (``<Start>``) where the instruction goes: ``Problem:`` /
     ``Ground truth answer:`` in the chat variant, ``input:`` / ``output:`` in the bracket one
-    (the reference's labels for each)."""
+    (the reference's labels for each); an example without a gold answer shows its problem only."""
     msgs = apply_instruction([Message("user", example.input)], f"<{tag}>", position)
     if position == "system":
         shown = "\n".join(f"{m.role}: {m.content}" for m in msgs)
     else:
         shown = msgs[-1].content
+    if example.target is None:  # a prompts-only dataset (judge-scored): no answer to show
+        return f"input:\n{shown}" if style.name == "bracket" else f"Problem:\n{shown}"
     if style.name == "bracket":
         return f"input:\n{shown}\noutput:\n{example.target}"
     return f"Problem:\n{shown}\nGround truth answer:\n{example.target}"

@@ -6,9 +6,14 @@ and the markdown section of a run report. They read a finished run's ``result.js
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from promptopt.tasks.base import number, short_number
+from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, load_answers
+
+#: how many of the reported instruction's worst test answers the run report shows
+MAX_FAILURES_SHOWN = 10
 
 
 def summary(report: dict[str, Any]) -> list[str]:
@@ -19,13 +24,23 @@ def summary(report: dict[str, Any]) -> list[str]:
         f"instruction ({report.get('selected_by', 'training score')}): {report.get('instruction')!r}",
         f"dataset: {report.get('dataset')}  position: {report.get('position')}  scorer: {report.get('scorer')}",
     ]
+    if report.get("metric") not in (None, "auto"):
+        lines.append(f"metric: {report['metric']}")
+    what = "score" if report.get("metric") not in (None, "auto") else "accuracy"
+    unscored: dict[str, list[str]] = {}  # error → the rows it left without a score (one line each)
     for name, row in (report.get("test") or {}).items():
-        if isinstance(row, dict):
+        if isinstance(row, dict) and row.get("accuracy") is None and row.get("error"):
+            unscored.setdefault(str(row["error"]), []).append(str(name))
+        elif isinstance(row, dict):
             lines.append(
-                f"held-out test accuracy, {name}: {n(row.get('accuracy'))} "
-                f"({row.get('correct')}/{row.get('total')}, failed {row.get('failed')}"
+                f"held-out test {what}, {name}: {n(row.get('accuracy'))} "
+                f"({row.get('correct')}/{row.get('total')} full marks, failed {row.get('failed')}"
                 + (f", coverage {n(row['coverage'])})" if row.get("coverage") is not None else ")")
             )
+    for error, names in unscored.items():
+        lines.append(f"held-out test {what}, {', '.join(names)}: not evaluated: {error}")
+    if report.get("test_skipped"):
+        lines.append(f"held-out test: not evaluated: {report['test_skipped']}")
     lines.append(f"best minus best baseline: {n(report.get('best_minus_best_baseline'))}")
     return lines
 
@@ -55,3 +70,48 @@ def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
         "",
         *rest,
     ]
+
+
+def _cell(text: Any, limit: int = 300) -> str:
+    t = " ".join(str(text or "").split())
+    t = t if len(t) <= limit else t[:limit] + " …"
+    return t.replace("|", "\\|")
+
+
+def answers_section(run_dir: str | Path, report: dict[str, Any]) -> list[str]:
+    """Markdown: the reported instruction's worst held-out answers next to the answers without
+    an instruction, with the metric's feedback (from the run's ``answers.jsonl``). ``[]`` when the
+    run kept no answers or has no test answers for the reported instruction."""
+    path = Path(run_dir) / ANSWERS_FILE
+    instruction = report.get("instruction")
+    if not path.exists() or not isinstance(instruction, str):
+        return []
+    log = load_answers(path)
+    best = log.of("test", instruction)
+    if not best:
+        return []
+    base = log.of("test", "")
+    failures = sorted((r for r in best.values() if not r.get("correct")), key=lambda r: r.get("value") or 0.0)
+    lines = [
+        f"{len(failures)} of {len(best)} held-out answers of the reported instruction got less than full "
+        f"marks; the worst {min(len(failures), MAX_FAILURES_SHOWN)}, next to the answer without an "
+        "instruction (value, feedback, answer):",
+        "",
+    ]
+    if not failures:
+        return lines[:1]
+    lines += ["| example | reported instruction | no instruction |", "|---|---|---|"]
+    for rec in failures[:MAX_FAILURES_SHOWN]:
+        ex = log.examples.get(str(rec.get("example")), {})
+        other = base.get(str(rec.get("example")))
+        ex_text = _cell(ex.get("input", rec.get("example")), 200)
+        if ex.get("target") is not None:
+            ex_text += f" (gold: {_cell(ex['target'], 80)})"
+
+        def side(r: dict[str, Any] | None) -> str:
+            if r is None:
+                return "—"
+            return f"{number(r.get('value'))}: {_cell(r.get('feedback'), 160)} — «{_cell(r.get('answer'))}»"
+
+        lines.append(f"| {ex_text} | {side(rec)} | {side(other)} |")
+    return lines

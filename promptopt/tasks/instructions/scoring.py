@@ -38,6 +38,7 @@ from typing import Any
 
 from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
+from promptopt.evaluators.metrics.base import Metric
 from promptopt.evaluators.racing import RaceOutcome, RacingConfig, arace, example_order
 from promptopt.llm.base import LLM
 from promptopt.tasks.base import Candidate, Scored
@@ -89,8 +90,17 @@ class ScoreBook:
         strategy: str,
         racing: RacingConfig | None,
         shortlist_size: int = 1,
+        metric: Metric | None = None,
+        system: str | None = None,
+        sink: Callable[[str, Evaluation, Sequence[Example]], None] | None = None,
     ) -> None:
         self._llm = llm
+        #: scores every answer (None: ``auto``, the built-in grader per answer kind)
+        self.metric = metric
+        #: the prompt program's fixed base system prompt (None: none)
+        self.system = system
+        #: told every fresh evaluation with its split (the run's answer log), never a memoised one
+        self.sink = sink
         self.splits = splits
         self.position = position
         self.max_tokens = max_tokens
@@ -115,9 +125,16 @@ class ScoreBook:
             instructions,
             examples,
             position=self.position,
+            metric=self.metric,
             max_tokens=self.max_tokens,
             seed=SCORER_SEED,
+            system=self.system,
         )
+
+    def _tell(self, split: str, evaluations: Sequence[Evaluation], examples: Sequence[Example]) -> None:
+        if self.sink is not None:
+            for ev in evaluations:
+                self.sink(split, ev, examples)
 
     async def evaluate(
         self, split: str, examples: Sequence[Example], instructions: Sequence[str]
@@ -128,7 +145,9 @@ class ScoreBook:
         missing = [ins for ins in dict.fromkeys(instructions) if (split, ins) not in self._memo]
         fresh: dict[str, Evaluation] = {}
         if missing:
-            for ev in await self._ask(missing, examples):
+            evals = await self._ask(missing, examples)
+            self._tell(split, evals, examples)
+            for ev in evals:
                 fresh[ev.instruction] = ev
                 if ev.failed == 0:  # keep failures retryable
                     self._memo[(split, ev.instruction)] = ev
@@ -154,6 +173,7 @@ class ScoreBook:
         ordered = [train[i] for i in example_order(len(train), self.seed)]
         unique = list(dict.fromkeys(instructions))
         races = await arace(unique, ordered, self.bar(), self._ask, self.racing)
+        self._tell("train", [r.evaluation for r in races], ordered)
         return dict(zip(unique, races, strict=True))
 
     def bar(self) -> float | None:

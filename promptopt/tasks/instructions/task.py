@@ -30,11 +30,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from promptopt.errors import ConfigError
+from promptopt.evaluators.metrics.base import Metric
+from promptopt.evaluators.metrics.registry import metric_spec_of, resolve_metric
 from promptopt.evaluators.racing import RacingConfig
 from promptopt.llm.base import LLM, run_sync
 from promptopt.prompting import check_position
 from promptopt.tasks.base import Candidate, ProposalShape, Rejected, Scored, TaskDescription
-from promptopt.tasks.instructions import prompts
+from promptopt.tasks.instructions import costs, prompts
+from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, AnswerLog
 from promptopt.tasks.instructions.datasets import Dataset, Example, Splits, load_dataset, split_dataset
 from promptopt.tasks.instructions.parsing import (
     DIGIT_FREE_DATASETS,
@@ -43,13 +46,14 @@ from promptopt.tasks.instructions.parsing import (
     is_placeholder,
 )
 from promptopt.tasks.instructions.parsing import clean_instruction as _clean_instruction
+from promptopt.tasks.instructions.program import PromptProgram
 from promptopt.tasks.instructions.prompts import (
     META_PROMPT_STYLES,
     MetaPromptStyle,
     extract_instruction,
     meta_prompt_style,
 )
-from promptopt.tasks.instructions.report import report_section, summary
+from promptopt.tasks.instructions.report import answers_section, report_section, summary
 from promptopt.tasks.instructions.rewrite import rewrite_splits
 from promptopt.tasks.instructions.scoring import SCORING_STRATEGIES, ScoreBook, check_scoring, instruction_of
 from promptopt.tasks.instructions.validation import (
@@ -66,6 +70,9 @@ __all__ = [
     "SCORING_STRATEGIES", "InstructionTask", "MetaPromptStyle", "ValidationChoice", "_clean_instruction",
     "check_scoring", "create", "extract_instruction", "is_placeholder", "meta_prompt_style", "rewrite_splits",
 ]  # fmt: skip
+
+#: the judge modes of ``judge=`` / ``--judge`` (see :mod:`promptopt.evaluators.metrics.judge`)
+JUDGE_MODES: tuple[str, ...] = ("rubric", "pairwise")
 
 #: OPRO's starting instruction for GSM8K and BBH (``initial_instructions`` in the reference's
 #: opro/optimization/optimize_instructions.py).
@@ -101,10 +108,21 @@ class InstructionTask:
         reject_digits: bool | None = None,
         scoring: str = "full",
         racing: RacingConfig | None = None,
+        metric: Metric | None = None,
+        system_prompt: str | None = None,
+        program: PromptProgram | None = None,
+        keep_answers: bool = True,
     ) -> None:
         self.dataset = dataset
         self.splits = splits
-        self.position = check_position(position)
+        #: where the instruction goes and what is fixed around it (position, base system prompt)
+        self.program = program or PromptProgram(position=position, system_prompt=system_prompt)
+        self.position = check_position(self.program.position)
+        #: scores every answer (None: ``auto``, the built-in grader for each example's kind)
+        self.metric = metric
+        #: keep every answer in the run directory's ``answers.jsonl`` (see :meth:`bind_run`)
+        self.keep_answers = keep_answers
+        self._answer_log: AnswerLog | None = None
         self._scorer_spec = scorer
         self._scorer: LLM | None = scorer if scorer is not None and not isinstance(scorer, str) else None
         self.max_tokens = max_tokens
@@ -130,7 +148,22 @@ class InstructionTask:
             strategy=self.scoring,
             racing=self.racing,
             shortlist_size=val_top_k if splits.val else 1,
+            metric=metric,
+            system=self.program.system_prompt,
+            sink=self._log_answers,
         )
+
+    # -- the run's answer log
+    def bind_run(self, run: Any) -> None:
+        """Keep every answer in ``answers.jsonl`` in ``run``'s directory (the optimizer calls this
+        before scoring; nothing when ``keep_answers`` is off). Deduplicated across a resume."""
+        path = getattr(run, "path", None)
+        if self.keep_answers and path is not None:
+            self._answer_log = AnswerLog(path / ANSWERS_FILE)
+
+    def _log_answers(self, split: str, evaluation: Any, examples: Sequence[Example]) -> None:
+        if self._answer_log is not None:
+            self._answer_log.add(split, evaluation, examples)
 
     # -- scorer
     @property
@@ -215,6 +248,10 @@ class InstructionTask:
         """
         return await self._book.ascore([instruction_of(c) for c in candidates])
 
+    def score(self, candidates: Sequence[Candidate]) -> list[Scored]:
+        """Sync door to :meth:`ascore` (scripts, notebooks, tests)."""
+        return run_sync(self.ascore(candidates))
+
     def restore(self, trials: Sequence[Any]) -> None:
         """Rebuild what scoring depends on from a run's committed trials (the optimizer calls this
         before its first step; empty for a new run): the incumbent a race must beat, the stopped
@@ -226,6 +263,12 @@ class InstructionTask:
         """Training scorer requests of the candidates scored so far, next to what full scoring
         would have asked (the figure the racing benchmark compares)."""
         return self._book.stats()
+
+    def cost_projection(self, candidates: int, part: str | None = None) -> list[tuple[str, Any, int]]:
+        """(model, typical request, how many) of every scorer and judge request a run scoring
+        ``candidates`` instructions makes; ``part``: ``scorer``, ``judge`` or ``final`` (see
+        :mod:`.costs`)."""
+        return costs.cost_projection(self, candidates, part)
 
     # -- the final choice
     async def aselect_on_validation(
@@ -269,7 +312,10 @@ class InstructionTask:
             "position": self.position,
             "scorer": getattr(self.scorer, "name", ""),
             "splits": dict(self.splits.recipe),
+            "metric": getattr(self.metric, "name", "auto"),
         }
+        if self.program.system_prompt is not None or self.program.template is not None:
+            report["program"] = self.program.to_json()
         selected, selected_by = train_best, "training score"
         if len(candidates) > 1 and self.splits.val:
             choice = await aselect_on_validation(self._book, candidates, scores)
@@ -292,6 +338,7 @@ class InstructionTask:
     # -- report hooks (see promptopt.tasks.base): called on the class, from a run's files only
     summary = staticmethod(summary)
     report_section = staticmethod(report_section)
+    answers_section = staticmethod(answers_section)
 
 
 def _check_int(name: str, value: object, least: int) -> None:
@@ -312,8 +359,8 @@ def create(
     num_val: int | None = None,
     num_test: int | None = None,
     max_tokens: int = 400,
-    input_field: str = "input",
-    target_field: str = "target",
+    input_field: str | list[str] | None = None,
+    target_field: str | None = None,
     answer_type: str | None = None,
     hf_config: str | None = None,
     initial: Sequence[str] | str | None = None,
@@ -330,31 +377,52 @@ def create(
     race_growth: float = 1.5,
     split_seed: int | None = None,
     race_target: str = "shortlist",
+    metric: str | Any = None,
+    judge: str | None = None,
+    judge_model: str | None = None,
+    judge_llm: LLM | None = None,
+    template: str | None = None,
+    system_prompt: str | None = None,
+    train: int | float | None = None,
+    val: int | float | None = None,
+    test: int | float | None = None,
+    keep_answers: bool = True,
 ) -> InstructionTask:
-    """Instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id).
+    """Instruction search on a dataset: a prompt task is *dataset × prompt program × metric*.
 
-    ``data_dir`` (else ``$PROMPTOPT_DATA_DIR``) reads OPRO's data files; without it the Hub is
-    used. ``train_ratio`` defaults to 0.035 for GSM8K and 0.2 otherwise; ``num_val`` defaults
-    to the train size (two-file datasets) or 10 % of the pool; ``num_train`` / ``num_test`` cap
-    the train / test sets for quick runs. ``scorer`` is an LLM or a model spec (default
-    ``local``); ``max_tokens`` bounds each scorer answer; ``val_top_k`` is how many of the best
-    training instructions ``final_report`` compares on validation; ``topic`` names the problems in
-    the meta-prompt for user data ("solve <topic> problems"). ``meta_prompt`` picks the variant of
-    OPRO's meta-prompt (``chat``: ``<INS>`` tags; ``bracket``: the text-bison ``[...]`` style; see
-    :data:`META_PROMPT_STYLES`). Proposals longer than ``max_instruction_chars``, or containing
-    "INS", or digits when ``reject_digits`` (default: on for gsm8k and multiarith) are dropped, as
-    in OPRO. ``rewriter`` (a BPO rewriter directory or hub id, or a loaded rewriter) rewrites
-    every example's question once, in one batch, before anything is scored (``rewrite_mode``:
-    default or aggressive): the search then finds the instruction for the rewritten prompts that
-    ``AlignedLLM(llm, rewriter=..., instruction=...)`` deploys (rewrite first, then the
-    instruction). ``scoring`` is ``full`` (every candidate on every training example, the paper)
-    or ``racing`` (stop a candidate early once, at confidence ``1 - race_delta``, it cannot reach
-    the validation shortlist, ``race_target="shortlist"``, or beat the best so far, ``"best"``; first rung
-    ``race_first`` examples, each next ``race_growth`` times larger;
-    see :mod:`promptopt.evaluators.racing`). ``split_seed`` draws the train / validation / test
-    split instead of ``seed`` (repeated runs with different seeds on one fixed split, as the OPRO
-    paper's repeats are: the seeds then differ only in the search, and baselines are scored once).
-    See :mod:`promptopt.tasks.instructions.datasets`.
+    **Dataset** (:mod:`.datasets`): ``dataset`` is a built-in benchmark (gsm8k, bbh:<task>,
+    multiarith, aqua), a data file (``.jsonl``/``.json``/``.csv``/``.tsv``/``.parquet``, a folder,
+    ``jsonl:PATH``) or a Hugging Face id. ``input_field`` (one name, several, or None: found by
+    name), ``target_field`` (None: found by name; a file without one has no gold answers),
+    ``template`` (``"Context: {context}\nQuestion: {question}"`` over the row's columns).
+    ``data_dir`` (else ``$PROMPTOPT_DATA_DIR``) reads OPRO's data files; without it the Hub is used.
+    Splits: ``train`` / ``val`` / ``test`` as counts or fractions (your own data defaults to 50 % /
+    20 % / the rest); the benchmarks keep OPRO's recipe (``train_ratio`` 0.035 for GSM8K, 0.2
+    otherwise; ``num_val`` / ``num_train`` / ``num_test`` as before). ``split_seed`` draws the split
+    instead of ``seed`` (repeated runs on one fixed split, as the paper's repeats).
+
+    **Prompt program** (:mod:`.program`): ``position`` (Q_begin, Q_end, A_begin, system),
+    ``system_prompt`` (a fixed base system message kept beside the instruction), ``max_tokens`` per
+    scorer answer. ``rewriter`` (a BPO rewriter directory or hub id, or a loaded rewriter) rewrites
+    every question once before anything is scored (``rewrite_mode``: default or aggressive), so the
+    search finds the instruction ``AlignedLLM(llm, rewriter=..., instruction=...)`` deploys.
+
+    **Metric** (:mod:`promptopt.evaluators.metrics`): ``metric`` is a name (``auto`` — the built-in
+    grader per answer kind, the default —, ``exact``, ``contains``, ``regex:PATTERN``, ``f1``,
+    ``number``, ``choice``, ``boolean``, ``text``, ``judge``, ``python:module:function``) or any
+    callable ``metric(example, answer)`` returning a value in [0, 1] (or a ``Score`` with feedback).
+    ``judge`` (``rubric`` or ``pairwise``) scores answers with a judge model instead, with no gold
+    answers needed: ``judge_llm`` (an LLM) or ``judge_model`` (a spec; default: the scorer model).
+
+    **Search**: ``initial`` instructions, proposals longer than ``max_instruction_chars`` or with
+    "INS" (or digits when ``reject_digits``, default on for gsm8k and multiarith) dropped as in OPRO;
+    ``meta_prompt`` picks OPRO's variant (``chat``: ``<INS>`` tags; ``bracket``: text-bison style);
+    ``topic`` names the problems in the meta-prompt; ``val_top_k`` instructions compared on
+    validation at the end; ``scoring`` ``full`` (the paper) or ``racing`` (stop a candidate early
+    once, at confidence ``1 - race_delta``, it cannot reach the validation shortlist or, with
+    ``race_target="best"``, beat the best; first rung ``race_first`` examples, each next
+    ``race_growth`` times larger; see :mod:`promptopt.evaluators.racing`). ``keep_answers`` keeps
+    every answer with its score and feedback in the run's ``answers.jsonl``.
     """
     check_position(position)
     meta_prompt_style(meta_prompt)
@@ -364,6 +432,8 @@ def create(
         raise ConfigError("rewrite_mode applies to a rewriter; give rewriter=DIR (opro run --rewriter DIR)")
     if reject_digits is not None and not isinstance(reject_digits, bool):
         raise ConfigError(f"reject_digits must be true, false or None, got {reject_digits!r}")
+    if not isinstance(keep_answers, bool):
+        raise ConfigError(f"keep_answers must be true or false, got {keep_answers!r}")
     _check_int("max_tokens", max_tokens, 1)
     _check_int("max_instruction_chars", max_instruction_chars, 1)
     _check_int("val_top_k", val_top_k, 0)
@@ -371,6 +441,13 @@ def create(
         initial_list = list(DEFAULT_INITIAL)
     else:
         initial_list = [initial] if isinstance(initial, str) else [str(x) for x in initial]
+    metric_spec = _metric_spec(metric, judge)
+    program = PromptProgram(
+        position=position,
+        system_prompt=system_prompt,
+        template=template,
+        input_fields=_field_names(input_field),
+    )
     ds = load_dataset(
         dataset,
         data_dir=data_dir,
@@ -379,6 +456,7 @@ def create(
         answer_type=answer_type,
         hf_config=hf_config,
         topic=topic,
+        template=template,
     )
     splits = split_dataset(
         ds,
@@ -387,10 +465,15 @@ def create(
         num_train=num_train,
         num_val=num_val,
         num_test=num_test,
+        train=train,
+        val=val,
+        test=test,
     )
+    metric_obj = _build_metric(metric_spec, judge_llm=judge_llm, judge_model=judge_model, scorer=scorer)
+    _check_gold(ds, splits, metric_obj)
     if rewriter is not None:
         splits = rewrite_splits(splits, rewriter, rewrite_mode)
-    options = {
+    options: dict[str, Any] = {
         "dataset": dataset,
         "data_dir": None if data_dir is None else str(data_dir),
         "position": position,
@@ -411,7 +494,8 @@ def create(
         "meta_prompt": meta_prompt,
         "reject_digits": reject_digits,
     }
-    if scoring != "full":  # only when set: config.json of runs with full scoring stays as it was
+    # each of these only when set: config.json of runs without them stays as it was
+    if scoring != "full":
         options.update(
             scoring=scoring,
             race_delta=race_delta,
@@ -419,17 +503,28 @@ def create(
             race_growth=race_growth,
             race_target=race_target,
         )
-    if split_seed is not None:  # only when set: config.json of other runs stays as it was
+    if split_seed is not None:
         options["split_seed"] = split_seed
-    if rewriter is not None:  # only when set: config.json of runs without one stays as it was
+    if rewriter is not None:
         options["rewriter"] = (
             rewriter if isinstance(rewriter, str) else str(getattr(rewriter, "name", "rewriter"))
         )
         options["rewrite_mode"] = rewrite_mode
+    extra = {
+        "metric": _recorded_metric(metric_spec, metric_obj),
+        "judge_model": judge_model,
+        "template": template,
+        "system_prompt": system_prompt,
+        "train": train,
+        "val": val,
+        "test": test,
+    }
+    options.update({k: v for k, v in extra.items() if v is not None})
+    if not keep_answers:
+        options["keep_answers"] = False
     return InstructionTask(
         ds,
         splits,
-        position=position,
         scorer=scorer,
         max_tokens=max_tokens,
         seed=seed,
@@ -441,4 +536,90 @@ def create(
         reject_digits=reject_digits,
         scoring=scoring,
         racing=racing,
+        metric=metric_obj,
+        program=program,
+        keep_answers=keep_answers,
     )
+
+
+def _field_names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Input field names as given (one, comma-separated, or a list); () for automatic."""
+    if value is None:
+        return ()
+    parts = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def _metric_spec(metric: Any, judge: str | None) -> Any:
+    """The metric asked for: ``judge="rubric"`` is ``metric="judge:rubric"``; both at once must agree."""
+    if judge is None:
+        return metric
+    if not isinstance(judge, str) or judge not in JUDGE_MODES:
+        raise ConfigError(f"unknown judge {judge!r}; choose one of: {', '.join(JUDGE_MODES)}")
+    if metric is None or metric == "judge" or metric == f"judge:{judge}":
+        return f"judge:{judge}"
+    raise ConfigError(
+        f"judge={judge!r} scores with a judge model, but metric={metric!r} was also given; give one of them"
+    )
+
+
+#: how config.json records a metric object that cannot be re-imported (a lambda, a closure)
+UNRECORDED = "unrecorded:"
+
+
+def _recorded_metric(spec: Any, metric: Metric | None) -> str | None:
+    """The metric as config.json records it: its spec string, ``python:module:function`` for an
+    importable function, else ``unrecorded:NAME`` (a resume must pass the metric again)."""
+    if spec is None:
+        return None
+    return metric_spec_of(spec) or f"{UNRECORDED}{getattr(metric, 'name', 'metric')}"
+
+
+def _build_metric(
+    spec: Any, *, judge_llm: LLM | None, judge_model: str | None, scorer: LLM | str | None
+) -> Metric | None:
+    """The metric object (None: ``auto``, built by the scorer on first use). A judge metric gets
+    ``judge_llm``, else a model built from ``judge_model``, else the scorer (an LLM, or its spec)."""
+    if spec is None or spec == "auto":
+        return None
+    if isinstance(spec, str) and spec.startswith(UNRECORDED):
+        raise ConfigError(
+            f"this run's metric ({spec[len(UNRECORDED) :]}) was a Python object that config.json cannot "
+            "record; resume it from Python: OPRO().resume(RUN_DIR, task=make_task('instructions', ..., "
+            "metric=YOUR_METRIC))"
+        )
+    context: dict[str, Any] = {}
+    name = spec if isinstance(spec, str) else ""
+    if name == "judge" or name.startswith("judge:"):
+        context["judge_llm"] = _judge_llm(judge_llm, judge_model, scorer)
+    elif judge_llm is not None or judge_model is not None:
+        raise ConfigError(f"a judge model was given, but the metric {name or spec!r} is not a judge")
+    return resolve_metric(spec, **context)
+
+
+def _judge_llm(judge_llm: LLM | None, judge_model: str | None, scorer: LLM | str | None) -> LLM:
+    if judge_llm is not None:
+        return judge_llm
+    if judge_model is None and scorer is not None and not isinstance(scorer, str):
+        return scorer
+    from promptopt.llm.factory import build_llm
+
+    spec = judge_model or (scorer if isinstance(scorer, str) else "local")
+    return build_llm(spec, cache_policy="deterministic")
+
+
+def _check_gold(ds: Dataset, splits: Splits, metric: Metric | None) -> None:
+    """A metric that reads gold answers on data without them is refused before anything runs."""
+    needs_gold = True if metric is None else bool(getattr(metric, "needs_gold", False))
+    if not needs_gold:
+        return
+    examples = [*splits.train, *splits.val, *splits.test]
+    missing = sum(ex.target is None for ex in examples)
+    if missing:
+        name = "auto" if metric is None else metric.name
+        raise ConfigError(
+            f"dataset {ds.name} has no gold answers for {missing} of {len(examples)} examples, and the "
+            f"metric {name!r} compares with gold answers: score with a judge (--judge rubric|pairwise, "
+            "Python judge=...), use a metric of your own that needs none, or name the gold column "
+            "(--target-field NAME)"
+        )

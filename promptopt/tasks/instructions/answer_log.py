@@ -1,0 +1,177 @@
+"""The run's answer log: every candidate's answer per example, with the metric's value and feedback.
+
+Why: a score of 40 says nothing about *why* an instruction lost. The journal keeps the 0/1 bits
+(``per_example``); this file keeps what the scorer said and what the metric made of it, so a user
+(``opro report``: the best candidate's failures next to the baseline's) or a reflective optimizer can
+read the reasons. It is derived data — every answer is also in the request cache — so it is written
+plainly (appended and flushed, not fsync'd) and a torn last line is skipped on reading.
+
+Layout of ``answers.jsonl`` in the run directory, one JSON object a line:
+
+- ``{"kind": "instruction", "id": ID, "text": ...}`` once per instruction (``ID`` = the first 12 hex
+  digits of its sha256), so the answer lines do not repeat long instructions;
+- ``{"kind": "example", "id": EXAMPLE_ID, "input": ..., "target": ...}`` once per example;
+- ``{"kind": "answer", "split": "train"|"val"|"test", "instruction": ID, "example": EXAMPLE_ID,
+  "value": 0..1, "correct": bool, "prediction": ..., "feedback": ..., "answer": TEXT}`` once per
+  (split, instruction, example): deduplicated, so a re-scored or resumed candidate adds nothing.
+
+Size caps: each answer's text is cut at ``max_chars`` (default 2,000; the cut is marked), and the file
+stops growing at ``max_bytes`` (default 100 MB) with one ``{"kind": "capped"}`` line. Failed requests
+are not logged (they are retried). ``--no-keep-answers`` turns the log off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptopt.evaluators.accuracy import Evaluation
+
+ANSWERS_FILE = "answers.jsonl"
+DEFAULT_MAX_CHARS = 2000
+DEFAULT_MAX_BYTES = 100_000_000
+
+
+def instruction_id(text: str) -> str:
+    """A short stable id of an instruction (sha256, not ``hash()``: the same in every process)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f" …[{len(text) - limit} more characters]"
+
+
+class AnswerLog:
+    """Appends answers to ``answers.jsonl`` once per (split, instruction, example)."""
+
+    def __init__(
+        self, path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
+        self.path = Path(path)
+        self.max_chars = max_chars
+        self.max_bytes = max_bytes
+        self._seen: set[tuple[str, str, str]] = set()
+        self._instructions: set[str] = set()
+        self._examples: set[str] = set()
+        self._capped = False
+        self._size = 0
+        if self.path.exists():
+            self._size = self.path.stat().st_size
+            for rec in iter_records(self.path):
+                if rec.get("kind") == "instruction":
+                    self._instructions.add(str(rec.get("id")))
+                elif rec.get("kind") == "example":
+                    self._examples.add(str(rec.get("id")))
+                elif rec.get("kind") == "answer":
+                    self._seen.add(
+                        (str(rec.get("split")), str(rec.get("instruction")), str(rec.get("example")))
+                    )
+                elif rec.get("kind") == "capped":
+                    self._capped = True
+
+    def add(self, split: str, evaluation: Evaluation, examples: Sequence[Any] = ()) -> None:
+        """Log the answered examples of ``evaluation`` not logged before (``examples``, in the
+        evaluation's order, give each example's input and gold answer the first time it is seen)."""
+        if self._capped:
+            return
+        ins_id = instruction_id(evaluation.instruction)
+        head: list[dict[str, Any]] = []
+        if ins_id not in self._instructions:
+            head.append({"kind": "instruction", "id": ins_id, "text": evaluation.instruction})
+        by_id = {str(getattr(ex, "id", "")): ex for ex in examples}
+        lines: list[dict[str, Any]] = []
+        for r in evaluation.records:
+            key = (split, ins_id, r.example_id)
+            if r.correct is None or key in self._seen:
+                continue
+            ex = by_id.get(r.example_id)
+            if ex is not None and r.example_id not in self._examples:
+                target = getattr(ex, "target", None)
+                head.append(
+                    {
+                        "kind": "example",
+                        "id": r.example_id,
+                        "input": _clip(str(getattr(ex, "input", "")), self.max_chars),
+                        "target": None if target is None else _clip(str(target), self.max_chars),
+                    }
+                )
+                self._examples.add(r.example_id)
+            lines.append(
+                {
+                    "kind": "answer",
+                    "split": split,
+                    "instruction": ins_id,
+                    "example": r.example_id,
+                    "value": r.score,
+                    "correct": bool(r.correct),
+                    "prediction": r.prediction,
+                    "feedback": _clip(r.feedback, self.max_chars),
+                    "answer": _clip(r.response, self.max_chars),
+                }
+            )
+            self._seen.add(key)
+        if not lines:
+            return
+        self._instructions.add(ins_id)
+        text = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in head + lines)
+        if self._size + len(text.encode("utf-8")) > self.max_bytes:
+            text = json.dumps({"kind": "capped", "max_bytes": self.max_bytes}) + "\n"
+            self._capped = True
+        self._write(text)
+
+    def _write(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+        self._size += len(text.encode("utf-8"))
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The log's records; a line that is not a JSON object (a torn tail after a crash) is skipped."""
+    p = Path(path)
+    if not p.exists():
+        return
+    with p.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                yield rec
+
+
+@dataclass
+class Answers:
+    """A run's logged answers: instruction and example texts by id, and (split, instruction id) →
+    example id → answer record."""
+
+    instructions: dict[str, str] = field(default_factory=dict)
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    answers: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def of(self, split: str, instruction: str) -> dict[str, dict[str, Any]]:
+        """Example id → answer record of ``instruction`` on ``split`` (empty when not logged)."""
+        return self.answers.get((split, instruction_id(instruction)), {})
+
+
+def load_answers(path: str | Path) -> Answers:
+    """Everything in an answer log (see the module docstring)."""
+    out = Answers()
+    for rec in iter_records(path):
+        kind = rec.get("kind")
+        if kind == "instruction":
+            out.instructions[str(rec.get("id"))] = str(rec.get("text", ""))
+        elif kind == "example":
+            out.examples[str(rec.get("id"))] = rec
+        elif kind == "answer":
+            key = (str(rec.get("split")), str(rec.get("instruction")))
+            out.answers.setdefault(key, {})[str(rec.get("example"))] = rec
+    return out
