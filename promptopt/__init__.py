@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from promptopt.aligned import AlignedLLM  # noqa: E402
 from promptopt.errors import PromptoptError  # noqa: E402
+from promptopt.evaluators.metrics.base import Metric, MetricItem, Score  # noqa: E402
 from promptopt.llm.base import LLM, Completion, LLMError, Message, Request  # noqa: E402
 from promptopt.llm.budget import Budget  # noqa: E402
 from promptopt.llm.factory import build_llm  # noqa: E402
@@ -27,6 +28,8 @@ __all__ = [
     "Completion",
     "LLMError",
     "Message",
+    "Metric",
+    "MetricItem",
     "Optimizer",
     "PromptoptError",
     "Request",
@@ -34,6 +37,7 @@ __all__ = [
     "RewriteSettings",
     "Rewriter",
     "Run",
+    "Score",
     "Task",
     "Trial",
     "build_llm",

@@ -373,6 +373,7 @@ def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
     hits = getattr(optimizer, "hits", 0)
     out.print(
         f"usage: {u.get('calls', 0)} calls, {u.get('prompt_tokens', 0) + u.get('completion_tokens', 0)} tokens"
+        + (f", ${u['dollars']:.4f}" if u.get("dollars") else "")
         + (f" ({hits} optimizer requests answered from the cache)" if hits else "")
     )
     out.print(f"run directory: {run.path}")

@@ -116,6 +116,8 @@ def replay(records: Iterable[Mapping[str, Any]], direction: str = "min") -> Repl
             step = int(rec["step"])
             pending = [t for t in pending if t.step != step]
             out.usage = rec.get("usage") or out.usage  # calls made before the refusal count
+        elif ev == "run_finished":
+            out.usage = rec.get("usage") or out.usage  # the final report's calls count too
     nxt = out.history.step + 1
     out.partial = sorted((t for t in pending if t.step == nxt), key=lambda t: t.index)
     return out

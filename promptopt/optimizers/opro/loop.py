@@ -274,5 +274,8 @@ class Loop:
                 "final_refusal": error or (n and self.budget.last_refusal) or None,
             }
         steps = max(self.hist.step, 0)
-        self._record({"event": "run_finished", "stop_reason": code, "detail": detail, "steps": steps})
+        usage = self.budget.snapshot()  # with the final report's calls: a resumed run counts them
+        self._record(
+            {"event": "run_finished", "stop_reason": code, "detail": detail, "steps": steps, "usage": usage}
+        )
         return self._write_result(code, detail, report, note)

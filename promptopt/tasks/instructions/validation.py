@@ -84,9 +84,19 @@ async def aselect_on_validation(
     return ValidationChoice(cands[max(range(len(cands)), key=rank)], rows)
 
 
+def _mark(record: Any) -> int | float | None:
+    """One test example's outcome for the report: None failed, else the metric's value (1 / 0 for
+    a right / wrong answer, a fraction for a graded metric such as a judge's 4/5 = 0.8)."""
+    if record.correct is None:
+        return None
+    value = round(float(record.score), 4)
+    return int(value) if value in (0.0, 1.0) else value
+
+
 async def atest_report(book: ScoreBook, selected: str, train_best: str) -> dict[str, Any]:
     """The ``test``, ``best_minus_best_baseline`` and ``per_example`` entries of the final report:
-    ``selected`` as ``best``, ``train_best`` when it differs, and each baseline, all in one batch."""
+    ``selected`` as ``best``, ``train_best`` when it differs, and each baseline, all in one batch.
+    ``per_example`` holds each test example's metric value (None: failed)."""
     names = ["best"] + (["train_best"] if selected != train_best else []) + [n for n, _ in BASELINES]
     instructions = [selected] + ([train_best] if selected != train_best else []) + [i for _, i in BASELINES]
     evals = await book.evaluate("test", book.splits.test, instructions)
@@ -98,8 +108,5 @@ async def atest_report(book: ScoreBook, selected: str, train_best: str) -> dict[
         "best_minus_best_baseline": (
             None if best_acc is None or not base_scores else round(best_acc - max(base_scores), 4)
         ),
-        "per_example": {
-            name: [None if r.correct is None else int(r.correct) for r in ev.records]
-            for name, ev in by_name.items()
-        },
+        "per_example": {name: [_mark(r) for r in ev.records] for name, ev in by_name.items()},
     }
