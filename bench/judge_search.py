@@ -12,7 +12,7 @@ resumable: a rerun continues the run directory (``--resume``) and then only re-r
 The prompts file is written to a temporary folder (shared data stays in ../shared).
 
     python bench/judge_search.py                      # 0.5B target, 1.5B judge and optimizer
-    python bench/judge_search.py --rows 25 --train 6 --val 3 --test 16 --steps 2 --per-step 3
+    python bench/judge_search.py --rows 25 --train 6 --val 3 --test 10 --steps 2 --per-step 3
 
 Output: ``bench/results/judge_search.{json,md}``; the run directory under
 ``bench/results/judge_search/run`` (git-ignored answers are kept there for inspection).
@@ -61,7 +61,8 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=25)
     ap.add_argument("--train", default="6")
     ap.add_argument("--val", default="3")
-    ap.add_argument("--test", default="16")
+    ap.add_argument("--test", default="10")
+    ap.add_argument("--val-top-k", default="2")
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--per-step", type=int, default=3)
     ap.add_argument("--target", default="local")
@@ -80,7 +81,7 @@ def main() -> None:
         cmd = ["promptopt", "opro", "run", "--task", "instructions", "--dataset", str(data),
                "--judge", args.judge, "--judge-model", args.judge_model, "--scorer-model", args.target,
                "--optimizer-model", args.optimizer, "--train", args.train, "--val", args.val,
-               "--test", args.test, "--steps", str(args.steps), "--per-step", str(args.per_step),
+               "--test", args.test, "--val-top-k", args.val_top_k, "--steps", str(args.steps), "--per-step", str(args.per_step),
                "--scorer-max-tokens", str(args.answer_tokens), "--initial", "", "--seed", str(args.seed),
                "--topic", "everyday assistant", "--position", "system", "--run-dir", str(run_dir)]  # fmt: skip
         if (run_dir / "config.json").exists():

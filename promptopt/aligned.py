@@ -106,15 +106,7 @@ def with_system(request: Request, system_prompt: str) -> Request:
     msgs = list(request.messages) if request.messages is not None else [Message("user", request.prompt or "")]
     if msgs and msgs[0].role == "system":
         return request
-    return Request(
-        messages=(Message("system", system_prompt), *msgs),
-        n=request.n,
-        temperature=request.temperature,
-        top_p=request.top_p,
-        max_tokens=request.max_tokens,
-        stop=request.stop,
-        seed=request.seed,
-    )
+    return request.with_(prompt=None, messages=(Message("system", system_prompt), *msgs))
 
 
 class AlignedLLM(LLMWrapper):

@@ -381,6 +381,7 @@ def create(
     judge: str | None = None,
     judge_model: str | None = None,
     judge_llm: LLM | None = None,
+    judge_max_tokens: int | None = None,
     template: str | None = None,
     system_prompt: str | None = None,
     train: int | float | None = None,
@@ -412,7 +413,8 @@ def create(
     ``number``, ``choice``, ``boolean``, ``text``, ``judge``, ``python:module:function``) or any
     callable ``metric(example, answer)`` returning a value in [0, 1] (or a ``Score`` with feedback).
     ``judge`` (``rubric`` or ``pairwise``) scores answers with a judge model instead, with no gold
-    answers needed: ``judge_llm`` (an LLM) or ``judge_model`` (a spec; default: the scorer model).
+    answers needed: ``judge_llm`` (an LLM) or ``judge_model`` (a spec; default: the scorer model);
+    ``judge_max_tokens`` bounds each judgement (default: the judge's own, 512).
 
     **Search**: ``initial`` instructions, proposals longer than ``max_instruction_chars`` or with
     "INS" (or digits when ``reject_digits``, default on for gsm8k and multiarith) dropped as in OPRO;
@@ -469,7 +471,11 @@ def create(
         val=val,
         test=test,
     )
-    metric_obj = _build_metric(metric_spec, judge_llm=judge_llm, judge_model=judge_model, scorer=scorer)
+    if judge_max_tokens is not None:
+        _check_int("judge_max_tokens", judge_max_tokens, 1)
+    metric_obj = _build_metric(
+        metric_spec, judge_llm=judge_llm, judge_model=judge_model, scorer=scorer, max_tokens=judge_max_tokens
+    )
     _check_gold(ds, splits, metric_obj)
     if rewriter is not None:
         splits = rewrite_splits(splits, rewriter, rewrite_mode)
@@ -513,6 +519,7 @@ def create(
     extra = {
         "metric": _recorded_metric(metric_spec, metric_obj),
         "judge_model": judge_model,
+        "judge_max_tokens": judge_max_tokens,
         "template": template,
         "system_prompt": system_prompt,
         "train": train,
@@ -576,7 +583,12 @@ def _recorded_metric(spec: Any, metric: Metric | None) -> str | None:
 
 
 def _build_metric(
-    spec: Any, *, judge_llm: LLM | None, judge_model: str | None, scorer: LLM | str | None
+    spec: Any,
+    *,
+    judge_llm: LLM | None,
+    judge_model: str | None,
+    scorer: LLM | str | None,
+    max_tokens: int | None = None,
 ) -> Metric | None:
     """The metric object (None: ``auto``, built by the scorer on first use). A judge metric gets
     ``judge_llm``, else a model built from ``judge_model``, else the scorer (an LLM, or its spec)."""
@@ -592,6 +604,8 @@ def _build_metric(
     name = spec if isinstance(spec, str) else ""
     if name == "judge" or name.startswith("judge:"):
         context["judge_llm"] = _judge_llm(judge_llm, judge_model, scorer)
+        if max_tokens is not None:
+            context["max_tokens"] = max_tokens
     elif judge_llm is not None or judge_model is not None:
         raise ConfigError(f"a judge model was given, but the metric {name or spec!r} is not a judge")
     return resolve_metric(spec, **context)
