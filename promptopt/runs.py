@@ -7,6 +7,12 @@ Layout (names are a public contract)::
       journal.jsonl   append-only, one JSON object per event, flushed and fsync'd per record
       result.json     written atomically at the end and at every improvement
       STOP            create this file to end the run cleanly after the current step
+      .lock           held (an OS file lock) by the one process writing the run
+
+One writer per run directory: :class:`Run` takes an exclusive, non-blocking ``flock`` on ``.lock``
+before it writes anything (a database's rule for its files). The OS drops the lock with the process,
+so a run killed with SIGKILL never leaves a stale lock behind; a second ``opro run --resume`` on a
+running directory gets one line saying so instead of interleaving its records with the first's.
 
 The journal is a :class:`promptopt.journal.Journal` (durable appends, torn-tail repair,
 redaction, replay): every proposal and score is recorded the moment it exists, so a SIGKILL loses
@@ -43,6 +49,7 @@ __all__ = [
     "redact",
 ]
 
+LOCK_FILE = ".lock"
 CONFIG_FILE = "config.json"
 JOURNAL_FILE = "journal.jsonl"
 RESULT_FILE = "result.json"
@@ -91,10 +98,15 @@ class Run:
     Thread-safe appends: scoring may record from several threads.
     """
 
-    def __init__(self, path: Path, config: dict[str, Any]) -> None:
+    def __init__(self, path: Path, config: dict[str, Any], lock: Any = None) -> None:
         self.path = Path(path)
         self.config = config
-        self.journal = Journal(self.path / JOURNAL_FILE, error=RunDirError)
+        self._lock = lock if lock is not None else lock_run_dir(self.path)
+        try:
+            self.journal = Journal(self.path / JOURNAL_FILE, error=RunDirError)
+        except BaseException:
+            self._lock.close()
+            raise
 
     @property
     def records(self) -> list[dict[str, Any]]:
@@ -114,17 +126,20 @@ class Run:
             probe.unlink()
         except OSError as exc:
             raise RunDirError(f"cannot write to run directory {p}: {exc.strerror or exc}") from None
+        lock = lock_run_dir(p)
         journal = p / JOURNAL_FILE
         if journal.exists() and journal.stat().st_size > 0 and not overwrite:
+            lock.close()
             raise RunDirError(
-                f"{p} already holds a run; pass --resume to continue it or choose another --run-dir"
+                f"{p} already holds a run; pass --resume to continue it, --overwrite to start over, "
+                "or choose another --run-dir"
             )
         if overwrite:
             for name in (JOURNAL_FILE, RESULT_FILE, STOP_FILE):
                 with contextlib.suppress(FileNotFoundError):
                     (p / name).unlink()
         atomic_write_json(p / CONFIG_FILE, redact(config))
-        run = cls(p, redact(config))
+        run = cls(p, redact(config), lock)
         run.record({"event": "run_started", "time": time.time()})
         return run
 
@@ -133,9 +148,10 @@ class Run:
         """Reopen a run, repairing a torn journal tail. ``records`` holds what was done."""
         p = Path(path)
         config = read_run_config(p)
+        lock = lock_run_dir(p)  # before the stop file goes: it may be the running process's
         with contextlib.suppress(FileNotFoundError):
             (p / STOP_FILE).unlink()  # a stop file from the last session must not stop this one
-        run = cls(p, config)  # repairs a torn journal tail and replays the journal
+        run = cls(p, config, lock)  # repairs a torn journal tail and replays the journal
         before = len(run.records)
         run.record({"event": "run_resumed", "time": time.time(), "records_before": before})
         return run
@@ -163,13 +179,39 @@ class Run:
         return self.stop_file.exists()
 
     def close(self) -> None:
-        self.journal.close()
+        try:
+            self.journal.close()
+        finally:
+            self._lock.close()
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def lock_run_dir(path: Path) -> Any:
+    """An open file holding an exclusive ``flock`` on ``path/.lock`` (close it to release), or a
+    RunDirError when another process holds it. Where ``fcntl`` does not exist (Windows) the file is
+    opened without a lock."""
+    try:
+        fh = open(path / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the run's lifetime
+    except OSError as exc:
+        raise RunDirError(f"cannot write to run directory {path}: {exc.strerror or exc}") from None
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return fh
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise RunDirError(
+            f"{path} is in use by another promptopt process (a run is writing it); wait for it to end, "
+            f"or stop it cleanly with: touch {path / STOP_FILE}"
+        ) from None
+    return fh
 
 
 class StopFlag:

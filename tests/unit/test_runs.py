@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,37 @@ def test_read_json_object(tmp_path) -> None:
         read_json_object(listed)
     with pytest.raises(DataError, match="does not exist"):
         read_json_object(tmp_path / "none.json")
+
+
+def test_one_writer_per_run_directory(tmp_path: Path) -> None:
+    """A second process (here: a second open) cannot write a running run's directory; the lock goes
+    with the run, so a later resume works."""
+    first = Run.create(tmp_path / "r", {"task": "x"})
+    with pytest.raises(RunDirError, match="in use by another promptopt process"):
+        Run.resume(tmp_path / "r")
+    with pytest.raises(RunDirError, match="in use"):
+        Run.create(tmp_path / "r", {"task": "x"}, overwrite=True)
+    first.record({"event": "step_done", "step": 0})
+    first.close()
+    again = Run.resume(tmp_path / "r")
+    assert [r["event"] for r in again.records][:2] == ["run_started", "step_done"]
+    again.close()
+
+
+def test_a_killed_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\nfrom promptopt.runs import Run\n"
+        f"run = Run.create({str(tmp_path / 'r')!r}, {{'task': 'x'}})\nprint('ready', flush=True)\ntime.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        with pytest.raises(RunDirError, match="in use"):
+            Run.resume(tmp_path / "r")
+    finally:
+        proc.kill()  # SIGKILL: no cleanup runs in the child
+        proc.wait(timeout=10)
+    Run.resume(tmp_path / "r").close()  # the OS dropped the lock with the process

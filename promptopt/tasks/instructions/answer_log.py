@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.evaluators.accuracy import Evaluation
+from promptopt.journal import redact
 
 ANSWERS_FILE = "answers.jsonl"
 DEFAULT_MAX_CHARS = 2000
@@ -119,7 +120,8 @@ class AnswerLog:
         if not lines:
             return
         self._instructions.add(ins_id)
-        text = "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in head + lines)
+        # redacted like the journal: credentials in URLs an answer may quote never reach the disk
+        text = "".join(json.dumps(redact(x), ensure_ascii=False) + "\n" for x in head + lines)
         if self._size + len(text.encode("utf-8")) > self.max_bytes:
             text = json.dumps({"kind": "capped", "max_bytes": self.max_bytes}) + "\n"
             self._capped = True
