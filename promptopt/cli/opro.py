@@ -247,7 +247,7 @@ def _continue(
     if flags["run_dir"] is None:
         raise ConfigError("--resume needs --run-dir DIR")
     if task_opts:
-        raise ConfigError("task options cannot change on --resume")
+        _check_same_task_options(flags["run_dir"], task_opts)
     if flags["structured_output"] is not None:
         raise ConfigError(
             "--structured-output cannot change on --resume (the run's recorded mechanism is used)"
@@ -271,6 +271,52 @@ def _continue(
         raise
     err_console().print(f"resuming {r.run.path} ({len(r.run.records)} journal records)")
     return r.opro, r.task, r.llm, r.run
+
+
+_MISSING = object()
+
+
+def _check_same_task_options(run_dir: Path, given: dict[str, Any]) -> None:
+    """Task flags repeated on ``--resume`` are fine when they say what the run recorded (a script
+    that reruns its own command line); a different value is refused, naming the options."""
+    from promptopt.runs import read_run_config
+
+    cfg = read_run_config(run_dir)
+    recorded = cfg.get("task_config") if isinstance(cfg.get("task_config"), dict) else {}
+    try:
+        params = get_task_entry(str(cfg.get("task"))).parameters()
+    except PromptoptError:
+        params = {}
+    changed = []
+    for key, value in given.items():
+        old = recorded.get(key, _MISSING)
+        if old is _MISSING and key in params:  # not recorded: the factory's default was used
+            old = params[key].default
+        if not _same_option(old, value):
+            changed.append(key)
+    if changed:
+        raise ConfigError(
+            f"task options cannot change on --resume ({', '.join(sorted(changed))} differ from the run's "
+            "config.json); drop them, or start a new run with --run-dir"
+        )
+
+
+def _same_option(old: Any, new: Any) -> bool:
+    """Whether a flag's value (often a string) states the recorded one (typed in config.json)."""
+    if old == new:
+        return True
+    if isinstance(old, list | tuple) and isinstance(new, list | tuple):
+        return len(old) == len(new) and all(_same_option(a, b) for a, b in zip(old, new, strict=True))
+    if isinstance(old, list | tuple) and len(old) == 1:
+        return _same_option(old[0], new)
+    if isinstance(old, bool) or isinstance(new, bool):
+        return str(old).lower() == str(new).strip().lower()
+    if isinstance(old, int | float) and not isinstance(old, bool):
+        try:
+            return float(old) == float(new)
+        except (TypeError, ValueError):
+            return False
+    return old is not None and str(old) == str(new)
 
 
 #: flags that are OPRO parameters (also keys of a --config file)

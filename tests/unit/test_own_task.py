@@ -233,3 +233,21 @@ def test_judge_model_without_a_judge_is_one_line(tmp_path: Path, capsys: pytest.
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--judge rubric|pairwise" in err[0]
+
+
+def test_resume_accepts_the_same_task_flags_and_names_changed_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _reviews(tmp_path)
+    rd = tmp_path / "run"
+    flags = ["--dataset", str(data), "--input-field", "text", "--target-field", "label", "--metric", "exact",
+             "--train", "8", "--position", "Q_begin"]  # fmt: skip
+    main(["opro", "run", "--task", "instructions", *flags, "--scorer-model", "fake:positive",
+          "--optimizer-model", "fake:<INS>Say it.</INS>", "--steps", "1", "--per-step", "1", "--run-dir", str(rd)])  # fmt: skip
+    main(["opro", "run", "--resume", "--run-dir", str(rd), *flags])  # the same values: accepted
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(["opro", "run", "--resume", "--run-dir", str(rd), "--metric", "contains", "--train", "8"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "(metric differ" in err[0]
