@@ -32,7 +32,7 @@ def list_command() -> None:
         opts = [
             f"{opt}={default!r}" + (f" ({ann})" if ann else "")
             for opt, ann, default in entry.options()
-            if opt != "scorer"
+            if opt not in ("scorer", "judge_llm")  # models are given as --scorer-model / --judge-model
         ]
         table.add_row(name, entry.summary, "\n".join(opts) or "—")
     console().print(table)

@@ -226,7 +226,7 @@ class TaskEntry:
         params = self.parameters()
         unknown = sorted(set(options) - set(params) - {"scorer", "judge_llm"})
         if unknown:
-            known = ", ".join(p for p in params if p != "scorer") or "none"
+            known = ", ".join(p for p in params if p not in ("scorer", "judge_llm")) or "none"
             raise ConfigError(
                 f"task {self.name!r} has no option(s) {', '.join(unknown)}; its options: {known}"
             )
