@@ -80,8 +80,8 @@ class RacingConfig:
             raise ConfigError(f"race_delta must be in (0, 1), got {self.delta!r}")
         if isinstance(self.first, bool) or not isinstance(self.first, int) or self.first < 1:
             raise ConfigError(f"race_first must be a positive integer, got {self.first!r}")
-        if not (isinstance(self.growth, int | float) and float(self.growth) > 1.0):
-            raise ConfigError(f"race_growth must be > 1, got {self.growth!r}")
+        if not (isinstance(self.growth, int | float) and 1.0 < float(self.growth) <= 1000.0):
+            raise ConfigError(f"race_growth must be > 1 and at most 1000, got {self.growth!r}")
 
     def rungs(self, total: int) -> list[int]:
         """Cumulative example counts after each rung, ending with ``total``."""

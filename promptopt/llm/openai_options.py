@@ -6,6 +6,7 @@ Why apart from the backend: which options exist and where their defaults come fr
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -59,6 +60,8 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             value = kind(raw)
         except ValueError:
             raise ConfigError(f"{var}={raw!r} is not a valid {kind.__name__}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{var} must be a finite number of seconds, got {raw}")
         if value < 0 or (key != "max_retries" and value == 0):
             raise ConfigError(f"{var} must be {'>= 0' if key == 'max_retries' else '> 0'}, got {raw}")
         out[key] = value

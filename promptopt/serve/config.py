@@ -166,7 +166,7 @@ class ServeConfig:
                 raise ConfigError(f"{name} must be a positive integer, got {value}")
         if self.max_retries is not None and self.max_retries < 0:
             raise ConfigError(f"--max-retries must be >= 0, got {self.max_retries}")
-        if self.request_timeout is not None and self.request_timeout <= 0:
+        if self.request_timeout is not None and not (0 < self.request_timeout < float("inf")):
             raise ConfigError(f"--request-timeout must be > 0 seconds, got {self.request_timeout}")
         scheme = self.scheme
         if (self.backend_options() or self.forward_auth) and scheme != "openai":

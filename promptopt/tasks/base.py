@@ -54,6 +54,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import math
 import random
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -293,7 +294,10 @@ def convert_option(name: str, value: Any, param: inspect.Parameter) -> Any:
             if kind == "int":
                 return int(value)
             if kind == "float":
-                return float(value)
+                number = float(value)
+                if not math.isfinite(number):  # nan / inf reach arithmetic as silent garbage
+                    raise ConfigError(f"task option {name}={value!r} must be a finite number")
+                return number
             if kind == "bool":
                 low = value.strip().lower()
                 if low in ("1", "true", "yes", "on"):

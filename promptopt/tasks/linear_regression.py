@@ -83,8 +83,10 @@ class LinearRegressionTask:
             raise ConfigError(f"num_starting must be >= 1, got {num_starting}")
         if start_low > start_high:
             raise ConfigError(f"start_low ({start_low}) must be <= start_high ({start_high})")
-        if decimals < 0 or score_decimals < 0:
-            raise ConfigError("decimals and score_decimals must be >= 0")
+        if not (0 <= decimals <= 12 and 0 <= score_decimals <= 12):  # a float has ~15 significant digits
+            raise ConfigError(
+                f"decimals and score_decimals must be between 0 and 12, got {decimals}, {score_decimals}"
+            )
         self.w_true, self.b_true = float(w_true), float(b_true)
         self.num_points, self.num_starting = int(num_points), int(num_starting)
         self.start_low, self.start_high = int(start_low), int(start_high)
