@@ -131,8 +131,8 @@ def resolve_endpoint(rest: str, *, api_key: str | None = None, base_url: str | N
         else:
             where = "the OpenAI API" if url is None else public_url(url)
             raise LLMAuthError(
-                f"no API key for {where}: set OPENAI_API_KEY or pass api_key "
-                "(use api_key='EMPTY' for a server without authentication)"
+                f"no API key for {where}: set the OPENAI_API_KEY environment variable (Python: or pass "
+                "api_key=...); for a server without authentication set OPENAI_API_KEY=EMPTY"
             )
     secrets.append(key)
     return Endpoint(
