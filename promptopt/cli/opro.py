@@ -29,7 +29,7 @@ from promptopt.llm.budget import (
 )
 from promptopt.llm.registry import ModelSpec
 from promptopt.llm.structured import check_server_mechanism
-from promptopt.optimizers.base import Result
+from promptopt.optimizers.base import Result, open_judge
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
 from promptopt.runs import Run, StopFlag
@@ -212,16 +212,7 @@ def _start(
         raise ConfigError(f"task {task_name!r} does not use a scorer model; drop --scorer-model")
     scorer_spec = (scorer_spec or DEFAULT_MODEL) if entry.uses_scorer else None
     scorer = open_model(scorer_spec, budget=budget, cache_policy="deterministic") if scorer_spec else None
-    judge = None
-    if entry.wants_judge(options):  # its own model, or the scorer (one model loaded, one cache)
-        judge_spec = options.get("judge_model")
-        judge = (
-            scorer
-            if judge_spec in (None, scorer_spec)
-            else open_model(judge_spec, budget=budget, cache_policy="deterministic")
-        )
-    elif options.get("judge_model") is not None:
-        raise ConfigError("--judge-model needs a judge: --judge rubric|pairwise (or --metric judge)")
+    judge = open_judge(entry, options, budget, scorer=scorer, scorer_spec=scorer_spec)
     task = entry.build(options, scorer=scorer, seed=seed, judge=judge)
     names = {"exemplars": "num_exemplars"}
     opro = OPRO(seed=seed, **{names.get(k, k): _merge(flags[k], cfg, k) for k in _OPRO_FLAGS})
@@ -341,7 +332,7 @@ _TASK_FLAGS = (
 def _own_data_options(flags: dict[str, Any]) -> dict[str, Any]:
     """The own-data flags that need more than passing through: several ``--input-field`` (repeated
     or comma-separated), ``@FILE`` texts, split sizes as counts or fractions, ``--initial`` lists."""
-    from promptopt.tasks.instructions.datasets import read_text_option
+    from promptopt.tasks.instructions.datasets import parse_split_size, read_text_option
 
     out: dict[str, Any] = {}
     fields = [f.strip() for v in flags["input_field"] or [] for f in v.split(",") if f.strip()]
@@ -353,7 +344,7 @@ def _own_data_options(flags: dict[str, Any]) -> dict[str, Any]:
             out[key] = text
     for key in ("train", "val", "test"):
         if flags[key] is not None:
-            out[key] = _count_or_fraction(f"--{key}", flags[key])
+            out[key] = parse_split_size(flags[key], f"--{key}")
     if flags["initial"]:
         out["initial"] = list(flags["initial"])
     if flags["scorer_max_tokens"] is not None:
@@ -361,25 +352,6 @@ def _own_data_options(flags: dict[str, Any]) -> dict[str, Any]:
     if flags["keep_answers"] is False:
         out["keep_answers"] = False
     return out
-
-
-def _count_or_fraction(flag: str, value: str) -> int | float:
-    """``10`` (a count) or ``0.5`` / ``50%`` (a fraction of the rows), else one clear error."""
-    text = value.strip()
-    try:
-        if text.endswith("%"):
-            number: int | float = float(text[:-1]) / 100.0
-        elif text.isdigit():
-            number = int(text)
-        else:
-            number = float(text)
-    except ValueError:
-        raise ConfigError(f"{flag} takes a count (10) or a fraction (0.5 or 50%), got {value!r}") from None
-    if isinstance(number, float) and not 0.0 < number < 1.0:
-        raise ConfigError(f"{flag} as a fraction must be between 0 and 1, got {value!r}")
-    if isinstance(number, int) and number < 0:
-        raise ConfigError(f"{flag} must be >= 0, got {value!r}")
-    return number
 
 
 def _structured_option(flags: dict[str, Any], cfg: dict[str, Any], spec: str) -> dict[str, Any]:

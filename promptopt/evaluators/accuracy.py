@@ -196,9 +196,8 @@ def build_request(
 
 
 def _failed_record(example: Any, error: BaseException | str) -> ExampleRecord:
-    if isinstance(error, BaseException):
-        error = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
-    return ExampleRecord(example.id, None, error=error)
+    text = error if isinstance(error, str) else _error_text(error)
+    return ExampleRecord(example.id, None, error=text)
 
 
 def _scored_record(example: Any, completion: Completion, score: Score) -> ExampleRecord:
@@ -274,7 +273,8 @@ async def aevaluate_many(
     if metric is None:
         metric = grader_metric(grader) if grader is not None else default_metric()
     unique = list(dict.fromkeys(instructions))
-    asked = unique + ([""] if getattr(metric, "needs_baseline", False) and "" not in unique else [])
+    needs_baseline = bool(getattr(metric, "needs_baseline", False))
+    asked = unique + ([""] if needs_baseline and "" not in unique else [])
     requests = [
         build_request(ex, ins, position, max_tokens=max_tokens, seed=seed, system=system)
         for ins in asked
@@ -291,7 +291,7 @@ async def aevaluate_many(
         for j, (ex, res) in enumerate(zip(examples, answers[ins], strict=True)):
             if isinstance(res, Completion):
                 base = baseline[j] if baseline is not None else None
-                if getattr(metric, "needs_baseline", False) and not isinstance(base, Completion):
+                if needs_baseline and not isinstance(base, Completion):
                     continue  # the baseline answer failed: this example cannot be compared
                 items.append(MetricItem(ex, res.text, base.text if isinstance(base, Completion) else None))
                 where.append((ins, j))

@@ -8,10 +8,11 @@ config.json head, opening a model spec, the STOP file and Ctrl-C stops) is here 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from promptopt.errors import ConfigError
 from promptopt.llm.base import run_sync
 
 if TYPE_CHECKING:
@@ -153,6 +154,23 @@ def open_llm(llm: LLM | str, budget: Budget, cache_policy: str = "all") -> LLM:
     from promptopt.llm.factory import build_llm
 
     return build_llm(llm, budget=budget, cache_policy=cache_policy)  # type: ignore[arg-type]
+
+
+def open_judge(
+    entry: Any, options: Mapping[str, Any], budget: Budget, *, scorer: LLM | None, scorer_spec: str | None
+) -> LLM | None:
+    """The judge model a task's ``options`` ask for (``entry.wants_judge``): its own ``judge_model``
+    spec opened under ``budget`` with deterministic caching, or the ``scorer`` itself when no spec is
+    given or it is the scorer's (one model loaded, one cache); None when no judge is asked for. A
+    ``judge_model`` without a judge is a ConfigError."""
+    judge_spec = options.get("judge_model")
+    if not entry.wants_judge(options):
+        if judge_spec is not None:
+            raise ConfigError("--judge-model needs a judge: --judge rubric|pairwise (or --metric judge)")
+        return None
+    if judge_spec is None or judge_spec == scorer_spec:
+        return scorer
+    return open_llm(judge_spec, budget, cache_policy="deterministic")
 
 
 # --------------------------------------------------------------------------- stop conditions

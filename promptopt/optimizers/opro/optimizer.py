@@ -44,6 +44,7 @@ from promptopt.optimizers.base import (
     ProgressFn,
     Result,
     StopCondition,
+    open_judge,
     open_llm,
     run_stop_conditions,
     task_run_config,
@@ -356,15 +357,11 @@ def _rebuild_task(cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budg
         raise RunDirError("the run's config.json names no task")
     entry = get_task_entry(str(name))
     options = dict(cfg.get("task_config") or {})
-    scorer_llm = None
+    scorer_llm, scorer_spec = None, None
     if entry.uses_scorer:
         spec = scorer if scorer is not None else cfg.get("scorer_model") or DEFAULT_SCORER
+        scorer_spec = spec if isinstance(spec, str) else None
         scorer_llm = open_llm(spec, budget, cache_policy="deterministic") if isinstance(spec, str) else spec
-    judge_llm = None
-    if entry.wants_judge(options):  # the judge model the run used: its own spec, else the scorer
-        judge_spec = options.get("judge_model")
-        judge_llm = (
-            scorer_llm if judge_spec is None else open_llm(judge_spec, budget, cache_policy="deterministic")
-        )
+    judge_llm = open_judge(entry, options, budget, scorer=scorer_llm, scorer_spec=scorer_spec)
     seed = cfg.get("seed")
     return entry.build(options, scorer=scorer_llm, seed=None if seed is None else int(seed), judge=judge_llm)

@@ -444,12 +444,6 @@ def create(
     else:
         initial_list = [initial] if isinstance(initial, str) else [str(x) for x in initial]
     metric_spec = _metric_spec(metric, judge)
-    program = PromptProgram(
-        position=position,
-        system_prompt=system_prompt,
-        template=template,
-        input_fields=_field_names(input_field),
-    )
     ds = load_dataset(
         dataset,
         data_dir=data_dir,
@@ -459,6 +453,12 @@ def create(
         hf_config=hf_config,
         topic=topic,
         template=template,
+    )
+    program = PromptProgram(  # the fields and template the loader chose (found by name when not given)
+        position=position,
+        system_prompt=system_prompt,
+        template=ds.template,
+        input_fields=ds.input_fields if ds.user else (),
     )
     splits = split_dataset(
         ds,
@@ -547,14 +547,6 @@ def create(
         program=program,
         keep_answers=keep_answers,
     )
-
-
-def _field_names(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """Input field names as given (one, comma-separated, or a list); () for automatic."""
-    if value is None:
-        return ()
-    parts = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    return tuple(p.strip() for p in parts if p.strip())
 
 
 def _metric_spec(metric: Any, judge: str | None) -> Any:
