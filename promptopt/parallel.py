@@ -26,12 +26,15 @@ from typing import Any, Generic, TypeVar
 from promptopt.errors import ConfigError
 from promptopt.journal import Log
 from promptopt.llm.base import BudgetExceededError, raise_if_unreachable
+from promptopt.llm.outage import DEFAULT_REASK_ROUNDS, is_outage
 
 T = TypeVar("T")
 
 ID_FIELD = "id"
 STOP_REQUESTED = "stop requested"
 STOP_BUDGET = "budget"
+#: ``stopped`` when items still failed from an outage after the re-ask rounds (rerun to retry them)
+STOP_OUTAGE = "outage"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class MapReport(Generic[T]):
     processed: int = 0  # sent to ``fn`` in this call
     stopped: str | None = None  # "stop requested" or "budget" when it ended early
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> latest record (old and new)
+    outages: int = 0  # items still failing from an outage after the re-ask rounds (redo: rerun)
 
 
 def not_an_error(record: Mapping[str, Any]) -> bool:
@@ -79,6 +83,7 @@ async def resumable_map(
     stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int, MapReport[T]], None] | None = None,
     is_done: Callable[[Mapping[str, Any]], bool] = not_an_error,
+    reask_rounds: int = DEFAULT_REASK_ROUNDS,
 ) -> MapReport[T]:
     """Turn every item not yet done in ``log`` into a journalled record, ``concurrency`` at a time.
 
@@ -86,6 +91,10 @@ async def resumable_map(
     done once). ``fn(batch)`` returns one :class:`Outcome` per item, in order. ``progress(done,
     total, report)`` is called after every batch, with counts over the items still to do at the
     start of this call. Exceptions from ``fn`` propagate with nothing of that batch logged.
+
+    Items whose outcome failed from an outage (:func:`promptopt.llm.outage.is_outage`: the server,
+    not the item) are run again up to ``reask_rounds`` times; ``report.outages`` counts those still
+    failing, so the caller can say the job is incomplete rather than present it as done.
     """
     if concurrency < 1:
         raise ConfigError(f"--concurrency must be >= 1, got {concurrency}")
@@ -103,6 +112,33 @@ async def resumable_map(
         else:
             todo.append((ident, item))
     report.total = len(queued)
+    outaged = await _pass(todo, fn, log, report, concurrency, stop, progress, first=True)
+    for _ in range(reask_rounds):  # calls that failed from an outage: asked again (promptopt.llm.outage)
+        if not outaged or report.stopped:
+            break
+        again = [(ident, item) for ident, item in todo if ident in outaged]
+        outaged = await _pass(again, fn, log, report, concurrency, stop, None, first=False)
+    report.outages = len(outaged)
+    if outaged and report.stopped is None:  # incomplete, and said so: never presented as done
+        report.stopped = STOP_OUTAGE
+    return report
+
+
+async def _pass(
+    todo: list[tuple[str, T]],
+    fn: Callable[[list[T]], Awaitable[Sequence[Outcome]]],
+    log: Log,
+    report: MapReport[T],
+    concurrency: int,
+    stop: Callable[[], bool] | None,
+    progress: Callable[[int, int, MapReport[T]], None] | None,
+    *,
+    first: bool,
+) -> set[str]:
+    """One pass of :func:`resumable_map` over ``todo``; returns the ids that failed from an outage.
+    Only the first pass raises for a batch that reached no server (a re-ask pass holds only items
+    that already failed, so "none got through" says nothing new: they are recorded again)."""
+    outaged: set[str] = set()
     for start in range(0, len(todo), concurrency):
         if stop is not None and stop():
             report.stopped = STOP_REQUESTED
@@ -111,14 +147,17 @@ async def resumable_map(
         outcomes = list(await fn([item for _, item in batch]))
         if len(outcomes) != len(batch):
             raise ValueError(f"batch function returned {len(outcomes)} outcomes for {len(batch)} items")
-        raise_if_unreachable([o.error for o in outcomes])  # nothing logged: a rerun redoes the batch
+        if first:
+            raise_if_unreachable([o.error for o in outcomes])  # nothing logged: a rerun redoes the batch
         for (ident, _), outcome in zip(batch, outcomes, strict=True):
             report.latest[ident] = log.append({ID_FIELD: ident, **outcome.record})
             if isinstance(outcome.error, BudgetExceededError):
                 report.stopped = STOP_BUDGET
+            if is_outage(outcome.error):
+                outaged.add(ident)
         report.processed += len(batch)
         if progress is not None:
             progress(start + len(batch), len(todo), report)
         if report.stopped == STOP_BUDGET:
             break
-    return report
+    return outaged

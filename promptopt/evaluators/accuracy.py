@@ -7,14 +7,18 @@ the request cache (``promptopt.llm.cache``, added by ``build_llm``) keys each on
 (instruction placed at its position, example, scorer model, sampling settings): an instruction
 scored before — in this run or an earlier one — costs no backend call.
 
-Failures: a request that fails (``LLMError``, returned in place) counts as a wrong answer, and
-``coverage`` = answered / total says how many got through. Every instruction is scored on every
-example: leaving failures out would score an instruction that makes the scorer time out on the
-examples it *could* answer, a smaller and easier set than its rivals'. When every request of an
-instruction failed there is nothing to score: ``accuracy`` is None and ``error`` says why (the
-caller can retry). Any other exception is a bug and propagates. OPRO's own evaluation retries a
-failed call and stops on a persistent failure, so its scores never have a gap; here a failure
-that outlasts the backend's retries is recorded and scored as wrong instead of ending the run.
+Failures: a batch is scored on complete evidence or not at all (:mod:`promptopt.llm.outage`).
+Calls that failed from an outage (connection, timeout, 5xx, garbage; judge calls likewise) are
+asked again, and if any still fail the batch raises ``LLMOutageError``: the caller aborts the step
+and ``--resume`` redoes it (the answers that came back are cached). What is left as a failed
+record is a request the backend *rejected* (``LLMBadRequestError``, e.g. an instruction that pushes
+the prompt over the context window): it counts as a wrong answer, and ``coverage`` = answered /
+total says how many got through. Every instruction is scored on every example: leaving rejected
+requests out would score an instruction on a smaller and easier set than its rivals'. When every
+request of an instruction was rejected there is nothing to score: ``accuracy`` is None and
+``error`` says why. Any other exception is a bug and propagates. OPRO's own evaluation retries a
+failed call and stops on a persistent failure; so does this one, except that a deterministic
+rejection is a score, not a stop.
 
 Metrics: every answer is scored by a :class:`~promptopt.evaluators.metrics.Metric` (the user's
 function, a built-in rule, or a judge), as one batch per call so a judge's requests go out
@@ -37,7 +41,8 @@ from typing import Any, Protocol
 
 from promptopt.evaluators.answers import AnswerKind, Graded, grade
 from promptopt.evaluators.metrics.base import Metric, MetricItem, Score, SyncMetric, ascore_items
-from promptopt.llm.base import LLM, Completion, LLMError, Message, Request, raise_if_unreachable, run_sync
+from promptopt.llm.base import LLM, Completion, LLMError, Message, Request, run_sync
+from promptopt.llm.outage import DEFAULT_REASK_ROUNDS, agenerate_complete, outage_error
 from promptopt.prompting import apply_instruction, check_position
 
 
@@ -280,8 +285,7 @@ async def aevaluate_many(
         for ins in asked
         for ex in examples
     ]
-    results = await llm.agenerate(requests, return_exceptions=True) if requests else []
-    raise_if_unreachable(results)
+    results = await agenerate_complete(llm, requests, what="scorer")
     n = len(examples)
     answers = {ins: results[k * n : (k + 1) * n] for k, ins in enumerate(asked)}
     baseline = answers.get("")
@@ -295,7 +299,7 @@ async def aevaluate_many(
                     continue  # the baseline answer failed: this example cannot be compared
                 items.append(MetricItem(ex, res.text, base.text if isinstance(base, Completion) else None))
                 where.append((ins, j))
-    scores = dict(zip(where, await ascore_items(metric, items), strict=True))
+    scores = dict(zip(where, await _score_complete(metric, items), strict=True))
     by_instruction: dict[str, Evaluation] = {}
     for ins in unique:
         records = []
@@ -312,6 +316,23 @@ async def aevaluate_many(
                 records.append(_scored_record(ex, res, scores[(ins, j)]))
         by_instruction[ins] = _from_records(ins, position, records)
     return [by_instruction[ins] for ins in instructions]
+
+
+async def _score_complete(metric: Metric, items: Sequence[MetricItem]) -> list[Score]:
+    """Score ``items``; items whose metric call failed (``Score.error``: a judge call) are scored
+    again up to the re-ask rounds, and any still failing make the batch an outage (see
+    :mod:`promptopt.llm.outage`): an example is never counted on a judge that did not answer."""
+    scores = await ascore_items(metric, items)
+    for _ in range(DEFAULT_REASK_ROUNDS):
+        again = [i for i, s in enumerate(scores) if s.error is not None]
+        if not again:
+            return scores
+        for i, s in zip(again, await ascore_items(metric, [items[i] for i in again]), strict=True):
+            scores[i] = s
+    failed = [s for s in scores if s.error is not None]
+    if failed:
+        raise outage_error(len(failed), len(scores), LLMError(failed[0].error), f"metric {metric.name!r}")
+    return scores
 
 
 def _error_text(res: Any) -> str:

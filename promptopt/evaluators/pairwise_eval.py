@@ -41,9 +41,9 @@ from promptopt.evaluators.pairwise import JudgeItem, PairJudgement
 from promptopt.evaluators.rubric import RubricComparison
 from promptopt.evaluators.stats import WinRate, win_rate
 from promptopt.journal import Journal, redact
-from promptopt.llm.base import LLM, BudgetExceededError, Completion, Request, run_sync
+from promptopt.llm.base import LLM, BudgetExceededError, Completion, LLMError, Request, run_sync
 from promptopt.optimizers.bpo.testsets import TestItem, TestSet, load_testset
-from promptopt.parallel import STOP_BUDGET, STOP_REQUESTED, MapReport, Outcome, resumable_map
+from promptopt.parallel import STOP_BUDGET, STOP_OUTAGE, STOP_REQUESTED, MapReport, Outcome, resumable_map
 from promptopt.records import read_json_object
 from promptopt.runs import atomic_write_json, atomic_write_text
 
@@ -129,6 +129,7 @@ class EvalSummary:
         return {
             "rule": self.rule,
             "stopped": self.stopped,
+            "complete": self.stopped is None and not any(r.errors for r in self.results),
             "testsets": [r.to_json() for r in self.results],
         }
 
@@ -205,8 +206,9 @@ def _item_outcome(
         return Outcome(rec, error=jd)
     if jd is None:
         rec.update(status="ok", outcome="tie", identical_answers=True, judge=None)
-    elif jd.error is not None:
+    elif jd.error is not None:  # a failed judge call: retried like any outage
         rec.update(status="error", error=f"judge: {jd.error}", judge=jd.to_json())
+        return Outcome(rec, error=LLMError(jd.error))
     else:
         rec.update(status="ok", outcome=jd.outcome, identical_answers=False, judge=jd.to_json())
     return Outcome(rec)
@@ -343,6 +345,8 @@ async def aevaluate(
         if result.stopped == STOP_BUDGET:
             summary.stopped = STOP_BUDGET
             break
+        if result.stopped == STOP_OUTAGE:  # go on with the other sets; the summary says incomplete
+            summary.stopped = STOP_OUTAGE
     if summary.stopped is None and should_stop is not None and should_stop():
         summary.stopped = STOP_REQUESTED
     write_summary(summary, out)

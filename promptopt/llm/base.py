@@ -31,7 +31,10 @@ class LLMError(PromptoptError):
 
 
 class LLMRateLimitError(LLMError):
-    """The backend answered 429 (after the bounded retries)."""
+    """The backend answered 429 (after the bounded retries). ``retry_after``: the seconds its last
+    answer asked to wait (``Retry-After``), when it said; ``promptopt serve`` passes it on."""
+
+    retry_after: float | None = None
 
 
 class LLMServerError(LLMError):
@@ -64,6 +67,12 @@ class BackendUnavailableError(LLMError):
 
 class BudgetExceededError(LLMError):
     """A call would take a run past one of its budget limits; raised *before* the call is made."""
+
+
+class LLMOutageError(LLMConnectionError):
+    """Some calls of a batch failed for reasons that say nothing about the request (the server or
+    network was down, slow or broken) and stayed failed after the re-ask rounds: the batch is not
+    scored. See :mod:`promptopt.llm.outage`."""
 
 
 def engine_error(model: str, exc: ValueError | RuntimeError, failed: str = "generation") -> LLMError:

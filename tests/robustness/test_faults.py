@@ -16,6 +16,7 @@ import pytest
 
 from promptopt.evaluators.judge import PairwiseJudge
 from promptopt.evaluators.pairwise_eval import EvalConfig, evaluate
+from promptopt.llm.base import LLMOutageError
 from promptopt.llm.openai_compat import from_spec
 from promptopt.optimizers.bpo.testsets import load_testset
 from promptopt.optimizers.opro.optimizer import OPRO
@@ -88,7 +89,12 @@ def test_opro_instruction_search_survives_a_flaky_server(scripted_server: Any, t
         dataset=f"jsonl:{data}", scorer=scorer, train_ratio=0.3, num_val=4, num_test=6, max_tokens=16, seed=1
     )
     opro = OPRO(steps=4, per_step=4, top_k=5, num_exemplars=2, max_tokens=32, seed=3)
-    result = opro.optimize(task, llm=optimizer, run=tmp_path / "run")
+    for attempt in range(3):  # an outage that outlasts every re-ask aborts the step: resume, as a user would
+        try:
+            result = opro.optimize(task, llm=optimizer, run=tmp_path / "run", resume=attempt > 0)
+            break
+        except LLMOutageError:
+            continue
 
     n_train = len(task.splits.train)
     assert n_train >= 4
@@ -107,44 +113,47 @@ def test_opro_instruction_search_survives_a_flaky_server(scripted_server: Any, t
         if t["status"] in ("initial", "scored"):
             info = t["info"]
             assert info["total"] == n_train and len(info["per_example"]) == n_train
-            assert str(info["per_example"]).count("x") == info["failed"]  # failed examples are marked
+            # issue 23 item 1: failed calls were re-asked, never committed as wrong answers
+            assert info["failed"] == 0 and "x" not in str(info["per_example"]), info
         else:
             assert t["reason"], t
     assert statuses["failed"] + statuses["scored"] + statuses["duplicate"] >= 1
     # the journal and the returned history agree
     assert len(result.history) == len(trials)
-    # some scoring requests failed for good and were recorded as such, not hidden
-    assert sum(t["info"].get("failed", 0) for t in trials if t.get("info")) + statuses["failed"] > 0
     assert result.report["task"]["test"]
     _check_attempts(server, optimizer, scorer)
 
 
 def test_bpo_eval_survives_a_flaky_server(scripted_server: Any, tmp_path: Path) -> None:
+    """Items that fail from the faults are re-asked within the run; what still fails leaves the
+    summary marked incomplete (never a win rate presented as complete), and a rerun completes it."""
     server = _flaky(scripted_server, seed=11)
     llm = _client(server)
     ts = load_testset(str(write_testset_jsonl(tmp_path / "ts.jsonl", 24)), rewritten_field="optimized_prompt")
     out = tmp_path / "eval"
-    summary = evaluate(
-        [ts],
-        target=llm,
-        judge=PairwiseJudge(llm, max_tokens=32, seed=0),
-        out_dir=out,
-        config=EvalConfig(concurrency=6, max_tokens=32, n_boot=200),
-    )
-
+    for _ in range(4):  # as a user would: rerun until complete
+        summary = evaluate(
+            [ts],
+            target=llm,
+            judge=PairwiseJudge(llm, max_tokens=32, seed=0),
+            out_dir=out,
+            config=EvalConfig(concurrency=6, max_tokens=32, n_boot=200),
+        )
+        (res,) = summary.results
+        assert (summary.stopped == "outage") == (res.errors > 0)
+        assert summary.to_json()["complete"] == (res.errors == 0)
+        if res.errors == 0:
+            break
     records = read_journal(out / "ts.jsonl")
     latest = {r["id"]: r for r in records}
     assert sorted(latest) == sorted(f"q{i}" for i in range(24)), "an item is missing from the record"
-    assert len(records) == 24, "an item was recorded twice in one run"
-    ok = [r for r in latest.values() if r["status"] == "ok"]
-    failed = [r for r in latest.values() if r["status"] == "error"]
-    assert len(ok) + len(failed) == 24
-    assert failed, "with 30 % faults and 2 retries some item should fail for good"
-    assert all(r["error"] for r in failed)
-    assert all(r["outcome"] in ("win", "tie", "loss") for r in ok)
-    (res,) = summary.results
-    assert res.stats.n == len(ok) and res.errors == len(failed)
-    assert res.stats.win + res.stats.tie + res.stats.loss == len(ok)
+    assert all(r["status"] == "ok" for r in latest.values())
+    assert all(r["outcome"] in ("win", "tie", "loss") for r in latest.values())
+    failures = [r for r in records if r["status"] == "error"]
+    assert failures and all(r["error"] for r in failures), "with 30 % faults some item should fail once"
+    assert len(records) == 24 + len(failures), "an item recorded twice without a failure before it"
+    assert res.stats.n == 24 and res.errors == 0
+    assert res.stats.win + res.stats.tie + res.stats.loss == 24
     _check_attempts(server, llm)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from promptopt.evaluators.accuracy import aevaluate, aevaluate_many, build_request, evaluate
 from promptopt.evaluators.answers import Graded
-from promptopt.llm.base import LLMTimeoutError, Request
+from promptopt.llm.base import LLMBadRequestError, LLMOutageError, LLMServerError, LLMTimeoutError, Request
 from promptopt.llm.cache import CachedLLM, RequestCache
 from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.tasks.instructions.datasets import Example
@@ -60,10 +60,13 @@ async def test_many_instructions_in_one_batch_with_duplicates_sent_once() -> Non
     assert rec.example_id == "ex:2" and rec.prediction == "5" and rec.correct is False
 
 
-async def test_failed_requests_count_as_wrong_and_lower_coverage() -> None:
+async def test_rejected_requests_count_as_wrong_and_lower_coverage() -> None:
+    """A request the backend *rejects* (a prompt over the context window) is the instruction's doing:
+    it is a wrong answer, and coverage says so."""
+
     def flaky(request: Request, _i: int) -> Any:
         if "What is 3" in request_text(request) or "What is 4" in request_text(request):
-            return LLMTimeoutError("timed out after 30 s")
+            return LLMBadRequestError("prompt is longer than the context window")
         return adder(request, _i)
 
     ev = await aevaluate(FakeLLM(fn=flaky), "Add carefully.", EXAMPLES)
@@ -72,19 +75,19 @@ async def test_failed_requests_count_as_wrong_and_lower_coverage() -> None:
     assert ev.coverage == pytest.approx(4 / 6)
     assert ev.summary()["coverage"] == pytest.approx(0.6667)
     assert ev.correctness() == "111xx1"
-    assert ev.records[3].error is not None and "LLMTimeoutError" in ev.records[3].error
+    assert ev.records[3].error is not None and "LLMBadRequestError" in ev.records[3].error
     assert ev.error is None
 
 
-async def test_an_instruction_that_causes_timeouts_does_not_win_on_fewer_examples() -> None:
-    """Scored only on the examples it got through, the timing-out instruction would score 100 and
+async def test_an_instruction_whose_requests_are_rejected_does_not_win_on_fewer_examples() -> None:
+    """Scored only on the examples it got through, the rejected instruction would score 100 and
     beat one that answers all six and gets five right."""
 
     def scorer(request: Request, _i: int) -> Any:
         text = request_text(request)
         a = int(re.search(r"What is (\d+)", text).group(1))  # type: ignore[union-attr]
-        if text.startswith("Think forever."):  # right when it answers, times out on 0 and 5
-            return LLMTimeoutError("timed out after 30 s") if a in (0, 5) else f"The answer is {2 * a}."
+        if text.startswith("Think forever."):  # right when it answers, rejected on 0 and 5
+            return LLMBadRequestError("too long") if a in (0, 5) else f"The answer is {2 * a}."
         return f"The answer is {2 * a if a != 5 else 0}."  # always answers, wrong on 5
 
     slow, steady = await aevaluate_many(FakeLLM(fn=scorer), ["Think forever.", "Be steady."], EXAMPLES)
@@ -95,10 +98,60 @@ async def test_an_instruction_that_causes_timeouts_does_not_win_on_fewer_example
     assert (slow.coverage, steady.coverage) == (pytest.approx(4 / 6), 1.0)
 
 
-async def test_all_failed_gives_no_accuracy_and_an_error() -> None:
-    ev = await aevaluate(FakeLLM(default=LLMTimeoutError("down")), "x", EXAMPLES[:3])
+@pytest.mark.parametrize("error", [LLMTimeoutError("timed out after 30 s"), LLMServerError("HTTP 503")])
+async def test_an_outage_is_never_scored_as_wrong_answers(error: Exception) -> None:
+    """Issue 23 item 1: calls that fail from an outage make the batch raise (the caller aborts the
+    step and redoes it), they are not committed as wrong answers."""
+
+    def down_on_3(request: Request, _i: int) -> Any:
+        return error if "What is 3" in request_text(request) else adder(request, _i)
+
+    fake = FakeLLM(fn=down_on_3)
+    with pytest.raises(LLMOutageError, match=r"1 of 6 scorer calls failed from an outage"):
+        await aevaluate(fake, "Add carefully.", EXAMPLES)
+    # the failed call was asked again (the re-ask rounds) before giving up
+    assert sum("What is 3" in request_text(r) for r in fake.calls) == 3
+
+
+async def test_an_outage_that_ends_within_the_step_is_scored_on_complete_evidence() -> None:
+    seen: dict[str, int] = {}
+
+    def recovers(request: Request, _i: int) -> Any:
+        text = request_text(request)
+        seen[text] = seen.get(text, 0) + 1
+        if "What is 2" in text and seen[text] == 1:
+            return LLMTimeoutError("timed out")
+        return adder(request, _i)
+
+    ev = await aevaluate(FakeLLM(fn=recovers), "Add carefully.", EXAMPLES)
+    assert (ev.correct, ev.failed, ev.coverage) == (6, 0, 1.0)
+
+
+async def test_a_judge_call_that_stays_failed_is_an_outage_not_a_zero() -> None:
+    from promptopt.evaluators.metrics.base import Score, SyncMetric
+
+    calls: list[str] = []
+
+    def flaky_judge(example: Any, answer: str) -> Score:
+        calls.append(example.id)
+        if example.id == "ex:1":
+            return Score(0.0, error="judge: LLMServerError: down")
+        return Score(1.0)
+
+    with pytest.raises(LLMOutageError, match=r"1 of 6 metric 'judge' calls failed"):
+        await aevaluate(FakeLLM(fn=adder), "x", EXAMPLES, metric=SyncMetric("judge", flaky_judge))
+    assert calls.count("ex:1") == 3 and calls.count("ex:0") == 1
+
+
+async def test_all_rejected_gives_no_accuracy_and_an_error() -> None:
+    ev = await aevaluate(FakeLLM(default=LLMBadRequestError("too long")), "x", EXAMPLES[:3])
     assert ev.accuracy is None and ev.failed == 3 and ev.coverage == 0.0
-    assert ev.error is not None and "all 3 scorer requests failed" in ev.error and "down" in ev.error
+    assert ev.error is not None and "all 3 scorer requests failed" in ev.error and "too long" in ev.error
+
+
+async def test_all_timed_out_is_an_outage() -> None:
+    with pytest.raises(LLMOutageError, match="3 of 3 scorer calls"):
+        await aevaluate(FakeLLM(default=LLMTimeoutError("down")), "x", EXAMPLES[:3])
 
 
 async def test_a_bug_in_the_backend_is_not_swallowed() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from promptopt.errors import ConfigError
-from promptopt.llm.base import LLMTimeoutError, Request
+from promptopt.llm.base import LLMBadRequestError, LLMOutageError, LLMTimeoutError, Request
 from promptopt.llm.cache import CachedLLM, RequestCache
 from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
@@ -23,9 +23,12 @@ from promptopt.tasks.instructions.task import BASELINES, InstructionTask, create
 
 def scorer_reply(request: Request, _i: int) -> Any:
     """Right on every question with "carefully" in the prompt; with "even" right only on even
-    operands; otherwise always off by one. "Crash" makes the request fail."""
+    operands; otherwise always off by one. "Crash" makes the backend reject the request, "Hang"
+    makes it time out."""
     text = request_text(request)
     if "Crash" in text:
+        return LLMBadRequestError("prompt too long")
+    if "Hang" in text:
         return LLMTimeoutError("scorer timed out")
     a = int(re.search(r"What is (\d+) \+", text).group(1))  # type: ignore[union-attr]
     right = "carefully" in text or ("even" in text and a % 2 == 0)
@@ -476,6 +479,11 @@ async def test_failures_are_counted_and_all_failed_is_none(task: InstructionTask
     assert scored[0].score is None and scored[0].error and "10 scorer requests failed" in scored[0].error
     assert scored[0].info["failed"] == 10 and scored[0].info["per_example"] == "x" * 10
     assert scored[0].info["coverage"] == 0.0
+
+
+async def test_an_outage_is_raised_not_scored(task: InstructionTask) -> None:
+    with pytest.raises(LLMOutageError, match="10 of 10 scorer calls failed from an outage"):
+        await task.ascore([Candidate("Hang now.")])
 
 
 async def test_rescoring_costs_nothing_in_the_same_task(task: InstructionTask, fake: FakeLLM) -> None:

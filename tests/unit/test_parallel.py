@@ -60,14 +60,42 @@ def test_done_items_are_skipped_failures_recorded_and_retried(tmp_path: Path) ->
     path = tmp_path / "j.jsonl"
     flaky = Batches(lambda x: failed(x, LLMServerError("503")) if x == "b" else ok(x))
     first = run(["a", "b", "c", "a"], flaky, path, concurrency=8)
-    assert flaky.seen == [["a", "b", "c"]]  # a duplicate key is done once
+    # a duplicate key is done once; the outage's failure is asked again twice within the run
+    assert flaky.seen == [["a", "b", "c"], ["b"], ["b"]]
     assert first.latest["b"]["status"] == "error"
+    assert (first.outages, first.stopped) == (1, "outage")  # incomplete, and said so
     again = Batches()
     second = run(["a", "b", "c"], again, path)
     assert again.seen == [["b"]]  # only the recorded failure is asked again
-    assert (second.resumed, second.processed) == (2, 1)
+    assert (second.resumed, second.processed, second.outages, second.stopped) == (2, 1, 0, None)
     assert second.latest["b"]["status"] == "ok"
-    assert [r["id"] for r in read_journal(path)] == ["a", "b", "c", "b"]  # nothing lost or rewritten
+    assert [r["id"] for r in read_journal(path)] == [
+        "a",
+        "b",
+        "c",
+        "b",
+        "b",
+        "b",
+    ]  # nothing lost or rewritten
+
+
+def test_a_rejected_item_is_not_asked_again_within_the_run(tmp_path: Path) -> None:
+    from promptopt.llm.base import LLMBadRequestError
+
+    fn = Batches(lambda x: failed(x, LLMBadRequestError("too long")) if x == "b" else ok(x))
+    report = run(["a", "b"], fn, tmp_path / "j.jsonl")
+    assert fn.seen == [["a", "b"]] and (report.outages, report.stopped) == (0, None)
+
+
+def test_an_outage_that_ends_within_the_run_completes_it(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def once(x: str) -> Outcome:
+        calls.append(x)
+        return failed(x, LLMServerError("503")) if calls.count(x) == 1 and x == "b" else ok(x)
+
+    report = run(["a", "b"], Batches(once), tmp_path / "j.jsonl")
+    assert report.latest["b"]["status"] == "ok" and (report.outages, report.stopped) == (0, None)
 
 
 def test_custom_is_done_decides_what_is_retried(tmp_path: Path) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 from promptopt.errors import ConfigError, DataError, UnknownNameError
 from promptopt.evaluators.pairwise import JudgeItem, PairJudgement, PairwiseJudge
-from promptopt.llm.base import LLM, BudgetExceededError, Completion, Request, run_sync
+from promptopt.llm.base import LLM, BudgetExceededError, Completion, LLMError, Request, run_sync
 from promptopt.optimizers.bpo.build import item_seed
 from promptopt.optimizers.bpo.jobs import check_limit, run_kept_dropped
 from promptopt.parallel import Outcome
@@ -322,7 +322,10 @@ def decide(
         return Outcome({**rec, "status": "kept", "reason": None, "judge": None})
     rec["judge"] = judgement.to_json()
     if judgement.error is not None:
-        return Outcome({**rec, "status": "dropped", "reason": "judge_error", "error": judgement.error})
+        failed = LLMError(judgement.error)  # a failed judge call: retried like any outage
+        return Outcome(
+            {**rec, "status": "dropped", "reason": "judge_error", "error": judgement.error}, error=failed
+        )
     if judgement.outcome != "win":
         return Outcome({**rec, "status": "dropped", "reason": "judge_disagrees"})
     return Outcome({**rec, "status": "kept", "reason": None})

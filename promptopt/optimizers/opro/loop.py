@@ -7,8 +7,9 @@ when the task asks for it (``max_reasks``), asks again for the missing ones — 
 ``max_reasks`` extra rounds, same meta-prompt, following indices — so that a step scores
 ``per_step`` proposals when the model can give them. Every proposal, kept or dropped, is recorded
 as a ``trial``; ``step_done`` commits the step. A step refused by the budget or cut off from the
-server is recorded as ``step_aborted`` and redone on resume; so is a step in which the budget
-refused any scoring request (a score with refused answers would be a wrong score, kept forever).
+server (or left incomplete by an outage: :mod:`promptopt.llm.outage`) is recorded as
+``step_aborted`` and redone on resume; so is a step in which the budget refused any scoring request
+(a score with refused answers would be a wrong score, kept forever).
 
 Budget hold: with limits, the final report's projected cost (the task's ``cost_projection(n,
 part="final")`` hook) is held from the start (after a resume restores the spent usage) and released
@@ -35,6 +36,7 @@ from promptopt.llm.base import (
     LLMAuthError,
     LLMConnectionError,
     LLMError,
+    LLMOutageError,
     raise_if_unreachable,
 )
 from promptopt.llm.budget import Budget, hold_projected
@@ -183,8 +185,10 @@ class Loop:
             scores = await self.task.ascore(cands)
         except BudgetExceededError as exc:
             self._abort(step, "budget", str(exc), answers)
-        except (LLMConnectionError, LLMAuthError) as exc:
-            self._record_abort(step, "unreachable", str(exc), answers)
+        except (LLMConnectionError, LLMAuthError) as exc:  # nothing scored on partial evidence
+            self._record_abort(
+                step, "outage" if isinstance(exc, LLMOutageError) else "unreachable", str(exc), answers
+            )
             raise
         if self.budget.refused > refused:  # refused answers would score as wrong: redo the step
             self._abort(step, "budget", self.budget.last_refusal or "budget used up", answers)
