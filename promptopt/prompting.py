@@ -11,12 +11,19 @@ instruction found by search is deployed exactly the way it was scored.
 - ``system``: the instruction is the system message (replacing none; an existing system message
   is kept and the instruction is prepended to it).
 An empty instruction leaves the messages unchanged, which is the "no instruction" baseline.
+
+Demonstrations (few-shot examples, :class:`Demo`) go in as earlier chat turns — a user message with
+the demo's input, an assistant message with its answer — between the system message and the
+question (:func:`apply_demos`), the way chat models are shown examples (DSPy's chat adapter does the
+same). The instruction is placed around the final question only, so a demo reads as a plain past
+exchange and the instruction's position means what it means without demos.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import Message
@@ -56,3 +63,44 @@ def apply_instruction(messages: Sequence[Message], instruction: str, position: s
         text = f"Q: {q}\n\nA: {instruction}"
     msgs[idx] = Message("user", text)
     return tuple(msgs)
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One few-shot demonstration: a question as the user would ask it and the answer shown."""
+
+    input: str
+    output: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"input": self.input, "output": self.output}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Demo:
+        """A demo from a run's files (``{"input": ..., "output": ...}``); a clear error otherwise."""
+        if not isinstance(data, Mapping) or not all(
+            isinstance(data.get(k), str) for k in ("input", "output")
+        ):
+            raise ConfigError(f"a demonstration must be {{'input': text, 'output': text}}, got {data!r:.120}")
+        return cls(data["input"], data["output"])
+
+
+def demos_from_json(data: Any) -> tuple[Demo, ...]:
+    """Demos recorded in a run's ``config.json`` / ``result.json`` (None or [] → none)."""
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ConfigError(f"demos must be a list of {{'input', 'output'}} objects, got {type(data).__name__}")
+    return tuple(Demo.from_json(d) for d in data)
+
+
+def apply_demos(messages: Sequence[Message], demos: Sequence[Demo]) -> tuple[Message, ...]:
+    """Messages with ``demos`` as user / assistant turns right before the *last user* message."""
+    msgs = list(messages)
+    if not demos:
+        return tuple(msgs)
+    idx = max((i for i, m in enumerate(msgs) if m.role == "user"), default=len(msgs))
+    turns = [
+        Message(role, text) for d in demos for role, text in (("user", d.input), ("assistant", d.output))
+    ]
+    return tuple(msgs[:idx] + turns + msgs[idx:])

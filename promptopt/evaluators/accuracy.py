@@ -43,7 +43,7 @@ from promptopt.evaluators.answers import AnswerKind, Graded, grade
 from promptopt.evaluators.metrics.base import Metric, MetricItem, Score, SyncMetric, ascore_items
 from promptopt.llm.base import LLM, Completion, LLMError, Message, Request, run_sync
 from promptopt.llm.outage import DEFAULT_REASK_ROUNDS, agenerate_complete, outage_error
-from promptopt.prompting import apply_instruction, check_position
+from promptopt.prompting import Demo, apply_demos, apply_instruction, check_position
 
 
 class ExampleLike(Protocol):
@@ -184,16 +184,18 @@ def build_request(
     max_tokens: int = 400,
     seed: int | None = 0,
     system: str | None = None,
+    demos: Sequence[Demo] = (),
 ) -> Request:
     """The scorer's request for one example: the question as a user message with the
     instruction placed by :func:`promptopt.prompting.apply_instruction` (the same placement
-    ``AlignedLLM`` uses when the instruction is deployed). Greedy (temperature 0)."""
+    ``AlignedLLM`` uses when the instruction is deployed), after the ``demos`` as earlier turns
+    (:func:`promptopt.prompting.apply_demos`). Greedy (temperature 0)."""
     messages: list[Message] = []
     if system is not None:
         messages.append(Message("system", system))
     messages.append(Message("user", example.input))
     return Request(
-        messages=apply_instruction(messages, instruction, position),
+        messages=apply_instruction(apply_demos(messages, demos), instruction, position),
         temperature=0.0,
         max_tokens=max_tokens,
         seed=seed,
@@ -266,13 +268,15 @@ async def aevaluate_many(
     max_tokens: int = 400,
     seed: int | None = 0,
     system: str | None = None,
+    demos: Sequence[Demo] = (),
 ) -> list[Evaluation]:
     """Evaluate several instructions on the same examples in one concurrent batch of scorer
     requests, then one batch of metric calls.
 
     Duplicate instructions are sent once. ``metric`` (default ``auto``, or ``grader`` for the older
     grader form) scores every answer; one that ``needs_baseline`` also gets the answer without the
-    instruction (asked in the same batch). Returns one :class:`Evaluation` per instruction, in order.
+    instruction (asked in the same batch). ``demos`` (few-shot turns) go before every question.
+    Returns one :class:`Evaluation` per instruction, in order.
     """
     check_position(position)
     if metric is None:
@@ -281,7 +285,7 @@ async def aevaluate_many(
     needs_baseline = bool(getattr(metric, "needs_baseline", False))
     asked = unique + ([""] if needs_baseline and "" not in unique else [])
     requests = [
-        build_request(ex, ins, position, max_tokens=max_tokens, seed=seed, system=system)
+        build_request(ex, ins, position, max_tokens=max_tokens, seed=seed, system=system, demos=demos)
         for ins in asked
         for ex in examples
     ]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import aevaluate, aevaluate_many, build_request, evaluate
 from promptopt.evaluators.answers import Graded
 from promptopt.llm.base import LLMBadRequestError, LLMOutageError, LLMServerError, LLMTimeoutError, Request
@@ -205,3 +206,50 @@ async def test_bad_position_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="position"):
         await aevaluate(FakeLLM(default="1"), "x", EXAMPLES, position="middle")
+
+
+def test_demos_are_earlier_turns_and_the_instruction_goes_around_the_question_only() -> None:
+    from promptopt.prompting import Demo
+
+    demos = [Demo("What is 9 + 9?", "18"), Demo("What is 7 + 7?", "Fourteen: 14")]
+    req = build_request(EXAMPLES[1], "Be exact.", "Q_begin", system="You add.", demos=demos)
+    assert req.messages is not None
+    assert [(m.role, m.content) for m in req.messages] == [
+        ("system", "You add."),
+        ("user", "What is 9 + 9?"),
+        ("assistant", "18"),
+        ("user", "What is 7 + 7?"),
+        ("assistant", "Fourteen: 14"),
+        ("user", "Be exact.\n\nWhat is 1 + 1?"),
+    ]
+    plain = build_request(EXAMPLES[1], "Be exact.", "Q_begin", system="You add.")
+    assert plain.messages is not None and len(plain.messages) == 2
+
+
+async def test_the_task_evaluates_with_demos_on_any_examples_and_keeps_them_apart(tmp_path: Path) -> None:
+    """Memoised evaluations are keyed by split, examples and demos: a minibatch or another demo set
+    is never answered from another's memo."""
+    import json
+
+    from promptopt.prompting import Demo
+    from promptopt.tasks.instructions.task import create
+
+    data = tmp_path / "add.jsonl"
+    data.write_text(
+        "".join(json.dumps({"input": f"What is {i} + {i}?", "target": 2 * i}) + "\n" for i in range(20))
+    )
+
+    def reply(request: Request, _i: int) -> str:  # right only when shown a demo
+        a = int(re.search(r"What is (\d+) \+ \d+\?$", request_text(request)).group(1))  # type: ignore[union-attr]
+        shown = request.messages is not None and any(m.role == "assistant" for m in request.messages)
+        return f"The answer is {2 * a if shown else 2 * a + 1}."
+
+    fake = FakeLLM(fn=reply)
+    task = create(dataset=f"jsonl:{data}", scorer=fake)
+    (zero,) = await task.aevaluate("train", ["Add."])
+    (few,) = await task.aevaluate("train", ["Add."], demos=[Demo("What is 50 + 50?", "100")])
+    assert zero.accuracy == 0.0 and few.accuracy == 100.0
+    (mb,) = await task.aevaluate("train", ["Add."], examples=task.splits.train[:2])
+    assert mb.total == 2
+    with pytest.raises(ConfigError, match="unknown split"):
+        await task.aevaluate("dev", ["Add."])

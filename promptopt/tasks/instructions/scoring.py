@@ -41,6 +41,7 @@ from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
 from promptopt.evaluators.metrics.base import Metric
 from promptopt.evaluators.racing import RaceOutcome, RacingConfig, arace, example_order
 from promptopt.llm.base import LLM
+from promptopt.prompting import Demo
 from promptopt.tasks.base import Candidate, Scored
 from promptopt.tasks.instructions.datasets import Example, Splits
 
@@ -109,14 +110,16 @@ class ScoreBook:
         self.racing = racing
         #: how many instructions the final choice compares on validation (1: none, the best wins)
         self.shortlist_size = max(1, shortlist_size)
-        self._memo: dict[tuple[str, str], Evaluation] = {}
+        self._memo: dict[tuple[Any, str], Evaluation] = {}
         self.train_scores: dict[str, float] = {}
         #: the best full training accuracy so far (what a race must beat)
         self.incumbent: float | None = None
         self.partial: set[str] = set()
         self.requests: dict[str, int] = {}
 
-    async def _ask(self, instructions: list[str], examples: Sequence[Example]) -> list[Evaluation]:
+    async def _ask(
+        self, instructions: list[str], examples: Sequence[Example], demos: Sequence[Demo] = ()
+    ) -> list[Evaluation]:
         """The scorer's answers to ``instructions`` on ``examples``, one concurrent batch: the one
         place scorer requests are built (same options, :data:`SCORER_SEED`), so full scores, race
         rungs and validation share the request cache."""
@@ -129,6 +132,7 @@ class ScoreBook:
             max_tokens=self.max_tokens,
             seed=SCORER_SEED,
             system=self.system,
+            demos=demos,
         )
 
     def _tell(self, split: str, evaluations: Sequence[Evaluation], examples: Sequence[Example]) -> None:
@@ -137,21 +141,26 @@ class ScoreBook:
                 self.sink(split, ev, examples)
 
     async def evaluate(
-        self, split: str, examples: Sequence[Example], instructions: Sequence[str]
+        self,
+        split: str,
+        examples: Sequence[Example],
+        instructions: Sequence[str],
+        demos: Sequence[Demo] = (),
     ) -> list[Evaluation]:
-        """Full evaluations of ``instructions`` on ``examples`` (one concurrent batch for those
-        not memoised under ``split``); an evaluation with failed requests is not memoised, so
-        the failures stay retryable."""
-        missing = [ins for ins in dict.fromkeys(instructions) if (split, ins) not in self._memo]
+        """Full evaluations of ``instructions`` (with the few-shot ``demos``) on ``examples`` (one
+        concurrent batch for those not memoised under ``split``, these examples and demos); an
+        evaluation with failed requests is not memoised, so the failures stay retryable."""
+        where = (split, tuple(ex.id for ex in examples), tuple(demos))
+        missing = [ins for ins in dict.fromkeys(instructions) if (where, ins) not in self._memo]
         fresh: dict[str, Evaluation] = {}
         if missing:
-            evals = await self._ask(missing, examples)
+            evals = await self._ask(missing, examples, demos)
             self._tell(split, evals, examples)
             for ev in evals:
                 fresh[ev.instruction] = ev
                 if ev.failed == 0:  # keep failures retryable
-                    self._memo[(split, ev.instruction)] = ev
-        return [fresh.get(ins) or self._memo[(split, ins)] for ins in instructions]
+                    self._memo[(where, ev.instruction)] = ev
+        return [fresh.get(ins) or self._memo[(where, ins)] for ins in instructions]
 
     async def ascore(self, instructions: Sequence[str]) -> list[Scored]:
         """Training accuracy of each instruction, by the strategy (see ``InstructionTask.ascore``)."""

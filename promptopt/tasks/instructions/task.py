@@ -30,11 +30,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from promptopt.errors import ConfigError
+from promptopt.evaluators.accuracy import Evaluation
 from promptopt.evaluators.metrics.base import Metric
 from promptopt.evaluators.metrics.registry import metric_spec_of, resolve_metric
 from promptopt.evaluators.racing import RacingConfig
 from promptopt.llm.base import LLM, run_sync
-from promptopt.prompting import check_position
+from promptopt.prompting import Demo, check_position
 from promptopt.tasks.base import Candidate, ProposalShape, Rejected, Scored, TaskDescription
 from promptopt.tasks.instructions import costs, prompts
 from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, AnswerLog
@@ -251,6 +252,25 @@ class InstructionTask:
     def score(self, candidates: Sequence[Candidate]) -> list[Scored]:
         """Sync door to :meth:`ascore` (scripts, notebooks, tests)."""
         return run_sync(self.ascore(candidates))
+
+    async def aevaluate(
+        self,
+        split: str,
+        instructions: Sequence[str],
+        *,
+        examples: Sequence[Example] | None = None,
+        demos: Sequence[Demo] = (),
+    ) -> list[Evaluation]:
+        """Per-example evaluations of ``instructions`` (with few-shot ``demos``) on ``examples``
+        (default: the whole ``split``: ``train``, ``val`` or ``test``), through the same scorer
+        options, request cache, metric and answer log as every other score of this task. The
+        door for optimizers that need per-example values and the metric's feedback (reflective
+        proposals, demonstration search), not one number per candidate."""
+        if examples is None:
+            if split not in ("train", "val", "test"):
+                raise ConfigError(f"unknown split {split!r}; choose train, val or test")
+            examples = getattr(self.splits, split)
+        return await self._book.evaluate(split, examples, list(instructions), demos)
 
     def restore(self, trials: Sequence[Any]) -> None:
         """Rebuild what scoring depends on from a run's committed trials (the optimizer calls this
