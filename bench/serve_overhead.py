@@ -41,7 +41,7 @@ class ServeProcess:
     def __init__(self, target_url: str, concurrency: int) -> None:
         self.cmd = [
             sys.executable, "-m", "promptopt", "serve", "--target", f"openai:standin@{target_url}",
-            "--port", "0", "--instruction", "Answer with a number.",
+            "--port", "0", "--instruction", "Answer with a number.", "--model-name", "standin",
             "--max-concurrency", str(max(concurrency, 16)), "--max-retries", "0",
         ]  # fmt: skip
         self.proc: subprocess.Popen[str] | None = None

@@ -14,6 +14,7 @@ import typer
 
 from promptopt.cli.common import err_console
 from promptopt.serve.config import API_KEY_ENV, ServeConfig, serve
+from promptopt.serve.protocol import DEFAULT_MAX_BODY_BYTES
 
 
 def serve_command(
@@ -70,6 +71,11 @@ def serve_command(
     default_max_tokens: int = typer.Option(
         1024, "--default-max-tokens", help="max_tokens of requests that do not set it."
     ),
+    max_body_bytes: int = typer.Option(
+        DEFAULT_MAX_BODY_BYTES,
+        "--max-body-bytes",
+        help="Largest request body accepted (bytes); larger ones get a 413.",
+    ),
     cache: bool = typer.Option(
         False, "--cache", help="Answer repeated temperature-0 requests from promptopt's request cache."
     ),
@@ -81,7 +87,8 @@ def serve_command(
 
     Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, GET /health.
 
-    Streamed answers are the finished completion sent as server-sent events.
+    Streamed answers are the finished completion sent as server-sent events. Errors are in
+    OpenAI's shape; a client that disconnects cancels its upstream call.
 
     SIGTERM or Ctrl-C stops it after the requests in flight.
     """
@@ -103,6 +110,7 @@ def serve_command(
         request_timeout=request_timeout,
         max_retries=max_retries,
         default_max_tokens=default_max_tokens,
+        max_body_bytes=max_body_bytes,
         cache=cache,
         log_prompts=log_prompts,
     )

@@ -14,6 +14,13 @@ requests by the least-outstanding rule, and each would spend a retry on a server
 dead. When every endpoint is down the pool still picks one (the one back soonest): the request's
 own retries and backoff then end in the usual "cannot reach" error if none comes back.
 
+A *frozen* endpoint (it accepts connections and never answers) fails by timeout, not by refusal.
+A timeout alone is no proof of death (a long generation on a slow server times out too), so the
+rule is: an attempt that timed out while its endpoint answered *nothing at all* (no attempt on it
+ended with an answer since this one began) marks it down like a refused connection; one that timed
+out while the endpoint kept answering others leaves it up. Without this rule every later request
+paid the full timeout on the frozen endpoint before its retry moved on (issue 23).
+
 The pool is plain bookkeeping under a lock, shared by every event loop using the backend; it never
 sees a URL (endpoints are indices), so it can hold no secret.
 """
@@ -23,13 +30,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 #: How an attempt on an endpoint ended, as far as the endpoint's health goes: the server answered
 #: (any HTTP status, even an error), the endpoint could not be reached or dropped the connection,
-#: or nothing is known (a timeout: a slow server is not a dead one).
-Reach = Literal["answered", "unreachable", "unknown"]
+#: no answer came within the timeout (down only if the endpoint answered nothing meanwhile, see
+#: the module doc), or nothing is known (the caller cancelled the attempt).
+Reach = Literal["answered", "unreachable", "timeout", "unknown"]
 
 
 @dataclass
@@ -38,14 +46,17 @@ class _State:
     down_until: float = 0.0  # 0: up
     failures: int = 0  # consecutive times marked down (cool-off doubles with each)
     probing: bool = False  # a probe is in flight (while down)
+    answers: int = 0  # attempts that ended with an answer, ever (a timeout compares its lease's)
 
 
 @dataclass(frozen=True)
 class Lease:
-    """One attempt's hold on an endpoint (``index`` into the pool's endpoints)."""
+    """One attempt's hold on an endpoint (``index`` into the pool's endpoints; ``answers``: the
+    endpoint's answer count when the attempt began)."""
 
     index: int
     probe: bool = False
+    answers: int = 0
 
 
 class EndpointPool:
@@ -91,21 +102,25 @@ class EndpointPool:
                 lease = Lease(min(up, key=lambda i: states[i].in_flight))
             else:
                 lease = Lease(min(order, key=lambda i: states[i].down_until))
+            lease = replace(lease, answers=states[lease.index].answers)
             states[lease.index].in_flight += 1
             self.served[lease.index] += 1
             return lease
 
     def release(self, lease: Lease, reach: Reach) -> None:
         """Record how the attempt went: an answer brings an endpoint back up, a connection failure
-        marks it down (once: the other requests it held fail too, and must not double its cool-off)."""
+        or a timeout with no answer from the endpoint meanwhile (frozen) marks it down (once: the
+        other requests it held fail too, and must not double its cool-off)."""
         with self._lock:
             state = self._states[lease.index]
             state.in_flight -= 1
             if lease.probe:
                 state.probing = False
+            silent = reach == "timeout" and state.answers == lease.answers
             if reach == "answered":
                 state.down_until, state.failures = 0.0, 0
-            elif reach == "unreachable" and (state.down_until == 0.0 or lease.probe):
+                state.answers += 1
+            elif (reach == "unreachable" or silent) and (state.down_until == 0.0 or lease.probe):
                 state.failures += 1
                 delay = min(self.cooloff * 2.0 ** (state.failures - 1), self.cooloff_max)
                 state.down_until = max(self._clock() + delay, 1e-9)

@@ -281,7 +281,10 @@ class OpenAICompatLLM(BaseLLM):
                     slot.overloaded()
                 raise
             except openai.APITimeoutError:
-                reach = "unknown"  # slow is not dead
+                reach = "timeout"  # slow is not dead; silent for a whole timeout is (llm/multi.py)
+                raise
+            except asyncio.CancelledError:
+                reach = "unknown"  # the caller gave up (a serve client left): nothing learnt
                 raise
             except openai.APIConnectionError:
                 reach = "unreachable"  # refused, reset, or closed mid-answer: the server is going

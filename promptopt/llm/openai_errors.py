@@ -23,7 +23,7 @@ from promptopt.llm.base import (
     LLMServerError,
     LLMTimeoutError,
 )
-from promptopt.llm.openai_retry import TRANSIENT_STATUS
+from promptopt.llm.openai_retry import TRANSIENT_STATUS, retry_after_seconds
 from promptopt.llm.redact import Redactor
 
 MAX_SERVER_MESSAGE = 200
@@ -90,7 +90,9 @@ def translate(
         detail = redact(server_message(exc), MAX_SERVER_MESSAGE)
         said = f": {detail}" if detail else ""
         if status == 429:
-            return LLMRateLimitError(f"{name}: rate limited (HTTP 429) {tries}{said}")
+            limited = LLMRateLimitError(f"{name}: rate limited (HTTP 429) {tries}{said}")
+            limited.retry_after = retry_after_seconds(exc)
+            return limited
         if status >= 500 or status in TRANSIENT_STATUS:
             return LLMServerError(f"{name}: server error (HTTP {status}) {tries}{said}")
         return LLMBadRequestError(f"{name}: request rejected (HTTP {status}){said}")

@@ -8,11 +8,14 @@ concurrency limit, and comes back in OpenAI's shape.
 
 Why these choices:
 
-- Failures of the upstream model are typed ``LLMError``s after the backend's bounded retries; each
-  maps to one HTTP status (:func:`status_for`) with a message that names no upstream URL or
-  model spec (the client of a deployed endpoint need not learn the internal address), and the full
+- Every error is in OpenAI's shape (:mod:`promptopt.serve.errors`), 404 and 405 included.
+  Failures of the upstream model are typed ``LLMError``s after the backend's bounded retries; each
+  maps to one HTTP status with a message that names no upstream URL or host:port (the client of a
+  deployed endpoint need not learn the internal address), a 429 says when to retry, and the full
   message goes to the server log. Nothing waits without a bound: the backend's timeout and
   retries bound every request.
+- A request is read within ``max_body_bytes`` and its upstream call is cancelled the moment its
+  client disconnects (:mod:`promptopt.serve.intake`): an abandoned request holds no slot.
 - Secrets: ``api_key`` protects the server (constant-time compare); with ``forward_auth`` the
   client's bearer token becomes the upstream's API key (one backend per key, kept in memory only).
   No header is ever logged; the request log line has latency, tokens and whether the prompt was
@@ -35,18 +38,9 @@ from typing import Any
 
 from promptopt.aligned import AlignedLLM, user_text
 from promptopt.extras import require
-from promptopt.llm.base import (
-    LLM,
-    BudgetExceededError,
-    Completion,
-    LLMAuthError,
-    LLMBadRequestError,
-    LLMError,
-    LLMRateLimitError,
-    LLMTimeoutError,
-    Request,
-)
+from promptopt.llm.base import LLM, Completion, LLMAuthError, LLMError, Request
 from promptopt.serve import protocol
+from promptopt.serve.errors import ApiError, install_handlers, status_for, upstream_error
 
 require("fastapi", "serve", what="promptopt serve")  # one line naming the extra, not an ImportError
 
@@ -54,10 +48,16 @@ from fastapi import FastAPI  # noqa: E402
 from fastapi import Request as HTTPRequest  # noqa: E402
 from fastapi.responses import JSONResponse, StreamingResponse  # noqa: E402
 
+from promptopt.serve.intake import DEFAULT_MAX_BODY_BYTES, ClientGone, read_json, while_connected  # noqa: E402
+
 log = logging.getLogger("promptopt.serve")
 
 #: How many per-key upstream backends ``forward_auth`` keeps (least recently used are dropped).
 MAX_FORWARDED_KEYS = 64
+#: The status logged for a request whose client left before its answer (nginx's "client closed").
+CLIENT_CLOSED = 499
+
+__all__ = ["ServeState", "Upstream", "create_app", "status_for"]
 
 
 # --------------------------------------------------------------------------- state
@@ -110,7 +110,8 @@ class Upstream:
 
 @dataclass
 class ServeState:
-    """Everything the app needs. ``model_name`` is the id ``/v1/models`` lists and answers carry."""
+    """Everything the app needs. ``model_name`` is the id ``/v1/models`` lists and answers carry
+    (the only one requests may name); ``cancelled`` counts requests whose client left first."""
 
     upstream: Upstream
     model_name: str = "promptopt"
@@ -118,39 +119,12 @@ class ServeState:
     log_prompts: bool = False
     default_max_tokens: int = 1024
     max_tokens_limit: int = 32768
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     description: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     requests: int = 0
     errors: int = 0
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def status_for(exc: LLMError, *, forward_auth: bool) -> tuple[int, str, str]:
-    """(HTTP status, OpenAI error type, client message) for an upstream failure.
-
-    The message says what happened in general terms; details (upstream address, attempts) stay in
-    the server log. A 400 carries the upstream's own words, since the client's request caused it.
-    """
-    if isinstance(exc, LLMBadRequestError):
-        detail = str(exc).split(": ", 1)[-1]
-        return 400, "invalid_request_error", f"the model rejected the request: {detail}"
-    if isinstance(exc, LLMAuthError):
-        if forward_auth:
-            return 401, "authentication_error", "the upstream model rejected the forwarded API key"
-        return 502, "upstream_error", "the upstream model rejected this server's credentials"
-    if isinstance(exc, LLMRateLimitError | BudgetExceededError):
-        return 429, "rate_limit_error", "the upstream model is rate limited; retry later"
-    if isinstance(exc, LLMTimeoutError):
-        return 504, "upstream_timeout", "the upstream model did not answer in time"
-    return 502, "upstream_error", f"the upstream model failed ({type(exc).__name__})"
-
-
-def _error(
-    status: int, message: str, kind: str, *, param: str | None = None, headers: dict[str, str] | None = None
-) -> Any:
-    return JSONResponse(protocol.error_body(message, kind, param=param), status_code=status, headers=headers)
+    cancelled: int = 0
 
 
 # --------------------------------------------------------------------------- app
@@ -165,89 +139,91 @@ def create_app(state: ServeState) -> Any:
         await state.upstream.aclose()  # uvicorn ends the lifespan after the last request drained
 
     app = FastAPI(title="promptopt serve", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_handlers(app)
 
     def bearer(request: Any) -> str | None:
         header = request.headers.get("authorization") or ""
         scheme, _, token = header.partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
-    def check_auth(request: Any) -> tuple[Any, str | None]:
-        """(an error response or None, the key to forward upstream)."""
+    def check_auth(request: Any) -> str | None:
+        """The key to forward upstream; raises the 401 for a missing or wrong key."""
         token = bearer(request)
+        challenge = {"WWW-Authenticate": "Bearer"}
         if state.api_key is not None:
             if token is None or not hmac.compare_digest(token.encode(), state.api_key.encode()):
-                return _error(401, "missing or wrong API key (Authorization: Bearer <key>)", "authentication_error",
-                              headers={"WWW-Authenticate": "Bearer"}), None  # fmt: skip
-            return None, None
+                raise ApiError(401, "missing or wrong API key (Authorization: Bearer <key>)",
+                               "authentication_error", code="invalid_api_key", headers=challenge)  # fmt: skip
+            return None
         if state.upstream.forward_auth and token is None:
-            return _error(401, "this server forwards your API key upstream: send Authorization: Bearer <key>",
-                          "authentication_error", headers={"WWW-Authenticate": "Bearer"}), None  # fmt: skip
-        return None, token
-
-    async def body_of(request: Any) -> Any:
-        try:
-            return await request.json()
-        except ValueError:
-            raise protocol.BadRequest("the request body is not valid JSON") from None
+            raise ApiError(401, "this server forwards your API key upstream: send Authorization: Bearer <key>",
+                           "authentication_error", code="invalid_api_key", headers=challenge)  # fmt: skip
+        return token
 
     @app.get("/health")
     async def health() -> Any:
         return {"status": "ok", "model": state.model_name, "uptime_s": round(time.time() - state.started, 1),
-                "requests": state.requests, "errors": state.errors}  # fmt: skip
+                "requests": state.requests, "errors": state.errors, "cancelled": state.cancelled}  # fmt: skip
+
+    async def answer(request: Any, kind: str, seen: dict[str, Any]) -> Any:
+        """The response for one generation request; ``seen`` collects what the log line says."""
+        key = check_auth(request)
+        parse = protocol.parse_chat if kind == "chat" else protocol.parse_completion
+        body = await read_json(request, state.max_body_bytes)
+        parsed = parse(body, served=state.model_name, default_max_tokens=state.default_max_tokens,
+                       max_tokens_limit=state.max_tokens_limit)  # fmt: skip
+        seen["stream"] = parsed.stream
+        try:
+            llm = state.upstream.get(key)
+            completions, seen["aligned"], prompts = await while_connected(request, _run(llm, parsed.requests))
+        except LLMError as exc:
+            seen["note"] = f" error={type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            raise upstream_error(exc, forward_auth=state.upstream.forward_auth) from None
+        seen["note"] = _usage_note(completions)
+        if state.log_prompts:
+            seen["note"] += "".join(f" prompt={o!r} sent={s!r}" for o, s in prompts)
+        if parsed.stream:
+            events = (
+                protocol.chat_stream(completions[0], parsed.model, include_usage=parsed.include_usage)
+                if kind == "chat"
+                else protocol.completion_stream(completions, parsed.model, include_usage=parsed.include_usage)
+            )
+            return StreamingResponse(
+                events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            )
+        if kind == "chat":
+            return JSONResponse(protocol.chat_response(completions[0], parsed.model))
+        return JSONResponse(protocol.completion_response(completions, parsed.model))
 
     async def generate(request: Any, kind: str) -> Any:
+        """:func:`answer`, with every outcome (a bug included) an OpenAI-shaped response and one
+        log line carrying the status the client got."""
         started = time.perf_counter()
         state.requests += 1
-        status, note, aligned_info = 200, "", ("-", "-")
-        stream = False
+        seen: dict[str, Any] = {"aligned": ("-", "-"), "stream": False, "note": ""}
+        response: Any = None
         try:
-            denied, key = check_auth(request)
-            if denied is not None:
-                status = 401
-                return denied
-            parse = protocol.parse_chat if kind == "chat" else protocol.parse_completion
-            try:
-                parsed = parse(await body_of(request), served=state.model_name,
-                               default_max_tokens=state.default_max_tokens, max_tokens_limit=state.max_tokens_limit)  # fmt: skip
-            except protocol.BadRequest as exc:
-                status = 400
-                return _error(400, str(exc), "invalid_request_error", param=exc.param)
-            stream = parsed.stream
-            try:
-                llm = state.upstream.get(key)
-                completions, aligned_info, prompts = await _run(llm, parsed.requests)
-            except LLMError as exc:
-                status, kind_, message = status_for(exc, forward_auth=state.upstream.forward_auth)
-                note = f" error={type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-                return _error(status, message, kind_)
-            except Exception as exc:  # a bug: the client gets a 500, the log the class
-                status, note = 500, f" error={type(exc).__name__}"
-                log.exception("internal error while serving a request")
-                return _error(500, "internal server error", "server_error")
-            note = _usage_note(completions)
-            if state.log_prompts:
-                note += "".join(f" prompt={o!r} sent={s!r}" for o, s in prompts)
-            if kind == "chat":
-                if parsed.stream:
-                    return StreamingResponse(
-                        protocol.chat_stream(completions[0], parsed.model, include_usage=parsed.include_usage),
-                        media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
-                    )  # fmt: skip
-                return JSONResponse(protocol.chat_response(completions[0], parsed.model))
-            if parsed.stream:
-                return StreamingResponse(
-                    protocol.completion_stream(completions, parsed.model, include_usage=parsed.include_usage),
-                    media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
-                )  # fmt: skip
-            return JSONResponse(protocol.completion_response(completions, parsed.model))
-        finally:
-            if status >= 400:
-                state.errors += 1
-            log.info(
-                "%s %s %d %.3fs rewritten=%s instructed=%s stream=%s%s",
-                request.method, request.url.path, status, time.perf_counter() - started,
-                aligned_info[0], aligned_info[1], "yes" if stream else "no", note,
-            )  # fmt: skip
+            response = await answer(request, kind, seen)
+        except ApiError as exc:  # the note names the kind of refusal, never the request's text
+            response = exc.response()
+            seen["note"] = seen["note"] or f" refused={exc.code or exc.kind}"
+        except ClientGone:
+            state.cancelled += 1
+            seen["note"] += " client disconnected: upstream call cancelled"
+        except Exception as exc:  # a bug: the client gets a 500, the log the class and traceback
+            seen["note"] = f" error={type(exc).__name__}"
+            log.exception("internal error while serving a request")
+            response = ApiError(500, "internal server error", "server_error").response()
+        status = CLIENT_CLOSED if response is None else response.status_code
+        if 400 <= status != CLIENT_CLOSED:
+            state.errors += 1
+        rewritten, instructed = seen["aligned"]
+        log.info(
+            "%s %s %d %.3fs rewritten=%s instructed=%s stream=%s%s",
+            request.method, request.url.path, status, time.perf_counter() - started,
+            rewritten, instructed, "yes" if seen["stream"] else "no", seen["note"],
+        )  # fmt: skip
+        return response if response is not None else JSONResponse({}, status_code=CLIENT_CLOSED)
 
     async def chat(request: HTTPRequest) -> Any:
         return await generate(request, "chat")
@@ -256,9 +232,7 @@ def create_app(state: ServeState) -> Any:
         return await generate(request, "completions")
 
     async def list_models(request: HTTPRequest) -> Any:
-        denied, _ = check_auth(request)
-        if denied is not None:
-            return denied
+        check_auth(request)
         model = {
             "id": state.model_name,
             "object": "model",
@@ -270,11 +244,6 @@ def create_app(state: ServeState) -> Any:
     app.add_api_route("/v1/models", list_models, methods=["GET"])
     app.add_api_route("/v1/chat/completions", chat, methods=["POST"])
     app.add_api_route("/v1/completions", completions, methods=["POST"])
-
-    @app.exception_handler(protocol.BadRequest)
-    async def bad_request(_request: Any, exc: protocol.BadRequest) -> Any:
-        return _error(400, str(exc), "invalid_request_error", param=exc.param)
-
     return app
 
 

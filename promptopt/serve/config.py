@@ -35,6 +35,7 @@ from promptopt.errors import ConfigError
 from promptopt.extras import require
 from promptopt.llm.base import LLM, run_sync
 from promptopt.llm.registry import ModelSpec
+from promptopt.serve.protocol import DEFAULT_MAX_BODY_BYTES
 
 if TYPE_CHECKING:
     from promptopt.serve.app import ServeState, Upstream
@@ -132,6 +133,7 @@ class ServeConfig:
     request_timeout: float | None = None
     max_retries: int | None = None
     default_max_tokens: int = 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     cache: bool = False
     log_prompts: bool = False
 
@@ -161,6 +163,7 @@ class ServeConfig:
         for name, value in (
             ("--default-max-tokens", self.default_max_tokens),
             ("--max-concurrency", self.max_concurrency),
+            ("--max-body-bytes", self.max_body_bytes),
         ):
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value}")
@@ -252,6 +255,7 @@ class ServeConfig:
             api_key=self.api_key,
             log_prompts=self.log_prompts,
             default_max_tokens=self.default_max_tokens,
+            max_body_bytes=self.max_body_bytes,
         )
         return Deployment(self, state, served)
 

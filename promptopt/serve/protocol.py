@@ -3,34 +3,57 @@
 Pure functions, no web framework: what the server accepts and answers is tested here without a
 socket. Why parse by hand rather than declare pydantic models: a validation failure must be a 400 in
 OpenAI's error shape that names the field (not FastAPI's 422), and every field is either honoured
-(model, messages/prompt, n, temperature, top_p, max_tokens / max_completion_tokens, stop, seed,
-stream, stream_options.include_usage), refused with a 400 that names it because its meaning would
-be silently lost (:data:`UNSUPPORTED`: tools, response_format, logprobs...), or ignored (fields
-such as ``user``, penalties and ``logit_bias`` that SDKs send and a backend here cannot honour;
-vLLM's and llama.cpp's servers ignore unknown fields too).
+(model: the served name, any other is a 404 ``model_not_found``; messages/prompt, n, temperature,
+top_p, max_tokens / max_completion_tokens, stop, seed, stream, stream_options.include_usage),
+refused with a 400 that names it because its meaning would be silently lost (:data:`UNSUPPORTED`:
+tools, response_format, logprobs...), or ignored (fields such as ``user``, penalties and
+``logit_bias`` that SDKs send and a backend here cannot honour; vLLM's and llama.cpp's servers
+ignore unknown fields too).
 
-Streaming: promptopt's LLM layer returns finished completions, so a ``stream: true`` answer is the
-finished completion sent as server-sent events in OpenAI's chunk format (a role chunk, one content
-chunk per choice, a finish chunk, an optional usage chunk, ``data: [DONE]``). Clients see a valid
-stream; the first token simply arrives with the last.
+Answers (response bodies and stream events) are built in :mod:`promptopt.serve.answers`; this
+module re-exports them.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
-import uuid
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from promptopt.llm.base import Completion, Message, Request
+from promptopt.llm.base import Message, Request
+from promptopt.serve.answers import (
+    chat_response,
+    chat_stream,
+    completion_response,
+    completion_stream,
+    new_id,
+    sse,
+    usage_json,
+)
+from promptopt.serve.errors import ApiError
+
+__all__ = [
+    "BadRequest",
+    "ModelNotFound",
+    "Parsed",
+    "chat_response",
+    "chat_stream",
+    "completion_response",
+    "completion_stream",
+    "new_id",
+    "parse_chat",
+    "parse_completion",
+    "sse",
+    "usage_json",
+]
 
 #: Sampling defaults where a client leaves a field out: the OpenAI API's own.
 DEFAULT_TEMPERATURE = 1.0
 DEFAULT_TOP_P = 1.0
 MAX_N = 16
+#: The default request-body limit: a generous chat (a million-token context is about 4 MB of text)
+#: with room for JSON escaping, and a bound on what one request can make the server hold.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_STOP = 4
 #: Roles accepted in chat messages; ``developer`` is OpenAI's newer name for ``system``.
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -41,12 +64,20 @@ UNSUPPORTED = frozenset(
 )  # fmt: skip
 
 
-class BadRequest(ValueError):
+class BadRequest(ApiError, ValueError):
     """A request the server refuses (HTTP 400): ``param`` names the offending field."""
 
     def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
+        super().__init__(400, message, param=param)
+
+
+class ModelNotFound(BadRequest):
+    """A request for a model this server does not serve: 404 ``model_not_found``, as OpenAI and
+    vLLM answer (answering it with another model would hide the client's mistake)."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model `{model}` does not exist", "model")
+        self.status, self.code = 404, "model_not_found"
 
 
 @dataclass(frozen=True)
@@ -162,10 +193,14 @@ def _stream_flags(body: dict[str, Any]) -> tuple[bool, bool]:
 
 
 def _model(body: dict[str, Any], served: str) -> str:
-    model = body.get("model", served)
+    """The served name: a request names it (``/v1/models`` lists it) or leaves ``model`` out (as
+    vLLM allows: the one served model answers); any other name is refused."""
+    model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise BadRequest("model must be a string", "model")
-    return served  # one model is served; any name the client sends is answered by it
+    if model is not None and model != served:
+        raise ModelNotFound(model)
+    return served
 
 
 def parse_chat(body: Any, *, served: str, default_max_tokens: int, max_tokens_limit: int) -> Parsed:
@@ -189,140 +224,3 @@ def parse_completion(body: Any, *, served: str, default_max_tokens: int, max_tok
     if len(prompts) * params["n"] > 64:
         raise BadRequest("at most 64 prompts x n per request", "prompt")
     return Parsed(tuple(Request(prompt=p, **params) for p in prompts), _model(body, served), stream, usage)
-
-
-# --------------------------------------------------------------------------- answers
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"
-
-
-def usage_json(completions: Sequence[Completion]) -> dict[str, int]:
-    prompt = sum(c.usage.prompt_tokens for c in completions)
-    done = sum(c.usage.completion_tokens for c in completions)
-    return {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
-
-
-def _finish(reason: str) -> str:
-    return reason if reason in ("stop", "length", "content_filter") else "stop"
-
-
-def chat_response(completion: Completion, model: str, *, rid: str | None = None) -> dict[str, Any]:
-    choices = [
-        {
-            "index": i,
-            "message": {"role": "assistant", "content": c.text},
-            "finish_reason": _finish(c.finish_reason),
-            "logprobs": None,
-        }
-        for i, c in enumerate(completion.choices)
-    ]
-    return {
-        "id": rid or new_id("chatcmpl"),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "usage": usage_json([completion]),
-    }
-
-
-def completion_response(
-    completions: Sequence[Completion], model: str, *, rid: str | None = None
-) -> dict[str, Any]:
-    """Choices of every prompt in order: prompt ``p``'s sample ``j`` has index ``p * n + j``."""
-    choices = []
-    for comp in completions:
-        for c in comp.choices:
-            choices.append(
-                {
-                    "index": len(choices),
-                    "text": c.text,
-                    "finish_reason": _finish(c.finish_reason),
-                    "logprobs": None,
-                }
-            )
-    return {
-        "id": rid or new_id("cmpl"),
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": choices,
-        "usage": usage_json(completions),
-    }
-
-
-def sse(payload: dict[str, Any] | str) -> bytes:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    return f"data: {data}\n\n".encode()
-
-
-def chat_stream(completion: Completion, model: str, *, include_usage: bool) -> Iterator[bytes]:
-    """The finished chat completion as OpenAI ``chat.completion.chunk`` events, then ``[DONE]``."""
-    head = {
-        "id": new_id("chatcmpl"),
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": model,
-    }
-    extra = {"usage": None} if include_usage else {}
-
-    def chunk(index: int, delta: dict[str, Any], finish: str | None) -> bytes:
-        choice = {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return sse({**head, "choices": [choice], **extra})
-
-    for i, c in enumerate(completion.choices):
-        yield chunk(i, {"role": "assistant", "content": ""}, None)
-        if c.text:
-            yield chunk(i, {"content": c.text}, None)
-        yield chunk(i, {}, _finish(c.finish_reason))
-    if include_usage:
-        yield sse({**head, "choices": [], "usage": usage_json([completion])})
-    yield sse("[DONE]")
-
-
-def completion_stream(
-    completions: Sequence[Completion], model: str, *, include_usage: bool
-) -> Iterator[bytes]:
-    """The finished completions as OpenAI ``text_completion`` stream events, then ``[DONE]``."""
-    head = {"id": new_id("cmpl"), "object": "text_completion", "created": int(time.time()), "model": model}
-    extra = {"usage": None} if include_usage else {}
-    index = 0
-    for comp in completions:
-        for c in comp.choices:
-            if c.text:
-                yield sse(
-                    {
-                        **head,
-                        "choices": [
-                            {"index": index, "text": c.text, "finish_reason": None, "logprobs": None}
-                        ],
-                        **extra,
-                    }
-                )
-            yield sse(
-                {
-                    **head,
-                    "choices": [
-                        {
-                            "index": index,
-                            "text": "",
-                            "finish_reason": _finish(c.finish_reason),
-                            "logprobs": None,
-                        }
-                    ],
-                    **extra,
-                }
-            )
-            index += 1
-    if include_usage:
-        yield sse({**head, "choices": [], "usage": usage_json(completions)})
-    yield sse("[DONE]")
-
-
-def error_body(
-    message: str, kind: str, *, param: str | None = None, code: str | None = None
-) -> dict[str, Any]:
-    """OpenAI's error shape (what the SDK turns into ``APIStatusError.message``)."""
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

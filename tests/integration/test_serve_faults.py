@@ -45,7 +45,7 @@ async def _fire(base_url: str, n: int, concurrency: int) -> list[Any]:
         async with sem:
             try:
                 out = await ac.chat.completions.create(
-                    model="m", messages=[{"role": "user", "content": f"q{i}"}]
+                    model="promptopt", messages=[{"role": "user", "content": f"q{i}"}]
                 )
                 return out.choices[0].message.content
             except openai.APIStatusError as exc:
@@ -83,6 +83,17 @@ def test_an_always_failing_or_hanging_upstream_answers_quickly_with_an_error(fau
         assert time.perf_counter() - started < 4
 
 
+def test_a_frozen_upstream_endpoint_costs_one_timeout_then_requests_go_to_the_live_one(
+    fault_server: Any,
+) -> None:
+    frozen = fault_server(default="hang", hang_seconds=30)
+    live = fault_server()
+    with _serve(f"{frozen.base_url},{live.base_url}", max_retries=1, timeout=0.5, endpoint_cooloff=60) as srv:
+        answers = [asyncio.run(_fire(srv.base_url, 1, 1))[0] for _ in range(6)]
+    assert answers == ["echo: Be exact.\n\nq0"] * 6
+    assert frozen.request_count == 1 and live.request_count == 6
+
+
 def test_the_cli_server_drains_in_flight_requests_and_exits_0_on_sigterm(fault_server: Any) -> None:
     up = fault_server(latency=1.0)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -102,7 +113,7 @@ def test_the_cli_server_drains_in_flight_requests_and_exits_0_on_sigterm(fault_s
         box: dict[str, Any] = {}
         t = threading.Thread(
             target=lambda: box.update(
-                out=c.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+                out=c.chat.completions.create(model="promptopt", messages=[{"role": "user", "content": "hi"}])
             )
         )
         t.start()

@@ -48,6 +48,7 @@ class Fault(str, enum.Enum):
     EMPTY_CHOICES = "empty-choices"  # 200, valid JSON, "choices": []
     UNAUTHORIZED = "401"  # echoes the bearer token in its message, as some real servers do
     BAD_REQUEST = "400"  # likewise echoes the token: tests check that clients redact it
+    BAD_REQUEST_ADDRESS = "400-address"  # names its own and internal addresses, as vLLM's errors can
 
 
 #: The transient failures a flaky production endpoint shows; the default random mix.
@@ -353,6 +354,11 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self._error(401, f"Incorrect API key provided: {auth.removeprefix('Bearer ')}")
             elif fault is Fault.BAD_REQUEST:
                 self._error(400, f"bad request (sent with {auth})")
+            elif fault is Fault.BAD_REQUEST_ADDRESS:
+                here = f"http://127.0.0.1:{server.port}/v1"
+                self._error(
+                    400, f"model not loaded at {here} (worker 10.1.2.3:8001, cache gpu-7.internal:9000)"
+                )
             else:  # pragma: no cover - the enum is closed
                 raise AssertionError(fault)
 

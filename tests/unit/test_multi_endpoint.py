@@ -130,7 +130,50 @@ def test_all_down_still_picks_the_one_back_soonest() -> None:
     assert pool.acquire().index == first.index  # its cool-off ends first
 
 
+def test_a_timeout_marks_an_endpoint_down_only_when_it_answered_nothing_meanwhile() -> None:
+    """Frozen (accepts, never answers) is down; slow (answers others while one times out) is not."""
+    clock = Clock()
+    pool = EndpointPool(2, cooloff=1.0, clock=clock)
+    leases = [pool.acquire() for _ in range(4)]
+    x1, x2 = [lease for lease in leases if lease.index == 0]
+    y1, y2 = [lease for lease in leases if lease.index == 1]
+    pool.release(x2, "answered")  # endpoint 0 answers while x1 waits ...
+    pool.release(x1, "timeout")  # ... so x1's timeout is a slow request, not a frozen server
+    pool.release(y2, "unknown")  # a cancelled attempt says nothing
+    assert pool.up_count() == 2
+    pool.release(y1, "timeout")  # endpoint 1 answered nothing during y1's whole attempt: frozen
+    assert pool.up_count() == 1 and {pool.acquire().index for _ in range(4)} == {0}
+    clock.now += 1.0
+    probe = pool.acquire()
+    assert probe.index == 1 and probe.probe
+    pool.release(probe, "timeout")  # still frozen: the cool-off doubles
+    clock.now += 1.5
+    assert pool.acquire().index == 0
+    before = pool.acquire()  # an answer *before* an attempt began does not vouch for it
+    pool.release(before, "answered")
+    late = pool.acquire()
+    assert late.index == before.index == 0
+    pool.release(late, "timeout")
+    assert pool.up_count() == 0
+
+
 # --------------------------------------------------------------------------- through the backend
+
+
+def test_a_frozen_endpoint_costs_one_timeout_not_one_per_request(fault_server: Any) -> None:
+    """An endpoint that accepts connections and never answers is marked down by its first timeout;
+    the requests after it go to the live endpoint instead of each waiting out the timeout there."""
+    frozen: FaultServer = fault_server(default="hang", hang_seconds=30)
+    live: FaultServer = fault_server()
+    llm = from_spec(
+        f"stub@{frozen.base_url},{live.base_url}",
+        max_retries=1,
+        endpoint_cooloff=60,
+        **{**FAST, "timeout": 0.5},
+    )
+    answers = [llm.complete(f"q{i}") for i in range(10)]
+    assert answers == [f"echo: q{i}" for i in range(10)]
+    assert frozen.request_count == 1 and live.request_count == 10
 
 
 def test_dead_endpoint_costs_at_most_one_retry_per_request_and_nothing_is_lost(fault_server: Any) -> None:

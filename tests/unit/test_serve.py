@@ -86,7 +86,7 @@ def test_sync_chat_is_rewritten_then_instructed_and_parameters_pass_through(
     c = client(aligned_server)
     assert [m.id for m in c.models.list().data] == ["promptopt"]
     out = c.chat.completions.create(
-        model="whatever",
+        model="promptopt",
         messages=[{"role": "system", "content": "be nice"}, {"role": "user", "content": "2+2?"}],
         temperature=0.25, top_p=0.5, max_tokens=9, stop=["###"], seed=3, n=2,
     )  # fmt: skip
@@ -106,7 +106,7 @@ def test_streaming_and_completions_and_async(aligned_server: BackgroundServer, f
     c = client(aligned_server)
     chunks = list(
         c.chat.completions.create(
-            model="m",
+            model="promptopt",
             messages=[{"role": "user", "content": "hi"}],
             stream=True,
             stream_options={"include_usage": True},
@@ -115,14 +115,16 @@ def test_streaming_and_completions_and_async(aligned_server: BackgroundServer, f
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     assert text.startswith("[0] Rewritten: hi\n\nAnswer briefly.")
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    comp = c.completions.create(model="m", prompt=["keep a", "b"], max_tokens=4)
+    comp = c.completions.create(model="promptopt", prompt=["keep a", "b"], max_tokens=4)
     assert [r.prompt for r in fake.calls[-2:]] == [
         "keep a\n\nAnswer briefly.",
         "Rewritten: b\n\nAnswer briefly.",
     ]
     assert [ch.index for ch in comp.choices] == [0, 1] and comp.choices[1].text.startswith("[0] Rewritten: b")
     streamed = "".join(
-        ch.choices[0].text for ch in c.completions.create(model="m", prompt="z", stream=True) if ch.choices
+        ch.choices[0].text
+        for ch in c.completions.create(model="promptopt", prompt="z", stream=True)
+        if ch.choices
     )
     assert streamed.startswith("[0] Rewritten: z")
 
@@ -131,12 +133,14 @@ def test_streaming_and_completions_and_async(aligned_server: BackgroundServer, f
         try:
             outs = await asyncio.gather(
                 *(
-                    ac.chat.completions.create(model="m", messages=[{"role": "user", "content": f"q{i}"}])
+                    ac.chat.completions.create(
+                        model="promptopt", messages=[{"role": "user", "content": f"q{i}"}]
+                    )
                     for i in range(5)
                 )
             )
             stream = await ac.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "s"}], stream=True
+                model="promptopt", messages=[{"role": "user", "content": "s"}], stream=True
             )
             parts = [ch.choices[0].delta.content or "" async for ch in stream if ch.choices]
             return [o.choices[0].message.content for o in outs] + ["".join(parts)]
@@ -163,7 +167,9 @@ def test_upstream_failures_are_http_errors_that_hide_the_upstream(
 ) -> None:
     with serve(fake) as srv:
         with pytest.raises(error) as info:
-            client(srv).chat.completions.create(model="m", messages=[{"role": "user", "content": marker}])
+            client(srv).chat.completions.create(
+                model="promptopt", messages=[{"role": "user", "content": marker}]
+            )
     assert info.value.status_code == status
     assert "10.0.0.7" not in str(info.value) and "openai:up" not in str(info.value)
     if marker == "FAIL400":
@@ -174,7 +180,9 @@ def test_bad_requests_are_400_naming_the_field(fake: FakeLLM) -> None:
     with serve(fake) as srv:
         c = client(srv)
         with pytest.raises(openai.BadRequestError) as info:
-            c.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}], temperature=5)
+            c.chat.completions.create(
+                model="promptopt", messages=[{"role": "user", "content": "q"}], temperature=5
+            )
         assert "temperature" in str(info.value)
         import urllib.error
         import urllib.request
@@ -196,12 +204,12 @@ def test_api_key_protects_everything_but_health_and_is_never_logged(
         for key in ("wrong", ""):
             with pytest.raises(openai.AuthenticationError):
                 client(srv, key or "none").chat.completions.create(
-                    model="m", messages=[{"role": "user", "content": "q"}]
+                    model="promptopt", messages=[{"role": "user", "content": "q"}]
                 )
         with pytest.raises(openai.AuthenticationError):
             client(srv, "wrong").models.list()
         ok = client(srv, "s3cret-key").chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "private question"}]
+            model="promptopt", messages=[{"role": "user", "content": "private question"}]
         )
         assert ok.choices[0].message.content
         import urllib.request
@@ -219,7 +227,9 @@ def test_api_key_protects_everything_but_health_and_is_never_logged(
 def test_log_prompts_puts_the_prompt_in_the_log(fake: FakeLLM, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="promptopt")
     with serve(AlignedLLM(fake, rewriter=StubRewriter()), log_prompts=True) as srv:
-        client(srv).chat.completions.create(model="m", messages=[{"role": "user", "content": "tell me"}])
+        client(srv).chat.completions.create(
+            model="promptopt", messages=[{"role": "user", "content": "tell me"}]
+        )
     [line] = [r.getMessage() for r in caplog.records if r.name == "promptopt.serve"]
     assert "rewritten=yes instructed=no" in line and "prompt='tell me' sent='Rewritten: tell me'" in line
 
@@ -232,12 +242,14 @@ def test_forward_auth_sends_the_client_key_upstream_and_nowhere_else(
     upstream = Upstream(lambda key: from_spec(f"stub@{up.base_url}", api_key=key), forward_auth=True)
     with BackgroundServer(create_app(ServeState(upstream))) as srv:
         for key in ("sk-alice-123", "sk-bob-456", "sk-alice-123"):
-            client(srv, key).chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}])
+            client(srv, key).chat.completions.create(
+                model="promptopt", messages=[{"role": "user", "content": "q"}]
+            )
         bare = openai.OpenAI(
             base_url=srv.base_url, api_key="x", max_retries=0, default_headers={"Authorization": ""}
         )
         with pytest.raises(openai.AuthenticationError):
-            bare.chat.completions.create(model="m", messages=[{"role": "user", "content": "q"}])
+            bare.chat.completions.create(model="promptopt", messages=[{"role": "user", "content": "q"}])
     assert up.auth == ["Bearer sk-alice-123", "Bearer sk-bob-456", "Bearer sk-alice-123"]
     assert len(upstream.all()) == 0  # closed and dropped at shutdown
     assert "sk-alice" not in caplog.text and "sk-bob" not in caplog.text
@@ -256,7 +268,7 @@ def test_load_500_requests_at_32_concurrent_lose_none() -> None:
             async def one(i: int) -> str:
                 async with sem:
                     out = await ac.chat.completions.create(
-                        model="m", messages=[{"role": "user", "content": f"n{i}"}]
+                        model="promptopt", messages=[{"role": "user", "content": f"n{i}"}]
                     )
                     return out.choices[0].message.content or ""
 
@@ -302,6 +314,7 @@ def test_instruction_from_run(tmp_path: Path) -> None:
         (["--instruction", "x", "--position", "middle"], "unknown instruction position"),
         (["--instruction-from", "/no/such/run"], "no result.json"),
         (["--rewrite-mode", "aggressive"], "apply to --rewriter"),
+        (["--max-body-bytes", "0"], "--max-body-bytes must be a positive integer"),
     ],
 )
 def test_cli_bad_input_is_one_line(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,6 +31,7 @@ from promptopt.serve.runner import BackgroundServer  # noqa: E402
         ({"max_retries": -1}, "--max-retries must be >= 0"),
         ({"request_timeout": 0.0}, "--request-timeout must be > 0"),
         ({"max_retries": 2}, "apply to openai: targets, not fake:"),
+        ({"max_body_bytes": 0}, "--max-body-bytes must be a positive integer"),
     ],
 )
 def test_check_refuses_bad_combinations(changes: dict, message: str) -> None:
@@ -45,6 +46,8 @@ def test_build_state_aligns_the_target_and_the_app_serves_it() -> None:
     llm = deployment.state.upstream.shared
     assert isinstance(llm, AlignedLLM) and (llm.instruction, llm.position) == ("Be exact.", "Q_end")
     assert deployment.state.model_name == "m"
+    assert deployment.state.max_body_bytes == 8 * 2**20
+    assert ServeConfig(target="fake:x", max_body_bytes=1234).build_state().state.max_body_bytes == 1234
     with BackgroundServer(create_app(deployment.state)) as srv:
         with urllib.request.urlopen(f"{srv.base_url}/models", timeout=10) as resp:
             assert json.load(resp)["data"][0]["id"] == "m"

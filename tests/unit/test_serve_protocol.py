@@ -7,16 +7,25 @@ from typing import Any
 
 import pytest
 
-from promptopt.llm.base import Choice, Completion, Message, Usage
+from promptopt.llm.base import (
+    Choice,
+    Completion,
+    LLMBadRequestError,
+    LLMRateLimitError,
+    LLMServerError,
+    Message,
+    Usage,
+)
 from promptopt.serve import protocol
-from promptopt.serve.protocol import BadRequest, parse_chat, parse_completion
+from promptopt.serve.errors import upstream_error
+from promptopt.serve.protocol import BadRequest, ModelNotFound, parse_chat, parse_completion
 
 LIMITS: dict[str, Any] = {"served": "promptopt", "default_max_tokens": 100, "max_tokens_limit": 1000}
 
 
 def test_chat_fields_pass_through_to_the_request() -> None:
     body = {
-        "model": "anything",
+        "model": "promptopt",
         "messages": [
             {"role": "developer", "content": "be brief"},
             {"role": "user", "content": [{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]},
@@ -111,3 +120,30 @@ def test_completion_indices_run_over_prompts_and_samples() -> None:
     comps = [Completion((Choice("a"), Choice("b"))), Completion((Choice("c"), Choice("d")))]
     body = protocol.completion_response(comps, "m")
     assert [(c["index"], c["text"]) for c in body["choices"]] == [(0, "a"), (1, "b"), (2, "c"), (3, "d")]
+
+
+def test_a_request_names_the_served_model_or_none() -> None:
+    chat = {"messages": [{"role": "user", "content": "q"}]}
+    assert parse_chat({**chat, "model": "promptopt"}, **LIMITS).model == "promptopt"
+    assert parse_completion({"prompt": "q"}, **LIMITS).model == "promptopt"
+    with pytest.raises(ModelNotFound) as info:
+        parse_chat({**chat, "model": "gpt-4o"}, **LIMITS)
+    error = info.value
+    assert (error.status, error.code, error.param) == (404, "model_not_found", "model")
+    assert error.body()["error"]["message"] == "The model `gpt-4o` does not exist"
+    with pytest.raises(BadRequest, match="model must be a string"):
+        parse_completion({"prompt": "q", "model": 3}, **LIMITS)
+
+
+def test_upstream_failures_map_to_statuses_and_hide_addresses() -> None:
+    limited = LLMRateLimitError("up: rate limited (HTTP 429)")
+    limited.retry_after = 0.2
+    error = upstream_error(limited, forward_auth=False)
+    assert (error.status, error.headers["Retry-After"], error.headers["retry-after-ms"]) == (429, "1", "200")
+    bad = LLMBadRequestError(
+        "openai:m@http://10.0.0.7:9000/v1: request rejected (HTTP 400): no adapter at http://10.0.0.7:9000/v1"
+    )
+    error = upstream_error(bad, forward_auth=False)
+    assert error.status == 400 and error.message.endswith("no adapter at <address>")
+    failed = upstream_error(LLMServerError("openai:m@http://10.0.0.7:9000/v1: HTTP 503"), forward_auth=False)
+    assert failed.status == 502 and "10.0.0.7" not in failed.message
