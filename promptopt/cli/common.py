@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.table import Table
 
 from promptopt.errors import ConfigError
-from promptopt.llm.base import LLM
+from promptopt.llm.base import LLM, LLMOutageError
 from promptopt.llm.budget import Budget
 from promptopt.llm.cache import CachePolicy
 from promptopt.llm.factory import build_llm
-from promptopt.records import read_json_object
+from promptopt.parallel import STOP_OUTAGE
+from promptopt.records import check_shape, read_json_object
 
 EXIT_USAGE = 2
 DEFAULT_MODEL = "local"
@@ -53,11 +54,16 @@ def open_model(
     return build_llm(spec, budget=budget, cache_policy=cache_policy, **options)
 
 
-def load_config_file(path: Path | None) -> dict[str, Any]:
-    """Read a ``--config`` JSON file (flags given on the command line win over it)."""
+def load_config_file(path: Path | None, shape: type | None = None) -> dict[str, Any]:
+    """Read a ``--config`` JSON file (flags given on the command line win over it). ``shape``: the
+    dataclass whose fields are the keys the file may hold, with their types; a key that is none of
+    them, or a value of the wrong type, is one ConfigError line before anything runs."""
     if path is None:
         return {}
-    return read_json_object(path, error=ConfigError, what="config file")
+    data = read_json_object(path, error=ConfigError, what="config file")
+    if shape is not None:
+        check_shape(shape, data, where=f"config file {path}", error=ConfigError, unknown="refuse")
+    return data
 
 
 def positive(name: str, value: int | None) -> int | None:
@@ -97,6 +103,12 @@ def counts_table(title: str, report: BuildCounts, *, kept_label: str = "kept") -
 
 
 def print_stopped(con: Console, stopped: str | None) -> None:
-    """Say that a run ended early and that rerunning the command continues it."""
+    """Say that a run ended early and that rerunning the command continues it; a job left
+    incomplete by an outage is an error (exit 2) after everything it did is saved and printed."""
+    if stopped == STOP_OUTAGE:
+        raise LLMOutageError(
+            "some items failed from an outage even after re-asking them; everything else is saved — "
+            "rerun the same command to retry them"
+        )
     if stopped:
         con.print(f"stopped early ({stopped}); rerun the same command to continue")

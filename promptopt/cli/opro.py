@@ -8,6 +8,7 @@ Only parsing and printing live here: the loop is :class:`promptopt.optimizers.op
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from promptopt.llm.structured import check_server_mechanism
 from promptopt.optimizers.base import Result, open_judge
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
-from promptopt.runs import Run, StopFlag
+from promptopt.runs import Run, StopFlag, check_run_dir
 from promptopt.tasks.base import Task, get_task_entry, summary_lines
 
 app = typer.Typer(
@@ -145,6 +146,32 @@ def _merge(flag: Any, cfg: dict[str, Any], key: str, default: Any = None) -> Any
     return flag if flag is not None else cfg.get(key, default)
 
 
+@dataclass(frozen=True)
+class ConfigFile:
+    """The keys a ``--config`` file may hold, with their types (checked, with the file's name, before
+    anything runs; a key that is none of these is refused, not ignored): the flags of the same
+    names, the task's options under ``task_options``, prices as ``--price`` takes them."""
+
+    task: str | None = None
+    optimizer_model: str | None = None
+    scorer_model: str | None = None
+    steps: int | None = None
+    per_step: int | None = None
+    top_k: int | None = None
+    exemplars: int | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    patience: int | None = None
+    seed: int | None = None
+    constrained: bool | None = None
+    structured_output: str | None = None
+    budget_calls: int | None = None
+    budget_tokens: int | None = None
+    budget_dollars: float | None = None
+    prices: dict[str, Any] | list[str] | str | None = None
+    task_options: dict[str, Any] | None = None
+
+
 #: how a user gives a price, named when a dollar budget meets a model without one
 PRICE_HINT = "--price MODEL=IN/OUT (e.g. --price gpt-4o-mini=0.15/0.6) or --price @prices.json"
 
@@ -207,6 +234,8 @@ def _start(
     entry = get_task_entry(task_name)
     options = {**cfg_opts, **task_opts}
     entry.check(options)
+    # a directory no run can go into is refused before any model is loaded
+    run_dir = check_run_dir(flags["run_dir"] or _default_run_dir(task_name), overwrite=overwrite)
     scorer_spec = _merge(flags["scorer_model"], cfg, "scorer_model")
     if scorer_spec is not None and not entry.uses_scorer:
         raise ConfigError(f"task {task_name!r} does not use a scorer model; drop --scorer-model")
@@ -227,7 +256,7 @@ def _start(
     run_config = opro.run_config(
         task, optimizer, optimizer_model=opt_spec, scorer_model=scorer_spec, budget=budget.config()
     )
-    run = Run.create(flags["run_dir"] or _default_run_dir(task_name), run_config, overwrite=overwrite)
+    run = Run.create(run_dir, run_config, overwrite=overwrite)
     return opro, task, optimizer, run
 
 
@@ -326,6 +355,7 @@ _TASK_FLAGS = (
     *("n", "w_true", "b_true"),
     *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter", "scoring"),
     *("target_field", "metric", "judge", "judge_model", "topic", "answer_type", "val_top_k", "split_seed"),
+    "extract_answer",
 )
 
 
@@ -587,13 +617,20 @@ def run_command(
         "(vllm serve >= 0.12), llama-cpp (llama.cpp server), openai (OpenAI json_schema, strict) or "
         "none (default: never guessed from the URL).",
     ),
+    extract_answer: str | None = typer.Option(
+        None,
+        "--extract-answer",
+        help="\\[instructions] never (default), undecided or always: ask the scorer once more "
+        "('Therefore, the answer is', Kojima et al. 2022) for answers the grader cannot read "
+        "(undecided) or for every answer (always); each such turn is a scorer call under the budget.",
+    ),
     task_option: list[str] = typer.Option(
         [], "--task-option", help="KEY=VALUE option for the task (repeatable; for plug-in tasks)."
     ),
 ) -> None:
     """Run OPRO on a task; prints the best solution and where the run directory is."""
     flags = dict(locals())
-    cfg = load_config_file(config)
+    cfg = load_config_file(config, ConfigFile)
     for name, value in (("--steps", steps), ("--per-step", per_step), ("--max-tokens", max_tokens)):
         positive(name, value)
     positive("--patience", patience)

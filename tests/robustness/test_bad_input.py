@@ -88,6 +88,25 @@ def _write_files(root: Path) -> None:
     (root / "bad_config_run").mkdir()
     (root / "bad_config_run" / "config.json").write_text("{ torn")
     (root / "no_run").mkdir()
+    w("config_wrong_type.json", '{"steps": "abc"}')
+    w("config_unknown_key.json", '{"stepz": 3}')
+    w("config_overflow.json", '{"budget_dollars": 1e400}')
+    # run directories as an older promptopt, a newer one or an edit would leave them (issue 23 items 3, 4)
+    complete = {
+        "kind": "opro", "task": "linear-regression", "direction": "min", "task_config": {}, "seed": 0,
+        "opro": {"steps": 3, "per_step": 4, "top_k": 20, "num_exemplars": 3, "temperature": 1.0,
+                 "max_tokens": 1024, "seed": 0},
+        "optimizer_model": "nosuch:x",  # never opened: each case is refused before any model
+    }  # fmt: skip
+    started = json.dumps({"event": "run_started", "time": 0}) + "\n"
+    for name, config, journal in (
+        ("incomplete_run", {k: v for k, v in complete.items() if k != "opro"}, started),
+        ("newer_run", {**complete, "format_version": 99}, started),
+        ("bad_record_run", complete, started + json.dumps({"event": "trial", "score": "abc"}) + "\n"),
+    ):
+        (root / name).mkdir()
+        (root / name / "config.json").write_text(json.dumps(config))
+        (root / name / "journal.jsonl").write_text(journal)
 
 
 # ---------------------------------------------------------------------------------- the corpus
@@ -201,6 +220,20 @@ CASES: dict[str, tuple[Argv, str]] = {
     "config-missing": (lambda f: linreg(f, "--config", str(f.path("nope.json"))), "does not exist"),
     "config-not-json": (lambda f: linreg(f, "--config", str(f.path("not_json.json"))), "not valid json"),
     "config-array": (lambda f: linreg(f, "--config", str(f.path("array.json"))), "json object"),
+    "config-wrong-type": (
+        lambda f: linreg(f, "--config", str(f.path("config_wrong_type.json"))),
+        "steps must be an integer",
+    ),
+    "config-unknown-key": (
+        lambda f: linreg(f, "--config", str(f.path("config_unknown_key.json"))),
+        "unknown key 'stepz'",
+    ),
+    "config-overflow": (
+        lambda f: linreg(f, "--config", str(f.path("config_overflow.json"))),
+        "budget_dollars must be a finite number",
+    ),
+    "budget-nan": (lambda f: linreg(f, "--budget-dollars", "nan"), "--budget-dollars"),
+    "budget-overflow": (lambda f: linreg(f, "--budget-dollars", "1e400"), "--budget-dollars"),
     # models
     "unknown-model-scheme": (
         lambda f: linreg_with(f, "nosuch:model"),
@@ -231,7 +264,24 @@ CASES: dict[str, tuple[Argv, str]] = {
         lambda f: linreg_with(f, f.model, f.path("a_file") / "run"),
         "a_file",
     ),
+    "run-dir-is-a-file": (lambda f: linreg_with(f, f.model, f.path("a_file")), "a_file is a file"),
     "resume-without-run-dir": (lambda f: ["opro", "run", "--resume"], "--run-dir"),
+    "resume-config-missing-block": (
+        lambda f: ["opro", "run", "--resume", "--run-dir", str(f.path("incomplete_run"))],
+        "has no 'opro'",
+    ),
+    "resume-newer-format": (
+        lambda f: ["opro", "run", "--resume", "--run-dir", str(f.path("newer_run"))],
+        "newer promptopt",
+    ),
+    "resume-bad-journal-record": (
+        lambda f: ["opro", "run", "--resume", "--run-dir", str(f.path("bad_record_run"))],
+        "has no 'trial'",
+    ),
+    "report-bad-journal-record": (
+        lambda f: ["opro", "report", str(f.path("bad_record_run"))],
+        "has no 'trial'",
+    ),
     "resume-not-a-run": (
         lambda f: ["opro", "run", "--resume", "--run-dir", str(f.path("no_run"))],
         "not a run directory",

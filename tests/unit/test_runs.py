@@ -12,7 +12,7 @@ import pytest
 from promptopt.errors import DataError, RunDirError
 from promptopt.journal import Journal, RoutedJournal
 from promptopt.records import parse_jsonl, read_json_object, read_records
-from promptopt.runs import Run, StopFlag, read_journal, redact
+from promptopt.runs import FORMAT_VERSION, Run, StopFlag, check_run_dir, read_journal, read_run_result, redact
 
 
 def test_create_writes_config_without_secrets(tmp_path) -> None:
@@ -69,14 +69,19 @@ def test_unwritable_dir(tmp_path) -> None:
 def test_unwritable_path_under_a_file(tmp_path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(RunDirError, match="cannot write"):
+    with pytest.raises(RunDirError, match="file is a file, not a directory"):
         Run.create(blocker / "r", {})
+    with pytest.raises(RunDirError, match="is a file, not a directory"):
+        Run.create(blocker, {})
 
 
 def test_result_is_atomic_and_stop_file(tmp_path) -> None:
     run = Run.create(tmp_path / "r", {})
     run.write_result({"best": "x"})
-    assert json.loads((tmp_path / "r" / "result.json").read_text()) == {"best": "x"}
+    assert json.loads((tmp_path / "r" / "result.json").read_text()) == {
+        "format_version": FORMAT_VERSION,
+        "best": "x",
+    }
     assert not run.stop_requested()
     run.stop_file.write_text("")
     assert run.stop_requested()
@@ -220,3 +225,108 @@ def test_a_killed_writer_leaves_no_stale_lock(tmp_path: Path) -> None:
         proc.kill()  # SIGKILL: no cleanup runs in the child
         proc.wait(timeout=10)
     Run.resume(tmp_path / "r").close()  # the OS dropped the lock with the process
+
+
+# --------------------------------------------------------------------------- format version (issue 23 item 3)
+
+
+def test_every_run_file_says_its_format(tmp_path: Path) -> None:
+    """config.json, result.json and the journal's run_started / run_resumed records carry the
+    format version, config.json first (what a reader checks first)."""
+    run = Run.create(tmp_path / "r", {"task": "x", "format_version": 99})  # the caller's cannot win
+    run.write_result({"best": "x"})
+    run.close()
+    Run.resume(tmp_path / "r").close()
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert list(config) == ["format_version", "task"] and config["format_version"] == FORMAT_VERSION == 2
+    assert read_run_result(tmp_path / "r")["format_version"] == FORMAT_VERSION
+    records = read_journal(tmp_path / "r" / "journal.jsonl")
+    assert [(r["event"], r["format_version"]) for r in records] == [
+        ("run_started", FORMAT_VERSION),
+        ("run_resumed", FORMAT_VERSION),
+    ]
+
+
+def _rewrite(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text())
+    data.update(changes)
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("where", ["config", "journal"])
+def test_a_run_from_a_newer_format_is_refused_before_anything_is_written(tmp_path: Path, where: str) -> None:
+    Run.create(tmp_path / "r", {"task": "x"}).close()
+    if where == "config":
+        _rewrite(tmp_path / "r" / "config.json", format_version=FORMAT_VERSION + 1)
+    else:
+        journal = tmp_path / "r" / "journal.jsonl"
+        journal.write_text(
+            journal.read_text() + json.dumps({"event": "run_resumed", "format_version": 3}) + "\n"
+        )
+    (tmp_path / "r" / "STOP").write_text("")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()}
+    with pytest.raises(
+        RunDirError, match=r"newer promptopt \(run-directory format 3; this one reads formats 1 to 2\)"
+    ):
+        Run.resume(tmp_path / "r")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir() if p.is_file()} == before
+    journal = tmp_path / "r" / "journal.jsonl"  # put back as it was: the refusal left no lock behind
+    journal.write_text(journal.read_text().splitlines()[0] + "\n")
+    _rewrite(tmp_path / "r" / "config.json", format_version=FORMAT_VERSION)
+    Run.resume(tmp_path / "r").close()
+
+
+@pytest.mark.parametrize("version", ["2", 0, True, None, 1.5])
+def test_a_format_version_that_is_no_version_is_refused(tmp_path: Path, version: object) -> None:
+    Run.create(tmp_path / "r", {}).close()
+    _rewrite(tmp_path / "r" / "config.json", format_version=version)
+    with pytest.raises(RunDirError, match="invalid format_version"):
+        Run.resume(tmp_path / "r")
+
+
+def test_a_result_from_a_newer_format_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "result.json").write_text(json.dumps({"format_version": 7, "best": "x"}))
+    with pytest.raises(RunDirError, match="format 7"):
+        read_run_result(tmp_path)
+
+
+def test_files_without_a_version_are_format_1(tmp_path: Path) -> None:
+    """What the release before versions wrote: no format_version anywhere."""
+    run = Run.create(tmp_path / "r", {"task": "x"})
+    run.write_result({"best": "x"})
+    run.close()
+    for name in ("config.json", "result.json"):
+        data = json.loads((tmp_path / "r" / name).read_text())
+        del data["format_version"]
+        (tmp_path / "r" / name).write_text(json.dumps(data))
+    journal = tmp_path / "r" / "journal.jsonl"
+    journal.write_text(json.dumps({"event": "run_started", "time": 1.0}) + "\n")
+    resumed = Run.resume(tmp_path / "r")
+    assert resumed.config == {"task": "x"}
+    resumed.close()
+    assert read_run_result(tmp_path / "r") == {"best": "x"}
+
+
+# --------------------------------------------------------------------------- a new run's directory
+
+
+def test_check_run_dir_refuses_what_no_run_can_go_into_and_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunDirError, match=r"run directory .*file is a file, not a directory"):
+        check_run_dir(tmp_path / "file")
+    with pytest.raises(RunDirError, match=r"cannot create run directory .*file is a file"):
+        check_run_dir(tmp_path / "file" / "deeper" / "run")
+    assert check_run_dir(tmp_path / "new" / "run") == tmp_path / "new" / "run"
+    assert not (tmp_path / "new").exists()  # a check, not a mkdir
+    Run.create(tmp_path / "old", {}).close()
+    with pytest.raises(RunDirError, match="already holds a run"):
+        check_run_dir(tmp_path / "old")
+    check_run_dir(tmp_path / "old", overwrite=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_check_run_dir_refuses_a_read_only_parent(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(RunDirError, match="locked is not writable"):
+        check_run_dir(locked / "a" / "r")

@@ -236,6 +236,8 @@ def _typed(name: str, value: Any, hint: Any, source: str) -> Any:
         if t is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if t is float and isinstance(value, int | float) and not isinstance(value, bool):
+            if value != value or value in (float("inf"), float("-inf")):  # NaN / inf: a finite number only
+                raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}")
             return float(value)
         if t is str and isinstance(value, str):
             return value

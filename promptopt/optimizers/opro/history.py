@@ -13,6 +13,15 @@ next to the replay that reads them.
 
 The report and tools read runs through :func:`history_from_records`, the same replay, so they
 agree with the optimizer on what counts.
+
+The shapes of an OPRO run directory's files are written here once, as dataclasses
+(:class:`OproRunConfig` for config.json, the ``*Record`` classes for journal records, the
+:class:`~promptopt.optimizers.base.Result` for result.json) and checked with the one validator
+(:func:`promptopt.records.check_shape`) where the files are read: :func:`read_opro_run` (resume,
+report) and :func:`replay`. A config.json without a block (as an older version wrote) is refused
+with one line naming it, never resumed with defaults in the place of the run's settings (3 × 4
+steps once became 500 × 8 that way); a record of the wrong shape is one line naming it, not an
+internal error.
 """
 
 from __future__ import annotations
@@ -21,11 +30,199 @@ import hashlib
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from promptopt.optimizers.base import Trial
+from promptopt.errors import PromptoptError, RunDirError
+from promptopt.llm.budget import Budget
+from promptopt.optimizers.base import Result, Trial
 from promptopt.optimizers.opro.meta_prompt import PastSolution, normalise_proposal
+from promptopt.records import check_shape, read_json_object
+from promptopt.runs import (
+    CONFIG_FILE,
+    JOURNAL_FILE,
+    RESULT_FILE,
+    format_version,
+    journal_format_version,
+    read_journal,
+    read_run_config,
+    read_run_result,
+)
 from promptopt.tasks.base import Scored, better
+
+# --------------------------------------------------------------------------- the files' shapes
+
+#: appended to every message about a run file of the wrong shape: what happened, what to do
+_FILE_HINT = (
+    "the file was written by an older promptopt or edited; nothing is guessed for it: "
+    "restore it, or start a new run"
+)
+
+
+@dataclass(frozen=True)
+class OproParams:
+    """The ``opro`` block of config.json: the parameters that shape every step (``OPRO.params``).
+    ``max_reasks`` and ``constrained`` may be absent: runs from before re-asking never re-asked,
+    nor did runs from before constrained decoding decode under a constraint."""
+
+    steps: int
+    per_step: int
+    top_k: int
+    num_exemplars: int
+    temperature: float
+    max_tokens: int
+    seed: int
+    max_reasks: int = 0
+    constrained: bool = False
+    patience: int | None = None
+    stop_at_optimum: bool = True
+
+
+@dataclass(frozen=True)
+class OproRunConfig:
+    """An OPRO run's config.json (``OPRO.run_config`` plus what the CLI adds). ``scorer_model``,
+    ``budget`` and ``structured_output`` are absent from runs started through the Python API
+    (their task holds its scorer; no limits were recorded; the mechanism is the backend's own)."""
+
+    kind: Literal["opro"]
+    task: str
+    direction: Literal["min", "max"]
+    task_config: dict[str, Any]
+    seed: int
+    opro: OproParams
+    optimizer_model: str
+    scorer_model: str | None = None
+    budget: Budget | None = None
+    structured_output: str | None = None
+    format_version: int = 1
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The spent usage a record carries (``Budget.snapshot``), restored on resume."""
+
+    calls: int = 0
+    cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    dollars: float = 0.0
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """``{"event": "trial", "trial": {...}}``: one proposal and what became of it."""
+
+    trial: Trial
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """``step_started`` and ``step_aborted``: a step begun, or given up (redone on resume)."""
+
+    step: int
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class StepDoneRecord:
+    """``step_done``: commits a step (:func:`step_done_record`)."""
+
+    step: int
+    improved: bool = False
+    best: str | None = None
+    best_score: float | None = None
+    kept: int = 0
+    dropped: int = 0
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class FinishedRecord:
+    """``run_finished``: the run's end, with the usage of its final report."""
+
+    usage: Usage | None = None
+
+
+#: the shape of each journal record :func:`replay` reads, by its ``event`` (others are not read)
+RECORD_SHAPES: Mapping[str, type] = {
+    "trial": TrialRecord,
+    "step_started": StepRecord,
+    "step_done": StepDoneRecord,
+    "step_aborted": StepRecord,
+    "run_finished": FinishedRecord,
+}
+
+
+def check_records(records: Sequence[Mapping[str, Any]], where: str | Path = "journal") -> None:
+    """Every record :func:`replay` reads has its shape (one ``RunDirError`` naming the first that
+    does not), and no process of a newer format wrote to the journal."""
+    journal_format_version(records, where)
+    for i, rec in enumerate(records, 1):
+        event = rec.get("event")
+        shape = RECORD_SHAPES.get(event) if isinstance(event, str) else None
+        if shape is not None:
+            check_shape(
+                shape,
+                rec,
+                where=f"{where}: record {i} ({event})",
+                error=RunDirError,
+                finite=False,
+                hint=_FILE_HINT,
+            )
+
+
+def check_config(cfg: Mapping[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """``cfg``, the config.json of the run directory ``run_dir``, checked: an OPRO run, of a
+    format this promptopt reads, with every block a run is rebuilt from (:class:`OproRunConfig`)."""
+    where = Path(run_dir) / CONFIG_FILE
+    if cfg.get("kind", "opro") != "opro":
+        raise RunDirError(
+            f"{run_dir} does not hold an OPRO run (its {CONFIG_FILE} is of a {cfg.get('kind')!r} run)"
+        )
+    format_version(cfg, where)
+    check_shape(OproRunConfig, dict(cfg), where=f"run config {where}", error=RunDirError, hint=_FILE_HINT)
+    try:  # the limits as the Budget that will hold them takes them (e.g. none below zero)
+        Budget.from_limits(cfg.get("budget"))
+    except (ValueError, PromptoptError) as exc:
+        raise RunDirError(f"run config {where}: budget: {exc}; {_FILE_HINT}") from None
+    return dict(cfg)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """An OPRO run directory's files, read and checked: config.json, the journal's records and
+    result.json ({} when none is written yet)."""
+
+    config: dict[str, Any]
+    records: list[dict[str, Any]]
+    result: dict[str, Any]
+
+
+def read_opro_run(path: str | Path, *, to_resume: bool = False) -> RunFiles:
+    """The files of the OPRO run directory ``path``, each checked for its format and shape before
+    anything is loaded or written (one ``RunDirError`` naming the file and the key otherwise).
+    ``to_resume``: the directory must also be writable (:func:`promptopt.runs.read_run_config`),
+    and result.json is not read (the resumed run rewrites it)."""
+    d = Path(path)
+    if not (d / CONFIG_FILE).is_file():
+        raise RunDirError(
+            f"{d} is not a run directory (no {CONFIG_FILE})" + ("; nothing to resume" if to_resume else "")
+        )
+    if to_resume:
+        cfg = read_run_config(d)
+    else:
+        cfg = read_json_object(d / CONFIG_FILE, error=RunDirError, what="run config")
+    check_config(cfg, d)
+    records = read_journal(d / JOURNAL_FILE)
+    check_records(records, d / JOURNAL_FILE)
+    if to_resume:  # a resumed run writes result.json anew, and reads nothing from it
+        return RunFiles(cfg, records, {})
+    result = read_run_result(d)
+    if result:
+        where = f"run result {d / RESULT_FILE}"
+        check_shape(Result, result, where=where, error=RunDirError, finite=False, hint=_FILE_HINT)
+    return RunFiles(cfg, records, result)
 
 
 def _hash_int(*parts: object) -> int:
@@ -96,7 +293,10 @@ class Replay:
 
 
 def replay(records: Iterable[Mapping[str, Any]], direction: str = "min") -> Replay:
-    """Replay journal records (the one parser of OPRO journals; see the module docstring)."""
+    """Replay journal records (the one parser of OPRO journals; see the module docstring). A record
+    of the wrong shape is a ``RunDirError`` naming it (:func:`check_records`)."""
+    records = list(records)
+    check_records(records)
     out = Replay(History(direction))
     pending: list[Trial] = []
     for rec in records:

@@ -49,10 +49,10 @@ from promptopt.optimizers.base import (
     run_stop_conditions,
     task_run_config,
 )
-from promptopt.optimizers.opro.history import derive_seed, history_from_records, step_rng
+from promptopt.optimizers.opro.history import derive_seed, history_from_records, read_opro_run, step_rng
 from promptopt.optimizers.opro.loop import Loop
 from promptopt.optimizers.opro.proposals import constrained_shape
-from promptopt.runs import Run, StopFlag, read_run_config, redact
+from promptopt.runs import Run, StopFlag, redact
 from promptopt.tasks.base import (
     DEFAULT_SCORER,
     Task,
@@ -242,9 +242,7 @@ class OPRO(Optimizer):
         given; ``budget`` ``None`` gets the run's limits. This OPRO's ``steps`` / ``patience`` /
         ``stop_at_optimum`` apply; its other parameters must agree with the run's."""
         path = Path(run_dir)
-        cfg = read_run_config(path)
-        if cfg.get("kind") != KIND:
-            raise RunDirError(f"{path} does not hold an OPRO run")
+        cfg = read_opro_run(path, to_resume=True).config  # format and shape, before anything is loaded
         for label, given, key in (("task", task, "task"), ("optimizer model", llm, "optimizer_model"),
                                   ("scorer model", scorer, "scorer_model")):  # fmt: skip
             if isinstance(given, str) and cfg.get(key) is not None and given != cfg[key]:

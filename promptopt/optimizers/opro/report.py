@@ -13,15 +13,15 @@ task name, so a plug-in task reports like a built-in one.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from promptopt.errors import RunDirError
 from promptopt.optimizers.base import Trial
-from promptopt.optimizers.opro.history import history_from_records
-from promptopt.records import read_json_object
-from promptopt.runs import CONFIG_FILE, JOURNAL_FILE, RESULT_FILE, atomic_write_text, read_journal
+from promptopt.optimizers.opro.history import history_from_records, read_opro_run
+from promptopt.runs import atomic_write_text
 from promptopt.tasks.base import answers_section, pyplot, report_section, task_plots
 from promptopt.tasks.base import number as _num
 
@@ -29,17 +29,11 @@ REPORT_FILE = "report.md"
 
 
 def load_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    """(config, journal records, result) of a run directory; result is {} if not written yet."""
-    d = Path(run_dir)
-    if not (d / CONFIG_FILE).exists():
-        raise RunDirError(f"{d} is not a run directory (no {CONFIG_FILE})")
-    result = (
-        read_json_object(d / RESULT_FILE, error=RunDirError, what="run result")
-        if (d / RESULT_FILE).exists()
-        else {}
-    )
-    config = read_json_object(d / CONFIG_FILE, error=RunDirError, what="run config")
-    return config, read_journal(d / JOURNAL_FILE), result
+    """(config, journal records, result) of a run directory; result is {} if not written yet.
+    Each file is checked for its format and shape first (:func:`read_opro_run`): a report is
+    written from what the run recorded or not at all."""
+    files = read_opro_run(run_dir)
+    return files.config, files.records, files.result
 
 
 def best_so_far(history: Sequence[Trial], direction: str) -> list[tuple[int, float]]:
@@ -102,6 +96,8 @@ def write_report(run_dir: str | Path) -> list[Path]:
     """Write report.md and the plots into ``run_dir``; returns the files written."""
     d = Path(run_dir)
     config, records, result = load_run(d)
+    if not os.access(d, os.W_OK | os.X_OK):  # the report goes beside the run's files
+        raise RunDirError(f"cannot write the report into {d}: the directory is not writable")
     history = history_from_records(records)
     task_name = str(config.get("task", "?"))
     direction = str(result.get("direction") or config.get("direction") or "min")
