@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -380,3 +381,27 @@ def test_cli_eval_against_a_closed_port_is_a_few_lines_and_one_error(
     assert len(lines) <= 3, lines  # 10 requests x 5 attempts used to print 40 retry lines
     assert lines[-1].startswith("promptopt: error: ") and "127.0.0.1:1" in lines[-1]
     assert not (tmp_path / "o" / "vicuna.jsonl").read_text()  # nothing recorded for the batch
+
+
+def test_items_failing_from_an_outage_are_reasked_then_the_summary_says_incomplete(tmp_path: Path) -> None:
+    """Issue 23 item 1 for bpo eval: a failed call is asked again within the run; an item that still
+    fails leaves the win rate explicitly incomplete (and the CLI exits 2 after saving everything)."""
+    from rich.console import Console
+
+    from promptopt.cli.common import print_stopped
+    from promptopt.llm.base import LLMOutageError
+
+    down = FakeLLM(
+        fn=lambda r, i: LLMServerError("down") if "Q2" in request_text(r) else target_fake()._fn(r, i)
+    )  # type: ignore[misc]
+    summary = evaluate([mixed_set()], target=down, judge=PairwiseJudge(judge_fake()), out_dir=tmp_path / "ev")
+    assert sum("Q2" in request_text(r) for r in down.calls) == 2 * 3  # both prompts, asked three times
+    assert summary.stopped == "outage" and summary.results[0].errors == 1
+    saved = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert saved["complete"] is False and saved["stopped"] == "outage"
+    with pytest.raises(LLMOutageError, match="rerun the same command"):
+        print_stopped(Console(file=io.StringIO()), summary.stopped)
+    again = evaluate(
+        [mixed_set()], target=target_fake(), judge=PairwiseJudge(judge_fake()), out_dir=tmp_path / "ev"
+    )
+    assert again.stopped is None and json.loads((tmp_path / "ev" / "summary.json").read_text())["complete"]
