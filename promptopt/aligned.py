@@ -14,21 +14,27 @@ Two kinds of alignment, alone or together:
   Why this order: an instruction found by ``opro run --task instructions --rewriter DIR`` was
   scored on rewritten questions, so it is deployed around rewritten questions; rewriting after
   the instruction would also rewrite the instruction, which the search never saw.
+- ``demos=[Demo(input, output), ...]`` (``opro run --demos K``): few-shot demonstrations as earlier
+  user / assistant turns before the question, then the instruction around the question — the
+  placement the scorer used (``apply_demos``, then ``apply_instruction``; see
+  :mod:`promptopt.prompting`). A plain-prompt request becomes a chat request to carry them.
 
-``instruction_from_run(RUN_DIR)`` reads the instruction (and its position) an OPRO run found.
+``instruction_from_run(RUN_DIR)`` reads the instruction (its position, base system prompt and
+demos) an OPRO run found; ``AlignedLLM.from_run(llm, RUN_DIR)`` deploys it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM, Completion, LLMError, LLMWrapper, Message, Request, run_sync
-from promptopt.prompting import apply_instruction, check_position
+from promptopt.prompting import Demo, apply_demos, apply_instruction, check_position
 
 if TYPE_CHECKING:
     from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings
@@ -89,15 +95,27 @@ def instruct(request: Request, instruction: str, position: str) -> Request:
         out = apply_instruction([Message("user", request.prompt)], instruction, position)
         return request.with_(prompt=out[-1].content)
     msgs = request.messages if request.messages is not None else (Message("user", request.prompt or ""),)
-    return Request(
-        messages=apply_instruction(msgs, instruction, position),
-        n=request.n,
-        temperature=request.temperature,
-        top_p=request.top_p,
-        max_tokens=request.max_tokens,
-        stop=request.stop,
-        seed=request.seed,
-    )
+    return request.with_(prompt=None, messages=apply_instruction(msgs, instruction, position))
+
+
+def with_demos(request: Request, demos: Sequence[Demo]) -> Request:
+    """``request`` with ``demos`` as user / assistant turns before its last user message (a plain
+    prompt becomes one user message: demos need chat turns)."""
+    if not demos:
+        return request
+    msgs = request.messages if request.messages is not None else (Message("user", request.prompt or ""),)
+    return request.with_(prompt=None, messages=apply_demos(msgs, demos))
+
+
+def _as_demos(demos: Sequence[Demo | Mapping[str, Any]] | None) -> tuple[Demo, ...]:
+    """Demos given as :class:`Demo` objects or ``{"input", "output"}`` mappings (a run's files)."""
+    if demos is None:
+        return ()
+    if isinstance(demos, str | bytes | Mapping) or not isinstance(demos, Sequence):
+        raise ConfigError(
+            f"demos must be a list of Demo or {{'input', 'output'}}, got {type(demos).__name__}"
+        )
+    return tuple(d if isinstance(d, Demo) else Demo.from_json(d) for d in demos)
 
 
 def with_system(request: Request, system_prompt: str) -> Request:
@@ -114,8 +132,10 @@ class AlignedLLM(LLMWrapper):
 
     ``llm``: an LLM object or a model spec string (``openai:...``, ``local``, ``hf:DIR``...).
     At least one of ``rewriter`` (a directory, hub id, or loaded :class:`Rewriter`) and
-    ``instruction`` must be given; with both, the prompt is rewritten first and the instruction
-    is placed around the rewrite (see the module docstring). Rewriting is set by ``settings`` (a
+    ``instruction`` (or ``demos``) must be given; with both, the prompt is rewritten first and the
+    instruction is placed around the rewrite (see the module docstring). ``demos`` (few-shot
+    :class:`~promptopt.prompting.Demo` objects or ``{"input", "output"}`` mappings) go before the
+    question as earlier turns, in order. Rewriting is set by ``settings`` (a
     :class:`~promptopt.optimizers.bpo.rewriter.RewriteSettings`) or by its fields as keywords
     (``mode``, ``n`` with ``judge``, ``rounds``, ``seed``, ``device``); ``seed`` is fixed per
     wrapper so the same batch of prompts is rewritten the same way each time.
@@ -130,10 +150,13 @@ class AlignedLLM(LLMWrapper):
         position: str = "Q_begin",
         settings: RewriteSettings | None = None,
         system_prompt: str | None = None,
+        demos: Sequence[Demo | Mapping[str, Any]] | None = None,
         **rewrite_options: Any,
     ) -> None:
-        if rewriter is None and instruction is None:
-            raise ConfigError("AlignedLLM needs rewriter=, instruction= or both")
+        #: the few-shot demonstrations placed before every question (empty: none)
+        self.demos = _as_demos(demos)
+        if rewriter is None and instruction is None and not self.demos:
+            raise ConfigError("AlignedLLM needs rewriter=, instruction= or both (or demos=)")
         if system_prompt is not None and not isinstance(system_prompt, str):
             raise ConfigError(f"system_prompt must be a string, got {type(system_prompt).__name__}")
         #: the prompt program's fixed base system prompt the instruction was found with (a request
@@ -176,7 +199,25 @@ class AlignedLLM(LLMWrapper):
             parts.append(f"instruction:{digest}@{self.position}")
         if self.system_prompt is not None:
             parts.append("system:" + hashlib.sha256(self.system_prompt.encode("utf-8")).hexdigest()[:12])
+        if self.demos:
+            shown = json.dumps([d.to_json() for d in self.demos], ensure_ascii=False, sort_keys=True)
+            parts.append(f"demos:{len(self.demos)}:" + hashlib.sha256(shown.encode("utf-8")).hexdigest()[:12])
         self.name = "+".join(parts)
+
+    @classmethod
+    def from_run(cls, llm: LLM | str, run_dir: str | Path, **options: Any) -> AlignedLLM:
+        """``llm`` behind what an instruction search run found (:func:`instruction_from_run`): its
+        instruction at its position, its base system prompt and its demos. ``options`` go to the
+        constructor (``rewriter=`` for a run scored through one: it is not loaded unasked)."""
+        found = instruction_from_run(run_dir)
+        return cls(
+            llm,
+            instruction=found.text,
+            position=found.position,
+            system_prompt=found.system_prompt,
+            demos=found.demos,
+            **options,
+        )
 
     async def align(self, requests: Sequence[Request]) -> list[tuple[str, str, Request]]:
         """(original, sent, aligned request) for each request: rewriting is one batch, then the
@@ -198,6 +239,8 @@ class AlignedLLM(LLMWrapper):
             rewrites = [user_text(r) for r in aligned]
         if self.system_prompt is not None:
             aligned = [with_system(r, self.system_prompt) for r in aligned]
+        if self.demos:
+            aligned = [with_demos(r, self.demos) for r in aligned]
         if self.instruction is not None:
             aligned = [instruct(r, self.instruction, self.position) for r in aligned]
         return [(orig, user_text(r), r, rw) for orig, r, rw in zip(originals, aligned, rewrites, strict=True)]
@@ -246,16 +289,20 @@ class FoundInstruction:
     run_dir: str = ""
     #: the fixed base system prompt the search ran with (``--system-prompt``), if any
     system_prompt: str | None = None
+    #: the few-shot demonstrations chosen with the instruction (``--demos K``), in prompt order
+    demos: tuple[Demo, ...] = ()
 
 
 def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
     """The instruction of an ``opro run --task instructions`` run directory (its result.json).
 
     The validation-selected instruction of the task report when the run finished, else the best
-    by training score so far (result.json is rewritten at every improvement). One-line
-    ``RunDirError`` when the directory holds no result of an instruction search.
+    by training score so far (result.json is rewritten at every improvement); its demos from
+    result.json's ``demos`` (or the report's). One-line ``RunDirError`` when the directory holds no
+    result of an instruction search, or malformed demos.
     """
     from promptopt.errors import RunDirError
+    from promptopt.prompting import demos_from_json
     from promptopt.records import read_json_object
     from promptopt.runs import CONFIG_FILE, RESULT_FILE
 
@@ -282,6 +329,10 @@ def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
     position = report.get("position") or task_config.get("position") or "Q_begin"
     rewriter = task_config.get("rewriter")
     score = result.get("best_score")
+    try:
+        demos = demos_from_json(result["demos"] if "demos" in result else report.get("demos"))
+    except ConfigError as exc:
+        raise RunDirError(f"{path}: {exc}") from None
     return FoundInstruction(
         text=text,
         position=check_position(str(position)),
@@ -289,4 +340,5 @@ def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
         score=float(score) if isinstance(score, int | float) else None,
         run_dir=str(path),
         system_prompt=str(task_config["system_prompt"]) if task_config.get("system_prompt") else None,
+        demos=demos,
     )

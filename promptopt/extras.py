@@ -23,6 +23,7 @@ EXTRAS = MappingProxyType(
         "plot": "PNG plots in reports (matplotlib)",
         "server": "llama.cpp's OpenAI-compatible server (python -m llama_cpp.server)",
         "serve": "promptopt serve, the aligned model as an OpenAI-compatible endpoint (fastapi, uvicorn)",
+        "demos": "the few-shot demonstration search (opro run --demos K: Optuna's TPE sampler)",
     }
 )
 
@@ -35,6 +36,7 @@ EXTRA_MODULES = MappingProxyType(
         "plot": ("matplotlib",),
         "server": ("llama_cpp", "uvicorn", "fastapi", "sse_starlette"),
         "serve": ("fastapi", "uvicorn"),
+        "demos": ("optuna",),
     }
 )
 

@@ -73,6 +73,8 @@ class ServedInstruction:
     position: str
     #: the base system prompt the instruction was found with (from --instruction-from), if any
     system_prompt: str | None = None
+    #: the few-shot demonstrations found with it (from --instruction-from; ``opro run --demos``)
+    demos: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ class ServeConfig:
                 f"--rewriter {found.rewriter} to deploy it as it was scored"
             )
         system = found.system_prompt if found is not None else None
-        return ServedInstruction(text, where, system)
+        return ServedInstruction(text, where, system, found.demos if found is not None else ())
 
     def load_rewriter(self, notify: Notify = _silent) -> tuple[Any, Any]:
         """(settings, loaded rewriter), both None without ``rewriter``; loaded now so that a bad
@@ -235,6 +237,7 @@ class ServeConfig:
                 position=served.position,
                 settings=settings,
                 system_prompt=served.system_prompt,
+                demos=served.demos,
             )
 
         if self.forward_auth:

@@ -573,7 +573,10 @@ CAUSAL_Q = (
         ("Yes, it is implausible to doubt it.", SPORTS_Q, "yes", True),
         # unrelated words, another subject, or no question: still no answer
         ("Elias Lindholm is a hockey player.", SPORTS_Q, "no", False),
-        ("Elanor lies.", WEB_OF_LIES_Q, "No", False),
+        # issue 23 item 9: the question itself says "X lies", so "Elanor lies." denies "tells the truth"
+        ("Elanor lies.", WEB_OF_LIES_Q, "No", True),
+        ("Elanor lies.", WEB_OF_LIES_Q, "Yes", False),
+        ("Vernell lies.", WEB_OF_LIES_Q, "No", False),  # another subject
         ("Alexis tells the truth.", WEB_OF_LIES_Q, "Yes", False),
         ("We end up at the starting point.", NAVIGATE_Q, "Yes", False),
         ("The sentence is plausible.", "", "yes", False),
@@ -635,3 +638,150 @@ def test_closing_explanation_is_not_the_answer(response: str, target: str, right
 
 def test_extract_text_skips_a_closing_explanation() -> None:
     assert extract_text("apple banana cherry.\nExplanation: sorted.") == "apple banana cherry"
+
+
+# ---- issue 23 item 9: the classes a careful reader grades differently (2026-12-06); the generator
+# in answer_styles.py renders them for every dataset, these pin one of each without the data files
+
+GSM_Q = "Janet's ducks lay 16 eggs per day. She eats three and bakes with four. She sells the rest at $2. How much?"
+BOOL_Q = "not ( True ) and ( True ) is"
+LETTERS = (("A", "circle"), ("B", "heptagon"), ("C", "hexagon"), ("I", "sector"), ("J", "triangle"))
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        ("18\n\nShe has 16 - 3 - 4 = 9 eggs left and sells them at $2 each.", "18", True),  # answer first
+        ("18. She sells 9 eggs at $2 each.", "18", True),
+        ("20\n\nShe sells 9 eggs at $2 each.", "18", False),
+        ("48\n48 / 2 = 24\n48 + 24 = 72", "72", True),  # an opening operand is a step, not an answer
+        ("3 apples\n2 bananas\nTotal: 5", "5", True),  # a list of values, not an answer first
+        ("1. She has 16 eggs.\n- she eats 3\n2. She sells 9 at $2.\nSo she makes $18.", "18", True),
+        ("The answer is calculated as follows: 16 - 3 - 4 = 9, and 9 * 2 = 18.", "18", True),
+        ("The answer is calculated as follows:\n16 - 3 - 4 = 9\nTotal: 18", "18", True),
+        ("#### Step 1: Eggs left\n16 - 3 - 4 = 9\n#### Step 2: Money\nThe total is 18.", "18", True),
+        ("#### Step 1: Eggs left\n16 - 3 - 4 = 9\n#### Step 2: Money\nThe total is 18.", "2", False),
+        ("#### 18", "18", True),  # the GSM8K marker itself
+        ("The answer is 9 * 2, which is 18.", "18", True),
+        ("The answer is 9 * 2, which is 18.", "9", False),
+        ("The answer is negative 50.", "-50", True),
+        ("The answer is negative 50.", "50", False),
+        ("It ends at minus 7 degrees.", "-7", True),
+        ("20 minus 5 = 15", "15", True),  # "minus" between numbers is an operator
+        ("The house is worth $1.45 million.", "1450000", True),
+        ("The answer is 70 thousand.", "70000", True),
+        ("18 or 9", "18", False),  # hedges are no answer
+        ("18 or 9", "9", False),
+        ("The answer is either 18 or 9.", "18", False),
+        ("The answer is between 16 and 18.", "18", False),
+        ("The answer is $18, or 18 dollars.", "18", True),  # the same value twice is no hedge
+        ("The answer is 18.\n\nQ: Tom has 5 apples and buys 7. How many?\nA: The answer is 12.", "18", True),
+        ("The answer is 18.\n\nQ: Tom has 5 apples and buys 7. How many?\nA: The answer is 12.", "12", False),
+        ("Answer: I believe she makes 16 - 3 - 4 = 9 times 2 = 18 dollars.", "18", True),
+        ("Answer: I believe it is 18.", "18", True),
+    ],
+)
+def test_number_classes_a_careful_reader_grades(response: str, target: str, right: bool) -> None:
+    graded = grade(response, target, "number", question=GSM_Q)
+    assert graded.correct is right and not graded.undecided
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "The answer is 9 * 2.",  # an expression with no value: nothing is evaluated
+        "20\n\nShe has 9 eggs left, so the total is 9 * 2 = 18.",  # the explanation contradicts it
+        "I am not sure how to solve this.",
+    ],
+)
+def test_number_answers_the_rules_cannot_decide(response: str) -> None:
+    graded = grade(response, "18", "number", question=GSM_Q)
+    assert graded.undecided and not graded.correct and graded.prediction is None
+
+
+def test_a_hedge_is_decided() -> None:
+    assert not grade("18 or 9", "18", "number").undecided
+    assert not grade("Yes and no.", "Yes", "boolean").undecided
+    assert not grade("The answer is (A) or (B).", "(A)", "choice", options=LETTERS).undecided
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        ("(B)\n\nExplanation: (C) cannot be right, and (A) fits less well.", "(B)", True),  # answer first
+        ("B. Option (C) does not fit the question as well.", "(B)", True),
+        ("(B) heptagon\nI also checked (C).", "(B)", True),
+        ("(A) circle: no, the path is not closed.\n(J) triangle: yes.\nSo (J).", "(J)", True),  # weighing
+        ("(A) circle\n(B) heptagon\n\nThe path has three sides, so (J).", "(J)", True),  # options listed
+        ("Answer: I believe (B) is correct.", "(B)", True),  # "I" is a pronoun, not option (I)
+        ("Answer: I believe (B) is correct.", "(I)", False),
+        ("The answer is (B).\n\nQ: Which number is larger?\nOptions:\n(A) 2\n(B) 3\nA: (B)", "(B)", True),
+        ("(C).\n\nQ: Which number is larger?\nOptions:\n(A) 2\n(B) 3\nA: The answer is (B).", "(B)", False),
+        ("The answer is (A) or (B).", "(A)", False),
+        ("(A) seems right. The answer is (A) or (B).", "(A)", False),  # the stated answer hedges
+    ],
+)
+def test_choice_classes_a_careful_reader_grades(response: str, target: str, right: bool) -> None:
+    assert grade(response, target, "choice", options=LETTERS).correct is right
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "question", "right"),
+    [
+        ("I would say yes; there is no reason to doubt it.", "Yes", "", True),  # "no" as a determiner
+        ("There is no reason to doubt it: yes.", "Yes", "", True),
+        ("No reason to doubt it, so yes.", "Yes", "", True),
+        ("No, because he plays hockey.", "No", "", True),  # "no" before a reason is the answer
+        ("No one moved, so no.", "No", "", True),
+        ("Yes. Wait, actually no.", "No", "", True),  # self-corrections
+        ("Yes. Wait, actually no.", "Yes", "", False),
+        ("It is valid. Actually, it's invalid.", "invalid", "", True),
+        ("Yes and no.", "Yes", "", False),  # hedges
+        ("Yes and no.", "No", "", False),
+        ("It could be true or false.", "True", "", False),
+        ("Yes and no are both possible, but I'd say yes.", "Yes", "", True),
+        ("Is it valid or invalid? It is valid.", "valid", "", True),  # the question's alternatives echoed
+        ("not ( True ) and ( True ) is False", "False", BOOL_Q, True),  # an echoed expression
+        ("not ( True ) and ( True ) is False", "True", BOOL_Q, False),
+        ("True and not False is False", "False", "True and not False is", True),
+        ("True and not False is False", "True", "True and not False is", False),
+        ("not (True) and (True) = False", "False", BOOL_Q, True),
+        ("Yes.\n\nQ: Is seven an odd number?\nA: No.", "Yes", "", True),  # a base model's run-on
+        ("Answer: I believe it is valid.", "valid", "", True),
+    ],
+)
+def test_boolean_classes_a_careful_reader_grades(
+    response: str, target: str, question: str, right: bool
+) -> None:
+    assert grade(response, target, "boolean", question=question or None).correct is right
+
+
+@pytest.mark.parametrize(
+    ("response", "target", "right"),
+    [
+        ("```\napple banana cherry\n```", "apple banana cherry", True),  # code fences
+        ("The answer is:\n```text\n] ] >\n```", "] ] >", True),
+        ("```\nbanana apple cherry\n```", "apple banana cherry", False),
+        ("['apple', 'banana', 'cherry']", "apple banana cherry", True),  # a Python list
+        ("[']', ']', '>']", "] ] >", True),
+        ("['banana', 'apple', 'cherry']", "apple banana cherry", False),
+        ('"apple banana cherry"', "apple banana cherry", True),  # quoted
+        ("The answer is \u201capple banana cherry\u201d.", "apple banana cherry", True),
+        ("apple, banana, and cherry", "apple banana cherry", True),  # "and" before the last word
+        ("apple, banana and cherry", "apple banana cherry", True),
+        ("banana, apple and cherry", "apple banana cherry", False),
+        ("apple banana cherry\n\nI sorted the words by their first letters.", "apple banana cherry", True),
+        ("apple banana cherry\n\nQ: Sort: pear fig\nA: fig pear", "apple banana cherry", True),  # run-on
+        ("fig pear\n\nQ: Sort: pear fig\nA: apple banana cherry", "apple banana cherry", False),
+    ],
+)
+def test_text_classes_a_careful_reader_grades(response: str, target: str, right: bool) -> None:
+    assert grade(response, target, "text").correct is right
+
+
+def test_a_restated_question_is_no_run_on() -> None:
+    question = "Question: Ann lies. Bob says Ann lies. Does Bob tell the truth?"
+    response = (
+        "Let me restate it.\nQuestion: Ann lies. Bob says Ann lies. Does Bob tell the truth?\nAnswer: Yes"
+    )
+    assert grade(response, "Yes", "boolean", question=question).correct

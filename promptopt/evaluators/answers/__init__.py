@@ -10,6 +10,13 @@ is the answer, which values it takes back), one module per answer kind (``number
 ``boolean``, ``text``), ``predicate`` (a yes/no answer read from a restatement of the question:
 "The sentence is implausible.") and ``grading`` (grade a response by kind, guess a dataset's kind).
 Everything is pure string work on untrusted text: regular expressions only, nothing is evaluated.
+The one exception, ``extraction`` (imported by name, not from here), is the optional
+answer-extraction turn: for the answers the rules call undecided (``Graded.undecided``) it asks
+the scorer "Therefore, the answer is" and grades the continuation with the same rules.
+
+The rule every reader follows is the reading a careful person makes (issue 23, item 9):
+``tests/unit/answer_styles.py`` renders every dataset's answers in many styles with that verdict,
+and ``tests/unit/test_grader_styles.py`` holds the grader to all of them.
 
 Differences from OPRO's grader (``opro/evaluation/metrics.py``), on purpose: whole words and
 whole numbers instead of substrings and digit filters, the last marker instead of splitting on

@@ -5,6 +5,10 @@ that equals exactly one numeric option also counts. Why not OPRO's rule (count o
 one "(x)" is present): chat models argue over options before answering, so denied ("(A) is
 wrong"), questioned ("(B)?") and listed ("(A), (B) or (C)") letters are read and left out, and
 the article "A" is no letter.
+
+A careful reader's other rules (issue 23, item 9): a response that opens with its letter and then
+explains it ("(B)\n\nExplanation: (C) cannot be right ...") chose the opening letter; the pronoun
+in "Answer: I believe (B) ..." is no option (I); a hedge ("(A) or (B)") is decidedly no answer.
 """
 
 from __future__ import annotations
@@ -14,22 +18,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from promptopt.evaluators.answers.clean import _clean, _norm
-from promptopt.evaluators.answers.number import extract_number, numbers_equal, parse_number
+from promptopt.evaluators.answers.number import Status, extract_number, numbers_equal, parse_number
 from promptopt.evaluators.answers.span import (
     _CORRECTION_RE,
     _NEGATED_BEFORE_RE,
     _answer_region,
+    _first_answer,
     _first_statement,
 )
 
 Options = Sequence[tuple[str, str]]
 _OPTION_LINE_RE = re.compile(r"^\s*\(([A-Z])\)\s*(.*?)\s*$", re.MULTILINE)
 #: A letter that opens the stated answer: "(b)", "b", "B.", "option C", "C because ..." (upper
-#: case only before a word, so the article in "the answer is a guess" is no letter).
+#: case only before a capitalised word, a digit or a connective, so neither the article in "the
+#: answer is a guess" / "A good one" nor the pronoun in "I believe" is a letter).
 _LEAD_LETTER_RE = re.compile(
     r"^\s*(?:[-*\u2022]\s+)?[\"'`\[$]*(?:(?i:option|choice|letter)\s+)?"
-    r"(?:\((?P<p>[A-Za-z])\)|(?P<b>[A-Za-z])(?=$|[^\w\s'’/]|['’](?!\w)|\s*$)|(?P<u>[A-Z])(?=\s))[\"'’`\]$]*"
+    r"(?:\((?P<p>[A-Za-z])\)|(?P<b>[A-Za-z])(?=$|[^\w\s'’/]|['’](?!\w)|\s*$)"
+    r"|(?P<u>[A-Z])(?=\s+(?:[A-Z0-9(\"'\-]|(?:because|since|as|is|was|which|given|due)\b)))[\"'’`\]$]*"
 )
+#: What may follow an opening letter in its first sentence: nothing, or a reason.
+_OPENING_TAIL_RE = re.compile(
+    r"[\s*_\"'`.:!)\]]*(?:(?:because|since|as|given|due\s+to)\b.*|-.*)?", re.IGNORECASE | re.DOTALL
+)
+_OPENING_BEFORE_RE = re.compile(r"[\s*_\"'`>#\-\u2022\[]*")
 _ONLY_LETTER_RE = re.compile(r"\s*[\"'`\[$]*\(?([A-Za-z])\)?[.\"'`\]$]*\s*")
 #: "A or B", "A/B" right after a lead letter: alternatives, not an answer.
 _ALTERNATIVE_AFTER_RE = re.compile(r"\s*,?\s*(?:or|/|vs\.?|versus)\s*[\"'`]*\(?[A-Za-z]\b", re.IGNORECASE)
@@ -82,6 +94,12 @@ def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
     offered as alternatives ("(A) or (B)", "A/B", "(A) and (C)", a list of three or more), possessive
     ("A's"), and bare capitals outside an answer context (the article "A" in "A good answer").
     """
+    return _mentions(text, valid)[0]
+
+
+def _mentions(text: str, valid: set[str]) -> tuple[list[_Mention], list[_Mention]]:
+    """(the letters ``text`` asserts, see :func:`_letter_mentions`; the letters it offers as a
+    hedge: alternatives, "(A) or (B)", or two different letters named together)."""
     raw: list[_Mention] = []
     taken = bytearray(len(text))  # characters already read as part of a stronger form
     for pattern, strong in _MENTION_RES:
@@ -94,6 +112,7 @@ def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
             taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
     raw.sort(key=lambda x: x.start)
     rejected: set[int] = set()
+    hedged: set[int] = set()
     run = [0] if raw else []
     alternative = False
     for i in range(1, len(raw) + 1):
@@ -107,8 +126,11 @@ def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
             continue
         # two different letters side by side ("(A) and (C)", "(A), (C)") are a hedge on a
         # one-answer question, as "(A) or (C)" is; the same letter twice is one answer
-        if len(run) >= 3 or (len(run) == 2 and (alternative or raw[run[0]].letter != raw[run[1]].letter)):
+        pair = len(run) == 2 and (alternative or raw[run[0]].letter != raw[run[1]].letter)
+        if len(run) >= 3 or pair:
             rejected.update(run)
+            if pair or alternative:
+                hedged.update(run)
         run, alternative = [i], False
     out = []
     for i, mention in enumerate(raw):
@@ -129,7 +151,7 @@ def _letter_mentions(text: str, valid: set[str]) -> list[_Mention]:
         ):
             continue
         out.append(mention)
-    return out
+    return out, [raw[i] for i in sorted(hedged) if raw[i].letter in valid]
 
 
 def parse_options(question: str) -> tuple[tuple[str, str], ...]:
@@ -182,24 +204,52 @@ def _names_another(after: str, lead: str) -> bool:
     return m is not None and m.group(1).upper() != lead
 
 
+def _opening_letter(text: str, mentions: list[_Mention], options: Options) -> _Mention | None:
+    """The letter a response opens with when its first sentence is that letter alone, with its
+    option text or a reason ("(B)", "B. Because ...", "(B) Paris", "(B) because ..."), else None:
+    "(A) circle: no, ..." weighs an option, it does not choose it."""
+    lead = len(text) - len(text.lstrip())
+    end = lead + len(_first_statement(text))
+    inside = [x for x in mentions if x.start < end]
+    if len(inside) != 1 or not _OPENING_BEFORE_RE.fullmatch(text, lead, inside[0].start):
+        return None
+    x = inside[0]
+    line_end = text.find("\n", x.end)
+    following = [y for y in mentions if line_end >= 0 and y.start > line_end]
+    if following and _OPENING_BEFORE_RE.fullmatch(text, line_end, following[0].start):
+        return None  # the options listed one a line ("(A) circle\n(B) line ..."), not a choice
+    tail = _norm(text[x.end : end])
+    needle = next((_norm(opt) for letter, opt in options if letter == x.letter), "")
+    if needle and re.match(rf"{re.escape(needle)}(?!\w)", tail):
+        tail = tail[len(needle) :]
+    return x if _OPENING_TAIL_RE.fullmatch(tail) else None
+
+
 def extract_choice(text: str, options: Options = (), letters: str | None = None) -> str | None:
     """The chosen option letter (upper case), or None: the letter the response settles on.
 
     ``options`` are (letter, text) pairs; ``letters`` the valid letters when there is no option
-    text (default: the options' letters, else A–Z). Order of evidence: a letter that opens the
-    stated answer (after the last marker or in ``\\boxed{}``), else the first letter the stated
-    answer asserts ("not (A) but (B)" → B), else an option's text in it; without a stated answer,
-    the last letter in a letter-only form ("(B)", "option B", "B)"), else the last bare capital
-    that reads as a letter ("it's B.", "C is correct"). A self-correction that names a letter
-    right away ("(A)... wait, actually (C)") then replaces the answer. Last resorts: the last
-    option text, a number equal to one numeric option.
+    text (default: the options' letters, else A–Z). Only the first answer counts (a base model's
+    run-on "Q: ... A: ..." is cut). Order of evidence: a letter that opens the stated answer
+    (after the last marker or in ``\\boxed{}``), else the first letter the stated answer asserts
+    ("not (A) but (B)" → B), else an option's text in it; a stated hedge ("(A) or (B)") is no
+    answer. Without a stated answer: the letter the response opens with when it then explains it
+    ("(B)\\n\\nExplanation: ..."), else the last letter in a letter-only form ("(B)", "option B",
+    "B)"), else the last bare capital that reads as a letter ("it's B.", "C is correct"). A
+    self-correction that names a letter right away ("(A)... wait, actually (C)") then replaces the
+    answer. Last resorts: the last option text, a number equal to one numeric option.
     """
-    text = _clean(text)
+    return _read_choice(_first_answer(_clean(text)), options, letters)[0]
+
+
+def _read_choice(text: str, options: Options = (), letters: str | None = None) -> tuple[str | None, Status]:
+    """The chosen letter of cleaned, prepared ``text`` and how it was settled (see
+    :func:`extract_choice`)."""
     valid = set((letters or "".join(lt for lt, _ in options) or "ABCDEFGHIJKLMNOPQRSTUVWXYZ").upper())
     only = _ONLY_LETTER_RE.fullmatch(text)
     if only and only.group(1).upper() in valid:
-        return only.group(1).upper()
-    mentions = _letter_mentions(text, valid)
+        return only.group(1).upper(), "answer"
+    mentions, hedged = _mentions(text, valid)
     chosen: tuple[str, int] | None = None  # (letter, offset after which corrections count)
     region = _answer_region(text)
     span = None
@@ -224,6 +274,10 @@ def extract_choice(text: str, options: Options = (), letters: str | None = None)
             chosen = (inside[0].letter, inside[0].end)
         elif options and (found := _match_option_text(statement, options)):
             chosen = (found, stmt_end)
+        elif any(lead_at <= x.start < stmt_end for x in hedged):
+            return None, "hedge"
+    elif (opening := _opening_letter(text, mentions, options)) is not None:
+        chosen = (opening.letter, opening.end)
     if chosen is None:
         strong = [x for x in mentions if x.strong]
         last = strong[-1] if strong else (mentions[-1] if mentions else None)
@@ -235,11 +289,13 @@ def extract_choice(text: str, options: Options = (), letters: str | None = None)
             follow = [x for x in mentions if x.start == cue.end()]
             if follow:
                 letter = follow[0].letter
-        return letter
+        return letter, "answer"
     if options:
-        return (
+        found = (
             _match_option_text(span if span is not None else text, options)
             or _match_option_text(text, options)
             or _match_option_number(text, options)
         )
-    return None
+        if found:
+            return found, "answer"
+    return None, ("hedge" if hedged else "none")

@@ -17,6 +17,10 @@ caller's job), and only the question's own words count, never a synonym or a rel
 Among several readings the stated answer wins, then one that opens the response, else the last
 (as for boolean words). An alternative question ("valid or invalid?") is not a yes/no question
 and gives no reading.
+
+One antonym is read, and only when the question itself uses it (BBH web_of_lies: "Kristian lies.
+... Does Shalonda tell the truth?"): "Shalonda lies" / "Shalonda is lying" denies "tell the truth"
+and "Shalonda does not lie" affirms it (see :data:`_ANTONYMS`).
 """
 
 from __future__ import annotations
@@ -117,11 +121,38 @@ def _restatement_hits(text: str, aux: str, words: list[str]) -> list[tuple[int, 
     return sorted(set(hits))
 
 
-def _hits(text: str, aux: str, words: list[str]) -> list[tuple[int, str]]:
+#: A predicate (lower-case words) → (a word the question must use, a regex of the predicate's
+#: opposite after the subject; its ``neg`` group turns it back: "does not lie" tells the truth).
+_ANTONYMS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("tell", "the", "truth"): (
+        r"\blies\b",
+        r"\s+(?:(?:always\s+)?lies|lied|is\s+lying|was\s+lying|is\s+a\s+liar"
+        rf"|{_DO_AUX}(?P<neg>n't|\s+not)\s+lie)\b",
+    ),
+}
+
+
+def _antonym_hits(text: str, words: list[str], question: str) -> list[tuple[int, str]]:
+    """The subject said to do the opposite of the question's predicate ("Shalonda lies" for "Does
+    Shalonda tell the truth?"), only when the question itself uses that opposite."""
+    hits = []
+    for k in range(1, len(words)):
+        entry = _ANTONYMS.get(tuple(w.lower() for w in words[k:]))
+        if entry is None or not re.search(entry[0], question, re.IGNORECASE):
+            continue
+        subject = r"\s+".join(re.escape(w) for w in words[:k])
+        for m in re.finditer(rf"\b{subject}{entry[1]}", text, re.IGNORECASE):
+            hits.append((m.start(), "yes" if m.group("neg") else "no"))
+    return hits
+
+
+def _hits(text: str, aux: str, words: list[str], question: str = "") -> list[tuple[int, str]]:
     hits = _restatement_hits(text, aux, words)
     if adjective := _predicate_adjective(aux, words):
         hits += _adjective_hits(text, adjective)
-    return sorted(hits)
+    if aux not in _COPULAS and question:
+        hits += _antonym_hits(text, words, question)
+    return sorted(set(hits))
 
 
 def predicate_answer(response: str, question: str) -> str | None:
@@ -133,12 +164,13 @@ def predicate_answer(response: str, question: str) -> str | None:
         return None
     aux, words = parsed
     text = _plain(response)
+    asked = _plain(question)
     span = answer_span(text)
     if span is not None:
-        hits = _hits(_first_statement(span), aux, words) or _hits(span, aux, words)
+        hits = _hits(_first_statement(span), aux, words, asked) or _hits(span, aux, words, asked)
         if hits:
             return hits[0][1]
-    hits = _hits(text, aux, words)
+    hits = _hits(text, aux, words, asked)
     if not hits:
         return None
     lead = re.match(r"[\s\"'`*#:>-]*", text)

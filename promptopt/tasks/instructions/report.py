@@ -14,6 +14,8 @@ from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, load_answers
 
 #: how many of the reported instruction's worst test answers the run report shows
 MAX_FAILURES_SHOWN = 10
+#: how many characters of each demonstration's input and output the run report shows
+DEMO_CHARS_SHOWN = 400
 
 
 def summary(report: dict[str, Any]) -> list[str]:
@@ -26,6 +28,11 @@ def summary(report: dict[str, Any]) -> list[str]:
     ]
     if report.get("metric") not in (None, "auto"):
         lines.append(f"metric: {report['metric']}")
+    if isinstance(report.get("demos"), list) and report["demos"]:
+        lines.append(
+            f"demos: {len(report['demos'])} few-shot demonstrations before every question "
+            "(the test accuracy of 'best' is with them)"
+        )
     what = "score" if report.get("metric") not in (None, "auto") else "accuracy"
     unscored: dict[str, list[str]] = {}  # error → the rows it left without a score (one line each)
     for name, row in (report.get("test") or {}).items():
@@ -60,7 +67,7 @@ def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
     rest = [
         f"- **{k}**: {json.dumps(v, default=str) if isinstance(v, list | dict) else n(v)}"
         for k, v in report.items()
-        if not (isinstance(v, list | dict) and len(json.dumps(v, default=str)) > 300)
+        if k != "demos" and not (isinstance(v, list | dict) and len(json.dumps(v, default=str)) > 300)
     ]
     return [
         f"Dataset {report.get('dataset')}, position {report.get('position')}, scorer `{report.get('scorer')}`; "
@@ -68,8 +75,24 @@ def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
         "",
         *rows,
         "",
+        *demos_section(report.get("demos")),
         *rest,
     ]
+
+
+def demos_section(demos: Any) -> list[str]:
+    """Markdown: the few-shot demonstrations deployed with the instruction, in prompt order
+    (each cut at :data:`DEMO_CHARS_SHOWN` characters); ``[]`` without demos."""
+    if not isinstance(demos, list) or not demos:
+        return []
+    lines = [f"{len(demos)} few-shot demonstrations, shown before every question in this order:", ""]
+    for i, d in enumerate(demos, 1):
+        d = d if isinstance(d, dict) else {}
+        lines.append(
+            f"{i}. **input**: {_cell(d.get('input'), DEMO_CHARS_SHOWN)} — "
+            f"**output**: {_cell(d.get('output'), DEMO_CHARS_SHOWN)}"
+        )
+    return [*lines, ""]
 
 
 def _cell(text: Any, limit: int = 300) -> str:

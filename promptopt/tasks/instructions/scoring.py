@@ -38,6 +38,7 @@ from typing import Any
 
 from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
+from promptopt.evaluators.answers.extraction import GRADED_SPECS, ExtractionMetric, check_extract_mode
 from promptopt.evaluators.metrics.base import Metric
 from promptopt.evaluators.racing import RaceOutcome, RacingConfig, arace, example_order
 from promptopt.llm.base import LLM
@@ -94,10 +95,21 @@ class ScoreBook:
         metric: Metric | None = None,
         system: str | None = None,
         sink: Callable[[str, Evaluation, Sequence[Example]], None] | None = None,
+        extract_answer: str = "never",
     ) -> None:
         self._llm = llm
         #: scores every answer (None: ``auto``, the built-in grader per answer kind)
         self.metric = metric
+        #: the answer-extraction turn (:mod:`promptopt.evaluators.answers.extraction`): never,
+        #: undecided or always; it wraps the built-in graders only
+        self.extract_answer = check_extract_mode(extract_answer)
+        spec = None if metric is None else (getattr(metric, "spec", None) or getattr(metric, "name", "?"))
+        if self.extract_answer != "never" and spec not in GRADED_SPECS:
+            raise ConfigError(
+                f"extract_answer={self.extract_answer} reads answers for the built-in graders (metric auto, "
+                f"number, choice, boolean or text), not metric {spec!r}; drop one of them"
+            )
+        self._extracting: ExtractionMetric | None = None
         #: the prompt program's fixed base system prompt (None: none)
         self.system = system
         #: told every fresh evaluation with its split (the run's answer log), never a memoised one
@@ -128,12 +140,23 @@ class ScoreBook:
             instructions,
             examples,
             position=self.position,
-            metric=self.metric,
+            metric=self.scoring_metric(),
             max_tokens=self.max_tokens,
             seed=SCORER_SEED,
             system=self.system,
             demos=demos,
         )
+
+    def scoring_metric(self) -> Metric | None:
+        """The metric every answer is scored with: ``metric``, or with an extraction turn the
+        built-in grader wrapped in :class:`ExtractionMetric` on the scorer (built on first use)."""
+        if self.extract_answer == "never":
+            return self.metric
+        if self._extracting is None:
+            spec = None if self.metric is None else getattr(self.metric, "spec", None)
+            kind = None if spec in (None, "auto") else spec
+            self._extracting = ExtractionMetric(self._llm, self.extract_answer, kind=kind, seed=SCORER_SEED)
+        return self._extracting
 
     def _tell(self, split: str, evaluations: Sequence[Evaluation], examples: Sequence[Example]) -> None:
         if self.sink is not None:
@@ -266,4 +289,6 @@ class ScoreBook:
         }
         if self.racing is not None:
             out["racing"] = dataclasses.asdict(self.racing)
+        if self.extract_answer != "never":
+            out["extract_answer"] = self.extract_answer
         return out

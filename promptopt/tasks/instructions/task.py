@@ -31,6 +31,7 @@ from typing import Any
 
 from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation
+from promptopt.evaluators.answers.extraction import check_extract_mode
 from promptopt.evaluators.metrics.base import Metric
 from promptopt.evaluators.metrics.registry import metric_spec_of, resolve_metric
 from promptopt.evaluators.racing import RacingConfig
@@ -113,6 +114,7 @@ class InstructionTask:
         system_prompt: str | None = None,
         program: PromptProgram | None = None,
         keep_answers: bool = True,
+        extract_answer: str = "never",
     ) -> None:
         self.dataset = dataset
         self.splits = splits
@@ -152,6 +154,7 @@ class InstructionTask:
             metric=metric,
             system=self.program.system_prompt,
             sink=self._log_answers,
+            extract_answer=extract_answer,
         )
 
     # -- the run's answer log
@@ -305,7 +308,10 @@ class InstructionTask:
         return run_sync(self.aselect_on_validation(candidates))
 
     async def afinal_report(
-        self, best: Candidate | str, ranked: Sequence[tuple[Candidate, float]] = ()
+        self,
+        best: Candidate | str,
+        ranked: Sequence[tuple[Candidate, float]] = (),
+        demos: Sequence[Demo] = (),
     ) -> dict[str, Any]:
         """Pick the final instruction on validation, then report its test accuracy against the
         baselines; all scorer requests of a phase go in one concurrent batch.
@@ -322,6 +328,10 @@ class InstructionTask:
         failed, coverage`` (failed requests count as wrong; coverage = answered / total);
         ``best_minus_best_baseline``; ``per_example``: name → list of 1 / 0 / None (right /
         wrong / failed) over the test examples.
+
+        With few-shot ``demos`` (chosen together with ``best`` on validation by the demonstration
+        search), ``best`` is reported as it is, validated and tested *with* its demos; ``demos``
+        records them, ``test.best_without_demos`` the instruction alone; baselines stay without.
         """
         train_best = instruction_of(best)
         scores = self._book.train_scores_of(ranked)
@@ -337,19 +347,29 @@ class InstructionTask:
         if self.program.system_prompt is not None or self.program.template is not None:
             report["program"] = self.program.to_json()
         selected, selected_by = train_best, "training score"
-        if len(candidates) > 1 and self.splits.val:
+        demos = tuple(demos)
+        if demos:  # picked on validation jointly with its demos: a shortlist without them would undo that
+            selected_by = "validation accuracy with demos"
+            if self.splits.val:
+                choice = await aselect_on_validation(self._book, [best], scores, demos)
+                report["validation"] = choice.rows
+        elif len(candidates) > 1 and self.splits.val:
             choice = await aselect_on_validation(self._book, candidates, scores)
             selected, selected_by = instruction_of(choice.best), "validation accuracy"
             report["validation"] = choice.rows
         report["instruction"] = selected
         report["selected_by"] = selected_by
+        if demos:
+            report["demos"] = [d.to_json() for d in demos]
         report["scoring"] = self.scoring_stats()
-        report.update(await atest_report(self._book, selected, train_best))
+        report.update(await atest_report(self._book, selected, train_best, demos))
         return report
 
-    def final_report(self, best: Candidate, ranked: Sequence[tuple[Candidate, float]] = ()) -> dict[str, Any]:
+    def final_report(
+        self, best: Candidate, ranked: Sequence[tuple[Candidate, float]] = (), demos: Sequence[Demo] = ()
+    ) -> dict[str, Any]:
         """Sync door to :meth:`afinal_report`."""
-        return run_sync(self.afinal_report(best, ranked))
+        return run_sync(self.afinal_report(best, ranked, demos))
 
     def config(self) -> dict[str, Any]:
         """Options that rebuild this task (the scorer is passed again by the caller)."""
@@ -408,6 +428,7 @@ def create(
     val: int | float | None = None,
     test: int | float | None = None,
     keep_answers: bool = True,
+    extract_answer: str = "never",
 ) -> InstructionTask:
     """Instruction search on a dataset: a prompt task is *dataset × prompt program × metric*.
 
@@ -444,7 +465,9 @@ def create(
     once, at confidence ``1 - race_delta``, it cannot reach the validation shortlist or, with
     ``race_target="best"``, beat the best; first rung ``race_first`` examples, each next
     ``race_growth`` times larger; see :mod:`promptopt.evaluators.racing`). ``keep_answers`` keeps
-    every answer with its score and feedback in the run's ``answers.jsonl``.
+    every answer with its score and feedback in the run's ``answers.jsonl``. ``extract_answer``
+    (``never``, ``undecided``, ``always``; see :mod:`promptopt.evaluators.answers.extraction`) asks the
+    scorer once more, "Therefore, the answer is", for answers the rules cannot read (or for all).
     """
     check_position(position)
     meta_prompt_style(meta_prompt)
@@ -456,6 +479,7 @@ def create(
         raise ConfigError(f"reject_digits must be true, false or None, got {reject_digits!r}")
     if not isinstance(keep_answers, bool):
         raise ConfigError(f"keep_answers must be true or false, got {keep_answers!r}")
+    check_extract_mode(extract_answer)
     _check_int("max_tokens", max_tokens, 1)
     _check_int("max_instruction_chars", max_instruction_chars, 1)
     _check_int("val_top_k", val_top_k, 0)
@@ -549,6 +573,8 @@ def create(
     options.update({k: v for k, v in extra.items() if v is not None})
     if not keep_answers:
         options["keep_answers"] = False
+    if extract_answer != "never":
+        options["extract_answer"] = extract_answer
     return InstructionTask(
         ds,
         splits,
@@ -566,6 +592,7 @@ def create(
         metric=metric_obj,
         program=program,
         keep_answers=keep_answers,
+        extract_answer=extract_answer,
     )
 
 

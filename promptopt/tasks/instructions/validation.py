@@ -11,6 +11,11 @@ best is reported as is.
 Only full training scores take part: a candidate a race stopped has a partial score and is left
 out of the shortlist; validation and test are always scored in full (through the
 :class:`~promptopt.tasks.instructions.scoring.ScoreBook`'s memo, so nothing is scored twice).
+
+Demonstrations (``opro run --demos K``): the instruction is validated and tested *with* the demos it
+was chosen with, so the reported accuracy is the deployed prompt's; the baselines stay without
+demos (the paper's comparison points), and the instruction without its demos is reported beside
+it (``best_without_demos``) so the demos' own effect shows.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptopt.errors import ConfigError
+from promptopt.prompting import Demo
 from promptopt.tasks.base import Candidate
 from promptopt.tasks.instructions.scoring import ScoreBook, instruction_of
 
@@ -53,17 +59,21 @@ def shortlist(
 
 
 async def aselect_on_validation(
-    book: ScoreBook, candidates: Sequence[Candidate | str], train_scores: Mapping[str, float]
+    book: ScoreBook,
+    candidates: Sequence[Candidate | str],
+    train_scores: Mapping[str, float],
+    demos: Sequence[Demo] = (),
 ) -> ValidationChoice:
-    """The candidate with the best validation accuracy (ties keep the given order); the rows'
-    ``train_accuracy`` comes from ``train_scores``."""
+    """The candidate with the best validation accuracy (ties keep the given order), each with the
+    few-shot ``demos``; the rows' ``train_accuracy`` comes from ``train_scores`` (measured without
+    demos), and with demos each row says how many (``demos``)."""
     if not candidates:
         raise ConfigError("select_on_validation needs at least one candidate")
     cands = [c if isinstance(c, Candidate) else Candidate(c, c) for c in candidates]
     if not book.splits.val:
         rows = [{"instruction": c.text, "val_accuracy": None, "note": "no validation split"} for c in cands]
         return ValidationChoice(cands[0], rows)
-    evals = await book.evaluate("val", book.splits.val, [instruction_of(c) for c in cands])
+    evals = await book.evaluate("val", book.splits.val, [instruction_of(c) for c in cands], tuple(demos))
     rows = [
         {
             "instruction": c.text,
@@ -73,6 +83,7 @@ async def aselect_on_validation(
             "total": ev.total,
             "failed": ev.failed,
             "coverage": round(ev.coverage, 4),
+            **({"demos": len(demos)} if demos else {}),
         }
         for c, ev in zip(cands, evals, strict=True)
     ]
@@ -93,18 +104,31 @@ def _mark(record: Any) -> int | float | None:
     return int(value) if value in (0.0, 1.0) else value
 
 
-async def atest_report(book: ScoreBook, selected: str, train_best: str) -> dict[str, Any]:
+async def atest_report(
+    book: ScoreBook, selected: str, train_best: str, demos: Sequence[Demo] = ()
+) -> dict[str, Any]:
     """The ``test``, ``best_minus_best_baseline`` and ``per_example`` entries of the final report:
     ``selected`` as ``best``, ``train_best`` when it differs, and each baseline, all in one batch.
-    ``per_example`` holds each test example's metric value (None: failed)."""
-    names = ["best"] + (["train_best"] if selected != train_best else []) + [n for n, _ in BASELINES]
+    With ``demos``, ``best`` is ``selected`` with them (asked first, in a batch of its own, so the
+    run's answer log keeps the deployed prompt's answers) and ``best_without_demos`` joins the
+    batch of the rest. ``per_example`` holds each test example's metric value (None: failed)."""
+    demos = tuple(demos)
+    names = (
+        ["best_without_demos" if demos else "best"]
+        + (["train_best"] if selected != train_best else [])
+        + [n for n, _ in BASELINES]
+    )
     instructions = [selected] + ([train_best] if selected != train_best else []) + [i for _, i in BASELINES]
+    first = await book.evaluate("test", book.splits.test, [selected], demos) if demos else []
     evals = await book.evaluate("test", book.splits.test, instructions)
-    by_name = dict(zip(names, evals, strict=True))
+    by_name = dict(zip((["best"] if demos else []) + names, [*first, *evals], strict=True))
     base_scores = [by_name[n].accuracy for n, _ in BASELINES if by_name[n].accuracy is not None]
     best_acc = by_name["best"].accuracy
+    test = {name: ev.summary() for name, ev in by_name.items()}
+    if demos:
+        test["best"]["demos"] = len(demos)
     return {
-        "test": {name: ev.summary() for name, ev in by_name.items()},
+        "test": test,
         "best_minus_best_baseline": (
             None if best_acc is None or not base_scores else round(best_acc - max(base_scores), 4)
         ),
