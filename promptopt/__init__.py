@@ -16,6 +16,7 @@ from promptopt.optimizers.base import Optimizer, Result, Trial  # noqa: E402
 from promptopt.optimizers.bpo.optimizer import BPO  # noqa: E402
 from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings  # noqa: E402
 from promptopt.optimizers.opro.optimizer import OPRO  # noqa: E402
+from promptopt.optimizers.reflective.optimizer import Reflective  # noqa: E402
 from promptopt.runs import Run  # noqa: E402
 from promptopt.tasks.base import Task, make_task  # noqa: E402
 
@@ -32,6 +33,7 @@ __all__ = [
     "MetricItem",
     "Optimizer",
     "PromptoptError",
+    "Reflective",
     "Request",
     "Result",
     "RewriteSettings",

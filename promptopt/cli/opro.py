@@ -33,6 +33,7 @@ from promptopt.llm.structured import check_server_mechanism
 from promptopt.optimizers.base import Result, open_judge
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
+from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, PROPOSERS
 from promptopt.runs import Run, StopFlag, check_run_dir
 from promptopt.tasks.base import Task, get_task_entry, summary_lines
 
@@ -142,6 +143,30 @@ def _projection_line(opro_params: dict[str, Any], task: Task, model: LLM, budget
     return line
 
 
+def _reflective_projection_line(p: dict[str, Any], task: Task, model: LLM, budget: Budget) -> str:
+    """What a reflective run may spend, in metric calls (its unit): the starting instructions on the
+    validation split, then per iteration the parent and the child on a minibatch and an accepted
+    child on the validation split; one optimizer call per iteration."""
+    splits = getattr(task, "splits", None)
+    val, train = len(getattr(splits, "val", ())), len(getattr(splits, "train", ()))
+    mb = min(int(p["minibatch_size"]), train)
+    first = len(task.initial_candidates(step_rng(p["seed"], 0))) * val
+    most = first + p["steps"] * (2 * mb + val)
+    limit = p.get("max_metric_calls")
+    capped = f", capped at {limit:,} by --budget-metric-calls" if limit is not None and limit < most else ""
+    test = len(getattr(splits, "test", ()))
+    return (
+        f"projected (reflective): at most {most:,} metric calls ({first:,} for the starting instructions, "
+        f"then up to {p['steps']:,} iterations × (2 × {mb} minibatch + {val} validation)){capped}; at most "
+        f"{p['steps']:,} reflection calls to {model.name}; the final report (the validation pick, then "
+        f"{test:,} test examples for it and each baseline) comes on top"
+    )
+
+
+#: the projection printed before a run, by proposer (a proposer without one gets OPRO's)
+_PROJECTIONS = {"reflective": _reflective_projection_line}
+
+
 def _merge(flag: Any, cfg: dict[str, Any], key: str, default: Any = None) -> Any:
     return flag if flag is not None else cfg.get(key, default)
 
@@ -168,6 +193,10 @@ class ConfigFile:
     budget_calls: int | None = None
     budget_tokens: int | None = None
     budget_dollars: float | None = None
+    budget_metric_calls: int | None = None
+    proposer: str | None = None
+    minibatch_size: int | None = None
+    demos: int | None = None
     prices: dict[str, Any] | list[str] | str | None = None
     task_options: dict[str, Any] | None = None
 
@@ -243,8 +272,7 @@ def _start(
     scorer = open_model(scorer_spec, budget=budget, cache_policy="deterministic") if scorer_spec else None
     judge = open_judge(entry, options, budget, scorer=scorer, scorer_spec=scorer_spec)
     task = entry.build(options, scorer=scorer, seed=seed, judge=judge)
-    names = {"exemplars": "num_exemplars"}
-    opro = OPRO(seed=seed, **{names.get(k, k): _merge(flags[k], cfg, k) for k in _OPRO_FLAGS})
+    opro = OPRO(seed=seed, **{_OPRO_NAMES.get(k, k): _merge(flags[k], cfg, k) for k in _OPRO_FLAGS})
     opro.params(task)  # validate before anything is written
     opt_spec = _merge(flags["optimizer_model"], cfg, "optimizer_model", DEFAULT_MODEL)
     # the optimizer samples at temperature 1 with per-proposal seeds: caching them all makes a
@@ -272,8 +300,7 @@ def _continue(
         raise ConfigError(
             "--structured-output cannot change on --resume (the run's recorded mechanism is used)"
         )
-    names = {"exemplars": "num_exemplars"}
-    opro = OPRO(seed=flags["seed"], **{names.get(k, k): flags[k] for k in _OPRO_FLAGS})
+    opro = OPRO(seed=flags["seed"], **{_OPRO_NAMES.get(k, k): flags[k] for k in _OPRO_FLAGS})
     r = opro.reopen(
         flags["run_dir"],
         task=flags["task"],
@@ -349,7 +376,10 @@ _OPRO_FLAGS = (
     "max_tokens",
     "patience",
     "constrained",
+    *("proposer", "minibatch_size", "budget_metric_calls", "demos"),
 )
+#: flags whose OPRO parameter has another name
+_OPRO_NAMES = {"exemplars": "num_exemplars", "budget_metric_calls": "max_metric_calls"}
 #: typed flags that are task options (the task's factory refuses the ones it does not take)
 _TASK_FLAGS = (
     *("n", "w_true", "b_true"),
@@ -424,6 +454,12 @@ def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
         + (f", ${u['dollars']:.4f}" if u.get("dollars") else "")
         + (f" ({hits} optimizer requests answered from the cache)" if hits else "")
     )
+    calls = result.report.get("metric_calls")
+    if isinstance(calls, dict):
+        limit = calls.get("max")
+        out.print(
+            f"metric calls: {calls.get('used')}" + (f" of at most {limit}" if limit is not None else "")
+        )
     out.print(f"run directory: {run.path}")
 
 
@@ -488,6 +524,29 @@ def run_command(
     budget_calls: int | None = typer.Option(None, "--budget-calls", help="Stop before this many LLM calls."),
     budget_tokens: int | None = typer.Option(None, "--budget-tokens", help="Stop before this many tokens."),
     budget_dollars: float | None = typer.Option(None, "--budget-dollars", help="Stop before this many USD."),
+    budget_metric_calls: int | None = typer.Option(
+        None,
+        "--budget-metric-calls",
+        help="Stop before a step that could spend more than N metric calls (one candidate scored on one "
+        "example, from the cache or not: GEPA's unit). The search's scores count (training, minibatch, "
+        "validation); the final report does not. May grow on --resume.",
+    ),
+    proposer: str | None = typer.Option(
+        None,
+        "--proposer",
+        help="How new candidates are written: "
+        + "; ".join(f"{name}: {entry.summary}" for name, entry in PROPOSERS.items())
+        + ". Kept on --resume.",
+    ),
+    minibatch_size: int | None = typer.Option(
+        None, "--minibatch-size", help="\\[reflective] training examples each reflection reads (GEPA: 3)."
+    ),
+    demos: int | None = typer.Option(
+        None,
+        "--demos",
+        help="Few-shot demonstrations (K) searched for the found instruction and recorded with the run "
+        "(the `demos` extra).",
+    ),
     price: list[str] = typer.Option(
         [],
         "--price",
@@ -634,6 +693,9 @@ def run_command(
     for name, value in (("--steps", steps), ("--per-step", per_step), ("--max-tokens", max_tokens)):
         positive(name, value)
     positive("--patience", patience)
+    for name, value in (("--budget-metric-calls", budget_metric_calls), ("--minibatch-size", minibatch_size),
+                        ("--demos", demos)):  # fmt: skip
+        positive(name, value)
     budget = _budget(cfg, budget_calls, budget_tokens, budget_dollars, price)
     typed = {k: flags[k] for k in _TASK_FLAGS}
     task_opts = {
@@ -646,7 +708,8 @@ def run_command(
     else:
         opro, task_obj, optimizer, run = _start(flags, cfg, task_opts, budget, overwrite)
     resolved = opro.params(task_obj)
-    err_console().print(_projection_line(resolved, task_obj, optimizer, budget))
+    projection = _PROJECTIONS.get(str(resolved.get("proposer", DEFAULT_PROPOSER)), _projection_line)
+    err_console().print(projection(resolved, task_obj, optimizer, budget))
     flag = StopFlag()
     try:
         with flag.handle_sigint(), _Progress(task_obj.name, resolved["steps"], optimizer) as progress:

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from promptopt.runs import Run, StopFlag
     from promptopt.tasks.base import Task
 
-TrialStatus = Literal["scored", "unparseable", "invalid", "duplicate", "failed", "initial"]
+#: ``rejected``: a reflective child that did not beat its parent on the minibatch (never scored in full)
+TrialStatus = Literal["scored", "unparseable", "invalid", "duplicate", "failed", "initial", "rejected"]
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ server (or left incomplete by an outage: :mod:`promptopt.llm.outage`) is recorde
 ``step_aborted`` and redone on resume; so is a step in which the budget refused any scoring request
 (a score with refused answers would be a wrong score, kept forever).
 
-Budget hold: with limits, the final report's projected cost (the task's ``cost_projection(n,
-part="final")`` hook) is held from the start (after a resume restores the spent usage) and released
-before the final report, so a budget stop leaves enough for it; ``report["budget"]`` says what was
-held and how many final-report requests the budget still refused.
+Budget hold: with limits, the final report's projected cost is held from the start and released
+before the final report, so a budget stop leaves enough for it (``final_budget.py``).
 
-Requests (under the task's proposal shape when ``constrained``) and the re-ask bookkeeping are in
-``proposals.py``, the journal records in ``history.py``, the final report in ``stats.py``.
+Metric calls (:mod:`promptopt.optimizers.metric_calls`): a committed trial counts the examples it
+was scored on; the run stops before a step that could cross ``max_metric_calls``. :meth:`Loop.search`
+runs the steps, :meth:`Loop.finish` the final report, so a phase can run between them (``--demos``).
+Proposal requests and re-asks are in ``proposals.py``, journal records in ``history.py``, the final
+report in ``stats.py``.
 
 The loop never prints: it reports through a progress callback.
 """
@@ -39,7 +40,7 @@ from promptopt.llm.base import (
     LLMOutageError,
     raise_if_unreachable,
 )
-from promptopt.llm.budget import Budget, hold_projected
+from promptopt.llm.budget import Budget
 from promptopt.optimizers.base import (
     LoopState,
     ProgressEvent,
@@ -49,6 +50,13 @@ from promptopt.optimizers.base import (
     Trial,
     first_stop,
 )
+from promptopt.optimizers.metric_calls import (
+    MetricCalls,
+    candidate_metric_calls,
+    search_share,
+    trial_metric_calls,
+)
+from promptopt.optimizers.opro.final_budget import final_budget_note, hold_final_report
 from promptopt.optimizers.opro.history import (
     replay,
     scored_trial,
@@ -64,15 +72,7 @@ from promptopt.optimizers.opro.proposals import (
 )
 from promptopt.optimizers.opro.stats import final_report, make_result, result_json
 from promptopt.runs import Run
-from promptopt.tasks.base import (
-    Candidate,
-    Rejected,
-    Scored,
-    Task,
-    bind_task_run,
-    restore_task,
-    task_optimum,
-)
+from promptopt.tasks.base import Candidate, Rejected, Scored, Task, bind_task_run, restore_task, task_optimum
 
 
 class Aborted(Exception):
@@ -101,6 +101,11 @@ class Loop:
         restore_task(task, self.hist.trials)  # scoring that depends on the run so far (racing)
         bind_task_run(task, run)  # where the task keeps per-example answers (answers.jsonl)
         self.hold = self._hold_final_report()  # after restore: the hold comes on top of what was spent
+        spent = sum(trial_metric_calls(t) for t in self.hist.trials)
+        limit = search_share(p.get("max_metric_calls"), p.get("demos"))  # the rest: the demo phase
+        self.calls = MetricCalls(limit, spent, p["per_step"] * candidate_metric_calls(task))
+        self.demo_choice: Any = None  # set by the demo phase (--demos): reported and deployed
+        self.stops.append(self.calls)
         self.candidates: dict[str, Candidate] = {}  # canonical text → candidate (final report)
         if self.hist.trials:  # initial candidates are redrawn (same RNG); proposals are re-parsed
             for c in task.initial_candidates(step_rng(self.seed, 0)):
@@ -108,6 +113,10 @@ class Loop:
 
     # -- the loop
     async def execute(self) -> Result:
+        return await self.finish(*await self.search())
+
+    async def search(self) -> tuple[str, str]:
+        """Run steps until a stop condition (or an aborted step); (stop code, detail)."""
         stop: tuple[str, str] | None = None
         try:
             if self.hist.step < 0:
@@ -118,7 +127,7 @@ class Loop:
             stop = (exc.reason, exc.detail)
         finally:
             self.budget.release()  # the final report gets what was held for it (never left behind)
-        return await self._finish(*stop)
+        return stop
 
     async def _initial_step(self) -> None:
         self._start(0, {"initial": True})
@@ -204,6 +213,7 @@ class Loop:
         in_order = [trials[i] for i in sorted(trials)]
         improved = self.hist.commit_step(step, in_order)
         self.partial = []
+        self.calls.add(sum(trial_metric_calls(t) for t in in_order))
         rec = step_done_record(step, in_order, improved, self.hist.best, self.budget.snapshot(), time.time())
         self._record(rec)
         if improved:
@@ -240,12 +250,8 @@ class Loop:
         self._record(step_aborted_record(step, reason, detail, raws, self.budget.snapshot()))
 
     def _hold_final_report(self) -> dict[str, Any] | None:
-        """Hold the final report's projected cost (see the module docstring)."""
-        hook = getattr(self.task, "cost_projection", None)
-        if not self.budget.has_limits() or not callable(hook):
-            return None
         n = len(self.task.initial_candidates(step_rng(self.seed, 0))) + self.p["steps"] * self.p["per_step"]
-        return hold_projected(self.budget, hook(n, part="final"), "the final report")
+        return hold_final_report(self.task, self.budget, n)
 
     # -- results
     def _write_result(
@@ -259,24 +265,33 @@ class Loop:
         result = make_result(self.hist, code, detail, self.budget.snapshot(), optimum, task_report)
         if budget is not None:  # the hold, and what the budget still refused the final report
             result.report["budget"] = budget
+        result.report["metric_calls"] = self.calls.summary(self.p.get("max_metric_calls"))
         if self.run is not None:
             params = {**self.p, "structured_output": self.structured_output}
-            self.run.write_result(result_json(result, self.task.name, self.task.direction, params))
+            out = result_json(result, self.task.name, self.task.direction, params)
+            if self.demo_choice is not None:  # what AlignedLLM.from_run and serve deploy
+                out["demos"] = [d.to_json() for d in self.demo_choice.demos]
+            self.run.write_result(out)
         return result
 
-    async def _finish(self, code: str, detail: str) -> Result:
-        refused, error, note = self.budget.refused, None, None
+    async def _task_report(self) -> dict[str, Any] | None:
+        """The task's final report on the best candidate (a proposer may add to it); after a demo
+        phase, on the instruction and demos it chose together, with the search's trials."""
+        if self.demo_choice is not None:
+            c = self.demo_choice
+            report = await self.task.afinal_report(c.instruction, (), demos=c.demos)  # type: ignore[attr-defined]
+            report["demo_search"] = c.to_json()
+            return report
+        return await final_report(self.task, self.hist, self.candidates)
+
+    async def finish(self, code: str, detail: str) -> Result:
+        """The final report and result.json; the ``run_finished`` record."""
+        refused, error = self.budget.refused, None
         try:
-            report = await final_report(self.task, self.hist, self.candidates)
+            report = await self._task_report()
         except BudgetExceededError as exc:  # a judge raises it: no report, but the reason
             report, error = None, str(exc)
-        if self.budget.has_limits():
-            n = self.budget.refused - refused
-            note = {
-                "final_hold": self.hold,
-                "final_refused": n,
-                "final_refusal": error or (n and self.budget.last_refusal) or None,
-            }
+        note = final_budget_note(self.budget, refused, self.hold, error)
         steps = max(self.hist.step, 0)
         usage = self.budget.snapshot()  # with the final report's calls: a resumed run counts them
         self._record(

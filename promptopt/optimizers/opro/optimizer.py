@@ -18,8 +18,18 @@ resumed run reopens an OpenAI-compatible optimizer with that declared mechanism.
 
 Stop conditions, checked between steps in this order: the task's optimum (when it knows it and
 ``stop_at_optimum``), ``steps``, ``patience``, the run's STOP file, the :class:`StopFlag`
-(Ctrl-C), then the caller's own (``OPRO(stop=[...])``, any :class:`StopCondition`). The budget
-stops a run from inside a step, through ``BudgetExceededError``.
+(Ctrl-C), the caller's own (``OPRO(stop=[...])``, any :class:`StopCondition`), then the
+metric-call budget (``max_metric_calls``: :mod:`promptopt.optimizers.metric_calls`; it may change
+on resume, like ``steps``). The budget stops a run from inside a step, through
+``BudgetExceededError``.
+
+Proposers (``proposer``, :mod:`~promptopt.optimizers.opro.proposers`): ``opro`` (default: the
+paper's meta-prompt, exactly as before) or ``reflective`` (GEPA's reflection and Pareto pool,
+:mod:`promptopt.optimizers.reflective`; its ``minibatch_size``). A run keeps its proposer, its
+``minibatch_size`` and its ``demos`` on resume. config.json records them in the ``opro`` block
+(``max_metric_calls`` and ``demos`` only when set; a run without ``proposer``, from before there
+were proposers, used ``opro``). ``demos`` (``--demos K``) is recorded and runs through
+:meth:`OPRO._demo_phase` between the search and the final report.
 """
 
 from __future__ import annotations
@@ -49,9 +59,11 @@ from promptopt.optimizers.base import (
     run_stop_conditions,
     task_run_config,
 )
+from promptopt.optimizers.opro.demo_phase import run_demo_phase
 from promptopt.optimizers.opro.history import derive_seed, history_from_records, read_opro_run, step_rng
 from promptopt.optimizers.opro.loop import Loop
 from promptopt.optimizers.opro.proposals import constrained_shape
+from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, get_proposer, proposer_params, refuse_unused
 from promptopt.runs import Run, StopFlag, redact
 from promptopt.tasks.base import (
     DEFAULT_SCORER,
@@ -104,7 +116,10 @@ class OPRO(Optimizer):
     task's ``opro_defaults`` (the paper's per-task settings, e.g. top-k 10 for TSP), then
     :data:`DEFAULTS`. ``stop``: extra stop conditions, checked after the built-in ones.
     ``constrained``: decode proposals under the task's proposal shape where the optimizer's
-    backend can (default True; see :mod:`~promptopt.optimizers.opro.loop`).
+    backend can (default True; see :mod:`~promptopt.optimizers.opro.loop`). ``proposer``:
+    ``"opro"`` (default) or ``"reflective"`` (with ``minibatch_size``, default 3);
+    ``max_metric_calls``: stop before a step that could spend more metric calls (GEPA's unit: one
+    candidate on one example); ``demos``: few-shot demonstrations for the result (``--demos K``).
 
     >>> result = OPRO(steps=5, seed=0).optimize(task, llm=build_llm("local"))
     >>> result.best, result.best_score, result.history
@@ -121,6 +136,10 @@ class OPRO(Optimizer):
     stop_at_optimum: bool = True
     max_reasks: int | None = None
     constrained: bool | None = None
+    proposer: str | None = None
+    minibatch_size: int | None = None
+    max_metric_calls: int | None = None
+    demos: int | None = None
     stop: Sequence[StopCondition] = field(default=(), repr=False, compare=False)
     progress: ProgressFn | None = field(default=None, repr=False, compare=False)
 
@@ -129,6 +148,8 @@ class OPRO(Optimizer):
         """The resolved, JSON-able parameters (what config.json stores). ``saved``: a run's
         config.json when continuing it (see the module docstring)."""
         run_params = _saved_params(saved)
+        given = {k: getattr(self, k) for k in ("proposer", "minibatch_size", "max_metric_calls", "demos")}
+        pname, prop, extra = proposer_params(given, run_params)
         task_defaults = opro_defaults(task) if task is not None else {}
         out: dict[str, Any] = {}
         for name in (*TASK_TUNABLE, "temperature", "max_tokens", "seed", "constrained"):
@@ -138,13 +159,18 @@ class OPRO(Optimizer):
                     f"{name} {mine!r} differs from the run's {run_params[name]!r} (the run was "
                     f"started with seed/parameters that a resumed run keeps)"
                 )
-            for source in ({name: mine} if mine is not None else {}, run_params, task_defaults, DEFAULTS):
+            refuse_unused(prop, pname, name, mine)
+            sources = (run_params, prop.fixed, prop.defaults, task_defaults, DEFAULTS)
+            for source in ({name: mine} if mine is not None else {}, *sources):
                 if source.get(name) is not None:
                     out[name] = source[name]
                     break
         out["patience"] = self.patience if self.patience is not None else run_params.get("patience")
         out["stop_at_optimum"] = self.stop_at_optimum
+        out.update(extra)
         _validate(out)
+        if task is not None:  # a task the proposer cannot run on, before anything is written
+            prop.check(task, out)
         return out
 
     def run_config(self, task: Task, llm: LLM | None = None, **extra: Any) -> dict[str, Any]:
@@ -276,9 +302,18 @@ class OPRO(Optimizer):
         if saved:
             check_run_config(saved, task.name, run.path)  # type: ignore[union-attr]
         p = self.params(task, saved)
-        loop = Loop(p, task, charged(llm, budget), budget, run, self.stop_conditions(p, task, run, flag),
-                    progress or self.progress)  # fmt: skip
-        return await loop.execute()
+        make_loop = get_proposer(p.get("proposer", DEFAULT_PROPOSER)).loop
+        loop = make_loop(p, task, charged(llm, budget), budget, run, self.stop_conditions(p, task, run, flag),
+                         progress or self.progress)  # fmt: skip
+        stop = await loop.search()
+        await self._demo_phase(loop, p)
+        return await loop.finish(*stop)
+
+    async def _demo_phase(self, loop: Loop, p: Mapping[str, Any]) -> None:
+        """``--demos K``: few-shot demonstrations searched with the best instructions found, between
+        the search and the final report (:mod:`promptopt.optimizers.opro.demo_phase`)."""
+        if p.get("demos"):
+            await run_demo_phase(loop, p, self.seed)
 
 
 @dataclass
@@ -321,6 +356,8 @@ def _saved_params(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     if "opro" in cfg:
         out.setdefault("max_reasks", 0)  # runs from before re-asking never re-asked
         out.setdefault("constrained", False)  # nor did runs from before constrained decoding
+        out.setdefault("proposer", DEFAULT_PROPOSER)  # a run without one used OPRO's own
+        out.setdefault("demos", None)  # and had no demonstrations
     if cfg.get("seed") is not None:
         out.setdefault("seed", cfg["seed"])
     return out

@@ -21,6 +21,7 @@ from typing import Any
 from promptopt.errors import RunDirError
 from promptopt.optimizers.base import Trial
 from promptopt.optimizers.opro.history import history_from_records, read_opro_run
+from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, PROPOSERS
 from promptopt.runs import atomic_write_text
 from promptopt.tasks.base import answers_section, pyplot, report_section, task_plots
 from promptopt.tasks.base import number as _num
@@ -147,6 +148,9 @@ def write_report(run_dir: str | Path) -> list[Path]:
     for title, p in plots:
         md += [f"## {title}", "", f"![{title}]({p.name})", ""]
     md += ["## Steps", "", *_step_table(records), ""]
+    proposer = PROPOSERS.get(str(opro.get("proposer", DEFAULT_PROPOSER)))
+    if proposer is not None and proposer.report is not None:  # e.g. the reflective iterations
+        md += proposer.report(records)
     out = d / REPORT_FILE
     atomic_write_text(out, "\n".join(md))
     written.insert(0, out)
