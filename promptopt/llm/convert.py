@@ -26,6 +26,7 @@ from typing import Any
 
 from promptopt.errors import ConfigError, UnknownNameError
 from promptopt.extras import require
+from promptopt.llm.gguf_file import GGUFInfo, check_gguf
 
 #: config attributes that describe how the *source* was stored, not the model (dropped on save).
 SOURCE_ONLY_CONFIG_KEYS = ("quantization_config", "_name_or_path", "_model_name_or_path")
@@ -163,6 +164,18 @@ def load_gguf(path: Path) -> tuple[Any, Any]:
     return model, tok
 
 
+def _load_checked(src: Path, info: GGUFInfo) -> tuple[Any, Any]:
+    """:func:`load_gguf` of a file :func:`check_gguf` passed. What transformers still refuses
+    then is the file's content, not a bug here: an architecture its GGUF loader does not map
+    (``ValueError``/``KeyError``/``NotImplementedError``), or a tokenizer it cannot rebuild."""
+    try:
+        return load_gguf(src)
+    except (ValueError, KeyError, NotImplementedError) as exc:
+        arch = f" (architecture {info.architecture!r})" if info.architecture else ""
+        detail = " ".join(str(exc).split()) or exc.__class__.__name__
+        raise ConfigError(f"transformers cannot convert {src}{arch}: {detail}") from None
+
+
 def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
@@ -176,16 +189,20 @@ def convert(
 ) -> ConvertResult:
     """Convert an embedded model (or a .gguf path) into a ``save_pretrained`` folder at ``out``.
 
-    Bad input fails before any loading: an unknown name, an ``out`` that holds something, a dtype
-    not in :data:`DTYPES`, or a missing ``train`` extra (one line naming it).
+    Bad input fails before any loading and before anything is written: an unknown name, an
+    ``out`` that holds something, a dtype not in :data:`DTYPES`, a missing ``train`` extra, a
+    file that is not GGUF or is cut short (:func:`~promptopt.llm.gguf_file.check_gguf`), each in
+    one line. A whole GGUF file transformers cannot read (an architecture it does not convert) is
+    a one-line :class:`ConfigError` too, raised before the output folder is made.
     """
     check_dtype(dtype)
     dest = check_out_dir(out)
     for module in ("torch", "transformers", "accelerate", "gguf"):
         require(module, "train", what="converting a GGUF model (promptopt models convert)")
     src = resolve_gguf(name_or_path, on_notice=on_notice)
+    info = check_gguf(src)
     t0 = time.perf_counter()
-    model, tok = load_gguf(src)
+    model, tok = _load_checked(src, info)
     save_converted(model, tok, dest, dtype)
     params = sum(p.numel() for p in model.parameters())
     del model

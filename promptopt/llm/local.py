@@ -53,6 +53,7 @@ from promptopt.llm.embedded import (
     ensure_weights,
     locate_parts,
 )
+from promptopt.llm.gguf_file import check_gguf
 from promptopt.llm.worker import Worker
 
 logger = logging.getLogger(__name__)
@@ -272,4 +273,6 @@ def from_spec(rest: str, **options: Any) -> LlamaCppLLM:
     require_installed("llama_cpp", "local", what=_WHAT)  # cheap: finds the package, imports nothing
     if model is not None:
         locate_parts(model)  # missing weights: say how to install them now, not mid-run
+    elif path is not None and path.exists():  # the user's file: not GGUF or cut short fails now,
+        check_gguf(path)  # in one line, not as every call failing mid-run (reads metadata only)
     return LlamaCppLLM(model, model_path=path, **options)

@@ -100,3 +100,48 @@ def test_save_converted_keeps_weights_and_loads(tiny_model: Path, tmp_path: Path
     for k, v in back.state_dict().items():
         assert torch.equal(v, ref[k].to(torch.bfloat16)), k
     assert AutoTokenizer.from_pretrained(out).chat_template == tok.chat_template
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"<html>404 not found</html>", "is not a GGUF file"),
+        (
+            b"GGUF\x03\x00\x00\x00" + (1).to_bytes(8, "little") + (2).to_bytes(8, "little") + b"\x05",
+            "truncated",
+        ),
+    ],
+)
+def test_bad_gguf_file_is_one_line_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message: str
+) -> None:
+    """A non-GGUF or truncated file: one line, exit 2 (was "internal error", exit 1), and no
+    output folder or temporary folder left beside it."""
+    pytest.importorskip("gguf")  # the train extra is checked first; with it, the file is checked
+    pytest.importorskip("transformers")
+    src = tmp_path / "model.gguf"
+    src.write_bytes(content)
+    out = tmp_path / "out" / "o"
+    code, err = _run_cli(["models", "convert", str(src), str(out)], capsys)
+    assert code == 2, err
+    assert err.count("\n") == 1 and message in err and str(src) in err and "internal error" not in err
+    assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.gguf"]
+
+
+def test_gguf_transformers_cannot_read_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole GGUF file of an architecture transformers does not convert: a ConfigError naming
+    the file and its architecture, before any folder is made."""
+    from tests.unit.test_gguf_file import gguf_bytes
+
+    src = tmp_path / "m.gguf"
+    src.write_bytes(gguf_bytes())
+
+    def unsupported(path: Path) -> None:
+        raise ValueError("GGUF model with architecture tiny is not supported yet.")
+
+    monkeypatch.setattr(conv, "load_gguf", unsupported)
+    monkeypatch.setattr(conv, "require", lambda *a, **k: None)
+    with pytest.raises(ConfigError, match=r"transformers cannot convert .*m.gguf \(architecture 'tiny'\)"):
+        conv.convert(str(src), tmp_path / "o")
+    assert not (tmp_path / "o").exists()

@@ -36,6 +36,7 @@ from promptopt.optimizers.bpo.train_common import (
     _check_out_dir,
     _load_model,
     _transformers_version,
+    distributed_teardown,
     last_checkpoint,
     launcher_defaults,
     load_split,
@@ -59,6 +60,7 @@ __all__ = [
     "TrainConfig",
     "TrainReport",
     "detect_family",
+    "distributed_teardown",
     "encode_causal",
     "encode_seq2seq",
     "gradient_accumulation",
@@ -203,11 +205,17 @@ def train_rewriter(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainR
     """Train a rewriter as ``cfg`` says and save it to ``cfg.out_dir``.
 
     Run under ``torchrun`` or ``accelerate launch`` for several GPUs or nodes: the Trainer picks
-    up the distributed environment, and only the main process writes the final directory.
+    up the distributed environment, and only the main process writes the final directory. The
+    process group it starts is destroyed before this returns (:func:`distributed_teardown`).
     """
     cfg.validate()
     if cfg.method != "sft":  # preference training (DPO, ORPO) through TRL
         return train_preference(cfg, callbacks=callbacks)
+    with distributed_teardown():
+        return _train_sft(cfg, callbacks)
+
+
+def _train_sft(cfg: TrainConfig, callbacks: Sequence[Any]) -> TrainReport:
     for module in ("torch", "transformers", "accelerate"):  # the Trainer needs all three
         require(module, "train")
     resume_from = _check_out_dir(cfg)

@@ -16,12 +16,13 @@ functions that use them, so this module loads without them, like ``train.py``.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +35,7 @@ from promptopt.optimizers.bpo.train_config import TrainConfig, gradient_accumula
 __all__ = [
     "CHECKPOINT_PREFIX",
     "TrainReport",
+    "distributed_teardown",
     "last_checkpoint",
     "launcher_defaults",
     "load_split",
@@ -341,6 +343,65 @@ def train_and_save(
     )
     _save(trainer, tokenizer, rw_cfg, cfg, report)
     return report
+
+
+# --------------------------------------------------------------------------- teardown
+
+
+def _torch_distributed() -> Any | None:
+    """``torch.distributed`` when torch is installed with it; None otherwise (nothing to tear down)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return None
+    return dist if dist.is_available() else None
+
+
+@contextlib.contextmanager
+def distributed_teardown() -> Iterator[None]:
+    """Around one training run: destroy the process group the trainer started, once it is done.
+
+    Why: under ``torchrun`` the Trainer (through accelerate's ``PartialState``) calls
+    ``init_process_group`` and nothing ever calls ``destroy_process_group``. A rank that then
+    exits with the group alive tears gloo's worker threads down during interpreter shutdown, and
+    in about one run in four (2 CPU ranks) one rank aborted there ("terminate called without an
+    active exception", SIGABRT) after training and saving, so torchrun killed the other and the
+    run exited 1. torch's documentation asks every trainer process to destroy its groups at the
+    end; so do TRL's and accelerate's example scripts (``accelerator.end_training()``).
+
+    - Success: a barrier first, so no rank leaves (and closes its connections) while another is
+      still saving (only rank 0 writes the folder), then every rank destroys its group.
+    - An error: no barrier (the other ranks may never reach it); the group is destroyed so that
+      they fail at once on the closed connection instead of waiting out the collective timeout.
+    - A group that existed before the call is the caller's (their own script under torchrun) and
+      is left alone, as is accelerate's ``notebook_launcher`` fork mode, which accelerate itself
+      never destroys. After destroying, accelerate's shared state is reset, so a second training
+      run in the same process starts a group again instead of using the destroyed one.
+    """
+    dist = _torch_distributed()
+    owned = dist is not None and not dist.is_initialized()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        if owned and dist is not None and dist.is_initialized():
+            _destroy(dist, barrier=ok)
+
+
+def _destroy(dist: Any, *, barrier: bool) -> None:
+    """Barrier (when asked), destroy the default group, forget accelerate's state of it. The group
+    was started inside the training call, so by accelerate (the Trainer's), which is installed."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    if PartialState._shared_state and PartialState().fork_launched:
+        return
+    try:
+        if barrier:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+        AcceleratorState._reset_state(reset_partial_state=True)
 
 
 # --------------------------------------------------------------------------- saving

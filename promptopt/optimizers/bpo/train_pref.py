@@ -41,6 +41,7 @@ from promptopt.optimizers.bpo.train_common import (
     TrainReport,
     _check_out_dir,
     _load_model,
+    distributed_teardown,
     load_split,
     lora_config,
     rewriter_setup,
@@ -254,7 +255,13 @@ def train_preference(cfg: TrainConfig, *, callbacks: Sequence[Any] = ()) -> Trai
 
     ``cfg.data`` (and ``cfg.val_data``) hold ``{prompt, chosen, rejected}`` rows. ``cfg.training_args``
     may set any field of TRL's ``DPOConfig`` / ``ORPOConfig`` (``beta``, ``loss_type``, ...).
+    The process group the trainer starts is destroyed before this returns, as for SFT.
     """
+    with distributed_teardown():
+        return _train_preference(cfg, callbacks)
+
+
+def _train_preference(cfg: TrainConfig, callbacks: Sequence[Any]) -> TrainReport:
     cfg.validate()
     for module in ("torch", "transformers", "accelerate", "trl"):
         require(module, "train")
