@@ -180,6 +180,10 @@ BUILTIN_TASKS: Mapping[str, tuple[str, str]] = {
         "promptopt.tasks.instructions.task:create",
         "instruction search on a dataset (gsm8k, bbh:<task>, multiarith, aqua, jsonl:PATH, HF id)",
     ),
+    "ifbench": (
+        "promptopt.tasks.ifbench.task:create",
+        "instruction search on IFBench: follow verifiable output constraints (fixed splits, metric ifbench)",
+    ),
 }
 
 

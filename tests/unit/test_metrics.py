@@ -259,7 +259,7 @@ def test_unknown_metric_lists_the_known_ones(spec: str) -> None:
 
 def test_registry_is_read_only_and_described() -> None:
     assert set(METRICS) == {
-        "exact", "contains", "regex", "f1", "number", "choice", "boolean", "text", "auto", "judge", "python"
+        "exact", "contains", "regex", "f1", "number", "choice", "boolean", "text", "auto", "judge", "ifbench", "python"
     }  # fmt: skip
     with pytest.raises(TypeError):
         METRICS["x"] = METRICS["exact"]  # type: ignore[index]

@@ -169,6 +169,13 @@ def _python_factory(arg: str | None = None, **context: Any) -> Metric:
     return load_python_metric(arg or "")
 
 
+def _ifbench_factory(arg: str | None = None, **context: Any) -> Metric:
+    """IFBench's verifiable constraints (promptopt.evaluators.metrics.ifbench), loaded when chosen."""
+    from promptopt.evaluators.metrics.ifbench import make_ifbench_metric
+
+    return make_ifbench_metric(arg)
+
+
 _ENTRIES: tuple[MetricEntry, ...] = (
     MetricEntry("auto", _plain(make_auto), "none", "grade by each example's answer kind (the default)"),
     MetricEntry(
@@ -197,6 +204,14 @@ _ENTRIES: tuple[MetricEntry, ...] = (
         "optional",
         "a judge model scores each answer (needs --judge-model; pairwise: against the no-instruction answer)",
         "|".join(JUDGE_MODES),
+    ),
+    MetricEntry(
+        "ifbench",
+        _ifbench_factory,
+        "optional",
+        "IFBench's verifiable constraints (instruction_id_list / kwargs columns): share followed; "
+        "prompt: all followed; loose: first/last line and * forgiven",
+        "prompt|loose|prompt-loose",
     ),
     MetricEntry(
         "python",

@@ -434,6 +434,12 @@ def _aqua(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
     return Dataset("aqua", tuple(pool), None, source, "algebra word", train_ratio=0.2, val_ratio=0.1)
 
 
+def _ifbench(arg: str, data_dir: Path | None, opts: Mapping[str, Any]) -> Dataset:
+    from promptopt.tasks.ifbench.data import ifbench_dataset  # IFBench's own finder (shared/ or the Hub)
+
+    return ifbench_dataset(data_dir)
+
+
 # --------------------------------------------------------------------------- user data
 
 
@@ -594,12 +600,13 @@ DATASETS: Mapping[str, tuple[Loader, bool, str]] = {
     "bbh": (_bbh, True, "BIG-Bench Hard task: bbh:<task>, 27 tasks"),
     "multiarith": (_multiarith, False, "MultiArith arithmetic word problems (600)"),
     "aqua": (_aqua, False, "AQuA-RAT multiple-choice algebra, test split (254)"),
+    "ifbench": (_ifbench, False, "IFBench verifiable constraints, 294 prompts, no gold answers (--metric ifbench)"),
     "jsonl": (_jsonl, True, "your JSON Lines file: jsonl:PATH"),
     "file": (_file, True, "your data file or folder: file:PATH (.jsonl/.json/.csv/.tsv/.parquet; a bare path works too)"),
     "hf": (_hf, True, "a Hugging Face dataset: hf:OWNER/NAME (bare OWNER/NAME works too)"),
 }  # fmt: skip
 #: the specs whose data has fixed columns (OPRO's benchmarks): no fields or template to choose
-_BUILT_IN = frozenset({"gsm8k", "bbh", "multiarith", "aqua"})
+_BUILT_IN = frozenset({"gsm8k", "bbh", "multiarith", "aqua", "ifbench"})
 
 
 def _template_text(template: str | os.PathLike[str] | None) -> str | None:
