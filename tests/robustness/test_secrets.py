@@ -109,8 +109,17 @@ def test_the_key_appears_nowhere(scripted_server: Any, tmp_path: Path) -> None:
         for name, proc in procs.items():
             stdout, stderr = proc.communicate(timeout=90)
             outputs[name] = stdout + b"\n" + stderr
-            expected = 2 if name == "bad-spec" else 0
-            assert proc.returncode == expected, f"{name}: rc {proc.returncode}\n{stderr.decode()[-2000:]}"
+            # a 401 is never retried and an outage is never scored (issue 23 item 1): a run whose calls
+            # keep failing ends in one clean error line (exit 2) instead of finishing; either way,
+            # what matters here is that no secret leaks
+            debug = "--debug" in commands[name]  # a failure is the traceback of an LLM error, not one line
+            expected = {2} if name == "bad-spec" else {0, 1} if debug else {0, 2}
+            err = stderr.decode()
+            assert proc.returncode in expected, f"{name}: rc {proc.returncode}\n{err[-2000:]}"
+            if proc.returncode == 2:
+                assert err.count("promptopt: error:") == 1, err[-2000:]
+            elif proc.returncode == 1:
+                assert err.strip().splitlines()[-1].startswith("promptopt.llm.base.LLM"), err[-2000:]
     finally:
         for proc in procs.values():
             if proc.poll() is None:
