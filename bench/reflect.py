@@ -70,10 +70,11 @@ def run_cell(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]
         else:
             cmd = ["promptopt", "opro", "run", "--task", args.task, "--run-dir", str(run_dir),
                    "--scorer-model", args.scorer, "--optimizer-model", args.optimizer,
-                   "--budget-metric-calls", str(args.budget), "--steps", str(args.steps),
-                   "--per-step", str(args.per_step), "--seed", str(seed),
+                   "--budget-metric-calls", str(args.budget), "--steps", str(args.steps), "--seed", str(seed),
                    "--scorer-max-tokens", str(args.answer_tokens), "--position", args.position,
                    "--val-top-k", "1", *METHODS[method]]  # fmt: skip
+            if "reflective" not in method:  # OPRO's proposals per step (the reflective proposer makes one)
+                cmd += ["--per-step", str(args.per_step)]
             if args.task == "instructions":
                 cmd += ["--dataset", args.dataset, "--train", str(args.train), "--val", str(args.val),
                         "--test", str(args.test), "--split-seed", "0"]  # fmt: skip

@@ -24,6 +24,8 @@ EXTRAS = MappingProxyType(
         "server": "llama.cpp's OpenAI-compatible server (python -m llama_cpp.server)",
         "serve": "promptopt serve, the aligned model as an OpenAI-compatible endpoint (fastapi, uvicorn)",
         "demos": "the few-shot demonstration search (opro run --demos K: Optuna's TPE sampler)",
+        "litellm": "the 'litellm:<provider/model>' model spec: any provider LiteLLM reaches",
+        "track": "experiment tracking (--track mlflow[:TRACKING_URI]: MLflow's client and its SQLite store)",
     }
 )
 
@@ -37,6 +39,8 @@ EXTRA_MODULES = MappingProxyType(
         "server": ("llama_cpp", "uvicorn", "fastapi", "sse_starlette"),
         "serve": ("fastapi", "uvicorn"),
         "demos": ("optuna",),
+        "litellm": ("litellm",),
+        "track": ("mlflow", "sqlalchemy", "alembic"),
     }
 )
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import click
 import typer
 
-from promptopt.cli import bpo, models, opro, serve, tasks
+from promptopt.cli import bpo, models, opro, runs, serve, tasks
 from promptopt.cli.common import EXIT_USAGE, fail_line
 from promptopt.errors import PromptoptError
 from promptopt.llm.base import RETRY_LOG_ATTR, RetryNotice
@@ -33,6 +33,7 @@ app.add_typer(opro.app, name="opro")
 app.add_typer(bpo.app, name="bpo")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(models.app, name="models")
+app.add_typer(runs.app, name="runs")
 app.command("serve")(serve.serve_command)
 
 

@@ -25,6 +25,11 @@ from promptopt.optimizers.bpo.pairs import PAIR_PRESETS, LoadedPairs, parse_mapp
 from promptopt.optimizers.bpo.testsets import TESTSETS
 from promptopt.runs import StopFlag
 
+TRACK_HELP = (
+    "Experiment tracking: mlflow[:TRACKING_URI] (the `track` extra), e.g. mlflow:sqlite:///mlflow.db; "
+    "a rerun into the same output continues the tracked run."
+)
+
 
 def _fmt(x: float) -> str:
     return "nan" if x != x else f"{x:+.1f}"
@@ -54,6 +59,7 @@ def build_data_command(
     max_tokens: int = typer.Option(768, "--max-tokens", help="Token limit of each critique + rewrite."),
     seed: int = typer.Option(0, "--seed", help="Sampling seed (per item, order-independent)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the request cache."),
+    track: str | None = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Build (prompt, optimized prompt) training data from preference pairs with an LLM (resumable)."""
     job = BuildDataJob(
@@ -80,7 +86,9 @@ def build_data_command(
 
     stop = StopFlag()
     with stop.handle_sigint():
-        result = run_build_data(job, on_loaded=loaded, progress=progress, should_stop=stop.is_set)
+        result = run_build_data(
+            job, on_loaded=loaded, progress=progress, should_stop=stop.is_set, track=track
+        )
     _print_build(result.report, result.loaded, out)
 
 
@@ -145,6 +153,7 @@ def eval_command(
     ),
     bootstrap: int = typer.Option(10_000, "--bootstrap", help="Bootstrap replicates for the CI."),
     seed: int = typer.Option(0, "--seed", help="Seed of the models and the bootstrap."),
+    track: str | None = typer.Option(None, "--track", help=TRACK_HELP),
 ) -> None:
     """Judge a target model's answers to original vs rewritten prompts; print win/tie/loss and ΔWR."""
     config = EvalConfig(
@@ -174,7 +183,10 @@ def eval_command(
     stop = StopFlag()
     with stop.handle_sigint():
         summary = run_eval(
-            job, progress=lambda name, d, t: err.print(f"  {name}: {d}/{t}"), should_stop=stop.is_set
+            job,
+            progress=lambda name, d, t: err.print(f"  {name}: {d}/{t}"),
+            should_stop=stop.is_set,
+            track=track,
         )
     _print_eval(summary, out)
 

@@ -18,6 +18,7 @@ from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM, LLMOutageError
 from promptopt.llm.budget import Budget
 from promptopt.llm.cache import CachePolicy
+from promptopt.llm.credentials import ModelAccess, parse_headers
 from promptopt.llm.factory import build_llm
 from promptopt.parallel import STOP_OUTAGE
 from promptopt.records import check_shape, read_json_object
@@ -52,6 +53,23 @@ def open_model(
 ) -> LLM:
     """Build the LLM for a ``--*-model`` flag, with cache and budget."""
     return build_llm(spec, budget=budget, cache_policy=cache_policy, **options)
+
+
+def model_access(
+    optimizer_key_env: str | None, scorer_key_env: str | None, headers: list[str]
+) -> ModelAccess:
+    """``--optimizer-api-key-env``, ``--scorer-api-key-env`` and ``--header K=V`` as one
+    :class:`~promptopt.llm.credentials.ModelAccess` (names of key variables; header values are
+    kept in memory only)."""
+    return ModelAccess(optimizer_key_env or None, scorer_key_env or None, parse_headers(headers))
+
+
+#: the help of ``--header``, shared by the commands that take it
+HEADER_HELP = (
+    "Extra HTTP header NAME=VALUE sent with every request of every HTTP model of the run (openai:, "
+    "litellm:; repeatable). Values never reach a file or a message; a run records the names, and "
+    "--resume needs the same headers again."
+)
 
 
 def load_config_file(path: Path | None, shape: type | None = None) -> dict[str, Any]:

@@ -89,6 +89,13 @@ def _check_vllm() -> tuple[bool, str]:
     return gpu, f"vllm installed; {gpu_detail}"
 
 
+def _check_litellm() -> tuple[bool, str]:
+    # find_spec, not import: importing litellm takes seconds
+    if importlib.util.find_spec("litellm") is None:
+        return False, f"litellm not installed ({install_hint('litellm')})"
+    return True, "litellm installed; needs the provider's key (or --*-api-key-env)"
+
+
 def _check_fake() -> tuple[bool, str]:
     return True, "always available"
 
@@ -98,6 +105,7 @@ BACKEND_CHECKS: Mapping[str, Check] = MappingProxyType(
     {
         "local": _check_local,
         "openai": _check_openai,
+        "litellm": _check_litellm,
         "hf": _check_hf,
         "vllm": _check_vllm,
         "fake": _check_fake,

@@ -14,7 +14,16 @@ from typing import Any
 
 import typer
 
-from promptopt.cli.common import DEFAULT_MODEL, console, err_console, load_config_file, open_model, positive
+from promptopt.cli.common import (
+    DEFAULT_MODEL,
+    HEADER_HELP,
+    console,
+    err_console,
+    load_config_file,
+    model_access,
+    open_model,
+    positive,
+)
 from promptopt.errors import ConfigError, PromptoptError
 from promptopt.llm.base import LLM, Request
 from promptopt.llm.budget import (
@@ -28,6 +37,8 @@ from promptopt.llm.budget import (
     project,
     project_items,
 )
+from promptopt.llm.credentials import RECORD_KEY as ACCESS_KEY
+from promptopt.llm.credentials import ModelAccess
 from promptopt.llm.registry import ModelSpec
 from promptopt.llm.structured import check_server_mechanism
 from promptopt.optimizers.base import Result, open_judge
@@ -36,6 +47,7 @@ from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
 from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, PROPOSERS
 from promptopt.runs import Run, StopFlag, check_run_dir
 from promptopt.tasks.base import Task, get_task_entry, summary_lines
+from promptopt.tracking.base import parse_track
 
 app = typer.Typer(
     help="OPRO: an optimizer LLM proposes solutions from past scored ones.", no_args_is_help=True
@@ -197,6 +209,8 @@ class ConfigFile:
     proposer: str | None = None
     minibatch_size: int | None = None
     demos: int | None = None
+    optimizer_api_key_env: str | None = None
+    scorer_api_key_env: str | None = None
     prices: dict[str, Any] | list[str] | str | None = None
     task_options: dict[str, Any] | None = None
 
@@ -250,7 +264,12 @@ def _models_called(task: Task, *llms: LLM | None) -> list[str]:
 
 
 def _start(
-    flags: dict[str, Any], cfg: dict[str, Any], task_opts: dict[str, Any], budget: Budget, overwrite: bool
+    flags: dict[str, Any],
+    cfg: dict[str, Any],
+    task_opts: dict[str, Any],
+    budget: Budget,
+    overwrite: bool,
+    access: ModelAccess,
 ) -> tuple[OPRO, Task, LLM, Run]:
     """A new run: the task from config file + flags, the models, the run directory."""
     task_name = _merge(flags["task"], cfg, "task")
@@ -269,8 +288,16 @@ def _start(
     if scorer_spec is not None and not entry.uses_scorer:
         raise ConfigError(f"task {task_name!r} does not use a scorer model; drop --scorer-model")
     scorer_spec = (scorer_spec or DEFAULT_MODEL) if entry.uses_scorer else None
-    scorer = open_model(scorer_spec, budget=budget, cache_policy="deterministic") if scorer_spec else None
-    judge = open_judge(entry, options, budget, scorer=scorer, scorer_spec=scorer_spec)
+    scorer = (
+        open_model(
+            scorer_spec, budget=budget, cache_policy="deterministic", **access.options(scorer_spec, "scorer")
+        )
+        if scorer_spec
+        else None
+    )
+    if access.scorer_api_key_env and scorer_spec is None:
+        raise ConfigError(f"task {task_name!r} does not use a scorer model; drop --scorer-api-key-env")
+    judge = open_judge(entry, options, budget, scorer=scorer, scorer_spec=scorer_spec, access=access)
     task = entry.build(options, scorer=scorer, seed=seed, judge=judge)
     opro = OPRO(seed=seed, **{_OPRO_NAMES.get(k, k): _merge(flags[k], cfg, k) for k in _OPRO_FLAGS})
     opro.params(task)  # validate before anything is written
@@ -278,18 +305,28 @@ def _start(
     # the optimizer samples at temperature 1 with per-proposal seeds: caching them all makes a
     # resumed or repeated run replay for free
     optimizer = open_model(
-        opt_spec, budget=budget, cache_policy="all", **_structured_option(flags, cfg, opt_spec)
+        opt_spec,
+        budget=budget,
+        cache_policy="all",
+        **_structured_option(flags, cfg, opt_spec),
+        **access.options(opt_spec, "optimizer"),
     )
     budget.check_priced(_models_called(task, optimizer, scorer, judge), how=PRICE_HINT)  # before any write
+    recorded = {ACCESS_KEY: access.record()} if not access.is_empty() else {}  # names only
     run_config = opro.run_config(
-        task, optimizer, optimizer_model=opt_spec, scorer_model=scorer_spec, budget=budget.config()
+        task,
+        optimizer,
+        optimizer_model=opt_spec,
+        scorer_model=scorer_spec,
+        budget=budget.config(),
+        **recorded,
     )
     run = Run.create(run_dir, run_config, overwrite=overwrite)
     return opro, task, optimizer, run
 
 
 def _continue(
-    flags: dict[str, Any], task_opts: dict[str, Any], budget: Budget
+    flags: dict[str, Any], task_opts: dict[str, Any], budget: Budget, access: ModelAccess
 ) -> tuple[OPRO, Task, LLM, Run]:
     """``--resume``: the library rebuilds everything from the run directory and checks the flags."""
     if flags["run_dir"] is None:
@@ -307,6 +344,7 @@ def _continue(
         llm=flags["optimizer_model"],
         scorer=flags["scorer_model"],
         budget=budget if budget.has_limits() else None,  # no budget flag: the run's limits
+        access=access,  # the headers again (never stored); key variables: the run's unless given
     )
     try:  # the run's recorded prices, under those given now; then every model must have one
         recorded = Budget.from_limits(r.config.get("budget"))
@@ -555,6 +593,18 @@ def run_command(
         '@prices.json ({"model": [in, out]}). Local, hf, vllm and fake models cost $0; with '
         "--budget-dollars every other model needs a price.",
     ),
+    optimizer_api_key_env: str | None = typer.Option(
+        None,
+        "--optimizer-api-key-env",
+        help="NAME of the environment variable holding the optimizer model's API key (openai:, litellm:; "
+        "never the key itself). Recorded by name; --resume reads it again.",
+    ),
+    scorer_api_key_env: str | None = typer.Option(
+        None,
+        "--scorer-api-key-env",
+        help="NAME of the environment variable holding the scorer's (and its judge's) API key.",
+    ),
+    header: list[str] = typer.Option([], "--header", help=HEADER_HELP),
     config: Path | None = typer.Option(None, "--config", help="JSON file with any of these options."),
     n: int | None = typer.Option(None, "--n", help="\\[tsp] number of points."),
     w_true: float | None = typer.Option(None, "--w-true", "--true-w", help="\\[linear-regression] true w."),
@@ -686,6 +736,12 @@ def run_command(
     task_option: list[str] = typer.Option(
         [], "--task-option", help="KEY=VALUE option for the task (repeatable; for plug-in tasks)."
     ),
+    track: str | None = typer.Option(
+        None,
+        "--track",
+        help="Experiment tracking: mlflow[:TRACKING_URI] (the `track` extra), e.g. mlflow:sqlite:///mlflow.db; "
+        "a tracked run keeps tracking on --resume.",
+    ),
 ) -> None:
     """Run OPRO on a task; prints the best solution and where the run directory is."""
     flags = dict(locals())
@@ -703,10 +759,18 @@ def run_command(
         **{k: v for k, v in typed.items() if v is not None},
         **_own_data_options(flags),
     }
+    access = model_access(
+        _merge(optimizer_api_key_env, cfg, "optimizer_api_key_env"),
+        _merge(scorer_api_key_env, cfg, "scorer_api_key_env"),
+        header,
+    )
+    access.check_keys()
+    tracker = parse_track(track) if track is not None else None  # before anything is written
     if resume:
-        opro, task_obj, optimizer, run = _continue(flags, task_opts, budget)
+        opro, task_obj, optimizer, run = _continue(flags, task_opts, budget, access)
     else:
-        opro, task_obj, optimizer, run = _start(flags, cfg, task_opts, budget, overwrite)
+        opro, task_obj, optimizer, run = _start(flags, cfg, task_opts, budget, overwrite, access)
+    opro.track = tracker
     resolved = opro.params(task_obj)
     projection = _PROJECTIONS.get(str(resolved.get("proposer", DEFAULT_PROPOSER)), _projection_line)
     err_console().print(projection(resolved, task_obj, optimizer, budget))

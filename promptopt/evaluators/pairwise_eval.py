@@ -46,6 +46,7 @@ from promptopt.optimizers.bpo.testsets import TestItem, TestSet, load_testset
 from promptopt.parallel import STOP_BUDGET, STOP_OUTAGE, STOP_REQUESTED, MapReport, Outcome, resumable_map
 from promptopt.records import read_json_object
 from promptopt.runs import atomic_write_json, atomic_write_text
+from promptopt.tracking.base import TrackSpec, parse_track
 
 CONFIG_FILE = "eval_config.json"
 SUMMARY_JSON = "summary.json"
@@ -442,15 +443,18 @@ def run_eval(
     *,
     progress: Callable[[str, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    track: TrackSpec | None = None,
 ) -> EvalSummary:
-    """Run (or continue) an evaluation job: load the sets, open the models, evaluate, close them."""
+    """Run (or continue) an evaluation job: load the sets, open the models, evaluate, close them.
+    ``track``: log the job to an experiment tracker (``"mlflow[:URI]"``; :mod:`promptopt.tracking.bpo`)."""
     from promptopt.llm.factory import open_models
 
+    tracker = parse_track(track) if track is not None else None  # a bad spec fails before any work
     sets = job.load_testsets()
     rewrite = load_rewriter_fn(job.rewriter, job.mode, job.config.seed) if job.rewriter is not None else None
     with open_models(job.target_model, job.judge_model) as (target, judge_llm):
         assert target is not None and judge_llm is not None
-        return evaluate(
+        summary = evaluate(
             sets,
             target=target,
             judge=make_judge(
@@ -468,6 +472,11 @@ def run_eval(
             progress=progress,
             should_stop=should_stop,
         )
+    if tracker is not None:
+        from promptopt.tracking.bpo import log_eval
+
+        log_eval(tracker, job, summary)
+    return summary
 
 
 # --------------------------------------------------------------------------- reports

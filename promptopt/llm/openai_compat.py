@@ -90,6 +90,7 @@ from promptopt.llm.openai_spec import (
     resolve_endpoints,
     split_spec,
     split_urls,
+    with_headers,
 )
 from promptopt.llm.redact import Redactor
 
@@ -420,7 +421,8 @@ def from_spec(rest: str, **options: Any) -> OpenAICompatLLM:
     """Factory for ``openai:<model>``, ``openai:<model>@<base_url>`` and
     ``openai:<model>@<url1>,<url2>,...`` (several servers of one model, one API key).
 
-    Options: ``api_key`` (never stored in ``name``), ``base_url``, ``timeout`` (60 s),
+    Options: ``api_key`` (never stored in ``name``), ``base_url``, ``headers`` (extra HTTP headers,
+    their values redacted like the key), ``timeout`` (60 s),
     ``max_retries`` (4), ``max_concurrency`` (16, the total over all endpoints, or ``"auto"``),
     ``endpoint_cooloff`` (2 s a dead endpoint rests before a probe), ``api`` (``"chat"`` or ``"completions"`` for
     plain prompts), ``backoff`` / ``backoff_max`` / ``retry_after_max`` (seconds),
@@ -431,6 +433,7 @@ def from_spec(rest: str, **options: Any) -> OpenAICompatLLM:
     options.pop("cache_dir", None)
     api_key = options.pop("api_key", None)
     base_url = options.pop("base_url", None)
+    headers = options.pop("headers", None)  # extra headers: sent on every request, values are secrets
     for key, value in env_overrides().items():
         options.setdefault(key, value)
     unknown = sorted(set(options) - OPTIONS)
@@ -440,4 +443,6 @@ def from_spec(rest: str, **options: Any) -> OpenAICompatLLM:
             f"known: api_key, base_url, {', '.join(sorted(OPTIONS))}"
         )
     endpoints = resolve_endpoints(rest, api_key=api_key, base_url=base_url)
+    if headers:
+        endpoints = with_headers(endpoints, headers)
     return OpenAICompatLLM(endpoints, **options)

@@ -9,10 +9,11 @@ apart from reading ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``; nothing here opens 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -181,4 +182,18 @@ def pool_name(endpoints: Sequence[Endpoint]) -> str:
         return endpoints[0].name
     return (
         f"openai:{endpoints[0].model}@{','.join(e.public_url or OPENAI_DEFAULT_BASE_URL for e in endpoints)}"
+    )
+
+
+def with_headers(endpoints: Sequence[Endpoint], headers: Mapping[str, str]) -> tuple[Endpoint, ...]:
+    """``endpoints`` that also send ``headers`` (``--header K=V``), each value listed as a secret;
+    a URL's own Basic credentials stay (an ``Authorization`` given as a header replaces them)."""
+    given = {k.lower() for k in headers}
+    return tuple(
+        dataclasses.replace(
+            e,
+            headers=(*headers.items(), *((k, v) for k, v in e.headers if k.lower() not in given)),
+            secrets=(*e.secrets, *(v for v in headers.values() if v)),
+        )
+        for e in endpoints
     )

@@ -1,8 +1,8 @@
 """Model spec strings → backends, through an explicit registry (no substring guessing).
 
 A spec is ``SCHEME`` or ``SCHEME:REST``: ``local``, ``local:qwen2.5-coder-1.5b``, ``openai:gpt-4o-mini``,
-``openai:MODEL@http://127.0.0.1:8000/v1``, ``vllm:Qwen/Qwen2.5-7B-Instruct``, ``hf:./my-model``,
-``fake:``. The built-in schemes are a constant table of import paths so that optional backends
+``openai:MODEL@http://127.0.0.1:8000/v1``, ``litellm:anthropic/claude-3-5-haiku-latest``,
+``vllm:Qwen/Qwen2.5-7B-Instruct``, ``hf:./my-model``, ``fake:``. The built-in schemes are a constant table of import paths so that optional backends
 (vLLM, transformers) are imported only when used; third parties add schemes through the
 ``promptopt.backends`` entry-point group. Nothing here is mutable at run time.
 """
@@ -25,6 +25,7 @@ ENTRY_POINT_GROUP = "promptopt.backends"
 BUILTIN_BACKENDS: Mapping[str, str] = {
     "local": "promptopt.llm.local:from_spec",
     "openai": "promptopt.llm.openai_compat:from_spec",
+    "litellm": "promptopt.llm.litellm_backend:from_spec",
     "vllm": "promptopt.llm.vllm_engine:from_spec",
     "hf": "promptopt.llm.hf:from_spec",
     "fake": "promptopt.llm.fake:from_spec",
@@ -38,6 +39,11 @@ BACKEND_HELP: Mapping[str, str] = {
         "several servers of one model: openai:<model>@<url1>,<url2>, requests go to the least busy "
         "and move off a dead one; PROMPTOPT_MAX_CONCURRENCY=<n>|auto, total over all servers)"
     ),
+    "litellm": (
+        "any provider LiteLLM reaches: Anthropic, Azure, Bedrock, Vertex, Gemini, ... "
+        "(litellm:<provider/model> or litellm:<provider/model>@<api_base>; the provider's own key "
+        "variable, e.g. ANTHROPIC_API_KEY, or --optimizer/scorer-api-key-env; needs the litellm extra)"
+    ),
     "vllm": "in-process vLLM engine, batched (vllm:<hf id or path>; needs the vllm extra and a GPU)",
     "hf": "transformers generation, CPU or GPU (hf:<hf id or path>; needs the train extra)",
     "fake": "scripted fake for tests (fake: or fake:<reply>)",
@@ -50,7 +56,18 @@ BACKEND_HELP: Mapping[str, str] = {
 BACKEND_EXTRAS: Mapping[str, tuple[str, tuple[str, ...]]] = {
     "local": ("local", ("llama_cpp",)),
     "hf": ("train", ("torch", "transformers")),
+    "litellm": ("litellm", ("litellm",)),
 }
+
+#: The built-in schemes that talk HTTP and so take an API key and extra headers (``api_key`` and
+#: ``headers`` options, see :mod:`promptopt.llm.credentials`); the others run in this process.
+CREDENTIAL_SCHEMES: frozenset[str] = frozenset({"openai", "litellm"})
+
+
+def takes_credentials(spec: str) -> bool:
+    """Whether the model ``spec`` takes an API key and headers (a plug-in scheme: no, it reads its
+    own configuration)."""
+    return ModelSpec.parse(spec).scheme in CREDENTIAL_SCHEMES
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from promptopt.llm.base import LLM
     from promptopt.llm.budget import Budget
+    from promptopt.llm.credentials import ModelAccess
     from promptopt.runs import Run, StopFlag
     from promptopt.tasks.base import Task
 
@@ -147,23 +148,31 @@ def task_run_config(kind: str, task: Task, seed: Any) -> dict[str, Any]:
     }
 
 
-def open_llm(llm: LLM | str, budget: Budget, cache_policy: str = "all") -> LLM:
+def open_llm(llm: LLM | str, budget: Budget, cache_policy: str = "all", **options: Any) -> LLM:
     """An LLM from a model spec (an optimizer's requests are all cached, so a rerun replays for
-    free; a scorer caches deterministic requests), charging ``budget``; an LLM as it is."""
+    free; a scorer caches deterministic requests), charging ``budget``; an LLM as it is.
+    ``options`` go to ``build_llm`` (e.g. ``api_key_env``, ``headers``)."""
     if not isinstance(llm, str):
         return llm
     from promptopt.llm.factory import build_llm
 
-    return build_llm(llm, budget=budget, cache_policy=cache_policy)  # type: ignore[arg-type]
+    return build_llm(llm, budget=budget, cache_policy=cache_policy, **options)  # type: ignore[arg-type]
 
 
 def open_judge(
-    entry: Any, options: Mapping[str, Any], budget: Budget, *, scorer: LLM | None, scorer_spec: str | None
+    entry: Any,
+    options: Mapping[str, Any],
+    budget: Budget,
+    *,
+    scorer: LLM | None,
+    scorer_spec: str | None,
+    access: ModelAccess | None = None,
 ) -> LLM | None:
     """The judge model a task's ``options`` ask for (``entry.wants_judge``): its own ``judge_model``
     spec opened under ``budget`` with deterministic caching, or the ``scorer`` itself when no spec is
     given or it is the scorer's (one model loaded, one cache); None when no judge is asked for. A
-    ``judge_model`` without a judge is a ConfigError."""
+    ``judge_model`` without a judge is a ConfigError. ``access``: a
+    :class:`~promptopt.llm.credentials.ModelAccess` whose scorer key and headers the judge uses."""
     judge_spec = options.get("judge_model")
     if not entry.wants_judge(options):
         if judge_spec is not None:
@@ -171,7 +180,8 @@ def open_judge(
         return None
     if judge_spec is None or judge_spec == scorer_spec:
         return scorer
-    return open_llm(judge_spec, budget, cache_policy="deterministic")
+    extra = access.options(judge_spec, "scorer") if access is not None else {}
+    return open_llm(judge_spec, budget, cache_policy="deterministic", **extra)
 
 
 # --------------------------------------------------------------------------- stop conditions

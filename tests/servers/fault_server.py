@@ -67,7 +67,8 @@ class FaultServer:
 
     ``request_count`` counts generation POSTs received (every attempt, retries included);
     ``served`` counts them per Fault; ``bodies`` keeps the parsed JSON bodies in arrival order,
-    ``paths`` the request paths and ``auth`` the Authorization headers; ``max_in_flight`` is the
+    ``paths`` the request paths, ``auth`` the Authorization headers and ``headers`` every request
+    header (names in lower case); ``max_in_flight`` is the
     largest number of generation requests the server was handling at once.
     """
 
@@ -111,6 +112,7 @@ class FaultServer:
         self.bodies: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.auth: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0
 
@@ -165,7 +167,9 @@ class FaultServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
     # ------------------------------------------------------------------ decisions
-    def _next(self, body: dict[str, Any], path: str, auth: str) -> tuple[int, Fault]:
+    def _next(
+        self, body: dict[str, Any], path: str, auth: str, headers: dict[str, str] | None = None
+    ) -> tuple[int, Fault]:
         """Count the request and pick its behaviour (under the lock: arrival order decides)."""
         with self._lock:
             index = self.request_count
@@ -173,6 +177,7 @@ class FaultServer:
             self.bodies.append(body)
             self.paths.append(path)
             self.auth.append(auth)
+            self.headers.append(dict(headers or {}))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             if self._script:
@@ -311,7 +316,8 @@ def _make_handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self._error(400, "request body is not JSON")
                 return
             auth = self.headers.get("Authorization") or ""
-            _, fault = server._next(body, path, auth)
+            seen = {k.lower(): v for k, v in self.headers.items()}
+            _, fault = server._next(body, path, auth, seen)
             try:
                 server._wait(server.latency)
                 self._act(fault, body, chat=path.endswith("/chat/completions"), auth=auth)

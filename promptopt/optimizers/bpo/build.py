@@ -48,6 +48,7 @@ from promptopt.optimizers.bpo.jobs import dropped_path as dropped_path  # re-exp
 from promptopt.optimizers.bpo.pairs import LoadedPairs, PreferencePair, load_pairs
 from promptopt.parallel import Outcome
 from promptopt.records import read_records
+from promptopt.tracking.base import TrackSpec, parse_track
 
 MARKER = "Optimized Instruction:"
 END_MARKER = "[END]"
@@ -480,13 +481,17 @@ def run_build_data(
     on_loaded: Callable[[LoadedPairs], None] | None = None,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
+    track: TrackSpec | None = None,
 ) -> BuildDataResult:
     """Run (or continue) a build-data job: load the pairs, open the model, build, close the model.
 
     Nothing is written before the input and the model are known to be usable, so a bad flag
-    leaves an earlier output untouched.
+    leaves an earlier output untouched. ``track``: log the job to an experiment tracker
+    (``"mlflow[:URI]"``; :mod:`promptopt.tracking.bpo`).
     """
     from promptopt.llm.factory import build_llm
+
+    tracker = parse_track(track) if track is not None else None  # a bad spec fails before any work
 
     loaded = load_pairs(job.input, preset=job.preset, mapping=job.mapping, split=job.split, limit=job.limit)
     if on_loaded is not None:
@@ -498,6 +503,10 @@ def run_build_data(
         )
     finally:
         run_sync(llm.aclose())
+    if tracker is not None:
+        from promptopt.tracking.bpo import log_build_data
+
+        log_build_data(tracker, job, report)
     return BuildDataResult(loaded, report)
 
 

@@ -31,6 +31,7 @@ from promptopt.errors import ConfigError
 from promptopt.extras import require
 from promptopt.optimizers.bpo.templates import Family, PromptEncoder, RewriterConfig
 from promptopt.optimizers.bpo.train_config import TrainConfig, gradient_accumulation, world_size
+from promptopt.tracking.hf import report_to_with_mlflow, trainer_tracking
 
 __all__ = [
     "CHECKPOINT_PREFIX",
@@ -226,6 +227,8 @@ def trainer_arguments(
     kwargs.update(launcher_defaults(cfg, processes=world_size(), cuda=_has_cuda()))
     kwargs.update(extra or {})
     kwargs.update(cfg.training_args)
+    if cfg.track is not None:  # the Trainer's own MLflow callback logs the run (promptopt.tracking.hf)
+        kwargs["report_to"] = report_to_with_mlflow(kwargs["report_to"])
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:  # the trainer's own consistency checks
@@ -318,30 +321,31 @@ def train_and_save(
 ) -> TrainReport:
     """Train (continuing ``resume_from``), evaluate when there is validation data, save the
     rewriter directory and return the report: the same for SFT, DPO and ORPO."""
-    out = trainer.train(resume_from_checkpoint=resume_from)
-    eval_loss = None
-    metrics = dict(out.metrics)
-    if val_examples:  # there is an eval dataset
-        ev = trainer.evaluate()
-        eval_loss = ev.get("eval_loss")
-        metrics.update(ev)
-    accumulation = int(args.gradient_accumulation_steps)
-    report = TrainReport(
-        out_dir=str(cfg.out_dir),
-        family=rw_cfg.family,
-        train_examples=train_examples,
-        val_examples=val_examples,
-        steps=int(trainer.state.global_step),
-        train_loss=metrics.get("train_loss"),
-        eval_loss=eval_loss,
-        train_seconds=float(metrics.get("train_runtime", 0.0)),
-        steps_per_second=metrics.get("train_steps_per_second"),
-        resumed_from=resume_from,
-        metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
-        effective_batch_size=cfg.batch_size * accumulation * int(args.world_size),
-        gradient_accumulation_steps=accumulation,
-    )
-    _save(trainer, tokenizer, rw_cfg, cfg, report)
+    with trainer_tracking(trainer, cfg.track, cfg.out_dir, resume=resume_from is not None):
+        out = trainer.train(resume_from_checkpoint=resume_from)
+        eval_loss = None
+        metrics = dict(out.metrics)
+        if val_examples:  # there is an eval dataset
+            ev = trainer.evaluate()
+            eval_loss = ev.get("eval_loss")
+            metrics.update(ev)
+        accumulation = int(args.gradient_accumulation_steps)
+        report = TrainReport(
+            out_dir=str(cfg.out_dir),
+            family=rw_cfg.family,
+            train_examples=train_examples,
+            val_examples=val_examples,
+            steps=int(trainer.state.global_step),
+            train_loss=metrics.get("train_loss"),
+            eval_loss=eval_loss,
+            train_seconds=float(metrics.get("train_runtime", 0.0)),
+            steps_per_second=metrics.get("train_steps_per_second"),
+            resumed_from=resume_from,
+            metrics={k: v for k, v in metrics.items() if isinstance(v, int | float)},
+            effective_batch_size=cfg.batch_size * accumulation * int(args.world_size),
+            gradient_accumulation_steps=accumulation,
+        )
+        _save(trainer, tokenizer, rw_cfg, cfg, report)
     return report
 
 
@@ -446,6 +450,6 @@ def _save(
     tokenizer.save_pretrained(out)
     training = {
         "report": report.to_json(),
-        "config": {k: v for k, v in asdict(cfg).items() if k not in ("out_dir",)},
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("out_dir", "track")},
     }
     replace(rw_cfg, extra={"training": training}).save(out)

@@ -21,6 +21,7 @@ from typing import Any
 from promptopt.errors import ConfigError
 from promptopt.optimizers.bpo.templates import BPO_TEMPLATE, split_template
 from promptopt.records import parse_json, read_text
+from promptopt.tracking.base import parse_track
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,12 @@ class TrainConfig:
     deepspeed: str | None = _opt(None, "--deepspeed", help="DeepSpeed config JSON (torchrun / accelerate).")
     progress: bool = _opt(True, "--progress/--quiet", help="Show a progress bar.")
     limit: int | None = _opt(None, "--limit", help="Use only the first N pairs.")
+    track: str | None = _opt(
+        None,
+        "--track",
+        help="Experiment tracking: mlflow[:TRACKING_URI] (the `track` extra). The Trainer's MLflow "
+        "integration logs the run; --resume continues it (OUT/tracking.json).",
+    )
     training_args: dict[str, Any] = _opt(
         {},
         "--training-arg",
@@ -186,6 +193,8 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(message)
         split_template(self.template)
+        if self.track is not None:  # an unknown tracker or a missing extra, before any loading
+            parse_track(self.track)
         own = sorted(set(self.training_args) & set(OWN_TRAINER_FIELDS))
         if own:
             use = ", ".join(f"{k} -> {flag_of(OWN_TRAINER_FIELDS[k])}" for k in own)

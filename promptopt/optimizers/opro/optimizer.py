@@ -43,6 +43,8 @@ from typing import Any
 from promptopt.errors import ConfigError, RunDirError
 from promptopt.llm.base import LLM
 from promptopt.llm.budget import Budget, charged
+from promptopt.llm.credentials import RECORD_KEY as ACCESS_KEY
+from promptopt.llm.credentials import ModelAccess
 from promptopt.llm.registry import ModelSpec
 from promptopt.llm.structured import SERVER_MECHANISMS
 from promptopt.optimizers.base import (
@@ -73,6 +75,8 @@ from promptopt.tasks.base import (
     opro_defaults,
     task_optimum,
 )
+from promptopt.tracking.base import TrackSpec
+from promptopt.tracking.opro import opro_tracking
 
 __all__ = [
     "DEFAULTS",
@@ -119,7 +123,10 @@ class OPRO(Optimizer):
     backend can (default True; see :mod:`~promptopt.optimizers.opro.loop`). ``proposer``:
     ``"opro"`` (default) or ``"reflective"`` (with ``minibatch_size``, default 3);
     ``max_metric_calls``: stop before a step that could spend more metric calls (GEPA's unit: one
-    candidate on one example); ``demos``: few-shot demonstrations for the result (``--demos K``).
+    candidate on one example); ``demos``: few-shot demonstrations for the result (``--demos K``);
+    ``track``: an experiment tracker for the run (``"mlflow"``, ``"mlflow:sqlite:///mlflow.db"`` or a
+    :class:`~promptopt.tracking.Tracker`; :mod:`promptopt.tracking.opro`); a resumed run that was
+    tracked continues its tracker's run without it.
 
     >>> result = OPRO(steps=5, seed=0).optimize(task, llm=build_llm("local"))
     >>> result.best, result.best_score, result.history
@@ -140,6 +147,7 @@ class OPRO(Optimizer):
     minibatch_size: int | None = None
     max_metric_calls: int | None = None
     demos: int | None = None
+    track: TrackSpec | None = field(default=None, repr=False, compare=False)
     stop: Sequence[StopCondition] = field(default=(), repr=False, compare=False)
     progress: ProgressFn | None = field(default=None, repr=False, compare=False)
 
@@ -242,9 +250,10 @@ class OPRO(Optimizer):
         budget: Budget | None = None,
         stop_flag: StopFlag | None = None,
         progress: ProgressFn | None = None,
+        access: ModelAccess | None = None,
     ) -> Result:
         """Continue the run in ``run_dir`` with everything it recorded (see :meth:`reopen`)."""
-        r = self.reopen(run_dir, task=task, llm=llm, scorer=scorer, budget=budget)
+        r = self.reopen(run_dir, task=task, llm=llm, scorer=scorer, budget=budget, access=access)
         try:
             return r.opro.optimize(
                 r.task, llm=r.llm, budget=r.budget, run=r.run, stop_flag=stop_flag, progress=progress
@@ -260,13 +269,16 @@ class OPRO(Optimizer):
         llm: LLM | str | None = None,
         scorer: LLM | str | None = None,
         budget: Budget | None = None,
+        access: ModelAccess | None = None,
     ) -> Reopened:
         """Everything needed to continue the run in ``run_dir``, rebuilt from its config.json, and
         the run opened for appending. Given values are checked against the run's: a task (name)
         or model spec that differs is refused; ``None`` takes the run's. A task name is rebuilt with
         the run's task options; a scorer is built from the run's scorer spec unless an LLM is
         given; ``budget`` ``None`` gets the run's limits. This OPRO's ``steps`` / ``patience`` /
-        ``stop_at_optimum`` apply; its other parameters must agree with the run's."""
+        ``stop_at_optimum`` apply; its other parameters must agree with the run's. ``access``: the
+        headers the run was started with (their values are never stored) and any key variable to
+        use instead of the recorded one (:meth:`ModelAccess.resumed`)."""
         path = Path(run_dir)
         cfg = read_opro_run(path, to_resume=True).config  # format and shape, before anything is loaded
         for label, given, key in (("task", task, "task"), ("optimizer model", llm, "optimizer_model"),
@@ -276,16 +288,17 @@ class OPRO(Optimizer):
                     f"{label} {redact(given)!r} differs from the run's {redact(cfg[key])!r}; a resumed run keeps it"
                 )
         budget = budget if budget is not None else Budget.from_limits(cfg.get("budget"))
+        access = (access or ModelAccess()).resumed(cfg.get(ACCESS_KEY))
         if not isinstance(task, str) and task is not None:
             task_obj = task
         else:
-            task_obj = _rebuild_task(cfg, scorer, budget)
+            task_obj = _rebuild_task(cfg, scorer, budget, access)
         pinned = dataclasses.replace(self, **_without_none(self.params(task_obj, cfg)))
         check_run_config(cfg, task_obj.name, path)
         opt = (
             llm
             if llm is not None and not isinstance(llm, str)
-            else _reopen_optimizer(cfg.get("optimizer_model") or DEFAULT_MODEL, cfg, budget)
+            else _reopen_optimizer(cfg.get("optimizer_model") or DEFAULT_MODEL, cfg, budget, access)
         )
         return Reopened(pinned, task_obj, charged(opt, budget), budget, Run.resume(path), cfg)
 
@@ -303,11 +316,12 @@ class OPRO(Optimizer):
             check_run_config(saved, task.name, run.path)  # type: ignore[union-attr]
         p = self.params(task, saved)
         make_loop = get_proposer(p.get("proposer", DEFAULT_PROPOSER)).loop
-        loop = make_loop(p, task, charged(llm, budget), budget, run, self.stop_conditions(p, task, run, flag),
-                         progress or self.progress)  # fmt: skip
-        stop = await loop.search()
-        await self._demo_phase(loop, p)
-        return await loop.finish(*stop)
+        with opro_tracking(self.track, run, p) as tracked:  # inactive unless tracked (promptopt.tracking)
+            loop = make_loop(p, task, charged(llm, budget), budget, run, self.stop_conditions(p, task, run, flag),
+                             tracked.progress(progress or self.progress))  # fmt: skip
+            stop = await loop.search()
+            await self._demo_phase(loop, p)
+            return tracked.finished(await loop.finish(*stop))
 
     async def _demo_phase(self, loop: Loop, p: Mapping[str, Any]) -> None:
         """``--demos K``: few-shot demonstrations searched with the best instructions found, between
@@ -330,15 +344,15 @@ class Reopened:
     config: dict[str, Any]
 
 
-def _reopen_optimizer(spec: str, cfg: Mapping[str, Any], budget: Budget) -> LLM:
-    """The run's optimizer model; an OpenAI-compatible one with the mechanism the run declared
-    for it (a server's mechanism is never guessed, so it must come from the run)."""
+def _reopen_optimizer(spec: str, cfg: Mapping[str, Any], budget: Budget, access: ModelAccess) -> LLM:
+    """The run's optimizer model, with its key variable and the run's headers; an OpenAI-compatible
+    one with the mechanism the run declared for it (a server's mechanism is never guessed, so it
+    must come from the run)."""
     declared = cfg.get("structured_output")
+    options = access.options(spec, "optimizer")
     if declared in SERVER_MECHANISMS and declared != "none" and ModelSpec.parse(spec).scheme == "openai":
-        from promptopt.llm.factory import build_llm
-
-        return build_llm(spec, budget=budget, cache_policy="all", structured_output=declared)
-    return open_llm(spec, budget)
+        options["structured_output"] = declared
+    return open_llm(spec, budget, **options)
 
 
 def check_run_config(cfg: Mapping[str, Any], task_name: str, where: Path) -> None:
@@ -385,8 +399,11 @@ def _without_none(p: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in p.items() if k in names and v is not None}
 
 
-def _rebuild_task(cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budget) -> Task:
-    """The run's task with the run's options; its scorer from the run's spec, under ``budget``."""
+def _rebuild_task(
+    cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budget, access: ModelAccess
+) -> Task:
+    """The run's task with the run's options; its scorer (and judge) from the run's specs, under
+    ``budget``, with the scorer's key variable and the run's headers."""
     name = cfg.get("task")
     if not name:
         raise RunDirError("the run's config.json names no task")
@@ -396,7 +413,11 @@ def _rebuild_task(cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budg
     if entry.uses_scorer:
         spec = scorer if scorer is not None else cfg.get("scorer_model") or DEFAULT_SCORER
         scorer_spec = spec if isinstance(spec, str) else None
-        scorer_llm = open_llm(spec, budget, cache_policy="deterministic") if isinstance(spec, str) else spec
-    judge_llm = open_judge(entry, options, budget, scorer=scorer_llm, scorer_spec=scorer_spec)
+        scorer_llm = (
+            open_llm(spec, budget, cache_policy="deterministic", **access.options(spec, "scorer"))
+            if isinstance(spec, str)
+            else spec
+        )
+    judge_llm = open_judge(entry, options, budget, scorer=scorer_llm, scorer_spec=scorer_spec, access=access)
     seed = cfg.get("seed")
     return entry.build(options, scorer=scorer_llm, seed=None if seed is None else int(seed), judge=judge_llm)
