@@ -127,6 +127,7 @@ def test_the_prompt_shows_instruction_inputs_answers_gold_and_feedback() -> None
         ("```text\nAdd carefully.\n```", "Add carefully."),
         ("New: ```Add carefully.``` ok", "Add carefully."),
         ("```\nFirst.\n```\n```\nSecond.\n```", "First."),
+        ("  Add carefully.\nThen check.  ", "Add carefully.\nThen check."),  # no fence: taken whole (GEPA)
     ],
 )
 def test_the_instruction_is_the_first_fenced_block(raw: str, expected: str) -> None:
@@ -136,7 +137,7 @@ def test_the_instruction_is_the_first_fenced_block(raw: str, expected: str) -> N
 @pytest.mark.parametrize(
     ("raw", "status", "why"),
     [
-        ("Add carefully.", "unparseable", "no ``` block"),
+        ("   \n ", "unparseable", "empty"),
         ("```\nAdd carefully and then", "unparseable", "not closed"),
         ("```\n   \n```", "unparseable", "empty"),
         ("``````", "unparseable", "empty"),
@@ -237,7 +238,9 @@ def test_a_parent_with_full_marks_on_the_minibatch_is_skipped(tmp_path: Path) ->
 
 
 def test_duplicates_unparseable_answers_and_failed_calls_are_journalled(tmp_path: Path) -> None:
-    replies = iter(["```\nLet's solve the problem.\n```", "no block here", LLMBadRequestError("too long")])
+    replies = iter(
+        ["```\nLet's solve the problem.\n```", "```\ncut off here", LLMBadRequestError("too long")]
+    )
     optimizer = FakeLLM(fn=lambda request, _i: next(replies))
     run = tmp_path / "run"
     res = Reflective(steps=3, seed=0).optimize(
@@ -245,7 +248,7 @@ def test_duplicates_unparseable_answers_and_failed_calls_are_journalled(tmp_path
     )
     statuses = [(t["status"], t["reason"]) for t in trials_of(run) if t["step"] > 0]
     assert statuses[0] == ("duplicate", "same as step 0 #0, already in the pool")
-    assert statuses[1] == ("unparseable", "no ``` block in the answer")
+    assert statuses[1] == ("unparseable", "the ``` block is not closed (cut off? raise max_tokens)")
     assert statuses[2][0] == "failed" and "too long" in statuses[2][1]
     assert res.stop_reason == "steps" and res.report["metric_calls"]["used"] == 6 + 3 * 3
 

@@ -46,12 +46,12 @@ def answer(request: Request) -> str:
 
 
 def reflect(request: Request) -> str:
-    """The parent instruction plus a hint picked by the request's hash; now and then no block."""
+    """The parent instruction plus a hint picked by the request's hash; now and then a cut-off block."""
     text = request_text(request)
     parent = text.split("```\n", 1)[1].split("\n```", 1)[0]
     h = zlib.crc32(text.encode())
     if h % 7 == 0:
-        return "I would rather not."
+        return "Improved:\n```\nI would rather"
     return f"Improved:\n```\n{parent} Mind {KEYWORDS[h % len(KEYWORDS)]} numbers.\n```"
 
 

@@ -8,11 +8,13 @@ feedback text). Long fields are cut at :data:`MAX_FIELD_CHARS` so one verbose an
 out the rest.
 
 Reading the answer (untrusted text: string scans only, nothing evaluated): the first fenced block
-(```` ``` ````, an optional language tag on the opening line, or the whole block on one line).
-Unlike GEPA, an answer without a complete block is rejected rather than taken whole — chatter
-around the instruction ("Here is the improved instruction:") would otherwise become part of it —
-and so is an empty one or one longer than :data:`MAX_REFLECTED_CHARS`; the journal keeps the raw
-text and the reason.
+(```` ``` ````, an optional language tag on the opening line, or the whole block on one line). An
+answer with no fence at all is taken whole, as GEPA does: measured with the 1.5B reflection model on
+bbh:navigate, 5 of the first 7 reflections were a usable instruction written under a heading
+instead of a block, and rejecting them wasted the iteration (the minibatch test still has to pass
+before anything joins the pool). A block that was opened but not closed (cut off by the token
+limit), an empty one, or one longer than :data:`MAX_REFLECTED_CHARS` is rejected; the journal keeps
+the raw text and the reason.
 """
 
 from __future__ import annotations
@@ -100,11 +102,12 @@ def reflection_request(prompt: str, p: Mapping[str, Any], seed: int) -> Request:
 
 
 def parse_reflection(raw: str, max_chars: int = MAX_REFLECTED_CHARS) -> str | Rejected:
-    """The instruction in the first fenced block of ``raw``, or why there is none."""
+    """The instruction in the first fenced block of ``raw`` (the whole answer when it has no fence),
+    or why there is none."""
     text = (raw or "").replace("\r\n", "\n")
     start = text.find(FENCE)
     if start < 0:
-        return Rejected("unparseable", f"no {FENCE} block in the answer")
+        return _checked(text.strip(), max_chars, "the answer is empty")
     after = start + len(FENCE)
     line_end = text.find("\n", after)
     inline_end = text.find(FENCE, after)
@@ -117,9 +120,12 @@ def parse_reflection(raw: str, max_chars: int = MAX_REFLECTED_CHARS) -> str | Re
         if end < 0:
             return Rejected("unparseable", f"the {FENCE} block is not closed (cut off? raise max_tokens)")
         body = text[line_end + 1 : end]
-    instruction = body.strip()
+    return _checked(body.strip(), max_chars, f"the {FENCE} block is empty")
+
+
+def _checked(instruction: str, max_chars: int, empty: str) -> str | Rejected:
     if not instruction:
-        return Rejected("unparseable", f"the {FENCE} block is empty")
+        return Rejected("unparseable", empty)
     if len(instruction) > max_chars:
         return Rejected("invalid", f"longer than {max_chars} characters ({len(instruction)})")
     return instruction
