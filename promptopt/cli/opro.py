@@ -643,7 +643,8 @@ def run_command(
         None,
         "--metric",
         help="\\[instructions] how an answer is scored: auto (default), exact, contains, regex:PATTERN, f1, "
-        "number, choice, boolean, text, judge, python:module:function.",
+        "number, choice, boolean, text, judge, ifbench[:prompt|loose|prompt-loose] (instruction_id_list / kwargs "
+        "columns), python:module:function.",
     ),
     judge: str | None = typer.Option(
         None,

@@ -135,7 +135,7 @@ EMBEDDED_MODELS: Mapping[str, EmbeddedModel] = MappingProxyType(
     }
 )
 
-#: What ``local`` means. Chosen by measurement: see the README's "embedded model" section.
+#: What ``local`` means. Chosen by measurement: see docs/getting-started.md, "The embedded default".
 DEFAULT_LOCAL_MODEL = "qwen2.5-coder-0.5b"
 
 

