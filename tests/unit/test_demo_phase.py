@@ -94,3 +94,20 @@ def test_the_shortlist_is_best_first_and_distinct() -> None:
               Trial(1, 1, "scored", "c", score=20.0), Trial(2, 0, "duplicate", "b"),
               Trial(2, 1, "scored", "d", score=5.0)]  # fmt: skip
     assert demo_shortlist(trials, trials[1], "max") == ["b", "c", "a"]
+
+
+def test_demos_without_optuna_are_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The missing extra is named before the search spends anything (it used to be found only at
+    the demo phase, after the whole instruction search)."""
+    from promptopt import extras
+    from promptopt.errors import MissingExtraError
+
+    real = extras.is_installed
+    monkeypatch.setattr(extras, "is_installed", lambda module: module != "optuna" and real(module))
+    scorer = FakeLLM(fn=answer)
+    task = make_task(write_data(tmp_path / "add.jsonl"), scorer=scorer)
+    with pytest.raises(MissingExtraError, match=r"promptopt\[demos\]"):
+        OPRO(steps=1, per_step=1, seed=0, demos=2).optimize(task, llm=_optimizer(), run=str(tmp_path / "r"))
+    assert not scorer.calls and not (tmp_path / "r").exists()

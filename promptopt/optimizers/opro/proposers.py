@@ -11,12 +11,12 @@ it cannot run on (and a metric-call limit below its first evaluation) before any
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from promptopt.errors import ConfigError, RunDirError
+from promptopt.extras import require_installed
 from promptopt.optimizers.metric_calls import candidate_metric_calls, check_limit, require_first
 from promptopt.optimizers.opro.history import step_rng
 from promptopt.optimizers.opro.loop import Loop
@@ -134,8 +134,7 @@ def _check_demos(k: Any) -> int:
     """``demos`` (``--demos K``): a positive integer, and the demonstration search installed."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"demos must be a positive integer, got {k!r}")
-    if importlib.util.find_spec("promptopt.optimizers.demos") is None:
-        raise ConfigError(
-            "--demos needs the demonstration search (promptopt.optimizers.demos), not installed here"
-        )
+    # optuna is the demos extra: refused before the search runs, not after it (a run without it
+    # would search instructions, then stop at the demo phase)
+    require_installed("optuna", "demos", what="the demonstration search (opro run --demos)")
     return k
