@@ -72,9 +72,12 @@ def run_cell(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]
                    "--scorer-model", args.scorer, "--optimizer-model", args.optimizer,
                    "--budget-metric-calls", str(args.budget), "--steps", str(args.steps), "--seed", str(seed),
                    "--scorer-max-tokens", str(args.answer_tokens), "--position", args.position,
-                   "--val-top-k", "1", *METHODS[method]]  # fmt: skip
+                   "--val-top-k", "1", "--max-tokens", str(args.optimizer_tokens), *METHODS[method]]  # fmt: skip
             if "reflective" not in method:  # OPRO's proposals per step (the reflective proposer makes one)
                 cmd += ["--per-step", str(args.per_step)]
+            if args.task == "ifbench":  # fixed IFBench splits: sizes are the task's own options
+                cmd += ["--task-option", f"train={args.train}", "--task-option", f"val={args.val}",
+                        "--task-option", f"test={args.test}"]  # fmt: skip
             if args.task == "instructions":
                 cmd += ["--dataset", args.dataset, "--train", str(args.train), "--val", str(args.val),
                         "--test", str(args.test), "--split-seed", "0"]  # fmt: skip
@@ -229,6 +232,7 @@ def main() -> None:
     ap.add_argument("--val", type=int, default=20)
     ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--answer-tokens", type=int, default=200)
+    ap.add_argument("--optimizer-tokens", type=int, default=500, help="the optimizer's / reflection's tokens")
     ap.add_argument("--position", default="Q_begin")
     ap.add_argument("--busy", action="store_true", help="mark the figures as measured on a busy machine")
     args = ap.parse_args()
