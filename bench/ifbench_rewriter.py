@@ -266,6 +266,7 @@ def main() -> None:
     ap.add_argument("--split-seed", type=int, default=0)
     ap.add_argument("--cache", default=None, help="request cache (default: promptopt's)")
     ap.add_argument("--smoke", action="store_true", help=f"tiny sizes {SMOKE}, results marked smoke")
+    ap.add_argument("--note", default=None, help="a line for the results (e.g. what the rewriter is)")
     args = ap.parse_args()
     if args.smoke:
         for name, value in SMOKE.items():
@@ -359,9 +360,10 @@ def write(args: argparse.Namespace, tag: str, test: list[Any], rewrites: dict[st
            "instruction": args.instruction, "answer_tokens": args.answer_tokens,
            "split": {"val": args.val, "test": n, "split_seed": args.split_seed},
            "preservation_rule": rule, "preservation_judge": by_judge, "accuracy": table, "paired": diffs,
-           "test_ids": [ex.id for ex in test]}  # fmt: skip
+           "note": args.note, "test_ids": [ex.id for ex in test]}  # fmt: skip
     Path(f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = [f"# BPO rewriter in front of the target on IFBench{' — SMOKE (tiny sizes, not a result)' if args.smoke else ''}",
+          *(["", f"Note: {args.note}"] if args.note else []),
           "", f"{doc['date']} · commit {doc['commit']} · target `{args.target}` · rewriter `{doc['rewriter']}` "
           f"({args.mode}) · {n} test prompts · answers ≤ {args.answer_tokens} tokens, temperature 0", "",
           f"**Constraint preservation (rule)**: {rule['prompts_dropping_any']} of {n} prompts "
