@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from promptopt.evaluators.answers import AnswerKind, Graded, grade
 from promptopt.evaluators.metrics.base import Metric, MetricItem, Score, SyncMetric, ascore_items
 from promptopt.llm.base import LLM, Completion, LLMError, Message, Request, run_sync
-from promptopt.llm.outage import DEFAULT_REASK_ROUNDS, agenerate_complete, outage_error
+from promptopt.llm.outage import agenerate_complete, outage_error, reask
 from promptopt.prompting import Demo, apply_demos, apply_instruction, check_position
 
 
@@ -327,12 +327,11 @@ async def _score_complete(metric: Metric, items: Sequence[MetricItem]) -> list[S
     again up to the re-ask rounds, and any still failing make the batch an outage (see
     :mod:`promptopt.llm.outage`): an example is never counted on a judge that did not answer."""
     scores = await ascore_items(metric, items)
-    for _ in range(DEFAULT_REASK_ROUNDS):
-        again = [i for i, s in enumerate(scores) if s.error is not None]
-        if not again:
-            return scores
-        for i, s in zip(again, await ascore_items(metric, [items[i] for i in again]), strict=True):
-            scores[i] = s
+
+    async def redo(again: list[int]) -> list[Score]:
+        return await ascore_items(metric, [items[i] for i in again])
+
+    await reask(scores, lambda s: s.error is not None, redo)
     failed = [s for s in scores if s.error is not None]
     if failed:
         raise outage_error(len(failed), len(scores), LLMError(failed[0].error), f"metric {metric.name!r}")

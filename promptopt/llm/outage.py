@@ -18,7 +18,7 @@ difference that a deterministic rejection is still a score rather than a stop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from promptopt.llm.base import (
@@ -37,6 +37,22 @@ DEFAULT_REASK_ROUNDS = 2
 def is_outage(result: Any) -> bool:
     """Whether ``result`` is a failure that says nothing about its request (see the module doc)."""
     return isinstance(result, LLMError) and not isinstance(result, LLMBadRequestError | BudgetExceededError)
+
+
+async def reask(
+    results: list[Any],
+    failed: Callable[[Any], bool],
+    redo: Callable[[list[int]], Awaitable[Sequence[Any]]],
+    rounds: int = DEFAULT_REASK_ROUNDS,
+) -> None:
+    """Replace, in place, the ``results`` that ``failed`` by ``redo(indices)``'s, up to ``rounds``
+    times: the one re-ask loop behind model calls and metric calls alike."""
+    for _ in range(rounds):
+        again = [i for i, r in enumerate(results) if failed(r)]
+        if not again:
+            return
+        for i, r in zip(again, await redo(again), strict=True):
+            results[i] = r
 
 
 def outage_error(failed: int, total: int, first: BaseException, what: str) -> LLMOutageError:
@@ -67,13 +83,11 @@ async def agenerate_complete(
         return []
     results = list(await llm.agenerate(requests, return_exceptions=True))
     raise_if_unreachable(results)
-    for _ in range(rounds):
-        again = [i for i, r in enumerate(results) if is_outage(r)]
-        if not again:
-            break
-        redone = await llm.agenerate([requests[i] for i in again], return_exceptions=True)
-        for i, r in zip(again, redone, strict=True):
-            results[i] = r
+
+    async def redo(again: list[int]) -> Sequence[Any]:
+        return await llm.agenerate([requests[i] for i in again], return_exceptions=True)
+
+    await reask(results, is_outage, redo, rounds)
     failed = [r for r in results if is_outage(r)]
     if failed:
         raise outage_error(len(failed), len(results), failed[0], what)
