@@ -123,8 +123,9 @@ def _default_run_dir(task: str) -> Path:
 def _projection_line(opro_params: dict[str, Any], task: Task, model: LLM, budget: Budget) -> str:
     """What the whole run may cost: the optimizer's calls (a meta-prompt filled with the starting
     solutions, ``per_step`` × ``steps``) plus what the task projects for the candidates
-    (``cost_projection(candidates, part=...)``: scorer, judge, final report), where
-    candidates = initial + steps × per_step. Says when the budget cannot hold the final report."""
+    (``cost_projection(candidates, part=...)`` for each of its ``cost_parts``: scorer, judge, the
+    demo phase, the final report...), where candidates = initial + steps × per_step. Says when the
+    budget cannot hold the final report."""
     p = opro_params
     desc = task.describe()
     start = task.initial_candidates(step_rng(p["seed"], 0))
@@ -140,7 +141,10 @@ def _projection_line(opro_params: dict[str, Any], task: Task, model: LLM, budget
             Projection.total(parts).describe() + " (the optimizer's calls; the task projects none of its own)"
         )
     candidates = len(start) + p["steps"] * p["per_step"]
-    parts += [(part, project_items(hook(candidates, part=part), budget)) for part in COST_PARTS]
+    # the demo phase (--demos) is the task's to project; a task without one is asked as before
+    run = {"demos": p.get("demos"), "max_metric_calls": p.get("max_metric_calls")} if p.get("demos") else {}
+    names = getattr(task, "cost_parts", COST_PARTS)
+    parts += [(part, project_items(hook(candidates, part=part, **run), budget)) for part in names]
     line = Projection.total([(label, x) for label, x in parts if label == "optimizer" or x.calls]).describe()
     final = dict(parts)["final"]
     if (

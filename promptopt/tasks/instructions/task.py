@@ -287,11 +287,21 @@ class InstructionTask:
         would have asked (the figure the racing benchmark compares)."""
         return self._book.stats()
 
-    def cost_projection(self, candidates: int, part: str | None = None) -> list[tuple[str, Any, int]]:
+    #: the parts :meth:`cost_projection` names, in the order a run spends them (see :mod:`.costs`)
+    cost_parts: tuple[str, ...] = costs.PARTS
+
+    def cost_projection(
+        self,
+        candidates: int,
+        part: str | None = None,
+        *,
+        demos: int | None = 0,
+        max_metric_calls: int | None = None,
+    ) -> list[tuple[str, Any, int]]:
         """(model, typical request, how many) of every scorer and judge request a run scoring
-        ``candidates`` instructions makes; ``part``: ``scorer``, ``judge`` or ``final`` (see
-        :mod:`.costs`)."""
-        return costs.cost_projection(self, candidates, part)
+        ``candidates`` instructions (then, with ``demos`` K, a demo phase under
+        ``max_metric_calls``) makes; ``part``: one of :attr:`cost_parts` (see :mod:`.costs`)."""
+        return costs.cost_projection(self, candidates, part, demos=demos, max_metric_calls=max_metric_calls)
 
     # -- the final choice
     async def aselect_on_validation(
