@@ -8,6 +8,7 @@ Only parsing and printing live here: the loop is :class:`promptopt.optimizers.op
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,17 @@ from promptopt.llm.credentials import ModelAccess
 from promptopt.llm.registry import ModelSpec
 from promptopt.llm.structured import check_server_mechanism
 from promptopt.optimizers.base import Result, open_judge
+from promptopt.optimizers.metric_calls import search_share
+from promptopt.optimizers.opro.final_budget import planned_candidates, task_cost_items
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
 from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, PROPOSERS
+from promptopt.optimizers.reflective.reflection import (
+    MAX_FIELD_CHARS,
+    Observation,
+    reflection_prompt,
+    reflection_request,
+)
 from promptopt.runs import Run, StopFlag, check_run_dir
 from promptopt.tasks.base import Task, get_task_entry, summary_lines
 from promptopt.tracking.base import parse_track
@@ -134,21 +143,37 @@ def _projection_line(opro_params: dict[str, Any], task: Task, model: LLM, budget
         entries.append(PastSolution(entries[len(entries) % len(start)].text, 0.0, len(entries)))
     meta = build_meta_prompt(desc, entries[: p["top_k"]], task.format_score)
     req = Request.chat(meta, temperature=p["temperature"], max_tokens=p["max_tokens"])
-    parts = [("optimizer", project(model.name, [req] * p["per_step"], repeat=p["steps"], budget=budget))]
-    hook = getattr(task, "cost_projection", None)
-    if not callable(hook):
-        return (
-            Projection.total(parts).describe() + " (the optimizer's calls; the task projects none of its own)"
-        )
-    candidates = len(start) + p["steps"] * p["per_step"]
-    # the demo phase (--demos) is the task's to project; a task without one is asked as before
-    run = {"demos": p.get("demos"), "max_metric_calls": p.get("max_metric_calls")} if p.get("demos") else {}
-    names = getattr(task, "cost_parts", COST_PARTS)
-    parts += [(part, project_items(hook(candidates, part=part, **run), budget)) for part in names]
+    optimizer = project(model.name, [req] * p["per_step"], repeat=p["steps"], budget=budget)
+    parts = _task_parts(task, planned_candidates(task, p), p, budget)
+    if parts is None:
+        line = Projection.total([("optimizer", optimizer)]).describe()
+        return line + " (the optimizer's calls; the task projects none of its own)"
+    return _describe([("optimizer", optimizer), *parts], budget)
+
+
+def _task_parts(
+    task: Task, candidates: int, p: dict[str, Any], budget: Budget, names: Sequence[str] | None = None
+) -> list[tuple[str, Projection]] | None:
+    """Each of the task's cost parts (``names``, else its ``cost_parts``) for a run scoring
+    ``candidates``, with the run's demo phase (``--demos``), priced (None: the task projects nothing)."""
+    if not callable(getattr(task, "cost_projection", None)):
+        return None
+    run = {"demos": p.get("demos"), "max_metric_calls": p.get("max_metric_calls")}
+    names = getattr(task, "cost_parts", COST_PARTS) if names is None else names
+    return [
+        (name, project_items(task_cost_items(task, candidates, name, **run) or [], budget)) for name in names
+    ]
+
+
+def _describe(parts: Sequence[tuple[str, Projection]], budget: Budget) -> str:
+    """The total of ``parts`` (the optimizer's, and each of the task's that asks anything), then
+    whether the budget can hold the final report: a run whose final report the budget refuses ends
+    without its test evaluation."""
     line = Projection.total([(label, x) for label, x in parts if label == "optimizer" or x.calls]).describe()
-    final = dict(parts)["final"]
+    final = dict(parts).get("final")
     if (
-        budget.has_limits()
+        final is not None
+        and budget.has_limits()
         and final.calls
         and not budget.fits(final.calls, final.tokens, final.dollars or 0.0)
     ):
@@ -159,24 +184,72 @@ def _projection_line(opro_params: dict[str, Any], task: Task, model: LLM, budget
     return line
 
 
+#: the task's cost parts that do not depend on how candidates are proposed: the demo phase and the
+#: final report (the others are the search's answers to training examples, their judging and turns)
+_AFTER_SEARCH = ("demos", "final")
+
+
 def _reflective_projection_line(p: dict[str, Any], task: Task, model: LLM, budget: Budget) -> str:
     """What a reflective run may spend, in metric calls (its unit): the starting instructions on the
     validation split, then per iteration the parent and the child on a minibatch and an accepted
-    child on the validation split; one optimizer call per iteration."""
+    child on the validation split; one reflection call per iteration. Then, as for OPRO's line, in
+    requests: the search's parts of the task's projection for one pass over the training split,
+    scaled to those metric calls (each an answer, its judging and extraction turn; a pairwise judge's
+    baseline answer is counted with each, an upper bound), and the task's own projection of the demo
+    phase and the final report (the hold's), with the final-report check."""
     splits = getattr(task, "splits", None)
     val, train = len(getattr(splits, "val", ())), len(getattr(splits, "train", ()))
     mb = min(int(p["minibatch_size"]), train)
     first = len(task.initial_candidates(step_rng(p["seed"], 0))) * val
     most = first + p["steps"] * (2 * mb + val)
-    limit = p.get("max_metric_calls")
+    limit = search_share(p.get("max_metric_calls"), p.get("demos"))  # the demo phase gets the rest
     capped = f", capped at {limit:,} by --budget-metric-calls" if limit is not None and limit < most else ""
-    test = len(getattr(splits, "test", ()))
-    return (
+    head = (
         f"projected (reflective): at most {most:,} metric calls ({first:,} for the starting instructions, "
-        f"then up to {p['steps']:,} iterations × (2 × {mb} minibatch + {val} validation)){capped}; at most "
-        f"{p['steps']:,} reflection calls to {model.name}; the final report (the validation pick, then "
-        f"{test:,} test examples for it and each baseline) comes on top"
+        f"then up to {p['steps']:,} iterations × (2 × {mb} minibatch + {val} validation)){capped}"
     )
+    names = list(getattr(task, "cost_parts", COST_PARTS))
+    after = _task_parts(
+        task, planned_candidates(task, p), p, budget, [n for n in names if n in _AFTER_SEARCH]
+    )
+    one_pass = _task_parts(task, 1, p, budget, [n for n in names if n not in _AFTER_SEARCH])
+    if after is None or one_pass is None or not train:
+        test = len(getattr(splits, "test", ()))
+        return (
+            f"{head}; at most {p['steps']:,} reflection calls to {model.name}; the final report (the "
+            f"validation pick, then {test:,} test examples for it and each baseline) comes on top"
+        )
+    calls = most if limit is None else min(most, limit)
+    reflections = project(model.name, [_reflection_stand_in(task, p, mb)], repeat=p["steps"], budget=budget)
+    search = [(name, _scaled(x, calls, train)) for name, x in one_pass]
+    in_requests = _describe([("optimizer", reflections), *search, *after], budget)
+    return f"{head}; as requests, {in_requests.removeprefix('projected: ')}"
+
+
+def _scaled(x: Projection, num: int, den: int) -> Projection:
+    """``x`` × ``num`` / ``den``, counts rounded up: one pass over ``den`` training examples made
+    ``num`` metric calls' worth."""
+
+    def up(n: int) -> int:
+        return -(-n * num // den)
+
+    dollars = None if x.dollars is None else x.dollars * num / den
+    return Projection(up(x.calls), up(x.prompt_tokens), up(x.completion_tokens), dollars)
+
+
+def _reflection_stand_in(task: Task, p: dict[str, Any], mb: int) -> Request:
+    """A reflection request as long as the projection can know: the longest starting instruction,
+    the ``mb`` longest training inputs with their gold answers and responses as long as a reflection
+    shows (:data:`MAX_FIELD_CHARS`); the metric's feedback is not known before the run."""
+    start = max((c.text for c in task.initial_candidates(step_rng(p["seed"], 0))), key=len, default="")
+    train = sorted(getattr(task, "splits").train, key=lambda ex: len(str(ex.input)), reverse=True)  # noqa: B009
+    shown = [
+        Observation(
+            str(ex.input), "x" * MAX_FIELD_CHARS, None if ex.target is None else str(ex.target), 0.0, None
+        )
+        for ex in train[:mb]
+    ]
+    return reflection_request(reflection_prompt(start, shown), p, seed=0)
 
 
 #: the projection printed before a run, by proposer (a proposer without one gets OPRO's)

@@ -56,7 +56,7 @@ from promptopt.optimizers.metric_calls import (
     search_share,
     trial_metric_calls,
 )
-from promptopt.optimizers.opro.final_budget import final_budget_note, hold_final_report
+from promptopt.optimizers.opro.final_budget import final_budget_note, hold_final_report, planned_candidates
 from promptopt.optimizers.opro.history import (
     replay,
     scored_trial,
@@ -250,8 +250,11 @@ class Loop:
         self._record(step_aborted_record(step, reason, detail, raws, self.budget.snapshot()))
 
     def _hold_final_report(self) -> dict[str, Any] | None:
-        n = len(self.task.initial_candidates(step_rng(self.seed, 0))) + self.p["steps"] * self.p["per_step"]
-        return hold_final_report(self.task, self.budget, n)
+        p = self.p  # a demo phase's pick is tested with its demos: longer prompts to hold for
+        n = planned_candidates(self.task, p)
+        return hold_final_report(
+            self.task, self.budget, n, demos=p.get("demos"), max_metric_calls=p.get("max_metric_calls")
+        )
 
     # -- results
     def _write_result(

@@ -327,7 +327,7 @@ def _extracted(task: InstructionTask, examples: Sequence[Example], answers: int)
 def _extraction_metric(task: InstructionTask) -> ExtractionMetric | None:
     """The extraction metric the task's scoring really uses (its kind, seed and token limit), or
     None when it extracts ``never``."""
-    metric = task._book.scoring_metric()  # the one place scoring picks its metric
+    metric = task.scoring_metric()  # the one place scoring picks its metric
     return metric if isinstance(metric, ExtractionMetric) and metric.mode != "never" else None
 
 

@@ -287,6 +287,12 @@ class InstructionTask:
         would have asked (the figure the racing benchmark compares)."""
         return self._book.stats()
 
+    def scoring_metric(self) -> Metric | None:
+        """The metric every answer is really scored with: ``metric``, or with an extraction turn
+        the built-in grader wrapped in it (its kind, seed and token limit). Public so the cost
+        projection (:mod:`.costs`) reads the one place scoring picks its metric."""
+        return self._book.scoring_metric()
+
     #: the parts :meth:`cost_projection` names, in the order a run spends them (see :mod:`.costs`)
     cost_parts: tuple[str, ...] = costs.PARTS
 
