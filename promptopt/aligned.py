@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLM, Completion, LLMError, LLMWrapper, Message, Request, run_sync
-from promptopt.prompting import Demo, apply_demos, apply_instruction, check_position
+from promptopt.prompting import (
+    Demo,
+    Position,
+    apply_demos,
+    apply_instruction,
+    check_position,
+    demos_from_json,
+)
 
 if TYPE_CHECKING:
     from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings
@@ -293,36 +300,115 @@ class FoundInstruction:
     demos: tuple[Demo, ...] = ()
 
 
+# --------------------------------------------------------------------------- reading a run
+
+
+#: appended to every message about a run file of the wrong shape: what happened, what to do
+_RUN_FILE_HINT = "the file was edited or damaged; restore it, or deploy with --instruction TEXT"
+
+
+@dataclass(frozen=True)
+class _RunTask:
+    """The one key that says which task a run's config.json / result.json is of."""
+
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class _TaskConfigShape:
+    """The ``task_config`` keys of an instruction search's config.json that deploying reads."""
+
+    position: Position | None = None
+    rewriter: str | None = None
+    system_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class _RunConfigShape:
+    """What :func:`instruction_from_run` reads of config.json (a run's other keys are the
+    optimizer's: :func:`promptopt.optimizers.opro.history.read_opro_run` checks them)."""
+
+    task: str | None = None
+    task_config: _TaskConfigShape | None = None
+
+
+@dataclass(frozen=True)
+class _TaskReportShape:
+    """``report.task`` of result.json: the validation-selected instruction, once the run finished."""
+
+    instruction: str | None = None
+    position: Position | None = None
+    demos: list[Any] | None = None  # each demo is checked by Demo.from_json
+
+
+@dataclass(frozen=True)
+class _ReportShape:
+    task: _TaskReportShape | None = None
+
+
+@dataclass(frozen=True)
+class _RunResultShape:
+    """What :func:`instruction_from_run` reads of result.json. Every key may be absent (a run that
+    has not finished, a writer from before demos); a key that is there must have its type."""
+
+    task: str | None = None
+    best: str | None = None
+    best_score: float | None = None
+    report: _ReportShape | None = None
+    demos: list[Any] | None = None
+
+
+def _read_run_file(path: Path, what: str) -> dict[str, Any]:
+    """A run file through the project's reader: a JSON object of a format this promptopt reads
+    (a newer one is refused with "upgrade promptopt"), or one ``RunDirError`` line naming it."""
+    from promptopt.errors import RunDirError
+    from promptopt.records import read_json_object
+    from promptopt.runs import format_version
+
+    data = read_json_object(path, error=RunDirError, what=what)
+    format_version(data, path)
+    return data
+
+
 def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
     """The instruction of an ``opro run --task instructions`` run directory (its result.json).
 
     The validation-selected instruction of the task report when the run finished, else the best
     by training score so far (result.json is rewritten at every improvement); its demos from
-    result.json's ``demos`` (or the report's). One-line ``RunDirError`` when the directory holds no
-    result of an instruction search, or malformed demos.
+    result.json's ``demos`` (or the report's). Position, rewriter and base system prompt come
+    from config.json's ``task_config`` (the report's position first).
+
+    Why through :mod:`promptopt.runs` / :func:`promptopt.records.check_shape` like every other
+    reader of run files: a run of a newer format must be refused (not misread into a wrong
+    deployment), and a damaged file must be one line naming the key, never a traceback nor a
+    silent default (a wrong position would serve a prompt that was never scored). One-line
+    ``RunDirError`` for each; config.json is required, as it holds the position.
     """
     from promptopt.errors import RunDirError
-    from promptopt.prompting import demos_from_json
-    from promptopt.records import read_json_object
+    from promptopt.records import check_shape
     from promptopt.runs import CONFIG_FILE, RESULT_FILE
 
     path = Path(run_dir)
-    if not (path / RESULT_FILE).exists():
+    if not (path / RESULT_FILE).is_file():
         raise RunDirError(
             f"{path} holds no {RESULT_FILE}: not an OPRO run directory, or it has no result yet"
         )
-    result = read_json_object(path / RESULT_FILE, error=RunDirError, what="run result")
-    config: dict[str, Any] = {}
-    if (path / CONFIG_FILE).exists():
-        config = read_json_object(path / CONFIG_FILE, error=RunDirError, what="run config")
+    if not (path / CONFIG_FILE).is_file():
+        raise RunDirError(f"{path} is not a run directory (no {CONFIG_FILE}, which holds the position)")
+    config = _read_run_file(path / CONFIG_FILE, "run config")
+    result = _read_run_file(path / RESULT_FILE, "run result")
+    checks = ((config, f"run config {path / CONFIG_FILE}"), (result, f"run result {path / RESULT_FILE}"))
+    for data, where in checks:  # the task first: another task's files have other shapes
+        check_shape(_RunTask, data, where=where, error=RunDirError, hint=_RUN_FILE_HINT)
     task = result.get("task", config.get("task"))
     if task != "instructions":
         raise RunDirError(
             f"{path} is a run of task {task!r}; an instruction comes from a run of 'instructions'"
         )
-    report = (result.get("report") or {}).get("task")
-    report = report if isinstance(report, dict) else {}
-    task_config = config.get("task_config") if isinstance(config.get("task_config"), dict) else {}
+    for (data, where), shape in zip(checks, (_RunConfigShape, _RunResultShape), strict=True):
+        check_shape(shape, data, where=where, error=RunDirError, finite=False, hint=_RUN_FILE_HINT)
+    report = (result.get("report") or {}).get("task") or {}
+    task_config = config.get("task_config") or {}
     text = report.get("instruction", result.get("best"))
     if not isinstance(text, str):
         raise RunDirError(f"{path}: the run has not scored any instruction yet")
@@ -335,10 +421,10 @@ def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
         raise RunDirError(f"{path}: {exc}") from None
     return FoundInstruction(
         text=text,
-        position=check_position(str(position)),
-        rewriter=str(rewriter) if rewriter else None,
-        score=float(score) if isinstance(score, int | float) else None,
+        position=check_position(position),
+        rewriter=rewriter or None,
+        score=None if score is None else float(score),
         run_dir=str(path),
-        system_prompt=str(task_config["system_prompt"]) if task_config.get("system_prompt") else None,
+        system_prompt=task_config.get("system_prompt") or None,
         demos=demos,
     )

@@ -142,7 +142,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
         md += ["## Result", ""]
         md += report_section(task_name, task_report, search)
         md.append("")
-        failures = answers_section(task_name, d, task_report)
+        failures = answers_section(task_name, d, {**task_report, "demos": result.get("demos") or []})
         if failures:
             md += ["## Where the reported instruction fails", "", *failures, ""]
     for title, p in plots:

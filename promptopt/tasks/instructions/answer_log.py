@@ -11,9 +11,19 @@ Layout of ``answers.jsonl`` in the run directory, one JSON object a line:
 - ``{"kind": "instruction", "id": ID, "text": ...}`` once per instruction (``ID`` = the first 12 hex
   digits of its sha256), so the answer lines do not repeat long instructions;
 - ``{"kind": "example", "id": EXAMPLE_ID, "input": ..., "target": ...}`` once per example;
+- ``{"kind": "demos", "id": DEMOS_ID, "demos": [{"input": ..., "output": ...}, ...]}`` once per set
+  of few-shot demonstrations (``opro run --demos K``; ``DEMOS_ID``: :func:`demo_set_id`);
 - ``{"kind": "answer", "split": "train"|"val"|"test", "instruction": ID, "example": EXAMPLE_ID,
   "value": 0..1, "correct": bool, "prediction": ..., "feedback": ..., "answer": TEXT}`` once per
-  (split, instruction, example): deduplicated, so a re-scored or resumed candidate adds nothing.
+  (split, instruction, demo set, example): deduplicated, so a re-scored or resumed candidate adds
+  nothing. An answer asked with demos before the question also has ``"demos": DEMOS_ID``; one
+  asked without has no ``demos`` key (as every answer of a log from before demos).
+
+Why the demo set is part of an answer's identity: the demo phase scores the *same* instruction
+on the same examples with several demo sets (and without any), and the final report tests the pick
+with and without its demos. Keyed by instruction and example alone, only the first of those
+answers was kept and the others were dropped as duplicates, so the log (and ``opro report``) could
+show an instruction's answers without demos as those of the instruction deployed with them.
 
 Size caps: each answer's text is cut at ``max_chars`` (default 2,000; the cut is marked), and the file
 stops growing at ``max_bytes`` (default 100 MB) with one ``{"kind": "capped"}`` line. Failed requests
@@ -24,13 +34,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from promptopt.evaluators.accuracy import Evaluation
 from promptopt.journal import redact
+from promptopt.prompting import Demo
 
 ANSWERS_FILE = "answers.jsonl"
 DEFAULT_MAX_CHARS = 2000
@@ -42,6 +53,17 @@ def instruction_id(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
+def demo_set_id(demos: Sequence[Demo | Mapping[str, Any]]) -> str:
+    """A short stable id of a set of few-shot demos, in prompt order ('' for none): the digest
+    ``AlignedLLM`` puts in a deployed model's name (``demos:K:ID``), so a served model and its
+    logged answers name the same set."""
+    if not demos:
+        return ""
+    shown = [(d if isinstance(d, Demo) else Demo.from_json(d)).to_json() for d in demos]
+    blob = json.dumps(shown, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
 def _clip(text: str | None, limit: int) -> str | None:
     if text is None or len(text) <= limit:
         return text
@@ -49,7 +71,7 @@ def _clip(text: str | None, limit: int) -> str | None:
 
 
 class AnswerLog:
-    """Appends answers to ``answers.jsonl`` once per (split, instruction, example)."""
+    """Appends answers to ``answers.jsonl`` once per (split, instruction, demo set, example)."""
 
     def __init__(
         self, path: str | Path, *, max_chars: int = DEFAULT_MAX_CHARS, max_bytes: int = DEFAULT_MAX_BYTES
@@ -57,9 +79,10 @@ class AnswerLog:
         self.path = Path(path)
         self.max_chars = max_chars
         self.max_bytes = max_bytes
-        self._seen: set[tuple[str, str, str]] = set()
+        self._seen: set[tuple[str, str, str, str]] = set()
         self._instructions: set[str] = set()
         self._examples: set[str] = set()
+        self._demo_sets: set[str] = set()
         self._capped = False
         self._size = 0
         if self.path.exists():
@@ -69,26 +92,36 @@ class AnswerLog:
                     self._instructions.add(str(rec.get("id")))
                 elif rec.get("kind") == "example":
                     self._examples.add(str(rec.get("id")))
+                elif rec.get("kind") == "demos":
+                    self._demo_sets.add(str(rec.get("id")))
                 elif rec.get("kind") == "answer":
-                    self._seen.add(
-                        (str(rec.get("split")), str(rec.get("instruction")), str(rec.get("example")))
-                    )
+                    self._seen.add(_answer_key(rec))
                 elif rec.get("kind") == "capped":
                     self._capped = True
 
-    def add(self, split: str, evaluation: Evaluation, examples: Sequence[Any] = ()) -> None:
+    def add(
+        self, split: str, evaluation: Evaluation, examples: Sequence[Any] = (), demos: Sequence[Demo] = ()
+    ) -> None:
         """Log the answered examples of ``evaluation`` not logged before (``examples``, in the
-        evaluation's order, give each example's input and gold answer the first time it is seen)."""
+        evaluation's order, give each example's input and gold answer the first time it is seen;
+        ``demos``: the few-shot demos the evaluation's requests carried, none by default)."""
         if self._capped:
             return
         ins_id = instruction_id(evaluation.instruction)
+        demos_id = demo_set_id(demos)
         head: list[dict[str, Any]] = []
         if ins_id not in self._instructions:
             head.append({"kind": "instruction", "id": ins_id, "text": evaluation.instruction})
+        if demos_id and demos_id not in self._demo_sets:
+            shown = [
+                {"input": _clip(d.input, self.max_chars), "output": _clip(d.output, self.max_chars)}
+                for d in demos
+            ]
+            head.append({"kind": "demos", "id": demos_id, "demos": shown})
         by_id = {str(getattr(ex, "id", "")): ex for ex in examples}
         lines: list[dict[str, Any]] = []
         for r in evaluation.records:
-            key = (split, ins_id, r.example_id)
+            key = (split, ins_id, demos_id, r.example_id)
             if r.correct is None or key in self._seen:
                 continue
             ex = by_id.get(r.example_id)
@@ -103,23 +136,24 @@ class AnswerLog:
                     }
                 )
                 self._examples.add(r.example_id)
-            lines.append(
-                {
-                    "kind": "answer",
-                    "split": split,
-                    "instruction": ins_id,
-                    "example": r.example_id,
-                    "value": r.score,
-                    "correct": bool(r.correct),
-                    "prediction": r.prediction,
-                    "feedback": _clip(r.feedback, self.max_chars),
-                    "answer": _clip(r.response, self.max_chars),
-                }
+            row: dict[str, Any] = {"kind": "answer", "split": split, "instruction": ins_id}
+            if demos_id:
+                row["demos"] = demos_id
+            row.update(
+                example=r.example_id,
+                value=r.score,
+                correct=bool(r.correct),
+                prediction=r.prediction,
+                feedback=_clip(r.feedback, self.max_chars),
+                answer=_clip(r.response, self.max_chars),
             )
+            lines.append(row)
             self._seen.add(key)
         if not lines:
             return
         self._instructions.add(ins_id)
+        if demos_id:
+            self._demo_sets.add(demos_id)
         # redacted like the journal: credentials in URLs an answer may quote never reach the disk
         text = "".join(json.dumps(redact(x), ensure_ascii=False) + "\n" for x in head + lines)
         if self._size + len(text.encode("utf-8")) > self.max_bytes:
@@ -133,6 +167,18 @@ class AnswerLog:
             fh.write(text)
             fh.flush()
         self._size += len(text.encode("utf-8"))
+
+
+def _answer_key(rec: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """(split, instruction id, demo set id, example id) of an answer line; '' for the demo set of
+    a line without one (no demos, or a log from before demos)."""
+    demos = rec.get("demos")
+    return (
+        str(rec.get("split")),
+        str(rec.get("instruction")),
+        demos if isinstance(demos, str) else "",
+        str(rec.get("example")),
+    )
 
 
 def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -152,16 +198,21 @@ def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
 
 @dataclass
 class Answers:
-    """A run's logged answers: instruction and example texts by id, and (split, instruction id) →
-    example id → answer record."""
+    """A run's logged answers: instruction and example texts by id, demo sets by id, and
+    (split, instruction id, demo set id or '') → example id → answer record."""
 
     instructions: dict[str, str] = field(default_factory=dict)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
-    answers: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
+    answers: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
+    demo_sets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def of(self, split: str, instruction: str) -> dict[str, dict[str, Any]]:
-        """Example id → answer record of ``instruction`` on ``split`` (empty when not logged)."""
-        return self.answers.get((split, instruction_id(instruction)), {})
+    def of(
+        self, split: str, instruction: str, demos: Sequence[Demo | Mapping[str, Any]] = ()
+    ) -> dict[str, dict[str, Any]]:
+        """Example id → answer record of ``instruction`` on ``split`` asked with ``demos`` (a run's
+        ``Demo`` objects or its ``{"input", "output"}`` JSON; none by default): empty when not
+        logged."""
+        return self.answers.get((split, instruction_id(instruction), demo_set_id(demos)), {})
 
 
 def load_answers(path: str | Path) -> Answers:
@@ -173,7 +224,9 @@ def load_answers(path: str | Path) -> Answers:
             out.instructions[str(rec.get("id"))] = str(rec.get("text", ""))
         elif kind == "example":
             out.examples[str(rec.get("id"))] = rec
+        elif kind == "demos" and isinstance(rec.get("demos"), list):
+            out.demo_sets[str(rec.get("id"))] = rec["demos"]
         elif kind == "answer":
-            key = (str(rec.get("split")), str(rec.get("instruction")))
-            out.answers.setdefault(key, {})[str(rec.get("example"))] = rec
+            split, ins, demos, example = _answer_key(rec)
+            out.answers.setdefault((split, ins, demos), {})[example] = rec
     return out

@@ -104,13 +104,14 @@ def _cell(text: Any, limit: int = 300) -> str:
 def answers_section(run_dir: str | Path, report: dict[str, Any]) -> list[str]:
     """Markdown: the reported instruction's worst held-out answers next to the answers without
     an instruction, with the metric's feedback (from the run's ``answers.jsonl``). ``[]`` when the
-    run kept no answers or has no test answers for the reported instruction."""
+    run kept no answers or has no test answers for the reported instruction. After a demo phase the
+    reported instruction was tested with its ``demos`` (the report's key): those are its answers."""
     path = Path(run_dir) / ANSWERS_FILE
     instruction = report.get("instruction")
     if not path.exists() or not isinstance(instruction, str):
         return []
     log = load_answers(path)
-    best = log.of("test", instruction)
+    best = log.of("test", instruction, report.get("demos") or ())
     if not best:
         return []
     base = log.of("test", "")

@@ -94,7 +94,7 @@ class ScoreBook:
         shortlist_size: int = 1,
         metric: Metric | None = None,
         system: str | None = None,
-        sink: Callable[[str, Evaluation, Sequence[Example]], None] | None = None,
+        sink: Callable[[str, Evaluation, Sequence[Example], Sequence[Demo]], None] | None = None,
         extract_answer: str = "never",
     ) -> None:
         self._llm = llm
@@ -158,10 +158,16 @@ class ScoreBook:
             self._extracting = ExtractionMetric(self._llm, self.extract_answer, kind=kind, seed=SCORER_SEED)
         return self._extracting
 
-    def _tell(self, split: str, evaluations: Sequence[Evaluation], examples: Sequence[Example]) -> None:
+    def _tell(
+        self,
+        split: str,
+        evaluations: Sequence[Evaluation],
+        examples: Sequence[Example],
+        demos: Sequence[Demo] = (),
+    ) -> None:
         if self.sink is not None:
             for ev in evaluations:
-                self.sink(split, ev, examples)
+                self.sink(split, ev, examples, demos)
 
     async def evaluate(
         self,
@@ -178,7 +184,7 @@ class ScoreBook:
         fresh: dict[str, Evaluation] = {}
         if missing:
             evals = await self._ask(missing, examples, demos)
-            self._tell(split, evals, examples)
+            self._tell(split, evals, examples, demos)
             for ev in evals:
                 fresh[ev.instruction] = ev
                 if ev.failed == 0:  # keep failures retryable

@@ -165,9 +165,11 @@ class InstructionTask:
         if self.keep_answers and path is not None:
             self._answer_log = AnswerLog(path / ANSWERS_FILE)
 
-    def _log_answers(self, split: str, evaluation: Any, examples: Sequence[Example]) -> None:
+    def _log_answers(
+        self, split: str, evaluation: Any, examples: Sequence[Example], demos: Sequence[Demo] = ()
+    ) -> None:
         if self._answer_log is not None:
-            self._answer_log.add(split, evaluation, examples)
+            self._answer_log.add(split, evaluation, examples, demos)
 
     # -- scorer
     @property
