@@ -26,7 +26,6 @@ demos) an OPRO run found; ``AlignedLLM.from_run(llm, RUN_DIR)`` deploys it.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from promptopt.prompting import (
     apply_demos,
     apply_instruction,
     check_position,
+    demo_set_id,
     demos_from_json,
 )
 
@@ -207,8 +207,7 @@ class AlignedLLM(LLMWrapper):
         if self.system_prompt is not None:
             parts.append("system:" + hashlib.sha256(self.system_prompt.encode("utf-8")).hexdigest()[:12])
         if self.demos:
-            shown = json.dumps([d.to_json() for d in self.demos], ensure_ascii=False, sort_keys=True)
-            parts.append(f"demos:{len(self.demos)}:" + hashlib.sha256(shown.encode("utf-8")).hexdigest()[:12])
+            parts.append(f"demos:{len(self.demos)}:{demo_set_id(self.demos)}")
         self.name = "+".join(parts)
 
     @classmethod

@@ -21,6 +21,8 @@ exchange and the instruction's position means what it means without demos.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -92,6 +94,22 @@ def demos_from_json(data: Any) -> tuple[Demo, ...]:
     if not isinstance(data, list):
         raise ConfigError(f"demos must be a list of {{'input', 'output'}} objects, got {type(data).__name__}")
     return tuple(Demo.from_json(d) for d in data)
+
+
+def demo_set_id(demos: Sequence[Demo | Mapping[str, Any]]) -> str:
+    """A short stable id of a set of few-shot demos, in prompt order ('' for none): the first 12 hex
+    digits of the sha256 of their JSON.
+
+    Why one function: a deployed model's name carries it (``AlignedLLM``'s ``demos:K:ID``) and so
+    does every answer logged under that set (``answers.jsonl``), so a served model and its logged
+    answers name the same set only as long as both compute it the same way. A demo read back from a
+    run's files (a mapping) gives the id of the :class:`Demo` it stands for.
+    """
+    if not demos:
+        return ""
+    shown = [(d if isinstance(d, Demo) else Demo.from_json(d)).to_json() for d in demos]
+    blob = json.dumps(shown, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
 def apply_demos(messages: Sequence[Message], demos: Sequence[Demo]) -> tuple[Message, ...]:

@@ -6,7 +6,8 @@ route DSPy, GEPA and TextGrad take. What promptopt keeps for itself is what ``op
 retry policy (tenacity; LiteLLM's and the SDKs' own retries are switched off), the concurrency
 bound per attempt (fixed or ``"auto"``), typed errors (:mod:`promptopt.llm.litellm_errors`), the
 request cache and the budget (the factory wraps this backend like any other), ``n`` emulation for
-providers that answer one choice.
+providers that answer one choice. The retry loop, the limiter and the ``n`` emulation are the very
+code ``openai:`` runs (:mod:`promptopt.llm.calls`).
 
 Credentials: ``api_key`` (from ``--optimizer-api-key-env`` / ``--scorer-api-key-env`` or the
 Python ``api_key_env``, see :mod:`promptopt.llm.credentials`), else LiteLLM reads the provider's
@@ -30,34 +31,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
 from promptopt.errors import ConfigError
 from promptopt.llm import litellm_errors, openai_wire
-from promptopt.llm.base import (
-    RETRY_LOG_ATTR,
-    BaseLLM,
-    Completion,
-    LLMError,
-    Request,
-    RetryNotice,
-    settle_results,
-)
-from promptopt.llm.concurrency import (
-    AIMDSettings,
-    ConcurrencySetting,
-    Limiter,
-    make_controller,
-    parse_concurrency,
-)
+from promptopt.llm.base import BaseLLM, Completion, LLMError, Request, settle_results
+from promptopt.llm.calls import check_timeout_and_retries, loop_limiter, make_backoff, retried, sample_rest
+from promptopt.llm.concurrency import AIMDSettings, ConcurrencySetting, make_controller, parse_concurrency
 from promptopt.llm.litellm_spec import import_litellm, known_price, parse_rest
 from promptopt.llm.openai_options import env_overrides
-from promptopt.llm.openai_retry import Backoff
 from promptopt.llm.openai_spec import LOCAL_DUMMY_KEY, is_local_url, public_url
 from promptopt.llm.redact import Redactor
 
@@ -89,12 +72,8 @@ class LiteLLMBackend(BaseLLM):
         extra_body: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        if timeout <= 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
-        if backoff < 0 or backoff_max < 0 or retry_after_max < 0:
-            raise ConfigError("backoff, backoff_max and retry_after_max must be >= 0")
+        check_timeout_and_retries(timeout, max_retries)
+        self._backoff = make_backoff(backoff, backoff_max, retry_after_max)
         self._litellm = import_litellm()
         try:
             _, self.provider, _, _ = self._litellm.get_llm_provider(model, api_base=api_base)
@@ -117,7 +96,6 @@ class LiteLLMBackend(BaseLLM):
         self._api_key = api_key if api_key is not None else self._local_dummy_key(model, api_base)
         self._headers = dict(headers or {})
         self._redact = Redactor([*secrets, *([api_key] if api_key else []), *self._headers.values()])
-        self._backoff = Backoff(backoff, backoff_max, retry_after_max, random.Random())
 
     def _local_dummy_key(self, model: str, api_base: str | None) -> str | None:
         """``"EMPTY"`` for a server on this machine when no key is given and LiteLLM finds none for
@@ -135,13 +113,6 @@ class LiteLLMBackend(BaseLLM):
 
     def __repr__(self) -> str:  # never the key or a header's value
         return f"LiteLLMBackend(name={self.name!r}, timeout={self.timeout}, max_retries={self.max_retries})"
-
-    def _limiter(self) -> Limiter:
-        state = self.loop_state()
-        limiter = state.get("limiter")
-        if limiter is None:
-            limiter = state["limiter"] = Limiter(self.controller)
-        return limiter
 
     # -- batch
     async def agenerate(self, requests: Sequence[Request], *, return_exceptions: bool = False) -> list[Any]:
@@ -166,49 +137,22 @@ class LiteLLMBackend(BaseLLM):
 
     async def _complete(self, request: Request) -> Completion:
         first = await self._call(request, n=request.n, seed=request.seed)
-        parts = [first]
-        if len(first.choices) < request.n:  # a provider that answers one choice: ask for the rest
-            rest = await asyncio.gather(
-                *(
-                    self._call(request, n=1, seed=openai_wire.sample_seed(request.seed, i))
-                    for i in range(len(first.choices), request.n)
-                ),
-                return_exceptions=True,
-            )
-            for r in rest:
-                if isinstance(r, BaseException):
-                    raise r
-                parts.append(r)
-        return openai_wire.merge(parts, request.n, self.name)
+        # a provider that answers one choice: the rest are asked for one by one
+        return await sample_rest(self._call, request, [first], self.name)
 
     # -- one call, retried
     async def _call(self, request: Request, *, n: int, seed: int | None) -> Completion:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries + 1),
+        return await retried(
+            lambda: self._attempt(request, n=n, seed=seed),
+            name=self.name,
+            max_retries=self.max_retries,
             wait=self._backoff,
-            retry=retry_if_exception(litellm_errors.is_transient),
-            before_sleep=self._log_retry,
-            reraise=True,
+            transient=litellm_errors.is_transient,
+            reason=litellm_errors.retry_reason,
+            log=log,
+            failures=(litellm_errors.AttemptFailed,),
+            translate=self._translate,
         )
-        started = time.monotonic()
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(request, n=n, seed=seed)
-        except LLMError:
-            raise
-        except litellm_errors.AttemptFailed as failed:
-            attempts = int(retrying.statistics.get("attempt_number", 1))
-            raise litellm_errors.translate(
-                failed,
-                attempts,
-                time.monotonic() - started,
-                name=self.name,
-                timeout=self.timeout,
-                where=self.public_base or f"the {self.provider} API",
-                redact=self._redact,
-            ) from None
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     async def _attempt(self, request: Request, *, n: int, seed: int | None) -> Completion:
         params, _ = openai_wire.request_params(
@@ -234,7 +178,7 @@ class LiteLLMBackend(BaseLLM):
             call["api_key"] = self._api_key
         if self._headers:
             call["extra_headers"] = dict(self._headers)
-        async with self._limiter().slot() as slot:
+        async with loop_limiter(self.loop_state(), self.controller).slot() as slot:
             try:
                 response = await self._litellm.acompletion(**call)
             except Exception as exc:  # LiteLLM's, or whatever its provider's client raised
@@ -243,13 +187,17 @@ class LiteLLMBackend(BaseLLM):
                 raise litellm_errors.failed_attempt(self._litellm, exc) from exc
         return openai_wire.parse_response(response, chat=True, name=self.name)
 
-    def _log_retry(self, state: RetryCallState) -> None:
-        """One INFO record per retry, with a :class:`RetryNotice` for front ends to fold."""
-        exc = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        reason = litellm_errors.retry_reason(exc)
-        notice = RetryNotice(self.name, state.attempt_number, self.max_retries + 1, reason, wait)
-        log.info("%s", notice, extra={RETRY_LOG_ATTR: notice})
+    def _translate(self, failed: litellm_errors.AttemptFailed, attempts: int, elapsed: float) -> LLMError:
+        """A typed LLMError with a one-line message built from facts (never a key or header)."""
+        return litellm_errors.translate(
+            failed,
+            attempts,
+            elapsed,
+            name=self.name,
+            timeout=self.timeout,
+            where=self.public_base or f"the {self.provider} API",
+            redact=self._redact,
+        )
 
 
 def from_spec(rest: str, **options: Any) -> LiteLLMBackend:

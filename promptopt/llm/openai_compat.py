@@ -31,8 +31,9 @@ Why these choices:
 Where the parts live: spec parsing and credentials in ``llm/openai_spec.py``, secret removal in
 ``llm/redact.py``, the retry policy in ``llm/openai_retry.py``, error mapping in
 ``llm/openai_errors.py``, call arguments and answer parsing in ``llm/openai_wire.py``, option names
-and their environment defaults in ``llm/openai_options.py``. This module is the backend that ties
-them together; it re-exports their public names for existing importers.
+and their environment defaults in ``llm/openai_options.py``; the retry loop, the per-loop
+concurrency limiter and ``n`` emulation, which ``litellm:`` shares, in ``llm/calls.py``. This module
+is the backend that ties them together; it re-exports their public names for existing importers.
 """
 
 from __future__ import annotations
@@ -40,19 +41,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import openai
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState
 
 from promptopt.errors import ConfigError
 from promptopt.llm import openai_wire, structured
 from promptopt.llm.base import (
-    RETRY_LOG_ATTR,
     BaseLLM,
     Completion,
     LLMAuthError,
@@ -64,17 +62,11 @@ from promptopt.llm.base import (
     LLMServerError,
     LLMTimeoutError,
     Request,
-    RetryNotice,
     run_sync,
     settle_results,
 )
-from promptopt.llm.concurrency import (
-    AIMDSettings,
-    ConcurrencySetting,
-    Limiter,
-    make_controller,
-    parse_concurrency,
-)
+from promptopt.llm.calls import check_timeout_and_retries, loop_limiter, make_backoff, retried, sample_rest
+from promptopt.llm.concurrency import AIMDSettings, ConcurrencySetting, make_controller, parse_concurrency
 from promptopt.llm.multi import EndpointPool, Reach
 from promptopt.llm.openai_errors import translate, transport_errors
 from promptopt.llm.openai_options import ENV_OPTIONS, OPTIONS, Api, TokenLimitParam, env_overrides
@@ -148,10 +140,7 @@ class OpenAICompatLLM(BaseLLM):
         endpoint_cooloff: float = 2.0,
     ) -> None:
         super().__init__()
-        if timeout <= 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {timeout}")
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        check_timeout_and_retries(timeout, max_retries)
         concurrency = parse_concurrency(max_concurrency)
         endpoints = (endpoint,) if isinstance(endpoint, Endpoint) else tuple(endpoint)
         if not endpoints or len({e.model for e in endpoints}) != 1:
@@ -164,8 +153,7 @@ class OpenAICompatLLM(BaseLLM):
             raise ConfigError(
                 f"token_limit_param must be 'max_tokens' or 'max_completion_tokens', got {token_limit_param!r}"
             )
-        if backoff < 0 or backoff_max < 0 or retry_after_max < 0:
-            raise ConfigError("backoff, backoff_max and retry_after_max must be >= 0")
+        self._backoff = make_backoff(backoff, backoff_max, retry_after_max)
         self._endpoint = endpoints[0]
         self._endpoints = endpoints
         self.name = pool_name(endpoints)
@@ -185,7 +173,6 @@ class OpenAICompatLLM(BaseLLM):
         self.extra_body = dict(extra_body) if extra_body else None
         #: how the server decodes under a Request's constraint: declared, never guessed from the URL
         self.structured_output = structured.check_server_mechanism(structured_output)
-        self._backoff = Backoff(backoff, backoff_max, retry_after_max, random.Random())
         self._redact = Redactor([s for e in endpoints for s in e.secrets])
         self._broken_framing = transport_errors()
         #: None until the server shows whether it honours ``n``; a fact about the server, not the loop.
@@ -258,20 +245,13 @@ class OpenAICompatLLM(BaseLLM):
             closer.cancel()
 
     # -- admission: the concurrency bound, then an endpoint
-    def _limiter(self) -> Limiter:
-        state = self.loop_state()
-        limiter = state.get("limiter")
-        if limiter is None:
-            limiter = state["limiter"] = Limiter(self.controller)
-        return limiter
-
     @asynccontextmanager
     async def _slot(self, tried: list[int]) -> AsyncIterator[openai.AsyncOpenAI]:
         """Hold a concurrency slot and an endpoint for one attempt; tell both how it went.
 
         ``tried`` is the request's list of endpoints so far: a retry avoids the last one.
         """
-        async with self._limiter().slot() as slot:
+        async with loop_limiter(self.loop_state(), self.controller).slot() as slot:
             lease = self.pool.acquire(avoid=tried[-1] if tried else None)
             tried.append(lease.index)
             reach: Reach = "answered"
@@ -338,38 +318,22 @@ class OpenAICompatLLM(BaseLLM):
                 len(first.choices),
                 request.n,
             )
-        missing = range(sum(len(p.choices) for p in parts), request.n)
-        results = await asyncio.gather(
-            *(self._call(request, n=1, seed=openai_wire.sample_seed(request.seed, i)) for i in missing),
-            return_exceptions=True,
-        )
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-            parts.append(r)
-        return openai_wire.merge(parts, request.n, self.name)
+        return await sample_rest(self._call, request, parts, self.name)
 
     # -- one call, retried
     async def _call(self, request: Request, *, n: int, seed: int | None) -> Completion:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=self._wait,
-            retry=retry_if_exception(is_transient),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
-        started = time.monotonic()
         tried: list[int] = []  # endpoints this request's attempts went to
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(request, n=n, seed=seed, tried=tried)
-        except LLMError:
-            raise
-        except (openai.OpenAIError, json.JSONDecodeError) as exc:
-            attempts = int(retrying.statistics.get("attempt_number", 1))
-            raise self._translate(exc, attempts, time.monotonic() - started) from None
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+        return await retried(
+            lambda: self._attempt(request, n=n, seed=seed, tried=tried),
+            name=self.name,
+            max_retries=self.max_retries,
+            wait=self._wait,
+            transient=is_transient,
+            reason=retry_reason,
+            log=log,
+            failures=(openai.OpenAIError, json.JSONDecodeError),
+            translate=self._translate,
+        )
 
     async def _attempt(self, request: Request, *, n: int, seed: int | None, tried: list[int]) -> Completion:
         async with self._slot(tried) as client:
@@ -395,7 +359,7 @@ class OpenAICompatLLM(BaseLLM):
         """Each choice as the request's constraint describes it (see ``structured.unwrap``)."""
         return openai_wire.unwrapped(completion, request, self.structured_output)
 
-    # -- errors and logs
+    # -- errors
     def _translate(self, exc: BaseException, attempts: int, elapsed: float) -> LLMError:
         """A typed LLMError with a one-line message built from facts (never the key)."""
         return translate(
@@ -408,13 +372,6 @@ class OpenAICompatLLM(BaseLLM):
             redact=self._redact,
             broken_framing=self._broken_framing,
         )
-
-    def _log_retry(self, state: RetryCallState) -> None:
-        """One INFO record per retry, with a :class:`RetryNotice` attached for front ends to fold."""
-        exc = state.outcome.exception() if state.outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        notice = RetryNotice(self.name, state.attempt_number, self.max_retries + 1, retry_reason(exc), wait)
-        log.info("%s", notice, extra={RETRY_LOG_ATTR: notice})
 
 
 def from_spec(rest: str, **options: Any) -> OpenAICompatLLM:

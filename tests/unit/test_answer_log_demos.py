@@ -13,14 +13,9 @@ import pytest
 
 from promptopt.evaluators.accuracy import Evaluation, aevaluate_many
 from promptopt.llm.fake import FakeLLM
-from promptopt.prompting import Demo
-from promptopt.tasks.instructions.answer_log import (
-    ANSWERS_FILE,
-    AnswerLog,
-    demo_set_id,
-    instruction_id,
-    load_answers,
-)
+from promptopt.prompting import Demo, demo_set_id
+from promptopt.tasks.instructions import answer_log
+from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, AnswerLog, instruction_id, load_answers
 from tests.unit.demo_fakes import CAREFUL, answer, make_task, write_data
 
 
@@ -83,7 +78,14 @@ def test_the_demo_set_id_is_the_deployed_models(tmp_path: Path) -> None:
     _, labelled, _ = _setup(tmp_path)
     name = AlignedLLM(FakeLLM(default="x"), instruction=CAREFUL, demos=labelled).name
     assert f"demos:2:{demo_set_id(labelled)}" in name
-    assert demo_set_id(()) == "" and demo_set_id(labelled) != demo_set_id(labelled[::-1])
+    assert answer_log.demo_set_id is demo_set_id  # the log names a set by the same function
+
+
+def test_the_demo_set_id_is_stable_and_in_prompt_order() -> None:
+    demos = (Demo("1+1", "2"), Demo("2+2", "4"))
+    assert demo_set_id([Demo("1+1", "2")]) == "58abb5ff6af7"  # old logs and deployed names stay valid
+    assert demo_set_id(()) == "" and demo_set_id(demos) != demo_set_id(demos[::-1])
+    assert demo_set_id([d.to_json() for d in demos]) == demo_set_id(demos)  # as read back from a run
 
 
 def test_a_log_from_before_demos_is_read_and_resumed(tmp_path: Path) -> None:

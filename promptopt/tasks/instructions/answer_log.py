@@ -12,7 +12,8 @@ Layout of ``answers.jsonl`` in the run directory, one JSON object a line:
   digits of its sha256), so the answer lines do not repeat long instructions;
 - ``{"kind": "example", "id": EXAMPLE_ID, "input": ..., "target": ...}`` once per example;
 - ``{"kind": "demos", "id": DEMOS_ID, "demos": [{"input": ..., "output": ...}, ...]}`` once per set
-  of few-shot demonstrations (``opro run --demos K``; ``DEMOS_ID``: :func:`demo_set_id`);
+  of few-shot demonstrations (``opro run --demos K``; ``DEMOS_ID``: :func:`~promptopt.prompting.demo_set_id`,
+  the id in the name of a model deployed with them);
 - ``{"kind": "answer", "split": "train"|"val"|"test", "instruction": ID, "example": EXAMPLE_ID,
   "value": 0..1, "correct": bool, "prediction": ..., "feedback": ..., "answer": TEXT}`` once per
   (split, instruction, demo set, example): deduplicated, so a re-scored or resumed candidate adds
@@ -41,7 +42,7 @@ from typing import Any
 
 from promptopt.evaluators.accuracy import Evaluation
 from promptopt.journal import redact
-from promptopt.prompting import Demo
+from promptopt.prompting import Demo, demo_set_id
 
 ANSWERS_FILE = "answers.jsonl"
 DEFAULT_MAX_CHARS = 2000
@@ -51,17 +52,6 @@ DEFAULT_MAX_BYTES = 100_000_000
 def instruction_id(text: str) -> str:
     """A short stable id of an instruction (sha256, not ``hash()``: the same in every process)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def demo_set_id(demos: Sequence[Demo | Mapping[str, Any]]) -> str:
-    """A short stable id of a set of few-shot demos, in prompt order ('' for none): the digest
-    ``AlignedLLM`` puts in a deployed model's name (``demos:K:ID``), so a served model and its
-    logged answers name the same set."""
-    if not demos:
-        return ""
-    shown = [(d if isinstance(d, Demo) else Demo.from_json(d)).to_json() for d in demos]
-    blob = json.dumps(shown, ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
 
 
 def _clip(text: str | None, limit: int) -> str | None:
