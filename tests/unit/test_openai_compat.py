@@ -268,7 +268,9 @@ def test_return_exceptions_keeps_the_rest_of_the_batch(fault_server: Any) -> Non
 
 def test_random_transient_failures_are_absorbed_by_retries(fault_server: Any) -> None:
     srv = fault_server(failure_rate=0.3, seed=1)
-    out = llm_for(srv, max_retries=6).generate([Request.chat(f"q{i}") for i in range(20)])
+    # no hang in the mix, so a long timeout costs nothing; FAST's 0.5 s made a loaded machine time
+    # out answers that were on their way, and the retry of an answered request broke the count
+    out = llm_for(srv, max_retries=6, timeout=10.0).generate([Request.chat(f"q{i}") for i in range(20)])
     assert [o.text for o in out] == [f"echo: q{i}" for i in range(20)]
     failures = sum(v for k, v in srv.served.items() if k is not Fault.OK)
     assert failures > 0 and srv.request_count == 20 + failures
