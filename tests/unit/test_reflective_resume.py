@@ -50,7 +50,7 @@ def reflect(request: Request) -> str:
     text = request_text(request)
     parent = text.split("```\n", 1)[1].split("\n```", 1)[0]
     h = zlib.crc32(text.encode())
-    if h % 5 == 0:
+    if h % 7 == 0:
         return "Improved:\n```\nI would rather"
     return f"Improved:\n```\n{parent} Mind {KEYWORDS[h % len(KEYWORDS)]} numbers.\n```"
 

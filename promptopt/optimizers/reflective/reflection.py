@@ -4,12 +4,11 @@ The prompt follows GEPA's instruction-proposal prompt in substance (the current 
 per example the input, the target model's answer and the metric's feedback; infer the task, keep
 the domain facts and any general strategy; answer in a fenced block) in promptopt's own words, and
 adds the gold answer where the data has one and the metric's value (GEPA leaves both to the
-feedback text). One paragraph is promptopt's own: the inputs may be unrelated requests sharing
-only their kind, so the instruction must hold for all of them and never copy one example's topic or
-particular requirements. Without it, on IFBench (each prompt a different request with its own
-constraints) the 1.5B reflection model wrote instructions about one example ("write the email
-signature template for the given person ... exactly 3 words per line") in 2 of 3 seeds
-(``bench/results/reflect-ifbench.md``), which is what GEPA's prompt invites on such a task. Long fields are cut at :data:`MAX_FIELD_CHARS` so one verbose answer cannot crowd
+feedback text). A paragraph asking for an instruction that holds for every input (never copying
+one example's topic or requirements) was tried and measured, then left out: on IFBench with the 1.5B
+reflecting it changed nothing the model did (it still wrote about one example in 2 of 3 seeds) and the
+held-out score was 8.75 % at every seed against 11.67 % without it
+(``bench/results/reflect-ifbench-general.md``). Long fields are cut at :data:`MAX_FIELD_CHARS` so one verbose answer cannot crowd
 out the rest.
 
 Reading the answer (untrusted text: string scans only, nothing evaluated): the first fenced block
@@ -86,9 +85,6 @@ def reflection_prompt(instruction: str, observations: Sequence[Observation]) -> 
         "wrong and what worked. Put into the instruction the task-specific facts the assistant needed "
         "and any general strategy that helps on inputs of this kind: it will be used on new inputs, "
         "without these examples.\n\n"
-        "The inputs may be unrelated requests that share only their kind. The instruction is given with "
-        "every new input, so it must say what holds for all of them: never copy one example's topic, "
-        "names, numbers or particular requirements into it.\n\n"
         f"Give the new instruction inside a block that starts with a line {FENCE} and ends with a line "
         f"{FENCE}, and nothing else inside the block."
     )
