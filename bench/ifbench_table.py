@@ -51,8 +51,14 @@ from promptopt.runs import atomic_write_json, atomic_write_text
 BENCH = "ifbench_table"
 #: reflect file tag → {method → row name}; a method found but not named keeps its own name
 REFLECT: dict[str, dict[str, str]] = {
-    "ifbench": {"opro": "opro", "reflective": "reflective-v1"},  # the old reflection prompt
-    "ifbench-general": {"reflective": "reflective"},  # the current one
+    "ifbench": {"opro": "opro", "reflective": "reflective"},
+    # the reflection prompt with a generality paragraph (commit b6e3b51, measured and left out), then
+    # the demo rows: OPRO's and the reflective proposer (the shipped prompt) with --demos 3
+    "ifbench-general": {
+        "reflective": "reflective-generality",
+        "demos": "demos",
+        "reflective+demos": "reflective+demos",
+    },
 }
 FIXED_ROWS = ("none", "handwritten")
 PEER_ROWS = ("gepa", "mipro", "dspy-gepa")  # their order in the table

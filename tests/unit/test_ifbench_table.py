@@ -91,31 +91,45 @@ def test_one_table_with_rows_aligned_by_id(table: Any, tmp_path: Path) -> None:
         "none",
         "handwritten",
         "opro",
-        "reflective-v1",
         "reflective",
+        "reflective-generality",
         "gepa",
     ]
-    assert rows["reflective"]["accuracy"] == [75.0, 100.0] and rows["reflective"]["mean"] == 87.5
-    assert rows["reflective"]["prompt_level"] == [75.0, 100.0] and rows["handwritten"]["prompt_level"] == [
-        25.0
-    ]
+    assert (
+        rows["reflective-generality"]["accuracy"] == [75.0, 100.0]
+        and rows["reflective-generality"]["mean"] == 87.5
+    )
+    assert rows["reflective-generality"]["prompt_level"] == [75.0, 100.0] and rows["handwritten"][
+        "prompt_level"
+    ] == [25.0]
     assert rows["opro"]["metric_calls"] == [70, 70] and rows["gepa"]["metric_calls"] == [81, 81]
     assert rows["gepa"]["found"] == ["g0", "g1"] and rows["none"]["fixed"] and not rows["gepa"]["fixed"]
     # aligned by id, gepa equals handwritten on every example: a difference of exactly 0
     assert rows["gepa"]["vs_handwritten"] == {"n": 8, "seeds": [0, 1], "diff": 0.0, "ci95": [0.0, 0.0]}
     assert rows["gepa"]["accuracy"] == [37.5, 37.5]
     # a fixed row pairs with every seed; searched rows pair seed with seed
-    assert rows["reflective"]["vs_none"]["n"] == 8 and rows["reflective"]["vs_none"]["diff"] == 87.5
-    assert rows["reflective"]["vs_gepa"]["n"] == 8 and rows["reflective"]["vs_gepa"]["diff"] == 50.0
+    assert (
+        rows["reflective-generality"]["vs_none"]["n"] == 8
+        and rows["reflective-generality"]["vs_none"]["diff"] == 87.5
+    )
+    assert (
+        rows["reflective-generality"]["vs_gepa"]["n"] == 8
+        and rows["reflective-generality"]["vs_gepa"]["diff"] == 50.0
+    )
     assert rows["handwritten"]["vs_none"]["n"] == 4
     assert doc["sizes"] == {**SIZES, "budget": 80} and doc["test_ids"] == IDS and doc["warnings"] == []
-    goals = {g["against"]: g for g in doc["goals"]}  # computed for the best promptopt row: `reflective`
-    assert {g["row"] for g in goals.values()} == {"reflective"}
+    goals = {
+        g["against"]: g for g in doc["goals"]
+    }  # computed for the best promptopt row: `reflective-generality`
+    assert {g["row"] for g in goals.values()} == {"reflective-generality"}
     assert goals["none"]["met"] is True and goals["gepa"]["met"] is True
-    assert goals["handwritten"]["met"] is (rows["reflective"]["vs_handwritten"]["ci95"][0] > 0)
+    assert goals["handwritten"]["met"] is (rows["reflective-generality"]["vs_handwritten"]["ci95"][0] > 0)
     md = (tmp_path / "ifbench.md").read_text()
-    assert "| reflective | reflect-ifbench-general.cells.jsonl | 75 / 100 | 87.5 |" in md and "Command:" in md
-    assert "## Goals" in md and "reflective ≥ gepa: **met**" in md
+    assert (
+        "| reflective-generality | reflect-ifbench-general.cells.jsonl | 75 / 100 | 87.5 |" in md
+        and "Command:" in md
+    )
+    assert "## Goals" in md and "reflective-generality ≥ gepa: **met**" in md
 
 
 def test_missing_sources_are_named_and_left_out(table: Any, tmp_path: Path) -> None:
