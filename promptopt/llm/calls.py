@@ -5,9 +5,10 @@ Why shared: ``openai:`` (:mod:`promptopt.llm.openai_compat`) and ``litellm:``
 (:mod:`promptopt.llm.litellm_backend`) must behave alike around a call — one retry policy with a
 :class:`RetryNotice` per retry, errors that leave as promptopt's typed ``LLMError`` built from facts
 (never the client's text, which may echo a secret), the same bound on attempts in flight, the same
-seeds for emulated samples — and what they share is written once here. What differs stays in each
-backend: which failures are transient, how long to wait, how a failure is worded, how one attempt
-is made.
+seeds for emulated samples — and what they share is written once here, with the two pieces of a
+failure's message they word alike (:func:`attempts_text`, :func:`body_message`). What differs stays
+in each backend: which failures are transient, how long to wait, how a failure is worded, how one
+attempt is made.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from promptopt.llm.openai_retry import Backoff
 
 E = TypeVar("E", bound=BaseException)
 
+#: the most characters of a server's own message an error carries (after redaction)
+MAX_SERVER_MESSAGE = 200
+
 
 class Call(Protocol):
     """One call of a backend, retried: ``n`` choices of ``request``, sampled with ``seed``."""
@@ -49,6 +53,26 @@ def make_backoff(backoff: float, backoff_max: float, retry_after_max: float) -> 
     if backoff < 0 or backoff_max < 0 or retry_after_max < 0:
         raise ConfigError("backoff, backoff_max and retry_after_max must be >= 0")
     return Backoff(backoff, backoff_max, retry_after_max, random.Random())
+
+
+def attempts_text(attempts: int, elapsed: float) -> str:
+    """``after 3 attempts in 12.3s``: how hard a failed call tried, worded alike by every backend."""
+    return f"after {attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f}s"
+
+
+def body_message(exc: BaseException) -> str:
+    """The server's own words from an error's JSON body (``{"error": {"message": ...}}``,
+    ``{"error": "..."}`` or ``{"message": ...}``); "" for none or a body that is not JSON.
+
+    Why only the words: the caller redacts and shortens them before they reach a message, since a
+    server may echo the request (its key, its headers) back.
+    """
+    body = getattr(exc, "body", None)
+    if not isinstance(body, dict):
+        return ""
+    inner = body.get("error", body)
+    message = inner.get("message") if isinstance(inner, dict) else inner
+    return str(message) if message else ""
 
 
 def loop_limiter(state: dict[str, Any], controller: Controller) -> Limiter:

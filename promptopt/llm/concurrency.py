@@ -44,7 +44,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from promptopt.errors import ConfigError
 
@@ -236,6 +236,30 @@ def make_controller(setting: ConcurrencySetting, settings: AIMDSettings | None =
     if setting == AUTO:
         return AIMDController(settings)
     return FixedController(int(setting))
+
+
+class Bound(NamedTuple):
+    """A backend's concurrency, from its ``max_concurrency`` option (see :func:`bound_from`)."""
+
+    #: what was asked for (a number or ``"auto"``); ``controller.limit`` is the bound right now
+    setting: ConcurrencySetting
+    controller: Controller
+    #: the most attempts ever in flight: the fixed number, or the adaptive controller's cap
+    most: int
+
+
+def bound_from(value: object) -> Bound:
+    """The setting, its controller and the most attempts it allows, for a backend's constructor.
+
+    Why one function: every HTTP backend (``openai:``, ``litellm:``) takes ``max_concurrency`` the
+    same way, and ``most`` (the backend's ``max_concurrency`` attribute, the number
+    :class:`~promptopt.llm.base.BaseLLM` reads) must follow the controller's own cap for ``"auto"``.
+    A bad value is a one-line ConfigError.
+    """
+    setting = parse_concurrency(value)
+    return Bound(
+        setting, make_controller(setting), setting if isinstance(setting, int) else AIMDSettings().cap
+    )
 
 
 class Slot:

@@ -38,7 +38,7 @@ from promptopt.errors import ConfigError
 from promptopt.llm import litellm_errors, openai_wire
 from promptopt.llm.base import BaseLLM, Completion, LLMError, Request, settle_results
 from promptopt.llm.calls import check_timeout_and_retries, loop_limiter, make_backoff, retried, sample_rest
-from promptopt.llm.concurrency import AIMDSettings, ConcurrencySetting, make_controller, parse_concurrency
+from promptopt.llm.concurrency import ConcurrencySetting, bound_from
 from promptopt.llm.litellm_spec import import_litellm, known_price, parse_rest
 from promptopt.llm.openai_options import env_overrides
 from promptopt.llm.openai_spec import LOCAL_DUMMY_KEY, is_local_url, public_url
@@ -88,9 +88,10 @@ class LiteLLMBackend(BaseLLM):
         self.name = f"litellm:{model}" + (f"@{self.public_base}" if self.public_base else "")
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
-        self.concurrency: ConcurrencySetting = parse_concurrency(max_concurrency)
-        self.controller = make_controller(self.concurrency)
-        self.max_concurrency = self.concurrency if isinstance(self.concurrency, int) else AIMDSettings().cap
+        bound = bound_from(max_concurrency)
+        self.concurrency: ConcurrencySetting = bound.setting
+        self.controller = bound.controller
+        self.max_concurrency = bound.most
         self.known_price = known_price(self._litellm, model, self.provider)
         self.extra_body = dict(extra_body) if extra_body else None
         self._api_key = api_key if api_key is not None else self._local_dummy_key(model, api_base)

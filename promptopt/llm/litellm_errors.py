@@ -36,9 +36,8 @@ from promptopt.llm.base import (
     LLMServerError,
     LLMTimeoutError,
 )
+from promptopt.llm.calls import MAX_SERVER_MESSAGE, attempts_text, body_message
 from promptopt.llm.openai_retry import TRANSIENT_STATUS, retry_after_seconds
-
-MAX_PROVIDER_MESSAGE = 200
 
 #: LiteLLM exception class name → (promptopt's error class, worth retrying). ``None`` as the class:
 #: decided by the HTTP status (LiteLLM's catch-all ``APIError``). First match wins.
@@ -145,16 +144,12 @@ def retry_reason(exc: BaseException | None) -> str:
 
 
 def provider_message(exc: BaseException, redact: Callable[[str, int | None], str]) -> str:
-    """The provider's own words: the error body's message when it has one, else LiteLLM's text
-    without its class-name prefix; redacted, bearer tokens cut, shortened."""
-    body = getattr(exc, "body", None)
-    text = ""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        text = str(inner.get("message") or "") if isinstance(inner, dict) else str(inner or "")
-    if not text:
-        text = _LITELLM_PREFIX.sub("", str(getattr(exc, "message", "") or ""))
-    return redact(_BEARER.sub("Bearer ***", text), MAX_PROVIDER_MESSAGE)
+    """The provider's own words: the error body's message when it has one (:func:`body_message`),
+    else LiteLLM's text without its class-name prefix; redacted, bearer tokens cut, shortened.
+
+    A body that is not JSON leaves it to LiteLLM's text (``openai:`` reads such a body itself)."""
+    text = body_message(exc) or _LITELLM_PREFIX.sub("", str(getattr(exc, "message", "") or ""))
+    return redact(_BEARER.sub("Bearer ***", text), MAX_SERVER_MESSAGE)
 
 
 def translate(
@@ -169,7 +164,7 @@ def translate(
 ) -> LLMError:
     """A typed LLMError with a one-line message built from facts (see the module docstring).
     ``where``: the public api_base, or the provider's name."""
-    tries = f"after {attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f}s"
+    tries = attempts_text(attempts, elapsed)
     exc, kind = failed.error, failed.kind
     if kind is None:
         return LLMResponseError(f"{name}: unexpected error from LiteLLM ({type(exc).__name__})")

@@ -66,7 +66,7 @@ from promptopt.llm.base import (
     settle_results,
 )
 from promptopt.llm.calls import check_timeout_and_retries, loop_limiter, make_backoff, retried, sample_rest
-from promptopt.llm.concurrency import AIMDSettings, ConcurrencySetting, make_controller, parse_concurrency
+from promptopt.llm.concurrency import ConcurrencySetting, bound_from
 from promptopt.llm.multi import EndpointPool, Reach
 from promptopt.llm.openai_errors import translate, transport_errors
 from promptopt.llm.openai_options import ENV_OPTIONS, OPTIONS, Api, TokenLimitParam, env_overrides
@@ -141,7 +141,7 @@ class OpenAICompatLLM(BaseLLM):
     ) -> None:
         super().__init__()
         check_timeout_and_retries(timeout, max_retries)
-        concurrency = parse_concurrency(max_concurrency)
+        bound = bound_from(max_concurrency)
         endpoints = (endpoint,) if isinstance(endpoint, Endpoint) else tuple(endpoint)
         if not endpoints or len({e.model for e in endpoints}) != 1:
             raise ConfigError("an openai backend needs one or more endpoints of the same model")
@@ -160,11 +160,11 @@ class OpenAICompatLLM(BaseLLM):
         self.model = endpoints[0].model
         self.timeout = float(timeout)
         self.max_retries = int(max_retries)
-        #: what was asked for (a number or "auto"); ``controller.limit`` is the bound right now
-        self.concurrency: ConcurrencySetting = concurrency
-        self.controller = make_controller(concurrency)
-        #: the most attempts ever in flight: the fixed number, or the adaptive controller's cap
-        self.max_concurrency = concurrency if isinstance(concurrency, int) else AIMDSettings().cap
+        #: what was asked for (a number or "auto"); ``controller.limit`` is the bound right now;
+        #: ``max_concurrency`` the most attempts ever in flight (see ``concurrency.Bound``)
+        self.concurrency: ConcurrencySetting = bound.setting
+        self.controller = bound.controller
+        self.max_concurrency = bound.most
         self.pool = EndpointPool(
             len(endpoints), cooloff=endpoint_cooloff, cooloff_max=max(30.0, endpoint_cooloff)
         )

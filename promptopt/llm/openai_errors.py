@@ -23,10 +23,9 @@ from promptopt.llm.base import (
     LLMServerError,
     LLMTimeoutError,
 )
+from promptopt.llm.calls import MAX_SERVER_MESSAGE, attempts_text, body_message
 from promptopt.llm.openai_retry import TRANSIENT_STATUS, retry_after_seconds
 from promptopt.llm.redact import Redactor
-
-MAX_SERVER_MESSAGE = 200
 
 
 def transport_errors() -> tuple[type[BaseException], ...]:
@@ -48,16 +47,9 @@ def transport_errors() -> tuple[type[BaseException], ...]:
 
 
 def server_message(exc: openai.APIStatusError) -> str:
-    """The server's own words from an error body (``{"error": {"message": ...}}`` or text)."""
+    """The server's own words: its JSON error body's message (:func:`body_message`), or a text body."""
     body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, dict) else inner
-        if message:
-            return str(message)
-    elif isinstance(body, str) and body.strip():
-        return body
-    return ""
+    return body_message(exc) or (body if isinstance(body, str) and body.strip() else "")
 
 
 def translate(
@@ -76,7 +68,7 @@ def translate(
     ``name`` is the model's secret-free name, ``urls`` its endpoints' public URLs, ``redact`` the
     backend's redactor and ``broken_framing`` what :func:`transport_errors` found.
     """
-    tries = f"after {attempts} attempt{'s' if attempts != 1 else ''} in {elapsed:.1f}s"
+    tries = attempts_text(attempts, elapsed)
     if isinstance(exc, json.JSONDecodeError):
         return LLMResponseError(f"{name}: the server's answer is not valid JSON ({exc.msg})")
     if isinstance(exc, openai.APIResponseValidationError):

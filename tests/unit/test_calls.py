@@ -11,7 +11,14 @@ import pytest
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import RETRY_LOG_ATTR, Choice, Completion, LLMError, LLMServerError, Request, Usage
-from promptopt.llm.calls import check_timeout_and_retries, make_backoff, retried, sample_rest
+from promptopt.llm.calls import (
+    attempts_text,
+    body_message,
+    check_timeout_and_retries,
+    make_backoff,
+    retried,
+    sample_rest,
+)
 
 SECRET = "sk-calls-SECRET"
 log = logging.getLogger("promptopt.test_calls")
@@ -111,3 +118,43 @@ def test_bad_retry_options_are_one_line_config_errors() -> None:
         check_timeout_and_retries(1, -1)
     with pytest.raises(ConfigError, match="backoff"):
         make_backoff(-1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "elapsed", "text"),
+    [
+        (1, 0.04, "after 1 attempt in 0.0s"),
+        (3, 12.345, "after 3 attempts in 12.3s"),
+        (0, 0.0, "after 0 attempts in 0.0s"),
+    ],
+)
+def test_attempts_are_worded_alike_for_every_backend(attempts: int, elapsed: float, text: str) -> None:
+    assert attempts_text(attempts, elapsed) == text
+
+
+class BodyError(Exception):
+    def __init__(self, body: object) -> None:
+        super().__init__(SECRET)
+        self.body = body
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"error": {"message": "model not found"}}, "model not found"),
+        ({"error": "overloaded"}, "overloaded"),
+        ({"message": "top level"}, "top level"),
+        ({"error": {"message": 42}}, "42"),
+        ({"error": {"message": ""}}, ""),
+        ({"error": None}, ""),
+        ({}, ""),
+        ("a text body", ""),  # not JSON: each backend decides what to read instead
+        (None, ""),
+    ],
+)
+def test_the_servers_words_come_from_a_json_error_body_only(body: object, words: str) -> None:
+    assert body_message(BodyError(body)) == words
+
+
+def test_an_error_without_a_body_has_no_server_words() -> None:
+    assert body_message(Flaky(SECRET)) == ""

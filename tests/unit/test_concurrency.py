@@ -14,6 +14,7 @@ from promptopt.llm.concurrency import (
     AIMDSettings,
     FixedController,
     Limiter,
+    bound_from,
     make_controller,
     parse_concurrency,
 )
@@ -42,6 +43,24 @@ def test_bad_concurrency_is_a_one_line_config_error(raw: Any) -> None:
     with pytest.raises(ConfigError, match="max_concurrency") as info:
         parse_concurrency(raw)
     assert "\n" not in str(info.value)
+
+
+def test_a_bound_is_the_setting_its_controller_and_the_most_in_flight() -> None:
+    fixed = bound_from("5")
+    assert (fixed.setting, fixed.most) == (5, 5)
+    assert isinstance(fixed.controller, FixedController) and fixed.controller.limit == 5
+    auto = bound_from("auto")
+    assert (auto.setting, auto.most) == ("auto", AIMDSettings().cap)
+    assert isinstance(auto.controller, AIMDController)
+    assert auto.controller is not bound_from("auto").controller  # nothing learnt is shared by accident
+    with pytest.raises(ConfigError, match="max_concurrency"):
+        bound_from(0)
+
+
+def test_auto_lets_the_backend_reach_the_controllers_cap() -> None:
+    llm = from_spec("m@http://127.0.0.1:9/v1", max_concurrency="auto")
+    assert (llm.concurrency, llm.max_concurrency) == ("auto", AIMDSettings().cap)
+    assert isinstance(llm.controller, AIMDController)
 
 
 def test_env_auto_makes_the_backend_adaptive_and_a_bad_value_names_the_variable(
@@ -250,7 +269,8 @@ def test_auto_backs_off_on_429_and_every_request_still_succeeds(fault_server: An
 
 
 def test_fixed_bound_is_never_exceeded(fault_server: Any) -> None:
-    srv: FaultServer = fault_server(latency=0.02)
+    # answers slow enough that 3 requests overlap even on a busy machine (0.02 s saw only 2 at times)
+    srv: FaultServer = fault_server(latency=0.1)
     llm = from_spec(f"stub@{srv.base_url}", max_concurrency=3, **FAST)
     llm.generate([Request.chat(f"q{i}") for i in range(12)])
     assert srv.max_in_flight == 3

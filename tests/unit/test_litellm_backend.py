@@ -26,6 +26,7 @@ from promptopt.llm.base import (  # noqa: E402
     Request,
 )
 from promptopt.llm.budget import Budget  # noqa: E402
+from promptopt.llm.concurrency import AIMDSettings  # noqa: E402
 from promptopt.llm.factory import build_llm  # noqa: E402
 from promptopt.llm.registry import create_backend  # noqa: E402
 from tests.servers.fault_server import Fault, FaultServer  # noqa: E402
@@ -191,6 +192,16 @@ def test_unknown_options_and_credentials_for_in_process_models_are_refused() -> 
         create_backend("litellm:openai/m@http://127.0.0.1:1/v1", structured_output="vllm")
     with pytest.raises(ConfigError, match="apply to HTTP models"):
         build_llm("fake:x", headers={"X-Team": "a"})
+
+
+@pytest.mark.parametrize(
+    ("setting", "most", "limit"), [(3, 3, 3), ("auto", AIMDSettings().cap, AIMDSettings().initial)]
+)
+def test_concurrency_is_set_up_as_for_openai(setting: object, most: int, limit: int) -> None:
+    llm = create_backend("litellm:openai/m@http://127.0.0.1:1/v1", max_concurrency=setting)
+    assert (llm.concurrency, llm.max_concurrency, llm.controller.limit) == (setting, most, limit)
+    with pytest.raises(ConfigError, match="max_concurrency must be"):
+        create_backend("litellm:openai/m@http://127.0.0.1:1/v1", max_concurrency="lots")
 
 
 def test_without_litellm_the_spec_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
