@@ -38,6 +38,7 @@ from promptopt.llm.base import (
 )
 from promptopt.llm.calls import MAX_SERVER_MESSAGE, attempts_text, body_message
 from promptopt.llm.openai_retry import TRANSIENT_STATUS, retry_after_seconds
+from promptopt.llm.redact import cut_bearer
 
 #: LiteLLM exception class name → (promptopt's error class, worth retrying). ``None`` as the class:
 #: decided by the HTTP status (LiteLLM's catch-all ``APIError``). First match wins.
@@ -68,7 +69,6 @@ CAUSE_MAP: tuple[tuple[type[BaseException], type[LLMError], bool], ...] = (
 )
 
 _LITELLM_PREFIX = re.compile(r"^\s*litellm\.\w+:\s*(\w+:\s*)?")
-_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
 
 
 def classify(litellm: ModuleType, exc: BaseException) -> tuple[type[LLMError], bool] | None:
@@ -149,7 +149,7 @@ def provider_message(exc: BaseException, redact: Callable[[str, int | None], str
 
     A body that is not JSON leaves it to LiteLLM's text (``openai:`` reads such a body itself)."""
     text = body_message(exc) or _LITELLM_PREFIX.sub("", str(getattr(exc, "message", "") or ""))
-    return redact(_BEARER.sub("Bearer ***", text), MAX_SERVER_MESSAGE)
+    return redact(cut_bearer(text), MAX_SERVER_MESSAGE)
 
 
 def translate(

@@ -25,7 +25,7 @@ from promptopt.llm.base import (
 )
 from promptopt.llm.calls import MAX_SERVER_MESSAGE, attempts_text, body_message
 from promptopt.llm.openai_retry import TRANSIENT_STATUS, retry_after_seconds
-from promptopt.llm.redact import Redactor
+from promptopt.llm.redact import Redactor, cut_bearer
 
 
 def transport_errors() -> tuple[type[BaseException], ...]:
@@ -79,7 +79,7 @@ def translate(
             return LLMAuthError(
                 f"{name}: the server rejected the API key (HTTP {status}); check OPENAI_API_KEY or api_key"
             )
-        detail = redact(server_message(exc), MAX_SERVER_MESSAGE)
+        detail = redact(cut_bearer(server_message(exc)), MAX_SERVER_MESSAGE)
         said = f": {detail}" if detail else ""
         if status == 429:
             limited = LLMRateLimitError(f"{name}: rate limited (HTTP 429) {tries}{said}")

@@ -6,6 +6,7 @@ is plain string replacement; no pattern guesses at what looks like a key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from promptopt.llm.openai_spec import LOCAL_DUMMY_KEY
@@ -26,3 +27,12 @@ class Redactor:
         if limit is not None and len(text) > limit:
             text = text[: limit - 1] + "…"
         return text
+
+
+_BEARER = re.compile(r"(?i)\bbearer\s+\S+")
+
+
+def cut_bearer(text: str) -> str:
+    """``Bearer <token>`` → ``Bearer ***``: a server that echoes an Authorization header may echo a
+    token that is not one of ours (a proxy's, a gateway's), which no list of known secrets covers."""
+    return _BEARER.sub("Bearer ***", text)

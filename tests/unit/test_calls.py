@@ -158,3 +158,22 @@ def test_the_servers_words_come_from_a_json_error_body_only(body: object, words:
 
 def test_an_error_without_a_body_has_no_server_words() -> None:
     assert body_message(Flaky(SECRET)) == ""
+
+
+def test_both_backends_cut_a_bearer_token_the_server_echoes() -> None:
+    """A token that is not one of ours (a gateway's) is no known secret: both backends cut it."""
+    import httpx
+    import openai
+
+    from promptopt.llm.openai_errors import translate
+    from promptopt.llm.redact import Redactor, cut_bearer
+
+    assert cut_bearer("denied for Authorization: Bearer sk-gw-123 at edge") == (
+        "denied for Authorization: Bearer *** at edge"
+    )
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    response = httpx.Response(400, request=request)
+    body = {"error": {"message": "bad header Authorization: Bearer gw-token-777"}}
+    exc = openai.BadRequestError("bad", response=response, body=body)
+    err = translate(exc, 1, 0.1, name="m", timeout=1.0, urls=[], redact=Redactor([]), broken_framing=())
+    assert "gw-token-777" not in str(err) and "Bearer ***" in str(err)
