@@ -6,7 +6,8 @@ constraint in the request exactly."). This bench answers the test prompts with e
 product's own task (``promptopt.tasks.ifbench``: same splits, scorer options, request cache and
 ``ifbench`` metric as ``bench/reflect.py``'s cells, so the rows pair example by example) and writes
 per-example values to ``bench/results/ifbench_fixed-<tag>.json``. Deterministic (temperature 0), so
-one run is every seed's figure.
+one run is every seed's figure. It stores each answer's word count (``words``), never the answer
+text: the table's guard against rows that game the checkers with one-word answers.
 
     OPENAI_API_KEY=EMPTY python bench/ifbench_fixed.py --tag reflect \\
         --scorer openai:qwen05@http://127.0.0.1:8005/v1 --train 10 --val 10 --test 40 --answer-tokens 300
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from _common import git_commit, machine, run_main
+from ifbench_lengths import words
 
 HERE = Path(__file__).resolve().parent
 #: name → system prompt ("" is none)
@@ -61,6 +63,9 @@ def main() -> None:
             "failed": ev.failed,
             "per_example": [rec.score for rec in ev.records],
             "example_ids": [rec.example_id for rec in ev.records],
+            # each answer's word count (None: failed), never its text: bench/ifbench_table.py's
+            # "short answers" column, the guard against rows that answer every prompt with a bare word
+            "words": [words(rec.response) for rec in ev.records],
         }
         print(f"{name}: {ev.accuracy:.2f} (failed {ev.failed})", file=sys.stderr)
     out = {

@@ -547,6 +547,8 @@ def main() -> None:
     ap.add_argument("--mipro-demos", type=int, default=3)
     ap.add_argument("--seed-prompt", default=DEFAULT_INITIAL[0], help="the starting instruction (the task's)")
     ap.add_argument("--threads", type=int, default=16, help="requests in flight")
+    ap.add_argument("--report-only", action="store_true",
+                    help="run nothing: write the tables from the cells already finished (a bench stopped early)")  # fmt: skip
     ap.add_argument("--smoke", action="store_true", help=f"tiny sizes {SMOKE}, results marked smoke")
     ap.add_argument(
         "--standin", action="store_true", help="both models are a built-in stand-in (plumbing test)"
@@ -576,7 +578,7 @@ def main() -> None:
             where = {"task_base": "standin", "reflection_base": "standin"} if args.standin else {}
             ck = json.dumps({"method": method, "seed": seed, **asdict(s), **where}, sort_keys=True)
             plan.append(ck)
-            if book.get(ck) is None:
+            if book.get(ck) is None and not args.report_only:
                 work = HERE / "results" / f"{BENCH}_runs" / tag / f"{method}-s{seed}"
                 work.mkdir(parents=True, exist_ok=True)
                 note(f"{BENCH}: {method} seed {seed} → {work}")

@@ -19,6 +19,12 @@ share the test prompts and the sizes; separate tables cannot show that. Sources 
 - ``rewriter`` (off unless ``--rewriter TAG``): ``ifbench_rewriter-<tag>.json`` + ``.examples.jsonl``
   (``bench/ifbench_rewriter.py``): BPO's rewriter rows, deterministic like the fixed ones.
 
+Every row also gets its test answers' lengths (``ifbench_lengths``: the share of answers of at most 3
+words and the median word count, from the run directories, the peers' ``test.jsonl`` and the fixed
+file's ``words``): a row that answers mostly with a bare word is named *degenerate* under the table
+and never chosen as the best promptopt row of the goals, because IFBench's checkers pass a bare word
+on many constraint kinds.
+
 Checks before anything is written (one line, exit 2): the same test ids in every source, the same
 sizes (train / val / test / answer tokens / budget, where a file records them), no smoke run. The
 fixed ``none`` row must equal the reflect cells' no-instruction values (the same requests at
@@ -42,6 +48,15 @@ from pathlib import Path
 from typing import Any
 
 from _common import RESULTS_DIR, figure, git_commit, machine, md_table, note, r, run_main, try_plot
+from ifbench_lengths import (
+    DEGENERATE_SHARE,
+    SHORT_WORDS,
+    degenerate,
+    fixed_words,
+    peer_words,
+    read_cell_answers,
+    summary,
+)
 
 from promptopt.errors import ConfigError, DataError
 from promptopt.evaluators.stats import bootstrap_mean_ci
@@ -88,15 +103,26 @@ class Row:
     values: dict[Seed, list[float]] = field(default_factory=dict)
     metric_calls: dict[Seed, int | None] = field(default_factory=dict)
     found: dict[Seed, str] = field(default_factory=dict)
+    #: per seed: the word count of each test answer (None: the answers are not here), see ifbench_lengths
+    words: dict[Seed, list[int] | None] = field(default_factory=dict)
+    words_from: str | None = None  # where the words came from, when not from the row's own source
 
     @property
     def fixed(self) -> bool:
         return list(self.values) == [None]
 
-    def add(self, seed: Seed, values: list[float], metric_calls: int | None, found: str) -> None:
+    def add(
+        self,
+        seed: Seed,
+        values: list[float],
+        metric_calls: int | None,
+        found: str,
+        words: list[int] | None = None,
+    ) -> None:
         if seed in self.values:
             raise TableError(f"{self.source}: row {self.name!r} has seed {seed} twice")
         self.values[seed], self.metric_calls[seed], self.found[seed] = values, metric_calls, found
+        self.words[seed] = words
 
 
 @dataclass
@@ -112,6 +138,8 @@ class Source:
     #: per reflect cell: (label, its no-instruction values) and (label, the test ids its run directory answered)
     empty: list[tuple[str, list[float]]] = field(default_factory=list)
     id_sets: list[tuple[str, set[str]]] = field(default_factory=list)
+    #: a reflect file's no-instruction answers' word counts (the first cell that logged them)
+    empty_words: list[int] | None = None
 
 
 # --------------------------------------------------------------------------- reading
@@ -149,22 +177,11 @@ def load_fixed(results: Path, tag: str) -> Source | None:
         elif list(row["example_ids"]) != ids:
             raise TableError(f"{path.name}: row {name!r} is on other test ids than the first row")
         out = Row(name, "fixed", path.name)
-        out.add(None, [value(x) for x in row["per_example"]], None, row.get("system_prompt", ""))
+        out.add(None, [value(x) for x in row["per_example"]], None, row.get("system_prompt", ""),
+                fixed_words(row))  # fmt: skip
         rows.append(out)
     facts = {k: doc.get(k) for k in ("date_utc", "commit", "busy", "scorer", "position", "command")}
     return Source("fixed", [path.name], rows, ids, dict(doc.get("sizes") or {}), facts)
-
-
-def reflect_test_ids(repo: Path, run_dir: str | None) -> set[str] | None:
-    """The test example ids a reflect cell's run directory answered (None when it is not here)."""
-    path = repo / run_dir / "answers.jsonl" if run_dir else None
-    if path is None or not path.exists():
-        return None
-    return {
-        str(rec["example"])
-        for rec in read_journal(path)
-        if rec.get("kind") == "answer" and rec.get("split") == "test"
-    }
 
 
 def load_reflect(results: Path, tag: str, mapping: dict[str, str]) -> Source | None:
@@ -176,6 +193,7 @@ def load_reflect(results: Path, tag: str, mapping: dict[str, str]) -> Source | N
     repo = results.parent.parent
     rows: dict[str, Row] = {}
     empty, id_sets = [], []
+    empty_words: list[int] | None = None
     for cell in read_journal(path):
         method, seed = cell["method"], cell["seed"]
         name = mapping.get(method, method)
@@ -186,15 +204,15 @@ def load_reflect(results: Path, tag: str, mapping: dict[str, str]) -> Source | N
         found = cell.get("instruction") or ""
         if cell.get("demos"):
             found += f" [+{cell['demos']} demos]"
-        row.add(
-            seed, [value(x) for x in cell["per_example"]["best"]], calls.get("used") if calls else None, found
-        )
+        answers = read_cell_answers(repo, cell)  # None: the (git-ignored) run directory is not here
+        row.add(seed, [value(x) for x in cell["per_example"]["best"]], calls.get("used") if calls else None,
+                found, answers.best if answers else None)  # fmt: skip
         label = f"{method} seed {seed}"
         if "empty" in cell["per_example"]:
             empty.append((label, [value(x) for x in cell["per_example"]["empty"]]))
-        ids = reflect_test_ids(repo, cell.get("run_dir"))
-        if ids is not None:
-            id_sets.append((label, ids))
+        if answers is not None:
+            id_sets.append((label, answers.test_ids))
+            empty_words = empty_words or answers.empty
     sizes = dict(summary.get("sizes") or {})
     if "budget_metric_calls" in sizes:
         sizes["budget"] = sizes.pop("budget_metric_calls")
@@ -203,7 +221,7 @@ def load_reflect(results: Path, tag: str, mapping: dict[str, str]) -> Source | N
     files = [path.name] + ([summary_path.name] if summary else [])
     if not summary:
         note(f"{BENCH}: {summary_path.name} is missing: sizes of reflect-{tag} unchecked")
-    return Source("reflect", files, list(rows.values()), None, sizes, facts, empty, id_sets)
+    return Source("reflect", files, list(rows.values()), None, sizes, facts, empty, id_sets, empty_words)
 
 
 def refuse_smoke(doc: dict[str, Any], name: str) -> None:
@@ -237,7 +255,8 @@ def load_peers(results: Path, tag: str) -> Source | None:
             continue
         row = rows.setdefault(method, Row(method, "peer", path.name))
         values = by_id(per_cell[(method, seed)], ids, f"{examples.name} {method} seed {seed}")
-        row.add(seed, values, cell.get("metric_calls"), found_text(cell.get("found")))
+        row.add(seed, values, cell.get("metric_calls"), found_text(cell.get("found")),
+                peer_words(results, tag, method, seed))  # fmt: skip
     setup = doc.get("setup") or {}
     sizes = {k: setup.get(k) for k in ("train", "val", "answer_tokens", "budget")}
     sizes["test"] = len(ids)
@@ -355,6 +374,17 @@ def check_scorer(sources: list[Source]) -> list[str]:
             if fixed and spec and spec != fixed]  # fmt: skip
 
 
+def none_words(sources: list[Source]) -> None:
+    """Give the fixed ``none`` row the reflect cells' no-instruction answer lengths when its file has
+    none (one from before bench/ifbench_fixed.py stored them): the same requests at temperature 0."""
+    none = next((row for s in sources for row in s.rows if row.name == "none" and s.kind == "fixed"), None)
+    if none is None or none.words.get(None):
+        return
+    got = next(((s.files[0], s.empty_words) for s in sources if s.kind == "reflect" and s.empty_words), None)
+    if got is not None:
+        none.words[None], none.words_from = got[1], f"{got[0]}: a cell's no-instruction answers"
+
+
 def models_of(sources: list[Source]) -> dict[str, str]:
     """``"<kind> <role>"`` → model spec(s), for the header (distinct specs joined)."""
     out: dict[str, list[str]] = {}
@@ -407,38 +437,56 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
         acc = [accuracy(row.values[s]) for s in seeds]
         pl = [prompt_level(row.values[s]) for s in seeds]
         vs = {f"vs_{o}": paired(row, by_name[o]) for o in AGAINST if o in by_name and o != row.name}
+        answers = summary(row.words, row.words_from)
         out.append({
             "row": row.name, "group": row.group, "source": row.source, "fixed": row.fixed, "seeds": seeds,
             "accuracy": [r(a, 2) for a in acc], "mean": r(mean(acc), 2),
             "prompt_level": [r(p, 2) for p in pl], "prompt_level_mean": r(mean(pl), 2),
             "metric_calls": [row.metric_calls[s] for s in seeds],
-            "found": [row.found[s] for s in seeds], **vs,
+            "found": [row.found[s] for s in seeds], "answers": answers, "degenerate": degenerate(answers), **vs,
         })  # fmt: skip
     return out
 
 
+def degenerate_rows(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose answers are mostly a bare word or three, with their figures (for the note)."""
+    return [{"row": t["row"], "group": t["group"], **t["answers"]} for t in table if t["degenerate"]]
+
+
 def goals(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's three goals, computed: the best promptopt row (by test mean, so optimistic) against
-    ``none`` and ``handwritten`` (the interval's low end above 0) and against ``gepa`` (mean not below)."""
+    ``none`` and ``handwritten`` (the interval's low end above 0) and against ``gepa`` (mean not below).
+    A degenerate row (mostly bare-word answers, see ifbench_lengths) is never the best row: its
+    accuracy is the checkers passing a bare word, not instruction following; each goal names the rows
+    left out (``left_out``)."""
     searched = [t for t in table if t["group"] == "promptopt" and t["mean"] is not None]
+    left_out = [t["row"] for t in searched if t["degenerate"]]
+    searched = [t for t in searched if not t["degenerate"]]
     if not searched:
-        return [{"goal": "a promptopt row", "met": None, "why": "no promptopt row"}]
+        why = "every promptopt row is degenerate: " + ", ".join(left_out) if left_out else "no promptopt row"
+        return [{"goal": "a promptopt row", "met": None, "why": why, "left_out": left_out}]
     best = max(searched, key=lambda t: t["mean"])
     by_name = {t["row"]: t for t in table}
     out: list[dict[str, Any]] = []
     for other in ("none", "handwritten"):
         d = best.get(f"vs_{other}")
         if d is None:
-            out.append({"goal": f"{best['row']} > {other}", "met": None, "why": f"no {other} row"})
+            out.append({"goal": f"{best['row']} > {other}", "met": None, "why": f"no {other} row",
+                        "left_out": left_out})  # fmt: skip
             continue
         out.append({"goal": f"{best['row']} > {other}", "row": best["row"], "against": other, "paired": d,
-                    "met": d["ci95"][0] > 0, "rule": "met when the 95 % interval's low end is above 0"})  # fmt: skip
+                    "met": d["ci95"][0] > 0, "rule": "met when the 95 % interval's low end is above 0",
+                    "left_out": left_out})  # fmt: skip
     gepa = by_name.get("gepa")
     if gepa is None:
-        return [*out, {"goal": f"{best['row']} ≥ gepa", "met": None, "why": "no gepa row"}]
+        return [
+            *out,
+            {"goal": f"{best['row']} ≥ gepa", "met": None, "why": "no gepa row", "left_out": left_out},
+        ]
     out.append({"goal": f"{best['row']} ≥ gepa", "row": best["row"], "against": "gepa",
                 "paired": best.get("vs_gepa"), "means": [best["mean"], gepa["mean"]],
-                "met": best["mean"] >= gepa["mean"], "rule": "met when the mean over seeds is not below gepa's"})  # fmt: skip
+                "met": best["mean"] >= gepa["mean"], "rule": "met when the mean over seeds is not below gepa's",
+                "left_out": left_out})  # fmt: skip
     return out
 
 
@@ -453,6 +501,48 @@ def fmt_seeds(t: dict[str, Any], key: str) -> str:
     if t["fixed"]:
         return f"{t[key][0]:.4g} (fixed)"
     return " / ".join("—" if x is None else f"{x:.4g}" for x in t[key])
+
+
+def fmt_short(a: dict[str, Any] | None) -> str | None:
+    """A row's short-answer share, with the seeds pooled when some seed's answers are missing."""
+    if not a:
+        return None
+    partial = f" (seeds {', '.join(map(str, a['seeds']))})" if a.get("missing_seeds") else ""
+    return f"{a['short']:.1f} %{partial}"
+
+
+def fmt_words(n: float) -> str:
+    return f"{n:g} word" + ("" if n == 1 else "s")
+
+
+def degenerate_note(doc: dict[str, Any]) -> list[str]:
+    """The computed note under the table: which rows answer mostly with a bare word, and why their
+    accuracy says nothing about instruction following."""
+    bad = doc["degenerate"]
+    rule = f"more than {DEGENERATE_SHARE:g} % of its test answers at ≤ {SHORT_WORDS} words"
+    if not bad:
+        return [f"Degenerate answers: none (no row has {rule})."]
+    rows = "; ".join(f"**{b['row']}** ({b['short']:.1f} % of {b['n']} answers ≤ {SHORT_WORDS} words, median "
+                     f"{fmt_words(b['median_words'])})" for b in bad)  # fmt: skip
+    return [f"**Degenerate answers** ({rule}): {rows}. Their accuracy must not be read as instruction "
+            "following: IFBench's checkers pass a bare word on many constraint kinds (every n-th word in "
+            "a language, one word a line, sentence-type ratios with no sentences), so a row that answers "
+            "\"Yes\" to everything scores without following anything."]  # fmt: skip
+
+
+def goals_choice(doc: dict[str, Any]) -> str:
+    """The Goals block's line on how its best promptopt row was chosen and which rows were left out."""
+    left = [b for b in doc["degenerate"] if b["group"] == "promptopt"]
+    why = ", ".join(f"{b['row']} ({b['short']:.1f} % short answers)" for b in left)
+    rule = f"more than {DEGENERATE_SHARE:g} % of answers ≤ {SHORT_WORDS} words"
+    line = "- Best promptopt row: the highest test mean among the non-degenerate rows; " + (
+        f"left out as degenerate ({rule}, accuracy not instruction following): {why}" if left
+        else f"none left out (no promptopt row has {rule})"
+    )  # fmt: skip
+    unknown = [t["row"] for t in doc["table"] if t["group"] == "promptopt" and t["answers"] is None]
+    if unknown:
+        line += f"; answer lengths not here, so not checked: {', '.join(unknown)}"
+    return line + "."
 
 
 def one_line(text: str, limit: int = FOUND_CHARS) -> str:
@@ -510,15 +600,22 @@ def markdown(doc: dict[str, Any], png: str | None) -> str:
         md += [f"**Warning:** {w}", ""]
     md += ["Test accuracy = mean ifbench value ×100 (instruction-level strict); prompt-level = share of "
            "prompts with every constraint followed. Differences in points, paired over (seed, test "
-           "example) pairs pooled over seeds (a fixed row pairs with every seed), 95 % bootstrap interval.",
-           ""]  # fmt: skip
-    head = ["row", "source", "accuracy per seed", "mean", "prompt-level mean", "metric calls per seed",
-            "− none (95 % CI)", "− handwritten (95 % CI)", "− gepa (95 % CI)"]  # fmt: skip
+           "example) pairs pooled over seeds (a fixed row pairs with every seed), 95 % bootstrap interval. "
+           f"Short answers = share of test answers of at most {SHORT_WORDS} words (whitespace split), median "
+           "words = median word count per answer, both pooled over seeds (— where the answers are not here: "
+           "run directories are git-ignored).", ""]  # fmt: skip
+    head = ["row", "source", "accuracy per seed", "mean", "prompt-level mean", "short answers", "median words",
+            "metric calls per seed", "− none (95 % CI)", "− handwritten (95 % CI)", "− gepa (95 % CI)"]  # fmt: skip
     rows = [[t["row"], t["source"], fmt_seeds(t, "accuracy"), t["mean"], t["prompt_level_mean"],
+             fmt_short(t["answers"]), t["answers"]["median_words"] if t["answers"] else None,
              None if t["fixed"] else fmt_seeds(t, "metric_calls"),
              *(fmt_diff(t.get(f"vs_{o}")) for o in AGAINST)] for t in doc["table"]]  # fmt: skip
     md += md_table(head, rows)
-    md += ["", "## Goals", ""]
+    md += ["", *degenerate_note(doc)]
+    for t in doc["table"]:
+        if t["answers"] and t["answers"].get("from"):
+            md += ["", f"Answer lengths of **{t['row']}** from {t['answers']['from']}."]
+    md += ["", "## Goals", "", goals_choice(doc)]
     for g in doc["goals"]:
         verdict = {True: "**met**", False: "**not met**", None: "n/a"}[g["met"]]
         if "against" not in g:
@@ -586,6 +683,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
     ids = align(sources)
     sizes = check_sizes(sources)
     warnings = check_none(sources) + check_scorer(sources)
+    none_words(sources)
     rows = [row for s in sources for row in s.rows]
     names = [row.name for row in rows]
     if len(set(names)) != len(names):
@@ -612,6 +710,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
         "test_ids": ids,
         "table": table,
     }
+    doc["degenerate"] = degenerate_rows(table)
     doc["goals"] = goals(table)
     return doc, rows
 

@@ -197,3 +197,126 @@ def test_the_reflect_run_directory_must_have_answered_the_same_test_prompts(
     write_jsonl(run_dir / "answers.jsonl", [{"kind": "answer", "split": "test", "example": "ifbench:7"}])
     with pytest.raises(DataError, match="run directory of opro seed 0"):
         table.main(["--results-dir", str(results)])
+
+
+# --------------------------------------------------------------------------- answer lengths
+
+
+def in_repo(tmp_path: Path) -> Path:
+    """The sources moved to ``<repo>/bench/results`` (run directories are relative to the repo root)."""
+    results = tmp_path / "bench" / "results"
+    results.mkdir(parents=True)
+    for f in tmp_path.glob("*.json*"):
+        f.rename(results / f.name)
+    return results
+
+
+Logged = tuple[str, tuple[dict[str, str], ...], list[str | None]]
+
+
+def answer_log(run_dir: Path, logged: list[Logged]) -> None:
+    """An ``answers.jsonl``: (instruction, demos, the test answers in IDS order; None: failed, unlogged)."""
+    from promptopt.prompting import demo_set_id
+    from promptopt.tasks.instructions.answer_log import instruction_id
+
+    lines: list[dict[str, Any]] = []
+    for instruction, demos, texts in logged:
+        lines.append({"kind": "instruction", "id": instruction_id(instruction), "text": instruction})
+        extra = {"demos": demo_set_id(demos)} if demos else {}
+        lines += [{"kind": "answer", "split": "test", "instruction": instruction_id(instruction), **extra,
+                   "example": i, "value": 0.0, "answer": t} for i, t in zip(IDS, texts, strict=True) if t is not None]  # fmt: skip
+    run_dir.mkdir(parents=True)
+    write_jsonl(run_dir / "answers.jsonl", lines)
+
+
+def set_run_dirs(results: Path, tag: str, extra_cells: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    path = results / f"reflect-{tag}.cells.jsonl"
+    cells = [json.loads(x) for x in path.read_text().splitlines()] + list(extra_cells)
+    for c in cells:
+        c["run_dir"] = f"bench/results/reflect/{tag}/{c['method']}-s{c['seed']}"
+    write_jsonl(path, cells)
+    return cells
+
+
+LONG = "one two three four five six seven eight nine ten"
+YES_DEMO = ({"input": "Is it? Answer yes, no or maybe, no explanation.", "output": "Yes"},)
+
+
+def test_short_answers_from_run_directories_and_peer_answers(table: Any, tmp_path: Path) -> None:
+    sources(tmp_path)
+    results = in_repo(tmp_path)
+    set_run_dirs(results, "ifbench-general")
+    repo = tmp_path
+    # seed 0 also has "Yes" answers of the same instruction asked with demos: not the cell's (it has none)
+    answer_log(repo / "bench/results/reflect/ifbench-general/reflective-s0",
+               [("reflective 0", (), ["Yes", "one two three", "a b c d e", LONG]),
+                ("reflective 0", YES_DEMO, ["Yes"] * 4), ("", (), ["a b c d"] * 4)])  # fmt: skip
+    answer_log(repo / "bench/results/reflect/ifbench-general/reflective-s1",
+               [("reflective 1", (), ["No", "a b c d", "a b c d e f", LONG])])  # fmt: skip
+    peer = results / "ifbench_peers_runs" / "ifbench" / "gepa-s0"
+    peer.mkdir(parents=True)
+    write_jsonl(peer / "test.jsonl", [{"id": i, "value": 0.0, "response": t}
+                                      for i, t in zip(IDS, ["Yes", None, "a b c d", LONG], strict=True)])  # fmt: skip
+    doc = run(table, results)
+    rows = {t["row"]: t for t in doc["table"]}
+    gen = rows["reflective-generality"]["answers"]
+    assert gen["n"] == 8 and gen["short"] == 37.5 and gen["median_words"] == 4.5 and gen["seeds"] == [0, 1]
+    # the failed request is no answer; seed 1's test.jsonl is not here: pooled over seed 0 alone
+    assert rows["gepa"]["answers"] == {"n": 3, "short": 33.3, "median_words": 4, "short_max_words": 3,
+                                       "seeds": [0], "missing_seeds": [1]}  # fmt: skip
+    # the fixed file has no `words` yet: none uses a reflect cell's no-instruction answers, handwritten "—"
+    assert rows["none"]["answers"]["short"] == 0.0 and "no-instruction" in rows["none"]["answers"]["from"]
+    assert rows["handwritten"]["answers"] is None and rows["opro"]["answers"] is None
+    assert doc["degenerate"] == [] and not any(t["degenerate"] for t in doc["table"])
+    md = (results / "ifbench.md").read_text()
+    assert "| 87.5 | 87.5 | 37.5 % | 4.5 |" in md and "| 33.3 % (seeds 0) | 4 |" in md
+    assert "| handwritten | ifbench_fixed-reflect.json | 37.5 (fixed) | 37.5 | 25 | — | — |" in md
+    assert "Degenerate answers: none" in md and "none left out" in md
+
+
+def test_a_degenerate_row_is_named_and_never_the_best_row(table: Any, tmp_path: Path) -> None:
+    sources(tmp_path)
+    results = in_repo(tmp_path)
+    demos_cells = [{"method": "demos", "seed": s, "instruction": "Answer.", "demos": 1,
+                    "per_example": {"best": [1, 1, 1, 1], "empty": [0] * 4},
+                    "metric_calls": {"used": 76, "max": 80}} for s in (0, 1)]  # fmt: skip
+    set_run_dirs(results, "ifbench-general", demos_cells)
+    for s in (0, 1):
+        run_dir = tmp_path / f"bench/results/reflect/ifbench-general/demos-s{s}"
+        # with its demo the target answers "Yes" to everything; without it, at length
+        answer_log(run_dir, [("Answer.", YES_DEMO, ["Yes"] * 4), ("Answer.", (), [LONG] * 4)])
+        write_json(run_dir / "result.json", {"demos": list(YES_DEMO)})
+    doc = run(table, results)
+    rows = {t["row"]: t for t in doc["table"]}
+    assert rows["demos"]["mean"] == 100.0 and rows["demos"]["degenerate"]
+    assert rows["demos"]["answers"]["short"] == 100.0 and rows["demos"]["answers"]["median_words"] == 1
+    assert [d["row"] for d in doc["degenerate"]] == ["demos"]
+    # the highest mean is the degenerate row's: the goals are computed for the best of the others
+    assert {g["row"] for g in doc["goals"]} == {"reflective-generality"}
+    assert all(g["left_out"] == ["demos"] for g in doc["goals"])
+    md = (results / "ifbench.md").read_text()
+    assert (
+        "**Degenerate answers**" in md and "**demos** (100.0 % of 8 answers ≤ 3 words, median 1 word)" in md
+    )
+    assert "must not be read as instruction following" in md
+    assert "left out as degenerate" in md and "demos (100.0 % short answers)" in md
+    # every promptopt row degenerate: no goal is claimed
+    only = [{**rows["demos"]}]
+    assert table.goals(only) == [{"goal": "a promptopt row", "met": None, "left_out": ["demos"],
+                                  "why": "every promptopt row is degenerate: demos"}]  # fmt: skip
+
+
+def test_the_fixed_rows_use_their_stored_word_counts(table: Any, tmp_path: Path) -> None:
+    sources(tmp_path)
+    doc_path = tmp_path / "ifbench_fixed-reflect.json"
+    doc = json.loads(doc_path.read_text())
+    doc["rows"]["none"]["words"] = [1, 1, 2, None]  # None: a failed request
+    doc["rows"]["handwritten"]["words"] = [40, 50, 1, 60]
+    write_json(doc_path, doc)
+    rows = {t["row"]: t for t in run(table, tmp_path)["table"]}
+    assert rows["none"]["answers"]["short"] == 100.0 and rows["none"]["answers"]["n"] == 3
+    assert "from" not in rows["none"]["answers"] and rows["none"]["degenerate"]
+    assert (
+        rows["handwritten"]["answers"]["short"] == 25.0
+        and rows["handwritten"]["answers"]["median_words"] == 45
+    )

@@ -1,0 +1,127 @@
+"""How long a row's IFBench test answers are: the guard against a metric exploit in the IFBench table.
+
+Why: IFBench's checkers test constraints, not whether the request was answered, and a one-word
+answer passes many of them vacuously ("every 5th word in Japanese", "each word on its own line",
+sentence-type ratios with no sentences). A prompt that makes the target answer "Yes" to everything
+(the ``demos`` row did: a demo asked for a bare yes/no/maybe) then gains tens of points without
+following a single instruction. The accuracy column cannot show that; the answers' lengths can. So
+every row gets the share of answers of at most :data:`SHORT_WORDS` words and the median word
+count, pooled over seeds, and a row whose short share is above :data:`DEGENERATE_SHARE` % is named
+*degenerate* (its accuracy is not instruction following).
+
+Where the answers come from (only word counts leave this module, never answer text):
+
+- a reflect cell: its run directory's ``answers.jsonl`` (:func:`read_cell_answers`): the cell's
+  reported instruction with the run's demos, and the no-instruction answers (the ``none`` row's);
+- a peers cell: ``ifbench_peers_runs/<tag>/<method>-s<seed>/test.jsonl`` (:func:`peer_words`);
+- a fixed row: the ``words`` list ``bench/ifbench_fixed.py`` stores (:func:`fixed_words`).
+
+Missing answers are ``None`` (shown "—"), never an error: the run directories are git-ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, iter_records, load_answers
+
+#: an answer of at most this many words (whitespace split) is "short"
+SHORT_WORDS = 3
+#: a row with more than this share (%) of short answers is degenerate
+DEGENERATE_SHARE = 50.0
+#: where bench/ifbench_peers.py keeps each cell's test answers, under the results directory
+PEERS_RUNS = "ifbench_peers_runs"
+
+
+def words(text: str | None) -> int | None:
+    """An answer's word count (whitespace split); None for a failed request (no answer)."""
+    return None if text is None else len(str(text).split())
+
+
+def counts(texts: Iterable[str | None]) -> list[int]:
+    """The word counts of the answers there are (failed requests left out)."""
+    return [n for n in map(words, texts) if n is not None]
+
+
+@dataclass(frozen=True)
+class CellAnswers:
+    """What a reflect cell's run directory says about its test answers (word counts only)."""
+
+    test_ids: set[str]  # every example id answered on the test split, any instruction
+    best: list[int] | None  # the reported instruction with the run's demos; None: not logged
+    empty: list[int] | None  # no instruction, no demos (the ``none`` row); None: not logged
+
+
+def _run_demos(run: Path, cell: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The demos the cell's reported instruction was deployed with ([] for none); None when the cell
+    says it had demos but the run's ``result.json`` cannot say which (its answers cannot be picked)."""
+    try:
+        demos = json.loads((run / "result.json").read_text(encoding="utf-8")).get("demos")
+    except (OSError, ValueError, AttributeError):
+        demos = None
+    if isinstance(demos, list):
+        return demos
+    return None if cell.get("demos") else []
+
+
+def read_cell_answers(repo: Path, cell: Mapping[str, Any]) -> CellAnswers | None:
+    """A reflect cell's logged test answers; None when its run directory (``run_dir``, relative to the
+    repository root) or its ``answers.jsonl`` is not here."""
+    run_dir = cell.get("run_dir")
+    path = repo / run_dir / ANSWERS_FILE if run_dir else None
+    if path is None or not path.exists():
+        return None
+    log = load_answers(path)
+    ids = {ex for (split, _, _), by_ex in log.answers.items() if split == "test" for ex in by_ex}
+
+    def of(instruction: str, demos: Sequence[Mapping[str, Any]] | None) -> list[int] | None:
+        got = log.of("test", instruction, demos or ()) if demos is not None else {}
+        return counts(rec.get("answer") for rec in got.values()) if got else None
+
+    best = of(str(cell.get("instruction") or ""), _run_demos(repo / run_dir, cell))
+    return CellAnswers(ids, best, of("", []))
+
+
+def peer_words(results: Path, tag: str, method: str, seed: int) -> list[int] | None:
+    """A peers cell's test answers' word counts; None when its ``test.jsonl`` is not here or has no
+    ``response`` fields."""
+    path = results / PEERS_RUNS / tag / f"{method}-s{seed}" / "test.jsonl"
+    recs = [rec for rec in iter_records(path) if "response" in rec]
+    return counts(rec["response"] for rec in recs) if recs else None
+
+
+def fixed_words(row: Mapping[str, Any]) -> list[int] | None:
+    """A fixed row's word counts (``words``, None per failed request); None in a file from before
+    bench/ifbench_fixed.py stored them."""
+    got = row.get("words")
+    return None if not isinstance(got, list) else [int(n) for n in got if n is not None]
+
+
+def summary(per_seed: Mapping[Any, list[int] | None], source: str | None = None) -> dict[str, Any] | None:
+    """A row's answer lengths pooled over the seeds that have answers: ``{"n", "short" (%),
+    "median_words", "seeds"}`` (``seeds``: those pooled, None for a fixed row); None when no seed has."""
+    have = {seed: n for seed, n in per_seed.items() if n}
+    pooled = [n for ns in have.values() for n in ns]
+    if not pooled:
+        return None
+    out = {
+        "n": len(pooled),
+        "short": round(100.0 * sum(1 for n in pooled if n <= SHORT_WORDS) / len(pooled), 1),
+        "median_words": statistics.median(pooled),
+        "short_max_words": SHORT_WORDS,
+        "seeds": sorted(s for s in have if s is not None),
+        "missing_seeds": sorted(s for s in per_seed if s is not None and s not in have),
+    }
+    if source:
+        out["from"] = source
+    return out
+
+
+def degenerate(answers: Mapping[str, Any] | None) -> bool:
+    """Whether a row's answers are mostly a bare word or three (unknown lengths: not degenerate)."""
+    return bool(answers) and answers["short"] > DEGENERATE_SHARE
