@@ -101,6 +101,33 @@ def _cell(text: Any, limit: int = 300) -> str:
     return t.replace("|", "\\|")
 
 
+#: an answer of at most this many words is "short"; more than half of them short is a warning
+SHORT_WORDS = 3
+
+
+def _short(records: dict[str, dict[str, Any]]) -> int:
+    return sum(len(str(r.get("answer") or "").split()) <= SHORT_WORDS for r in records.values())
+
+
+def short_answers_warning(best: dict[str, dict[str, Any]], base: dict[str, dict[str, Any]]) -> str | None:
+    """A warning when most held-out answers of the reported prompt are a bare word or three and
+    the answers without an instruction were not: a metric that a short answer passes (many
+    verifiable-constraint checkers do, vacuously) has then likely been gamed, not satisfied. Seen
+    for real: on IFBench a demo search taught the 0.5B to answer "Yes" to 76 % of the test prompts
+    for +26 points of strict accuracy (``docs/results.md``)."""
+    n_best, n_base = _short(best), _short(base)
+    if not best or n_best * 2 <= len(best) or (base and n_base * 2 > len(base)):
+        return None
+    without = (
+        f"without an instruction {n_base} of {len(base)}" if base else "no answers without an instruction"
+    )
+    return (
+        f"**Warning: {n_best} of {len(best)} held-out answers of the reported prompt have at most "
+        f"{SHORT_WORDS} words ({without}).** A metric that a short answer passes may have been gamed "
+        "rather than met: read these answers before you deploy the prompt."
+    )
+
+
 def answers_section(run_dir: str | Path, report: dict[str, Any]) -> list[str]:
     """Markdown: the reported instruction's worst held-out answers next to the answers without
     an instruction, with the metric's feedback (from the run's ``answers.jsonl``). ``[]`` when the
@@ -115,6 +142,7 @@ def answers_section(run_dir: str | Path, report: dict[str, Any]) -> list[str]:
     if not best:
         return []
     base = log.of("test", "")
+    warning = short_answers_warning(best, base)
     failures = sorted((r for r in best.values() if not r.get("correct")), key=lambda r: r.get("value") or 0.0)
     lines = [
         f"{len(failures)} of {len(best)} held-out answers of the reported instruction got less than full "
@@ -122,8 +150,10 @@ def answers_section(run_dir: str | Path, report: dict[str, Any]) -> list[str]:
         "instruction (value, feedback, answer):",
         "",
     ]
+    if warning:
+        lines = [warning, "", *lines]
     if not failures:
-        return lines[:1]
+        return lines[: 3 if warning else 1]
     lines += ["| example | reported instruction | no instruction |", "|---|---|---|"]
     for rec in failures[:MAX_FAILURES_SHOWN]:
         ex = log.examples.get(str(rec.get("example")), {})
