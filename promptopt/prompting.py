@@ -122,3 +122,21 @@ def apply_demos(messages: Sequence[Message], demos: Sequence[Demo]) -> tuple[Mes
         Message(role, text) for d in demos for role, text in (("user", d.input), ("assistant", d.output))
     ]
     return tuple(msgs[:idx] + turns + msgs[idx:])
+
+
+@dataclass(frozen=True)
+class DemoSearchSettings:
+    """The demo search's schedule (MIPROv2's scheme, :mod:`promptopt.optimizers.demos.search`): demo
+    sets per search, training minibatch size, TPE trials, a full validation every so many trials,
+    bootstrap size. Here, beside :class:`Demo`, so the cost projection (a task-layer module) reads the
+    very numbers the search uses without importing the optimizer layer."""
+
+    num_sets: int = 6
+    minibatch_size: int = 8
+    trials: int = 20
+    full_eval_every: int = 5
+    max_bootstrap_examples: int | None = None
+
+
+#: the defaults ``asearch_demos`` runs with (``opro run --demos K`` leaves them as they are)
+DEMO_SEARCH = DemoSearchSettings()

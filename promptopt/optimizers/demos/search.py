@@ -43,6 +43,7 @@ from promptopt.optimizers.demos.choice import (
     DemoChoice,
     Replay,
 )
+from promptopt.prompting import DEMO_SEARCH
 
 #: (instruction index, demo set index)
 Combo = tuple[int, int]
@@ -210,11 +211,11 @@ async def asearch_demos(
     k: int,
     seed: int,
     max_metric_calls: int | None = None,
-    num_sets: int = 6,
-    minibatch_size: int = 8,
-    trials: int = 20,
-    full_eval_every: int = 5,
-    max_bootstrap_examples: int | None = None,
+    num_sets: int = DEMO_SEARCH.num_sets,
+    minibatch_size: int = DEMO_SEARCH.minibatch_size,
+    trials: int = DEMO_SEARCH.trials,
+    full_eval_every: int = DEMO_SEARCH.full_eval_every,
+    max_bootstrap_examples: int | None = DEMO_SEARCH.max_bootstrap_examples,
     record: Record | None = None,
     replay: Sequence[Mapping[str, Any]] = (),
 ) -> DemoChoice:

@@ -51,7 +51,6 @@ templates around an answer as long as the scorer's ``max_tokens`` allows.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,8 +64,7 @@ from promptopt.evaluators.pairwise import JudgeItem
 from promptopt.evaluators.rubric import FOLLOW_UP_PROMPT, SCORE_CONSTRAINT
 from promptopt.llm.base import Message, Request
 from promptopt.llm.budget import estimate_tokens, project_items
-from promptopt.optimizers.demos.search import asearch_demos
-from promptopt.prompting import Demo
+from promptopt.prompting import DEMO_SEARCH, Demo
 from promptopt.tasks.instructions.datasets import Example
 from promptopt.tasks.instructions.validation import BASELINES
 
@@ -285,11 +283,10 @@ def _demo_stand_ins(task: InstructionTask, k: int) -> tuple[Demo, ...]:
 
 def _demo_search_settings() -> dict[str, Any]:
     """The demo search's settings the demo phase leaves at their defaults (trials, minibatch
-    size, full-evaluation interval, bootstrap size), read from :func:`asearch_demos` itself so the
-    projection follows them."""
+    size, full-evaluation interval, bootstrap size): ``prompting.DEMO_SEARCH``, the defaults
+    ``asearch_demos`` itself runs with, so the projection follows them."""
     names = ("trials", "minibatch_size", "full_eval_every", "max_bootstrap_examples")
-    params = inspect.signature(asearch_demos).parameters
-    return {name: params[name].default for name in names}
+    return {name: getattr(DEMO_SEARCH, name) for name in names}
 
 
 def _judged(task: InstructionTask, examples: Sequence[Example], answers: int) -> list[CostItem]:
