@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, iter_records, load_answers
+from promptopt.tasks.instructions.report import SHORT_WORDS  # the rule `opro report` warns by, too
 
-#: an answer of at most this many words (whitespace split) is "short"
-SHORT_WORDS = 3
 #: a row with more than this share (%) of short answers is degenerate
 DEGENERATE_SHARE = 50.0
 #: where bench/ifbench_peers.py keeps each cell's test answers, under the results directory
