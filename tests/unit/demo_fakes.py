@@ -3,6 +3,7 @@ whose answers depend on the request only (instruction, demo turns, question)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -54,3 +55,14 @@ def write_data(path: Path, n: int = 80) -> Path:
 def make_task(data: Path, scorer: Any = None, **options: Any) -> InstructionTask:
     """The task over ``data`` (80 rows by default: 16 train / 8 validation / 56 test) scored by ``scorer``."""
     return create(dataset=f"jsonl:{data}", scorer=scorer or FakeLLM(fn=answer), keep_answers=False, **options)
+
+
+def proposer() -> FakeLLM:
+    """An optimizer that proposes a new instruction every time (no digits, no duplicates)."""
+    counter = itertools.count()
+
+    def propose(request: Request, index: int) -> str:
+        word = "".join(chr(97 + int(d)) for d in str(next(counter)))
+        return f"<INS>Add carefully, variant {word}.</INS>"
+
+    return FakeLLM(fn=propose, name="optimizer")

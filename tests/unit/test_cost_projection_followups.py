@@ -5,7 +5,6 @@ the task's scoring metric through a public accessor."""
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,27 +14,15 @@ import pytest
 from promptopt import OPRO
 from promptopt.cli.opro import _reflective_projection_line
 from promptopt.evaluators.answers.extraction import ExtractionMetric
-from promptopt.llm.base import Request
 from promptopt.llm.budget import Budget, project_items
 from promptopt.llm.fake import FakeLLM
-from tests.unit.demo_fakes import answer, make_task, write_data
+from tests.unit.demo_fakes import answer, make_task, proposer, write_data
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
     yield
-
-
-def _proposer() -> FakeLLM:
-    """An optimizer that proposes a new instruction every time (no digits, no duplicates)."""
-    counter = itertools.count()
-
-    def propose(request: Request, index: int) -> str:
-        word = "".join(chr(97 + int(d)) for d in str(next(counter)))
-        return f"<INS>Add carefully, variant {word}.</INS>"
-
-    return FakeLLM(fn=propose, name="optimizer")
 
 
 # --------------------------------------------------------------------------- the final report's hold
@@ -45,7 +32,7 @@ def test_a_demo_runs_final_report_hold_is_projected_with_its_demos(tmp_path: Pat
     task = make_task(write_data(tmp_path / "add.jsonl"), scorer=FakeLLM(fn=answer, name="scorer"))
     planned = len(task.initial) + 2
     budget = Budget(max_calls=100_000)
-    result = OPRO(steps=2, per_step=1, seed=0, demos=2).optimize(task, llm=_proposer(), budget=budget)
+    result = OPRO(steps=2, per_step=1, seed=0, demos=2).optimize(task, llm=proposer(), budget=budget)
     hold = result.report["budget"]["final_hold"]
     with_demos = project_items(task.cost_projection(planned, part="final", demos=2))
     without = project_items(task.cost_projection(planned, part="final"))

@@ -4,7 +4,6 @@ really asks, and name each part."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -15,29 +14,17 @@ import pytest
 
 from promptopt import OPRO
 from promptopt.cli import main
-from promptopt.llm.base import Request
 from promptopt.llm.budget import project_items, request_prompt_tokens
 from promptopt.llm.fake import FakeLLM
 from promptopt.tasks.instructions import costs
 from promptopt.tasks.instructions.task import InstructionTask
-from tests.unit.demo_fakes import answer, make_task, write_data
+from tests.unit.demo_fakes import answer, make_task, proposer, write_data
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
     yield
-
-
-def _proposer() -> FakeLLM:
-    """An optimizer that proposes a new instruction every time (no digits, no duplicates)."""
-    counter = itertools.count()
-
-    def propose(request: Request, index: int) -> str:
-        word = "".join(chr(97 + int(d)) for d in str(next(counter)))
-        return f"<INS>Add carefully, variant {word}.</INS>"
-
-    return FakeLLM(fn=propose, name="optimizer")
 
 
 def _run(tmp_path: Path, steps: int = 2, **opro: Any) -> tuple[InstructionTask, FakeLLM, int]:
@@ -47,7 +34,7 @@ def _run(tmp_path: Path, steps: int = 2, **opro: Any) -> tuple[InstructionTask, 
     scorer = FakeLLM(fn=answer, name="scorer")
     task = make_task(write_data(tmp_path / "add.jsonl"), scorer=scorer, **options)
     planned = len(task.initial) + steps
-    OPRO(steps=steps, per_step=1, seed=0, **opro).optimize(task, llm=_proposer())
+    OPRO(steps=steps, per_step=1, seed=0, **opro).optimize(task, llm=proposer())
     return task, scorer, planned
 
 
