@@ -21,6 +21,7 @@ from promptopt.evaluators.racing import RacingConfig
 from promptopt.llm.openai_options import env_overrides
 from promptopt.records import check_shape
 from promptopt.tasks.base import make_task_from_options
+from tests.unit.cli_helpers import run_cli
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
@@ -52,19 +53,13 @@ def test_decimals_beyond_a_float_are_refused() -> None:
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
     """``promptopt ARGS`` in-process: (exit code, the one error line or None)."""
-    from promptopt.cli import main
-
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
     logger = logging.getLogger("promptopt")
     saved = (list(logger.handlers), logger.propagate, logger.level)
 
     def run(*args: str | Path) -> tuple[int, str | None]:
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        code, _, stderr = run_cli(capsys, *args)
+        err = [ln for ln in stderr.splitlines() if ln.strip()]
         if code == 0:
             return 0, None
         assert len(err) == 1 and err[0].startswith("promptopt: error: "), err

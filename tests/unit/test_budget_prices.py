@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from promptopt.cli import main
 from promptopt.errors import ConfigError
 from promptopt.llm import factory
 from promptopt.llm.base import BudgetExceededError, Request
@@ -33,6 +32,7 @@ from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.optimizers.opro.optimizer import OPRO
 from promptopt.tasks.instructions.report import summary
 from promptopt.tasks.instructions.task import InstructionTask, create
+from tests.unit.cli_helpers import run_cli
 
 SERVER = "openai:my-model@http://127.0.0.1:9/v1"
 
@@ -68,16 +68,6 @@ def _data(tmp_path: Path, rows: int = 30) -> Path:
         "".join(json.dumps({"input": f"What is {i} + {i}?", "target": 2 * i}) + "\n" for i in range(rows))
     )
     return path
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _run_args(tmp_path: Path, *extra: str, optimizer: str = "fake:<INS>Add carefully.</INS>") -> list[str]:
@@ -269,7 +259,7 @@ def test_projection_bounds_the_scorer_and_judge_calls_a_short_run_makes(
 def test_cli_projection_counts_scoring_judge_and_final_calls(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys, *_run_args(tmp_path, "--scorer-model", "fake:The answer is 4.", "--judge", "rubric",
                            "--judge-model", "fake:Fine. Score: 4", "--steps", "2", "--per-step", "1"),
     )  # fmt: skip
@@ -289,7 +279,7 @@ def test_cli_projection_counts_scoring_judge_and_final_calls(
 def test_unpriced_models_are_refused_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = cli(
+    code, _, err = run_cli(
         capsys, *_run_args(tmp_path, "--scorer-model", SERVER, "--judge", "rubric", "--judge-model",
                            "openai:judge-model", "--budget-dollars", "1"),
     )  # fmt: skip
@@ -312,7 +302,7 @@ def test_a_priced_openai_compatible_model_runs_and_is_charged(
     else:
         (tmp_path / "cfg.json").write_text(json.dumps({"prices": {SERVER: [1000, 2000]}}))
         extra = ["--config", str(tmp_path / "cfg.json")]
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys, *_run_args(tmp_path, "--scorer-model", SERVER, "--budget-dollars", "100", "--steps", "1",
                            "--per-step", "1", *extra),
     )  # fmt: skip
@@ -326,7 +316,7 @@ def test_a_priced_openai_compatible_model_runs_and_is_charged(
 def test_fake_models_are_free_under_a_dollar_budget(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys, *_run_args(tmp_path, "--scorer-model", "fake:The answer is 4.", "--budget-dollars", "0.01",
                            "--steps", "1", "--per-step", "1"),
     )  # fmt: skip
@@ -336,7 +326,7 @@ def test_fake_models_are_free_under_a_dollar_budget(
 
 @pytest.mark.parametrize("value", ["gpt-4o=abc/1", "gpt-4o=-1/1", "@missing.json"])
 def test_bad_price_flag_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
-    code, _, err = cli(capsys, *_run_args(tmp_path, "--scorer-model", "fake:4", "--price", value))
+    code, _, err = run_cli(capsys, *_run_args(tmp_path, "--scorer-model", "fake:4", "--price", value))
     assert code == 2 and "price" in one_error_line(err)
     assert not (tmp_path / "run").exists()
 
@@ -345,18 +335,18 @@ def test_resume_keeps_the_runs_prices_and_refuses_what_has_none(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fake_servers: None
 ) -> None:
     args = _run_args(tmp_path, "--scorer-model", SERVER, "--steps", "1", "--per-step", "1")
-    code, _, err = cli(capsys, *args)  # no dollar budget: no price needed
+    code, _, err = run_cli(capsys, *args)  # no dollar budget: no price needed
     assert code == 0, err
     resume = ["opro", "run", "--resume", "--run-dir", str(tmp_path / "run"), "--steps", "2"]
-    code, _, err = cli(capsys, *resume, "--budget-dollars", "5")
+    code, _, err = run_cli(capsys, *resume, "--budget-dollars", "5")
     assert code == 2 and f"no price for {SERVER}" in one_error_line(err)
-    code, _, err = cli(capsys, *resume, "--budget-dollars", "5", "--price", "my-model=1/1")
+    code, _, err = run_cli(capsys, *resume, "--budget-dollars", "5", "--price", "my-model=1/1")
     assert code == 0, err
     # a run started with a price and a dollar budget resumes with both, without flags
     args = _run_args(tmp_path, "--scorer-model", SERVER, "--steps", "1", "--per-step", "1", "--overwrite",
                      "--budget-dollars", "5", "--price", "my-model=1/1")  # fmt: skip
-    assert cli(capsys, *args)[0] == 0
-    code, _, err = cli(capsys, *resume)
+    assert run_cli(capsys, *args)[0] == 0
+    code, _, err = run_cli(capsys, *resume)
     assert code == 0, err
 
 
@@ -436,14 +426,14 @@ def test_cli_budget_stop_says_the_search_stopped_and_whether_the_test_ran(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = ["--scorer-model", "fake:The answer is 4.", "--steps", "60", "--per-step", "1"]
-    code, out, err = cli(capsys, *_run_args(tmp_path, *base, "--budget-calls", "80"))
+    code, out, err = run_cli(capsys, *_run_args(tmp_path, *base, "--budget-calls", "80"))
     assert code == 0, err
     out = " ".join(out.split())  # the console wraps long lines
     assert "stopped: budget" in out and "45 calls are held back for the final report" in out
     assert "the final report ran in full on the share held back for it" in out
     assert re.search(r"held-out test accuracy, best: \d+ \(\d/5 full marks, failed 0,", out), out
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cold"))  # no answer comes for free
-    code, out, err = cli(capsys, *_run_args(tmp_path, *base, "--budget-calls", "30", "--overwrite"))
+    code, out, err = run_cli(capsys, *_run_args(tmp_path, *base, "--budget-calls", "30", "--overwrite"))
     assert code == 0, err
     assert "the budget cannot hold the final report's projected 45 calls" in " ".join(err.split())
     flat = " ".join(out.split())

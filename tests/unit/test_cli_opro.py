@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.cli import main
 from promptopt.runs import read_journal
+from tests.unit.cli_helpers import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -29,16 +29,6 @@ def _restore_logging() -> Iterator[None]:
     logger.propagate, logger.level = saved[1], saved[2]
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def one_error_line(err: str) -> str:
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
@@ -50,7 +40,7 @@ def test_linear_regression_run_prints_result_and_run_dir(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rd = tmp_path / "lr"
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys, "opro", "run", "--task", "linear-regression", "--optimizer-model", "fake:I pick [15, 14]",
         "--steps", "3", "--per-step", "2", "--run-dir", str(rd), "--seed", "0",
     )  # fmt: skip
@@ -68,7 +58,7 @@ def test_linear_regression_run_prints_result_and_run_dir(
 
 
 def test_tsp_run_prints_tour_gap_and_baselines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys, "opro", "run", "--task", "tsp", "--n", "8", "--optimizer-model", "fake:<trace>0,1,2,3,4,5,6,7</trace>",
         "--steps", "2", "--per-step", "2", "--run-dir", str(tmp_path / "t"),
     )  # fmt: skip
@@ -91,14 +81,16 @@ def test_resume_needs_no_other_flag_and_extends(tmp_path: Path, capsys: pytest.C
         "--optimizer-model",
         "fake:<trace>0,2,1,3,4,5</trace>",
     ]
-    code, _, err = cli(capsys, *base, "--steps", "1", "--per-step", "2", "--run-dir", str(rd))
+    code, _, err = run_cli(capsys, *base, "--steps", "1", "--per-step", "2", "--run-dir", str(rd))
     assert code == 0, err
-    code, out, err = cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), "--steps", "3")
+    code, out, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), "--steps", "3")
     assert code == 0, err
     assert "resuming" in err and "after 3 steps" in out
     steps = [r["step"] for r in read_journal(rd / "journal.jsonl") if r["event"] == "step_done"]
     assert steps == [0, 1, 2, 3]
-    code, _, err = cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), "--task", "linear-regression")
+    code, _, err = run_cli(
+        capsys, "opro", "run", "--resume", "--run-dir", str(rd), "--task", "linear-regression"
+    )
     assert code == 2 and "differs" in one_error_line(err)
 
 
@@ -107,8 +99,8 @@ def test_existing_run_dir_is_refused_without_resume(
 ) -> None:
     args = ["opro", "run", "--task", "tsp", "--n", "5", "--optimizer-model", "fake:x", "--steps", "1",
             "--per-step", "1", "--run-dir", str(tmp_path)]  # fmt: skip
-    assert cli(capsys, *args)[0] == 0
-    code, _, err = cli(capsys, *args)
+    assert run_cli(capsys, *args)[0] == 0
+    code, _, err = run_cli(capsys, *args)
     assert code == 2 and "--resume" in one_error_line(err)
 
 
@@ -130,7 +122,7 @@ def test_existing_run_dir_is_refused_without_resume(
 def test_bad_input_is_one_line_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
 ) -> None:
-    code, _, err = cli(
+    code, _, err = run_cli(
         capsys, "opro", "run", "--optimizer-model", "fake:x", "--run-dir", str(tmp_path / "r"), *args
     )
     assert code == 2
@@ -144,14 +136,16 @@ def test_config_file_supplies_options_and_flags_win(
     conf.write_text(json.dumps({"task": "tsp", "task_options": {"n": 5}, "steps": 4, "per_step": 1,
                                 "optimizer_model": "fake:x"}))  # fmt: skip
     rd = tmp_path / "r"
-    code, out, err = cli(capsys, "opro", "run", "--config", str(conf), "--steps", "2", "--run-dir", str(rd))
+    code, out, err = run_cli(
+        capsys, "opro", "run", "--config", str(conf), "--steps", "2", "--run-dir", str(rd)
+    )
     assert code == 0, err
     cfg = json.loads((rd / "config.json").read_text())
     assert cfg["task_config"]["n"] == 5 and cfg["opro"]["steps"] == 2 and cfg["opro"]["per_step"] == 1
 
 
 def test_budget_stops_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys, "opro", "run", "--task", "tsp", "--optimizer-model", "fake:x", "--steps", "10",
         "--n", "9", "--per-step", "2", "--budget-calls", "3", "--run-dir", str(tmp_path / "b"),
     )  # fmt: skip
@@ -162,24 +156,24 @@ def test_budget_stops_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 def test_report_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rd = tmp_path / "t"
-    cli(capsys, "opro", "run", "--task", "tsp", "--n", "6", "--optimizer-model", "fake:<trace>0,2,1,3,4,5</trace>",
+    run_cli(capsys, "opro", "run", "--task", "tsp", "--n", "6", "--optimizer-model", "fake:<trace>0,2,1,3,4,5</trace>",
         "--steps", "1", "--per-step", "1", "--run-dir", str(rd))  # fmt: skip
-    code, out, err = cli(capsys, "opro", "report", str(rd))
+    code, out, err = run_cli(capsys, "opro", "report", str(rd))
     assert code == 0, err
     assert str(rd / "report.md") in out and (rd / "tsp_tour.png").exists()
-    code, _, err = cli(capsys, "opro", "report", str(tmp_path / "missing"))
+    code, _, err = run_cli(capsys, "opro", "report", str(tmp_path / "missing"))
     assert code == 2 and "not a run directory" in one_error_line(err)
 
 
 def test_tasks_list_shows_tasks_and_options(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli(capsys, "tasks", "list")
+    code, out, err = run_cli(capsys, "tasks", "list")
     assert code == 0, err
     for text in ("linear-regression", "tsp", "instructions", "w_true=15.0", "n=10"):
         assert text in out
 
 
 def test_resume_requires_run_dir(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = cli(capsys, "opro", "run", "--resume")
+    code, _, err = run_cli(capsys, "opro", "run", "--resume")
     assert code == 2 and "--run-dir" in one_error_line(err)
 
 
@@ -194,7 +188,7 @@ def test_cli_started_run_continues_from_python_with_its_task_options_and_budget(
             "--optimizer-model", "fake:I pick [3, 4]", "--steps", "6", "--per-step", "2",
             "--budget-calls", "7", "--seed", "4"]  # fmt: skip
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache-ref"))
-    code, out, err = cli(capsys, *args, "--run-dir", str(tmp_path / "ref"))
+    code, out, err = run_cli(capsys, *args, "--run-dir", str(tmp_path / "ref"))
     assert code == 0, err
     ref = json.loads((tmp_path / "ref" / "result.json").read_text())
     assert ref["stop_reason"] == "budget" and ref["steps"] == 3  # the budget binds before 6 steps
@@ -203,7 +197,7 @@ def test_cli_started_run_continues_from_python_with_its_task_options_and_budget(
     rd.mkdir()
     (rd / "STOP").touch()  # stops the CLI run after its starting solutions
     monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache-cut"))
-    code, out, err = cli(capsys, *args, "--run-dir", str(rd))
+    code, out, err = run_cli(capsys, *args, "--run-dir", str(rd))
     assert code == 0 and "stopped: stop_file" in out, err
 
     result = OPRO().optimize(run=rd, resume=True)  # task, model, options and limits from the run
@@ -231,9 +225,9 @@ def test_resume_refuses_a_different_seed_or_optimizer(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rd = tmp_path / "r"
-    code, _, err = cli(capsys, "opro", "run", "--task", "tsp", "--n", "5", "--optimizer-model", "fake:x",
+    code, _, err = run_cli(capsys, "opro", "run", "--task", "tsp", "--n", "5", "--optimizer-model", "fake:x",
                        "--steps", "1", "--per-step", "1", "--run-dir", str(rd), "--seed", "2")  # fmt: skip
     assert code == 0, err
     for flag, value in (("--seed", "3"), ("--optimizer-model", "fake:y"), ("--per-step", "4")):
-        code, _, err = cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), flag, value)
+        code, _, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), flag, value)
         assert code == 2 and "differs" in one_error_line(err)

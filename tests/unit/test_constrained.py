@@ -26,6 +26,7 @@ from promptopt.tasks.linear_regression import OUTPUT_FORMAT as LINREG_FORMAT
 from promptopt.tasks.linear_regression import LinearRegressionTask
 from promptopt.tasks.shapes import bounded_text, int_range
 from promptopt.tasks.tsp import TSPTask
+from tests.unit.cli_helpers import run_cli
 
 PAIR = Constraint(
     gbnf='root ::= "[" num ", " num "]"\nnum ::= [0-9]{1,3}\n',
@@ -337,18 +338,12 @@ def test_bad_constrained_value_is_a_config_error() -> None:
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Any:
     import logging
 
-    from promptopt.cli import main
-
     logger = logging.getLogger("promptopt")
     saved = (list(logger.handlers), logger.propagate, logger.level)
 
     def run(*args: str) -> tuple[int, str]:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        return code, capsys.readouterr().err
+        code, _, err = run_cli(capsys, *args)
+        return code, err
 
     yield run
     logger.handlers[:] = saved[0]

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from promptopt import OPRO
-from promptopt.cli import main
 from promptopt.llm.budget import project_items, request_prompt_tokens
 from promptopt.llm.fake import FakeLLM
 from promptopt.tasks.instructions import costs
 from promptopt.tasks.instructions.task import InstructionTask
+from tests.unit.cli_helpers import run_cli
 from tests.unit.demo_fakes import answer, make_task, proposer, write_data
 
 
@@ -132,12 +132,7 @@ def test_the_cli_projection_names_the_extraction_and_demo_parts(
             "--optimizer-model", "fake:<INS>Add carefully.</INS>", "--scorer-model", "fake:The answer is 4.",
             "--train", "6", "--val", "4", "--test", "5", "--steps", "1", "--per-step", "1",
             "--extract-answer", "always", "--demos", "2", "--run-dir", str(tmp_path / "run")]  # fmt: skip
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, *args)
     assert code == 0, err
     line = " ".join(err.split()).split("projected: ", 1)[1]  # the console may wrap it
     parts = dict(re.findall(r"(\w+) ([\d,]+)", line.split("calls (", 1)[1].split(")", 1)[0]))

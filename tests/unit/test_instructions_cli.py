@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from promptopt.cli import main
 from promptopt.runs import read_journal
+from tests.unit.cli_helpers import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -36,12 +36,7 @@ def _run(
     rd = tmp_path / "run"
     args = ["opro", "run", "--task", "instructions", "--dataset", f"jsonl:{data}", "--scorer-model",
             "fake:The answer is 4.", "--steps", "1", "--per-step", "1", "--run-dir", str(rd), *extra]  # fmt: skip
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, *args)
     records = read_journal(rd / "journal.jsonl") if (rd / "journal.jsonl").exists() else []
     return code, err, records
 

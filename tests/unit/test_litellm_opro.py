@@ -18,9 +18,9 @@ import pytest
 if importlib.util.find_spec("litellm") is None:
     pytest.skip("the litellm extra is not installed", allow_module_level=True)
 
-from promptopt.cli import main  # noqa: E402
 from promptopt.runs import read_journal  # noqa: E402
 from tests.servers.fault_server import Fault, FaultServer  # noqa: E402
+from tests.unit.cli_helpers import run_cli  # noqa: E402
 
 OPT_KEY = "sk-optimizer-7c1d93e0"
 SCORER_KEY = "sk-scorer-41aa0b7e"
@@ -37,16 +37,6 @@ def _keys_and_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     logger.handlers[:] = saved[0]
     logger.propagate, logger.level = saved[1], saved[2]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def run_args(tmp_path: Path, srv: FaultServer, run_dir: Path, steps: int) -> list[str]:
@@ -86,7 +76,9 @@ def test_an_opro_run_through_litellm_with_per_role_keys_and_a_header(
 ) -> None:
     srv = fault_server(script=[Fault.UNAVAILABLE, Fault.RATE_LIMIT_RETRY_AFTER], retry_after=0.01)
     run_dir = tmp_path / "run"
-    code, out, err = cli(capsys, *run_args(tmp_path, srv, run_dir, steps=2), "--header", f"X-Team={HEADER}")
+    code, out, err = run_cli(
+        capsys, *run_args(tmp_path, srv, run_dir, steps=2), "--header", f"X-Team={HEADER}"
+    )
     assert code == 0, err
     assert "stopped: steps (reached 2 steps)" in out
     assert "retrying" in err  # the 503 and the 429 were retried, not fatal
@@ -110,11 +102,11 @@ def test_an_opro_run_through_litellm_with_per_role_keys_and_a_header(
 
     # --resume without the header is refused before anything runs (values are never stored)
     before = srv.request_count
-    code, _, err = cli(capsys, *run_args(tmp_path, srv, run_dir, steps=3), "--resume")
+    code, _, err = run_cli(capsys, *run_args(tmp_path, srv, run_dir, steps=3), "--resume")
     assert code == 2 and "give them again with --header" in err and srv.request_count == before
 
     # with it, the run continues; the keys come from the recorded variable names
-    code, out, err = cli(capsys, *run_args(tmp_path, srv, run_dir, steps=3)[:-4], "--resume",
+    code, out, err = run_cli(capsys, *run_args(tmp_path, srv, run_dir, steps=3)[:-4], "--resume",
                          "--header", f"X-Team={HEADER}")  # fmt: skip
     assert code == 0, err
     assert "reached 3 steps" in out
@@ -133,7 +125,7 @@ def test_a_key_variable_that_is_not_set_stops_the_run_before_anything_is_written
     srv = fault_server()
     args = run_args(tmp_path, srv, tmp_path / "run", steps=1)
     args[args.index("SCORER_KEY_VAR")] = "NOT_SET_ANYWHERE"
-    code, _, err = cli(capsys, *args)
+    code, _, err = run_cli(capsys, *args)
     assert (
         code == 2 and "environment variable NOT_SET_ANYWHERE named by --scorer-api-key-env is not set" in err
     )

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from promptopt.aligned import AlignedLLM
-from promptopt.cli import main
 from promptopt.errors import ConfigError
 from promptopt.llm.base import Request, run_sync
 from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.tasks.base import Candidate
 from promptopt.tasks.instructions.task import create
+from tests.unit.cli_helpers import run_cli
 
 
 class StubRewriter:
@@ -81,11 +81,10 @@ def test_cli_rewriter_flag_bad_input_is_one_line(
     tmp_path: Path, data_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def run(*args: str) -> tuple[int, str]:
-        try:
-            main(["opro", "run", "--steps", "1", "--per-step", "1", "--run-dir", str(tmp_path / "r"), *args])
-        except SystemExit as exc:
-            return int(exc.code or 0), capsys.readouterr().err
-        return 0, capsys.readouterr().err
+        code, _, err = run_cli(
+            capsys, "opro", "run", "--steps", "1", "--per-step", "1", "--run-dir", str(tmp_path / "r"), *args
+        )
+        return code, err
 
     code, err = run("--task", "tsp", "--n", "5", "--optimizer-model", "fake:x", "--rewriter", "x")
     assert code == 2 and "no option(s) rewriter" in err and len(err.strip().splitlines()) == 1

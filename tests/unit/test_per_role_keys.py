@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from promptopt.cli import main
 from promptopt.errors import ConfigError
 from promptopt.llm.base import LLMBadRequestError, Request
 from promptopt.llm.credentials import ModelAccess, key_from_env, parse_headers
@@ -19,6 +18,7 @@ from promptopt.llm.factory import build_llm
 from promptopt.optimizers.base import open_judge
 from promptopt.optimizers.opro.optimizer import OPRO
 from tests.servers.fault_server import Fault, FaultServer
+from tests.unit.cli_helpers import run_cli
 
 KEY_A = "sk-role-a-5d0c8e21"
 KEY_B = "sk-role-b-a19f7734"
@@ -36,16 +36,6 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     logger.handlers[:] = saved[0]
     logger.propagate, logger.level = saved[1], saved[2]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 # --------------------------------------------------------------------------- the Python twins
@@ -166,7 +156,7 @@ def test_an_opro_run_with_openai_models_keeps_each_roles_key(
     srv = fault_server()
     run_dir = tmp_path / "run"
     keys = ("--optimizer-api-key-env", "ROLE_A_KEY", "--scorer-api-key-env", "ROLE_B_KEY")
-    code, out, err = cli(capsys, *args(tmp_path, srv, run_dir, 1, *keys, "--header", f"X-Team={HEADER}"))
+    code, out, err = run_cli(capsys, *args(tmp_path, srv, run_dir, 1, *keys, "--header", f"X-Team={HEADER}"))
     assert code == 0, err
     assert by_model(srv) == {"opt": {f"Bearer {KEY_A}"}, "scorer": {f"Bearer {KEY_B}"}}
     assert {h["x-team"] for h in srv.headers} == {HEADER}
@@ -187,7 +177,7 @@ def test_an_opro_run_with_openai_models_keeps_each_roles_key(
 def test_a_key_variable_for_a_model_without_http_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = cli(capsys, "opro", "run", "--task", "tsp", "--n", "5", "--optimizer-model", "fake:x",
+    code, _, err = run_cli(capsys, "opro", "run", "--task", "tsp", "--n", "5", "--optimizer-model", "fake:x",
                        "--optimizer-api-key-env", "ROLE_A_KEY", "--run-dir", str(tmp_path / "r"))  # fmt: skip
     assert (
         code == 2

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from promptopt.cli import main
 from promptopt.runs import read_journal
+from tests.unit.cli_helpers import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -23,16 +23,6 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     yield
     logger.handlers[:] = saved[0]
     logger.propagate, logger.level = saved[1], saved[2]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def one_error_line(err: str) -> str:
@@ -69,7 +59,7 @@ def test_a_reflective_run_records_its_settings_and_stops_on_its_metric_calls(
         "--budget-metric-calls",
         "30",
     ]
-    code, out, err = cli(capsys, *args, "--steps", "50")
+    code, out, err = run_cli(capsys, *args, "--steps", "50")
     assert code == 0, err
     assert "projected (reflective): at most" in err and "capped at 30 by --budget-metric-calls" in err
     assert "stopped: metric_calls" in out and "metric calls: " in out and "of at most 30" in out
@@ -85,7 +75,7 @@ def test_a_reflective_run_records_its_settings_and_stops_on_its_metric_calls(
     )
     assert all(len(r["minibatch"]) == 2 for r in records(rd, "step_started") if r["step"] > 0)
 
-    code, out, err = cli(capsys, "opro", "report", str(rd))
+    code, out, err = run_cli(capsys, "opro", "report", str(rd))
     assert code == 0, err
     md = (rd / "report.md").read_text()
     assert "proposer=reflective" in md and "## Reflective iterations" in md and "rejected" in md
@@ -96,14 +86,14 @@ def test_resume_keeps_the_proposer_and_minibatch_and_may_raise_the_metric_calls(
 ) -> None:
     rd = tmp_path / "r"
     args = [*base(tmp_path, rd), "--proposer", "reflective", "--budget-metric-calls", "20"]
-    assert cli(capsys, *args, "--steps", "30")[0] == 0
+    assert run_cli(capsys, *args, "--steps", "30")[0] == 0
     used = json.loads((rd / "result.json").read_text())["report"]["metric_calls"]["used"]
     resume = ["opro", "run", "--resume", "--run-dir", str(rd)]
-    code, _, err = cli(capsys, *resume, "--proposer", "opro")
+    code, _, err = run_cli(capsys, *resume, "--proposer", "opro")
     assert code == 2 and "proposer 'opro' differs from the run's 'reflective'" in one_error_line(err)
-    code, _, err = cli(capsys, *resume, "--minibatch-size", "5")
+    code, _, err = run_cli(capsys, *resume, "--minibatch-size", "5")
     assert code == 2 and "minibatch_size 5 differs from the run's 3" in one_error_line(err)
-    code, out, err = cli(capsys, *resume, "--proposer", "reflective", "--minibatch-size", "3",
+    code, out, err = run_cli(capsys, *resume, "--proposer", "reflective", "--minibatch-size", "3",
                          "--budget-metric-calls", "40")  # fmt: skip
     assert code == 0, err
     assert "resuming" in err and "of at most 40" in out
@@ -116,7 +106,7 @@ def test_opro_with_a_metric_call_budget(tmp_path: Path, capsys: pytest.CaptureFi
     rd = tmp_path / "r"
     # 10 training examples: the start costs 10 and a step of 2 proposals up to 20, so one step fits in 30;
     # it spends 10 (its second proposal is a duplicate), and the next one could cross 30
-    code, out, err = cli(capsys, *base(tmp_path, rd, "fake:<INS>Add the two numbers.</INS>"), "--proposer", "opro",
+    code, out, err = run_cli(capsys, *base(tmp_path, rd, "fake:<INS>Add the two numbers.</INS>"), "--proposer", "opro",
                          "--per-step", "2", "--steps", "9", "--budget-metric-calls", "30")  # fmt: skip
     assert code == 0, err
     assert "stopped: metric_calls" in out and "after 1 steps" in out
@@ -149,7 +139,7 @@ def test_bad_flags_are_one_line_before_anything_is_written(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], needle: str
 ) -> None:
     rd = tmp_path / "r"
-    code, _, err = cli(capsys, *base(tmp_path, rd), *extra)
+    code, _, err = run_cli(capsys, *base(tmp_path, rd), *extra)
     assert code == 2 and needle in one_error_line(err)
     assert not (rd / "journal.jsonl").exists()
 
@@ -157,18 +147,18 @@ def test_bad_flags_are_one_line_before_anything_is_written(
 def test_reflective_on_a_task_without_examples_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = cli(capsys, "opro", "run", "--task", "tsp", "--n", "5", "--optimizer-model", "fake:x",
+    code, _, err = run_cli(capsys, "opro", "run", "--task", "tsp", "--n", "5", "--optimizer-model", "fake:x",
                        "--proposer", "reflective", "--run-dir", str(tmp_path / "t"))  # fmt: skip
     assert code == 2 and "needs per-example evaluations" in one_error_line(err)
 
 
 def test_demos_is_recorded_in_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rd = tmp_path / "r"
-    code, _, err = cli(capsys, *base(tmp_path, rd, "fake:<INS>Add.</INS>"), "--steps", "1", "--per-step", "1",
+    code, _, err = run_cli(capsys, *base(tmp_path, rd, "fake:<INS>Add.</INS>"), "--steps", "1", "--per-step", "1",
                        "--demos", "2")  # fmt: skip
     assert code == 0, err
     assert json.loads((rd / "config.json").read_text())["opro"]["demos"] == 2
-    code, _, err = cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), "--demos", "3")
+    code, _, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), "--demos", "3")
     assert code == 2 and "demos 3 differs from the run's 2" in one_error_line(err)
 
 
@@ -178,7 +168,7 @@ def test_a_config_file_names_the_proposer(tmp_path: Path, capsys: pytest.Capture
         json.dumps({"proposer": "reflective", "minibatch_size": 2, "budget_metric_calls": 60, "steps": 2})
     )
     rd = tmp_path / "r"
-    code, _, err = cli(capsys, *base(tmp_path, rd), "--config", str(conf))
+    code, _, err = run_cli(capsys, *base(tmp_path, rd), "--config", str(conf))
     assert code == 0, err
     p = json.loads((rd / "config.json").read_text())["opro"]
     assert (p["proposer"], p["minibatch_size"], p["max_metric_calls"], p["steps"]) == ("reflective", 2, 60, 2)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from promptopt.cli import main
 from promptopt.runs import FORMAT_VERSION, read_journal
+from tests.unit.cli_helpers import run_cli
 
 LINREG = ["opro", "run", "--task", "linear-regression", "--optimizer-model", "fake:I pick [15, 14]"]
 
@@ -33,16 +33,6 @@ def _restore_logging() -> Iterator[None]:
     yield
     logger.handlers[:] = saved[0]
     logger.propagate, logger.level = saved[1], saved[2]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def one_error_line(code: int, err: str) -> str:
@@ -65,7 +55,7 @@ def snapshot(root: Path) -> dict[str, str]:
 def run_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """A finished linear-regression run of 3 steps of 4 proposals (it stops at the optimum)."""
     rd = tmp_path / "run"
-    code, _, err = cli(capsys, *LINREG, "--steps", "3", "--per-step", "4", "--run-dir", rd)
+    code, _, err = run_cli(capsys, *LINREG, "--steps", "3", "--per-step", "4", "--run-dir", rd)
     assert code == 0, err
     return rd
 
@@ -119,7 +109,7 @@ def test_a_config_missing_a_block_is_refused_naming_it(
     edit_json(run_dir / "config.json", drop)
     before = snapshot(run_dir)
     for argv in (["opro", "run", "--resume", "--run-dir", run_dir], ["opro", "report", run_dir]):
-        line = one_error_line(*cli(capsys, *argv)[::2])
+        line = one_error_line(*run_cli(capsys, *argv)[::2])
         assert f"config.json has no {named}; the file was written by an older promptopt" in line, line
         assert snapshot(run_dir) == before
 
@@ -159,7 +149,7 @@ def test_a_config_block_of_the_wrong_type_is_one_line(
     edit_json(run_dir / "config.json", change)
     before = snapshot(run_dir)
     for argv in (["opro", "run", "--resume", "--run-dir", run_dir], ["opro", "report", run_dir]):
-        line = one_error_line(*cli(capsys, *argv)[::2])
+        line = one_error_line(*run_cli(capsys, *argv)[::2])
         assert f"config.json: {named}" in line, line
         assert snapshot(run_dir) == before
 
@@ -170,14 +160,14 @@ def test_a_config_that_is_no_object_is_one_line(
 ) -> None:
     (run_dir / "config.json").write_text(content)
     before = snapshot(run_dir)
-    line = one_error_line(*cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir)[::2])
+    line = one_error_line(*run_cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir)[::2])
     assert "must hold a JSON object" in line
     assert snapshot(run_dir) == before
 
 
 def test_a_bpo_config_is_not_resumed_as_opro(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     edit_json(run_dir / "config.json", lambda c: c.update(kind="bpo"))
-    line = one_error_line(*cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir)[::2])
+    line = one_error_line(*run_cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir)[::2])
     assert "does not hold an OPRO run" in line
 
 
@@ -197,7 +187,7 @@ def test_a_file_from_a_newer_format_is_refused(
     if file != "result.json":  # a resumed run rewrites result.json and reads nothing from it
         argvs.append(["opro", "run", "--resume", "--run-dir", run_dir])
     for argv in argvs:
-        line = one_error_line(*cli(capsys, *argv)[::2])
+        line = one_error_line(*run_cli(capsys, *argv)[::2])
         assert f"written by a newer promptopt (run-directory format {FORMAT_VERSION + 1}" in line, line
         assert "upgrade promptopt" in line
         assert snapshot(run_dir) == before
@@ -213,10 +203,10 @@ def test_a_run_without_versions_is_read_as_format_1(
     journal = run_dir / "journal.jsonl"
     records = [{k: v for k, v in r.items() if k != "format_version"} for r in read_journal(journal)]
     journal.write_text("".join(json.dumps(r) + "\n" for r in records))
-    code, out, err = cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir, "--steps", "3")
+    code, out, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir, "--steps", "3")
     assert code == 0, err
     assert "best pair: [15, 14]" in out
-    code, _, err = cli(capsys, "opro", "report", run_dir)
+    code, _, err = run_cli(capsys, "opro", "report", run_dir)
     assert code == 0, err
     assert "format_version" not in json.loads((run_dir / "config.json").read_text())  # not rewritten
 
@@ -227,7 +217,7 @@ def test_a_run_from_before_constrained_decoding_resumes_unconstrained(
     """The two keys whose absence has a known meaning (runs from before re-asking and constrained
     decoding never did either) are the only ones a resume fills in."""
     edit_json(run_dir / "config.json", lambda c: [c["opro"].pop("constrained"), c["opro"].pop("max_reasks")])
-    code, _, err = cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir)
+    code, _, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir)
     assert code == 0, err
 
 
@@ -272,7 +262,7 @@ def test_a_journal_record_of_the_wrong_shape_is_one_line(
     named = named.format(n=n)
     before = snapshot(run_dir)
     for argv in (["opro", "run", "--resume", "--run-dir", run_dir], ["opro", "report", run_dir]):
-        line = one_error_line(*cli(capsys, *argv)[::2])
+        line = one_error_line(*run_cli(capsys, *argv)[::2])
         assert "journal.jsonl" in line and named in line, line
         assert snapshot(run_dir) == before
 
@@ -284,7 +274,7 @@ def test_records_the_replay_does_not_read_may_hold_anything(
     add_record(run_dir, {"event": "a_later_kind", "step": "whatever"})
     add_record(run_dir, {"event": ["odd"]})
     add_record(run_dir, {"no_event": True})
-    code, _, err = cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir)
+    code, _, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", run_dir)
     assert code == 0, err
 
 
@@ -304,6 +294,6 @@ def test_a_result_of_the_wrong_shape_is_one_line_for_the_report(
 ) -> None:
     edit_json(run_dir / "result.json", change)
     before = snapshot(run_dir)
-    line = one_error_line(*cli(capsys, "opro", "report", run_dir)[::2])
+    line = one_error_line(*run_cli(capsys, "opro", "report", run_dir)[::2])
     assert "result.json" in line and named in line, line
     assert snapshot(run_dir) == before

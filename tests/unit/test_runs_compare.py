@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from promptopt.cli import main
 from promptopt.evaluators.judge import make_judge
 from promptopt.evaluators.pairwise_eval import evaluate
 from promptopt.evaluators.stats import bootstrap_mean_ci
@@ -24,6 +23,7 @@ from promptopt.optimizers.bpo.testsets import TestItem, TestSet
 from promptopt.runs import Run, read_journal
 from promptopt.runs_compare import compare_runs, list_runs, summarize
 from promptopt.runs_compare.journal_facts import wall_seconds
+from tests.unit.cli_helpers import run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -35,23 +35,13 @@ def _logging() -> Iterator[None]:
     logger.propagate, logger.level = saved[1], saved[2]
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def instruction_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, *extra: str) -> Path:
     """An instruction search whose scorer is right on half the questions (test accuracy is not 0 or 100)."""
     data = tmp_path / "add.jsonl"
     rows = [{"input": f"What is {i} + 2?", "target": 4 if i % 2 else i + 2} for i in range(40)]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run_dir = tmp_path / "runs" / name
-    code, _, err = cli(capsys, "opro", "run", "--task", "instructions", "--dataset", f"jsonl:{data}", "--train", "6",
+    code, _, err = run_cli(capsys, "opro", "run", "--task", "instructions", "--dataset", f"jsonl:{data}", "--train", "6",
                        "--val", "4", "--test", "12", "--scorer-model", "fake:The answer is 4.",
                        "--optimizer-model", "fake:```Add the two numbers.```", "--run-dir", str(run_dir),
                        "--steps", "3", "--seed", "0", *extra)  # fmt: skip
@@ -65,7 +55,7 @@ def runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Path]:
         "opro": instruction_run(tmp_path, capsys, "opro-run", "--per-step", "2"),
         "reflective": instruction_run(tmp_path, capsys, "reflective-run", "--proposer", "reflective"),
     }
-    code, _, err = cli(capsys, "opro", "run", "--task", "tsp", "--n", "6", "--optimizer-model",
+    code, _, err = run_cli(capsys, "opro", "run", "--task", "tsp", "--n", "6", "--optimizer-model",
                        "fake:<trace>0,2,1,3,4,5</trace>", "--steps", "2", "--run-dir",
                        str(tmp_path / "runs" / "tsp-run"))  # fmt: skip
     assert code == 0, err
@@ -115,7 +105,7 @@ def test_compare_prints_the_table_and_writes_its_copies_and_the_plot(
 ) -> None:
     pytest.importorskip("matplotlib")
     out_dir = tmp_path / "cmp"
-    code, out, err = cli(
+    code, out, err = run_cli(
         capsys, "runs", "compare", str(runs["opro"]), str(runs["reflective"]), "--out", str(out_dir)
     )
     assert code == 0, err
@@ -141,7 +131,7 @@ def test_without_matplotlib_the_plot_is_skipped_in_one_line(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    code, _, err = cli(capsys, "runs", "compare", str(runs["tsp"]), "--out", str(tmp_path / "cmp"))
+    code, _, err = run_cli(capsys, "runs", "compare", str(runs["tsp"]), "--out", str(tmp_path / "cmp"))
     assert code == 0
     assert [ln for ln in err.splitlines() if ln.strip()] == [
         ln for ln in err.splitlines() if "no plot:" in ln
@@ -154,10 +144,10 @@ def test_a_folder_that_is_no_run_is_refused_by_compare_and_skipped_by_list(
     runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "runs" / "notes").mkdir()
-    code, _, err = cli(capsys, "runs", "compare", str(runs["tsp"]), str(tmp_path / "runs" / "notes"))
+    code, _, err = run_cli(capsys, "runs", "compare", str(runs["tsp"]), str(tmp_path / "runs" / "notes"))
     assert code == 2 and err.count("\n") == 1 and "notes is not a run" in err
 
-    code, out, err = cli(capsys, "runs", "list", str(tmp_path / "runs"))
+    code, out, err = run_cli(capsys, "runs", "list", str(tmp_path / "runs"))
     assert code == 0
     header, *lines = out.splitlines()
     assert header.split() == ["run", "kind", "task", "status", "best", "started"]

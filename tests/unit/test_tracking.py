@@ -23,7 +23,6 @@ pytest.importorskip("mlflow")
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from promptopt import make_task  # noqa: E402
-from promptopt.cli import main  # noqa: E402
 from promptopt.errors import ConfigError  # noqa: E402
 from promptopt.llm.base import Request  # noqa: E402
 from promptopt.llm.fake import FakeLLM, request_text  # noqa: E402
@@ -32,6 +31,7 @@ from promptopt.optimizers.reflective.optimizer import Reflective  # noqa: E402
 from promptopt.runs import read_journal  # noqa: E402
 from promptopt.tracking import TRACKING_FILE, SafeTracker, flatten_params, parse_track  # noqa: E402
 from promptopt.tracking.mlflow_tracker import absolute_uri  # noqa: E402
+from tests.unit.cli_helpers import run_cli  # noqa: E402
 
 LINREG = ["opro", "run", "--task", "linear-regression", "--optimizer-model", "fake:I pick [15, 13]",
           "--per-step", "2", "--seed", "0"]  # fmt: skip
@@ -64,16 +64,6 @@ def _restore_logging() -> Iterator[None]:
     yield
     logger.handlers[:] = saved[0]
     logger.propagate, logger.level = saved[1], saved[2]
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def run_id(run_dir: Path) -> str:
@@ -110,7 +100,9 @@ def test_cli_run_logs_params_step_metrics_best_prompt_report_and_run_dir_tag(
     tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rd = tmp_path / "lr"
-    code, _, err = cli(capsys, *LINREG, "--steps", "3", "--run-dir", str(rd), "--track", f"mlflow:{store}")
+    code, _, err = run_cli(
+        capsys, *LINREG, "--steps", "3", "--run-dir", str(rd), "--track", f"mlflow:{store}"
+    )
     assert code == 0, err
     assert "experiment tracking" not in err  # no warning: the store worked
     client = MlflowClient(store)
@@ -145,9 +137,13 @@ def test_resume_continues_the_same_mlflow_run_without_repeating_steps(
     tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rd = tmp_path / "lr"
-    assert cli(capsys, *LINREG, "--steps", "2", "--run-dir", str(rd), "--track", f"mlflow:{store}")[0] == 0
+    assert (
+        run_cli(capsys, *LINREG, "--steps", "2", "--run-dir", str(rd), "--track", f"mlflow:{store}")[0] == 0
+    )
     first = run_id(rd)
-    code, _, err = cli(capsys, "opro", "run", "--resume", "--run-dir", str(rd), "--steps", "4")  # no --track
+    code, _, err = run_cli(
+        capsys, "opro", "run", "--resume", "--run-dir", str(rd), "--steps", "4"
+    )  # no --track
     assert code == 0, err
     assert run_id(rd) == first
     client = MlflowClient(store)
@@ -162,10 +158,10 @@ def test_tracking_started_on_resume_logs_the_earlier_steps_too(
     tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rd = tmp_path / "lr"
-    assert cli(capsys, *LINREG, "--steps", "2", "--run-dir", str(rd))[0] == 0
+    assert run_cli(capsys, *LINREG, "--steps", "2", "--run-dir", str(rd))[0] == 0
     assert not (rd / TRACKING_FILE).exists()
     args = ["opro", "run", "--resume", "--run-dir", str(rd), "--steps", "3", "--track", f"mlflow:{store}"]
-    assert cli(capsys, *args)[0] == 0
+    assert run_cli(capsys, *args)[0] == 0
     client = MlflowClient(store)
     rid = run_id(rd)
     assert [s for s, _ in history(client, rid, "best_score")] == [0, 1, 2, 3]
@@ -230,7 +226,7 @@ def test_an_unwritable_store_costs_one_warning_and_the_run_completes(
     blocker.write_text("not a folder")
     rd = tmp_path / "lr"
     spec = f"mlflow:sqlite:///{blocker}/sub/mlflow.db"  # a store under a regular file: cannot be created
-    code, out, err = cli(capsys, *LINREG, "--steps", "3", "--run-dir", str(rd), "--track", spec)
+    code, out, err = run_cli(capsys, *LINREG, "--steps", "3", "--run-dir", str(rd), "--track", spec)
     assert code == 0, err
     assert "best pair" in out and json.loads((rd / "result.json").read_text())["steps"] == 3
     warnings = [ln for ln in err.splitlines() if "experiment tracking (mlflow) failed" in ln]
@@ -253,7 +249,9 @@ def test_a_store_with_a_bad_scheme_warns_once_through_the_python_api(
 def test_an_unknown_tracker_is_refused_before_the_run_directory_is_made(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = cli(capsys, *LINREG, "--steps", "1", "--run-dir", str(tmp_path / "x"), "--track", "wandb")
+    code, _, err = run_cli(
+        capsys, *LINREG, "--steps", "1", "--run-dir", str(tmp_path / "x"), "--track", "wandb"
+    )
     assert code == 2 and "unknown tracker 'wandb'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
     with pytest.raises(ConfigError, match="mlflow"):
