@@ -247,14 +247,14 @@ class TaskEntry:
         return "judge_llm" in self.parameters()
 
     def wants_judge(self, options: Mapping[str, Any]) -> bool:
-        """Whether ``options`` ask to score with a judge model (``judge=...`` or a ``judge``
-        metric), so the caller opens one (under the run's budget and cache) and passes it."""
+        """Whether ``options`` ask to score with a judge model (``judge=...`` or a metric spec that
+        judges: ``judge[:MODE]``, ``all:...&judge:MODE``), so the caller opens one (under the run's
+        budget and cache) and passes it. The metric registry decides which specs judge."""
         if not self.uses_judge:
             return False
-        metric = options.get("metric")
-        return options.get("judge") is not None or (
-            isinstance(metric, str) and metric.split(":")[0] == "judge"
-        )
+        from promptopt.evaluators.metrics.registry import metric_wants_judge
+
+        return options.get("judge") is not None or metric_wants_judge(options.get("metric"))
 
     def build(
         self, options: Mapping[str, Any], *, scorer: Any = None, seed: int | None = None, judge: Any = None

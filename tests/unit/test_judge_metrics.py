@@ -308,7 +308,7 @@ def test_make_judge_metric_modes() -> None:
     assert isinstance(rubric, RubricMetric) and rubric.judge.max_tokens == 64
     pairwise = make_judge_metric("pairwise", llm=llm)
     assert isinstance(pairwise, PairwiseMetric) and pairwise.judge.max_tokens == 512
-    with pytest.raises(ConfigError, match="pairwise, rubric"):
+    with pytest.raises(ConfigError, match="pairwise, responsive, rubric"):
         make_judge_metric("elo", llm=llm)
     with pytest.raises(ConfigError, match="max_tokens"):
         make_judge_metric("rubric", llm=llm, max_tokens=0)

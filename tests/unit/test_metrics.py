@@ -259,14 +259,15 @@ def test_unknown_metric_lists_the_known_ones(spec: str) -> None:
 
 def test_registry_is_read_only_and_described() -> None:
     assert set(METRICS) == {
-        "exact", "contains", "regex", "f1", "number", "choice", "boolean", "text", "auto", "judge", "ifbench", "python"
+        "exact", "contains", "regex", "f1", "number", "choice", "boolean", "text", "auto", "judge", "ifbench", "python",
+        "all",
     }  # fmt: skip
     with pytest.raises(TypeError):
         METRICS["x"] = METRICS["exact"]  # type: ignore[index]
     usages = dict(describe_metrics())
     assert (
         "regex:PATTERN" in usages
-        and "judge[:rubric|pairwise]" in usages
+        and "judge[:rubric|pairwise|responsive]" in usages
         and "python:MODULE:FUNCTION" in usages
     )
     assert all(help_ for help_ in usages.values())

@@ -2,9 +2,11 @@
 
 The contract is in :mod:`~promptopt.evaluators.metrics.base`, the built-in rules in
 :mod:`~promptopt.evaluators.metrics.builtin`, the spec strings (``exact``, ``regex:PATTERN``,
-``python:mod:fn``, ``judge``) in :mod:`~promptopt.evaluators.metrics.registry`. Only pure-Python
-modules are imported here: the judge metric (and the LLM machinery it needs) is imported by the
-registry when it is chosen.
+``python:mod:fn``, ``judge[:rubric|pairwise|responsive]``, ``all:SPEC&SPEC``) in
+:mod:`~promptopt.evaluators.metrics.registry`; ``all:`` (the product of several metrics, e.g. a
+verifiable metric gated by the ``judge:responsive`` content judge) in
+:mod:`~promptopt.evaluators.metrics.combine`. Only pure-Python modules are imported here: the judge
+metrics (and the LLM machinery they need) are imported by the registry when chosen.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from promptopt.evaluators.metrics.registry import (
     MetricEntry,
     describe_metrics,
     metric_spec_of,
+    metric_wants_judge,
     parse_metric_spec,
     resolve_metric,
 )
@@ -42,6 +45,7 @@ __all__ = [
     "ascore_items",
     "describe_metrics",
     "metric_spec_of",
+    "metric_wants_judge",
     "parse_metric_spec",
     "resolve_metric",
     "to_score",

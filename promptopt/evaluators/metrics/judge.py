@@ -2,7 +2,8 @@
 
 Why: instruction search on a user's own prompts (OPRO) needs a value in [0, 1] for each answer a
 candidate instruction makes the target model give, and for open-ended prompts no rule can give
-it; a judge model can. Two modes, built on the judges of :mod:`promptopt.evaluators`:
+it; a judge model can. Two modes, built on the judges of :mod:`promptopt.evaluators` (a third,
+``judge:responsive``, a yes/no content gate, lives in :mod:`.responsive`):
 
 - :class:`RubricMetric` (``judge:rubric``, the default): the Self-Rewarding LMs additive rubric
   (:class:`~promptopt.evaluators.rubric.RubricJudge`, with its constrained follow-up turn when the
@@ -318,8 +319,21 @@ def _parsed(result: Any) -> bool:
     return not isinstance(result, Completion) or parse_verdict(result.text).parsed
 
 
-#: Judge metric modes → their class (called with ``llm`` and ``max_tokens``).
-JUDGE_METRICS: dict[str, Callable[..., Metric]] = {"rubric": RubricMetric, "pairwise": PairwiseMetric}
+def _responsive_metric(llm: LLM, **options: Any) -> Metric:
+    """``judge:responsive`` (:mod:`.responsive`, which reads this module's :func:`judge_question`,
+    so it is imported when chosen rather than at the top)."""
+    from promptopt.evaluators.metrics.responsive import ResponsiveMetric
+
+    return ResponsiveMetric(llm, **options)
+
+
+#: Judge metric modes → their class (called with ``llm`` and, when given, ``max_tokens``; each
+#: keeps its own default token limit otherwise).
+JUDGE_METRICS: dict[str, Callable[..., Metric]] = {
+    "rubric": RubricMetric,
+    "pairwise": PairwiseMetric,
+    "responsive": _responsive_metric,
+}
 DEFAULT_JUDGE_MODE = "rubric"
 
 
@@ -338,4 +352,4 @@ def make_judge_metric(mode: str | None, *, llm: LLM, max_tokens: int | None = No
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
     ):
         raise ConfigError(f"the judge's max_tokens must be a positive integer, got {max_tokens!r}")
-    return factory(llm, max_tokens=DEFAULT_JUDGE_MAX_TOKENS if max_tokens is None else max_tokens)
+    return factory(llm) if max_tokens is None else factory(llm, max_tokens=max_tokens)

@@ -4,6 +4,12 @@ A spec is ``NAME`` or ``NAME:ARG``, split on the *first* colon (``regex:a:b`` ha
 ``a:b``; ``python:pkg.mod:fn`` has ``pkg.mod:fn``). :data:`METRICS` holds one
 :class:`MetricEntry` per name; its ``factory(arg, **context)`` builds the metric. ``context``
 carries what some metrics need from the run (``judge_llm``, ``max_tokens``); the others ignore it.
+``all:SPEC&SPEC...`` combines specs (:mod:`~promptopt.evaluators.metrics.combine`: the product of
+their values, e.g. ``all:ifbench&judge:responsive``), passing ``context`` to each.
+
+Whether a spec scores with a judge model (so the task layer opens one) is the entry's
+``wants_judge(arg)``, asked through :func:`metric_wants_judge`: ``judge[:MODE]`` does, ``all:...``
+does when one of its components does.
 
 :func:`resolve_metric` is the one door for every caller (CLI, Python API, tasks): a spec string,
 a :class:`Metric`, a plain callable ``f(example, answer)`` or None (the default, ``auto``).
@@ -26,7 +32,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from promptopt.errors import ConfigError, UnknownNameError
+from promptopt.errors import ConfigError, PromptoptError, UnknownNameError
 from promptopt.evaluators.metrics.base import Metric, MetricError, as_metric
 from promptopt.evaluators.metrics.builtin import (
     make_auto,
@@ -36,12 +42,23 @@ from promptopt.evaluators.metrics.builtin import (
     make_graded,
     make_regex,
 )
+from promptopt.evaluators.metrics.combine import COMPONENT_SEP, AllMetric
 
 TakesArg = Literal["none", "optional", "required"]
 MetricFactory = Callable[..., Metric]
 
 #: the judge metric's modes (its optional argument); the first is the default
-JUDGE_MODES: tuple[str, ...] = ("rubric", "pairwise")
+JUDGE_MODES: tuple[str, ...] = ("rubric", "pairwise", "responsive")
+
+
+def _no_judge(arg: str | None) -> bool:
+    """The ``wants_judge`` of a metric that never calls a judge model."""
+    return False
+
+
+def _always_judge(arg: str | None) -> bool:
+    """The ``wants_judge`` of the judge metric (every mode calls the judge model)."""
+    return True
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,8 @@ class MetricEntry:
     takes_arg: TakesArg
     help: str
     arg_name: str = ""
+    #: whether the spec with this argument scores through a judge model (the run opens one)
+    wants_judge: Callable[[str | None], bool] = _no_judge
 
     @property
     def usage(self) -> str:
@@ -101,6 +120,37 @@ def _judge_factory(arg: str | None = None, **context: Any) -> Metric:
     # None means "not set" in a caller's context: let the judge keep its own default.
     options = {k: v for k, v in context.items() if k in ("max_tokens",) and v is not None}
     return make_judge_metric(mode, llm=llm, **options)
+
+
+def split_components(arg: str | None) -> list[str]:
+    """The component specs of ``all:ARG`` (split on ``&``, stripped); an empty one is a ConfigError."""
+    parts = [p.strip() for p in (arg or "").split(COMPONENT_SEP)]
+    if not any(parts) or not all(parts):
+        raise ConfigError(
+            f"the all metric needs specs joined by {COMPONENT_SEP!r} (all:SPEC&SPEC), got {arg!r}"
+        )
+    return parts
+
+
+def _all_factory(arg: str | None = None, **context: Any) -> Metric:
+    """``all:SPEC&SPEC...``: each component built by this registry with the same ``context``; one
+    level only (a nested ``all`` is refused). The metric carries the spec as written."""
+    components: list[tuple[str, Metric]] = []
+    for part in split_components(arg):
+        try:
+            name, _ = parse_metric_spec(part)
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"in all:{arg}: {exc}") from None
+        if name == "all":
+            raise ConfigError(f"all:{arg}: a component cannot be another all (one level is enough)")
+        components.append((part, resolve_metric(part, **context)))
+    return AllMetric(f"all:{arg}", components)
+
+
+def _all_wants_judge(arg: str | None) -> bool:
+    """``all:...`` wants a judge when a component does (an unreadable spec: building it says why)."""
+    parts = [p.strip() for p in (arg or "").split(COMPONENT_SEP)]
+    return any(metric_wants_judge(p) for p in parts if p)
 
 
 def load_python_metric(ref: str) -> Metric:
@@ -202,8 +252,10 @@ _ENTRIES: tuple[MetricEntry, ...] = (
         "judge",
         _judge_factory,
         "optional",
-        "a judge model scores each answer (needs --judge-model; pairwise: against the no-instruction answer)",
+        "a judge model scores each answer (needs --judge-model; pairwise: against the no-instruction "
+        "answer; responsive: 1 when the answer carries out the request, else 0)",
         "|".join(JUDGE_MODES),
+        _always_judge,
     ),
     MetricEntry(
         "ifbench",
@@ -219,6 +271,15 @@ _ENTRIES: tuple[MetricEntry, ...] = (
         "required",
         "your function f(example, answer) -> bool | float | (value, feedback) | Score, or a Metric class",
         "MODULE:FUNCTION",
+    ),
+    MetricEntry(
+        "all",
+        _all_factory,
+        "required",
+        "every metric at once, value = their product (a gate), e.g. all:ifbench&judge:responsive; "
+        "split on & (one level)",
+        "SPEC&SPEC...",
+        _all_wants_judge,
     ),
 )
 
@@ -249,6 +310,19 @@ def parse_metric_spec(spec: str) -> tuple[str, str | None]:
     if entry.takes_arg == "optional" and not arg:
         arg = None
     return name, arg
+
+
+def metric_wants_judge(spec: Any) -> bool:
+    """Whether the metric ``spec`` scores through a judge model, so the caller opens one and passes
+    it as ``judge_llm``: ``judge[:MODE]``, or an ``all:`` with such a component. False for anything
+    that is not a valid spec string (a Metric object, a callable, a typo): building it reports why."""
+    if not isinstance(spec, str):
+        return False
+    try:
+        name, arg = parse_metric_spec(spec)
+    except PromptoptError:
+        return False
+    return METRICS[name].wants_judge(arg)
 
 
 def _importable_ref(obj: Any) -> str | None:

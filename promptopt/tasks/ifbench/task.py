@@ -35,7 +35,7 @@ from promptopt.tasks.instructions.datasets import Dataset, Splits
 from promptopt.tasks.instructions.parsing import MAX_INSTRUCTION_CHARS
 from promptopt.tasks.instructions.program import PromptProgram
 from promptopt.tasks.instructions.rewrite import rewrite_splits
-from promptopt.tasks.instructions.task import InstructionTask
+from promptopt.tasks.instructions.task import InstructionTask, _build_metric
 
 DEFAULT_INITIAL: tuple[str, ...] = ("Respond to the user's request.",)
 DEFAULT_TRAIN, DEFAULT_VAL = 300, 50
@@ -118,13 +118,17 @@ def create(
     rewriter: str | None = None,
     rewrite_mode: str = "default",
     keep_answers: bool = True,
+    judge_model: str | None = None,
+    judge_llm: LLM | None = None,
 ) -> IFBenchTask:
     """Instruction search on IFBench with fixed splits (see the module docstring).
 
     ``train`` composed training prompts, ``val`` IFBench validation prompts, ``test`` a cap on the
     held-out test prompts (None: all of them), all drawn with ``split_seed``; ``data_dir`` holds
     ``IFBench_test.jsonl`` (else ``$PROMPTOPT_IFBENCH_DATA_DIR``, ``shared/data/ifbench``, the Hub).
-    ``metric``: ``ifbench`` or a variant (``ifbench:prompt``, ``ifbench:loose``, ``ifbench:prompt-loose``).
+    ``metric``: ``ifbench`` or a variant (``ifbench:prompt``, ``ifbench:loose``, ``ifbench:prompt-loose``),
+    or one gated by a content judge (``all:ifbench&judge:responsive``: a vacuous answer such as a bare
+    "Yes" scores 0), judged by ``judge_llm`` or the model ``judge_model`` names (default: the scorer).
     The other options are the ``instructions`` task's (``promptopt.tasks.instructions.task.create``).
     """
     train, val, split_seed = (
@@ -140,7 +144,10 @@ def create(
     )
     rows, source = load_ifbench_rows(data_dir)
     ds, splits = ifbench_splits(rows, source, train=train, val=val, test=test, split_seed=split_seed)
-    metric_obj = resolve_metric(metric)
+    # a spec that judges gets its judge model; None is "auto" (refused below: it needs gold answers)
+    metric_obj = _build_metric(metric, judge_llm=judge_llm, judge_model=judge_model, scorer=scorer) or (
+        resolve_metric(metric)
+    )
     if getattr(metric_obj, "needs_gold", False):
         raise ConfigError(
             f"IFBench prompts have no gold answers; the metric {metric_obj.name!r} needs them (use ifbench)"
@@ -162,7 +169,11 @@ def create(
         "val_top_k": val_top_k,
         "meta_prompt": meta_prompt,
     }
-    extra = {"system_prompt": system_prompt, "rewriter": rewriter if isinstance(rewriter, str) else None}
+    extra = {
+        "system_prompt": system_prompt,
+        "rewriter": rewriter if isinstance(rewriter, str) else None,
+        "judge_model": judge_model,
+    }
     options.update({k: v for k, v in extra.items() if v is not None})
     if rewriter is not None:
         options["rewrite_mode"] = rewrite_mode

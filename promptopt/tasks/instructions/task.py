@@ -33,7 +33,12 @@ from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import Evaluation
 from promptopt.evaluators.answers.extraction import check_extract_mode
 from promptopt.evaluators.metrics.base import Metric
-from promptopt.evaluators.metrics.registry import metric_spec_of, resolve_metric
+from promptopt.evaluators.metrics.registry import (
+    JUDGE_MODES,
+    metric_spec_of,
+    metric_wants_judge,
+    resolve_metric,
+)
 from promptopt.evaluators.racing import RacingConfig
 from promptopt.llm.base import LLM, run_sync
 from promptopt.prompting import Demo, check_position
@@ -72,9 +77,6 @@ __all__ = [
     "SCORING_STRATEGIES", "InstructionTask", "MetaPromptStyle", "ValidationChoice", "_clean_instruction",
     "check_scoring", "create", "extract_instruction", "is_placeholder", "meta_prompt_style", "rewrite_splits",
 ]  # fmt: skip
-
-#: the judge modes of ``judge=`` / ``--judge`` (see :mod:`promptopt.evaluators.metrics.judge`)
-JUDGE_MODES: tuple[str, ...] = ("rubric", "pairwise")
 
 #: OPRO's starting instruction for GSM8K and BBH (``initial_instructions`` in the reference's
 #: opro/optimization/optimize_instructions.py).
@@ -659,7 +661,7 @@ def _build_metric(
         )
     context: dict[str, Any] = {}
     name = spec if isinstance(spec, str) else ""
-    if name == "judge" or name.startswith("judge:"):
+    if metric_wants_judge(spec):
         context["judge_llm"] = _judge_llm(judge_llm, judge_model, scorer)
         if max_tokens is not None:
             context["max_tokens"] = max_tokens
