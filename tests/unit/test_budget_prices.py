@@ -226,16 +226,23 @@ def _task(
     tmp_path: Path, scorer: Any, judge: Any = None, mode: str | None = None, **kw: Any
 ) -> InstructionTask:
     sizes = {"train": 4, "val": 3, "test": 3, **kw}
+    if mode == "all":  # a rule gated by the responsive judge: only the gate makes judge calls
+        return create(dataset=f"jsonl:{_data(tmp_path)}", scorer=scorer, metric="all:contains&judge:responsive",
+                      judge_llm=judge, **sizes)  # fmt: skip
     return create(dataset=f"jsonl:{_data(tmp_path)}", scorer=scorer, judge=mode, judge_llm=judge, **sizes)
 
 
-@pytest.mark.parametrize("mode", [None, "rubric", "pairwise"])
+#: what the fake judge says in each mode
+JUDGE_SAYS = {"rubric": "Good. Score: 4", "pairwise": "[[B]]", "responsive": "Yes", "all": "Yes"}
+
+
+@pytest.mark.parametrize("mode", [None, "rubric", "pairwise", "responsive", "all"])
 def test_projection_bounds_the_scorer_and_judge_calls_a_short_run_makes(
     tmp_path: Path, mode: str | None
 ) -> None:
     # answers that differ per instruction, so the pairwise judge has something to compare
     scorer_fake = FakeLLM(fn=lambda req, i: "Answer: " + request_text(req)[:60], name="scorer")
-    judge_fake = FakeLLM(default="Good. Score: 4" if mode == "rubric" else "[[B]]", name="judge")
+    judge_fake = FakeLLM(default=JUDGE_SAYS.get(mode or "", "[[B]]"), name="judge")
     # the request cache the CLI puts around every model: the baseline answers are asked once
     scorer = factory.build_llm(scorer_fake, cache=tmp_path / "c.sqlite")
     judge = factory.build_llm(judge_fake, cache=tmp_path / "c.sqlite") if mode else None

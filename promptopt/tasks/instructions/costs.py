@@ -16,7 +16,8 @@ the run (:data:`PARTS`, in the order a run spends them):
 - ``judge``: the judging of those answers, read from ``task.metric``: ``None`` (``auto``) or a
   rule has no judge; a metric named ``judge:rubric`` costs its samples per answer plus one
   follow-up each (asked only when a judgement ends without a score: an upper bound);
-  ``judge:pairwise`` two per answer (both orders). Another metric's judge calls are not known
+  ``judge:pairwise`` two per answer (both orders); ``judge:responsive`` one yes/no per answer;
+  an ``all:A&B`` metric the sum of its components'. Another metric's judge calls are not known
   and not projected.
 - ``extraction``: the answer-extraction turns of those answers (``extract_answer``,
   :mod:`promptopt.evaluators.answers.extraction`), one more scorer request per answer: ``always``
@@ -291,14 +292,24 @@ def _demo_search_settings() -> dict[str, Any]:
 
 def _judged(task: InstructionTask, examples: Sequence[Example], answers: int) -> list[CostItem]:
     """The judge requests for ``answers`` answers to each example (none without a known judge)."""
-    metric = task.metric
-    project = _JUDGES.get(str(getattr(metric, "name", "")))
-    if project is None or answers <= 0:
+    if answers <= 0:
         return []
-    judge = metric.judge  # type: ignore[union-attr]
-    model = judge.llm.name
     answer = _answer_filler(task.max_tokens)
-    return [(model, req, answers * n) for ex in examples for req, n in project(judge, ex, answer)]
+    return [
+        (model, req, answers * n)
+        for ex in examples
+        for model, req, n in _judge_requests(task.metric, ex, answer)
+    ]
+
+
+def _judge_requests(metric: Any, example: Example, answer: str) -> list[tuple[str, Request, int]]:
+    """(model, request, count) for judging one answer under ``metric``: a known judge's requests,
+    an ``all:`` metric's components' requests together, nothing for a rule."""
+    components = getattr(metric, "components", None)
+    if components is not None:  # all:A&B — every component judges the same answer
+        return [item for _, part in components for item in _judge_requests(part, example, answer)]
+    project = _JUDGES.get(str(getattr(metric, "name", "")))
+    return [] if project is None else list(project(metric, example, answer))
 
 
 def _extracted(task: InstructionTask, examples: Sequence[Example], answers: int) -> list[CostItem]:
@@ -365,8 +376,28 @@ def _pairwise_requests(judge: Any, example: Example, answer: str) -> Iterable[tu
     return [(req, 1) for req in judge.requests([JudgeItem(judge_question(example), answer, answer)])]
 
 
+def _responsive_requests(metric: Any, example: Example, answer: str) -> Iterable[tuple[Request, int]]:
+    """The responsive gate's one yes/no request per answer."""
+    return [(metric.request(example, answer), 1)]
+
+
+def _on_judge(
+    project: Callable[[Any, Example, str], Iterable[tuple[Request, int]]], *, own_llm: bool = False
+) -> Callable[[Any, Example, str], Iterable[tuple[str, Request, int]]]:
+    """A projection of one metric kind as (model, request, count): rubric and pairwise metrics
+    hold their judge in ``metric.judge``; the responsive gate asks its ``metric.llm`` itself."""
+
+    def requests(metric: Any, example: Example, answer: str) -> Iterable[tuple[str, Request, int]]:
+        judge = metric if own_llm else metric.judge
+        model = (metric.llm if own_llm else judge.llm).name
+        return [(model, req, n) for req, n in project(judge, example, answer)]
+
+    return requests
+
+
 #: judge metric name → the requests judging one answer costs (see the module docstring)
-_JUDGES: Mapping[str, Callable[[Any, Example, str], Iterable[tuple[Request, int]]]] = {
-    "judge:rubric": _rubric_requests,
-    "judge:pairwise": _pairwise_requests,
+_JUDGES: Mapping[str, Callable[[Any, Example, str], Iterable[tuple[str, Request, int]]]] = {
+    "judge:rubric": _on_judge(_rubric_requests),
+    "judge:pairwise": _on_judge(_pairwise_requests),
+    "judge:responsive": _on_judge(_responsive_requests, own_llm=True),
 }
