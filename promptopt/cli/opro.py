@@ -144,22 +144,29 @@ def _projection_line(opro_params: dict[str, Any], task: Task, model: LLM, budget
     meta = build_meta_prompt(desc, entries[: p["top_k"]], task.format_score)
     req = Request.chat(meta, temperature=p["temperature"], max_tokens=p["max_tokens"])
     optimizer = project(model.name, [req] * p["per_step"], repeat=p["steps"], budget=budget)
-    parts = _task_parts(task, planned_candidates(task, p), p, budget)
-    if parts is None:
+    names = _cost_parts(task)
+    if names is None:
         line = Projection.total([("optimizer", optimizer)]).describe()
         return line + " (the optimizer's calls; the task projects none of its own)"
+    parts = _task_parts(task, planned_candidates(task, p), p, budget, names)
     return _describe([("optimizer", optimizer), *parts], budget)
 
 
-def _task_parts(
-    task: Task, candidates: int, p: dict[str, Any], budget: Budget, names: Sequence[str] | None = None
-) -> list[tuple[str, Projection]] | None:
-    """Each of the task's cost parts (``names``, else its ``cost_parts``) for a run scoring
-    ``candidates``, with the run's demo phase (``--demos``), priced (None: the task projects nothing)."""
+def _cost_parts(task: Task) -> tuple[str, ...] | None:
+    """The parts the task projects (its ``cost_parts``, else the default ones), or None when it has
+    no ``cost_projection`` hook. The one place both projection lines ask, so they agree on whether
+    the task projects anything and on which parts."""
     if not callable(getattr(task, "cost_projection", None)):
         return None
+    return tuple(getattr(task, "cost_parts", COST_PARTS))
+
+
+def _task_parts(
+    task: Task, candidates: int, p: dict[str, Any], budget: Budget, names: Sequence[str]
+) -> list[tuple[str, Projection]]:
+    """Each of the cost parts ``names`` (from :func:`_cost_parts`, so the task has the hook) for a
+    run scoring ``candidates``, with the run's demo phase (``--demos``), priced."""
     run = {"demos": p.get("demos"), "max_metric_calls": p.get("max_metric_calls")}
-    names = getattr(task, "cost_parts", COST_PARTS) if names is None else names
     return [
         (name, project_items(task_cost_items(task, candidates, name, **run) or [], budget)) for name in names
     ]
@@ -208,17 +215,17 @@ def _reflective_projection_line(p: dict[str, Any], task: Task, model: LLM, budge
         f"projected (reflective): at most {most:,} metric calls ({first:,} for the starting instructions, "
         f"then up to {p['steps']:,} iterations × (2 × {mb} minibatch + {val} validation)){capped}"
     )
-    names = list(getattr(task, "cost_parts", COST_PARTS))
-    after = _task_parts(
-        task, planned_candidates(task, p), p, budget, [n for n in names if n in _AFTER_SEARCH]
-    )
-    one_pass = _task_parts(task, 1, p, budget, [n for n in names if n not in _AFTER_SEARCH])
-    if after is None or one_pass is None or not train:
+    names = _cost_parts(task)
+    if names is None or not train:
         test = len(getattr(splits, "test", ()))
         return (
             f"{head}; at most {p['steps']:,} reflection calls to {model.name}; the final report (the "
             f"validation pick, then {test:,} test examples for it and each baseline) comes on top"
         )
+    after = _task_parts(
+        task, planned_candidates(task, p), p, budget, [n for n in names if n in _AFTER_SEARCH]
+    )
+    one_pass = _task_parts(task, 1, p, budget, [n for n in names if n not in _AFTER_SEARCH])
     calls = most if limit is None else min(most, limit)
     reflections = project(model.name, [_reflection_stand_in(task, p, mb)], repeat=p["steps"], budget=budget)
     search = [(name, _scaled(x, calls, train)) for name, x in one_pass]
@@ -720,14 +727,16 @@ def run_command(
         None,
         "--metric",
         help="\\[instructions] how an answer is scored: auto (default), exact, contains, regex:PATTERN, f1, "
-        "number, choice, boolean, text, judge, ifbench[:prompt|loose|prompt-loose] (instruction_id_list / kwargs "
-        "columns), python:module:function.",
+        "number, choice, boolean, text, judge[:rubric|pairwise|responsive], ifbench[:prompt|loose|prompt-loose] "
+        "(instruction_id_list / kwargs columns), python:module:function, or all:SPEC&SPEC (every one at once, "
+        "value = their product; e.g. all:ifbench&judge:responsive zeroes answers that do not do the task).",
     ),
     judge: str | None = typer.Option(
         None,
         "--judge",
         help="\\[instructions] score answers with a judge model, no gold answers needed: rubric (5-point "
-        "rubric) or pairwise (against the answer without the instruction, both orders).",
+        "rubric), pairwise (against the answer without the instruction, both orders) or responsive (1 when the "
+        "answer carries out the request, else 0; as a gate: --metric all:ifbench&judge:responsive).",
     ),
     judge_model: str | None = typer.Option(
         None, "--judge-model", help="\\[instructions] model spec of the judge (default: the scorer model)."
