@@ -9,12 +9,16 @@ every row gets the share of answers of at most :data:`SHORT_WORDS` words and the
 count, pooled over seeds, and a row whose short share is above :data:`DEGENERATE_SHARE` % is named
 *degenerate* (its accuracy is not instruction following).
 
-Where the answers come from (only word counts leave this module, never answer text):
+Where the answers come from (the table gets word counts only, never answer text):
 
 - a reflect cell: its run directory's ``answers.jsonl`` (:func:`read_cell_answers`): the cell's
   reported instruction with the run's demos, and the no-instruction answers (the ``none`` row's);
 - a peers cell: ``ifbench_peers_runs/<tag>/<method>-s<seed>/test.jsonl`` (:func:`peer_words`);
 - a fixed row: the ``words`` list ``bench/ifbench_fixed.py`` stores (:func:`fixed_words`).
+
+The answer texts themselves (:func:`read_cell_texts`, :func:`peer_texts`) are read by the same
+functions the word counts come from, so the content gate (``bench/ifbench_gate.py``, which judges
+the texts) and the table's length guard always look at the same answers.
 
 Missing answers are ``None`` (shown "—"), never an error: the run directories are git-ignored.
 """
@@ -47,6 +51,19 @@ def counts(texts: Iterable[str | None]) -> list[int]:
     return [n for n in map(words, texts) if n is not None]
 
 
+#: example id → answer text, for the answers logged (a failed request is never logged)
+Texts = dict[str, str]
+
+
+@dataclass(frozen=True)
+class CellTexts:
+    """What a reflect cell's run directory holds of its test answers, as text."""
+
+    test_ids: set[str]  # every example id answered on the test split, any instruction
+    best: Texts | None  # the reported instruction with the run's demos; None: not logged
+    empty: Texts | None  # no instruction, no demos (the ``none`` row); None: not logged
+
+
 @dataclass(frozen=True)
 class CellAnswers:
     """What a reflect cell's run directory says about its test answers (word counts only)."""
@@ -68,9 +85,10 @@ def _run_demos(run: Path, cell: Mapping[str, Any]) -> list[dict[str, Any]] | Non
     return None if cell.get("demos") else []
 
 
-def read_cell_answers(repo: Path, cell: Mapping[str, Any]) -> CellAnswers | None:
-    """A reflect cell's logged test answers; None when its run directory (``run_dir``, relative to the
-    repository root) or its ``answers.jsonl`` is not here."""
+def read_cell_texts(repo: Path, cell: Mapping[str, Any]) -> CellTexts | None:
+    """A reflect cell's logged test answers by example id; None when its run directory (``run_dir``,
+    relative to the repository root) or its ``answers.jsonl`` is not here. Texts are as logged (the
+    answer log cuts an answer at 2,000 characters and marks the cut)."""
     run_dir = cell.get("run_dir")
     path = repo / run_dir / ANSWERS_FILE if run_dir else None
     if path is None or not path.exists():
@@ -78,20 +96,39 @@ def read_cell_answers(repo: Path, cell: Mapping[str, Any]) -> CellAnswers | None
     log = load_answers(path)
     ids = {ex for (split, _, _), by_ex in log.answers.items() if split == "test" for ex in by_ex}
 
-    def of(instruction: str, demos: Sequence[Mapping[str, Any]] | None) -> list[int] | None:
+    def of(instruction: str, demos: Sequence[Mapping[str, Any]] | None) -> Texts | None:
         got = log.of("test", instruction, demos or ()) if demos is not None else {}
-        return counts(rec.get("answer") for rec in got.values()) if got else None
+        texts = {ex: rec["answer"] for ex, rec in got.items() if rec.get("answer") is not None}
+        return texts or None
 
     best = of(str(cell.get("instruction") or ""), _run_demos(repo / run_dir, cell))
-    return CellAnswers(ids, best, of("", []))
+    return CellTexts(ids, best, of("", []))
+
+
+def read_cell_answers(repo: Path, cell: Mapping[str, Any]) -> CellAnswers | None:
+    """A reflect cell's logged test answers' word counts (:func:`read_cell_texts`, counted)."""
+    texts = read_cell_texts(repo, cell)
+    if texts is None:
+        return None
+
+    def of(got: Texts | None) -> list[int] | None:
+        return counts(got.values()) if got else None
+
+    return CellAnswers(texts.test_ids, of(texts.best), of(texts.empty))
+
+
+def peer_texts(results: Path, tag: str, method: str, seed: int) -> dict[str, str | None] | None:
+    """A peers cell's test answers by example id (None: a failed request); None when its
+    ``test.jsonl`` is not here or has no ``response`` fields."""
+    path = results / PEERS_RUNS / tag / f"{method}-s{seed}" / "test.jsonl"
+    got = {str(rec.get("id")): rec["response"] for rec in iter_records(path) if "response" in rec}
+    return got or None
 
 
 def peer_words(results: Path, tag: str, method: str, seed: int) -> list[int] | None:
-    """A peers cell's test answers' word counts; None when its ``test.jsonl`` is not here or has no
-    ``response`` fields."""
-    path = results / PEERS_RUNS / tag / f"{method}-s{seed}" / "test.jsonl"
-    recs = [rec for rec in iter_records(path) if "response" in rec]
-    return counts(rec["response"] for rec in recs) if recs else None
+    """A peers cell's test answers' word counts (:func:`peer_texts`, counted)."""
+    texts = peer_texts(results, tag, method, seed)
+    return counts(texts.values()) if texts else None
 
 
 def fixed_words(row: Mapping[str, Any]) -> list[int] | None:
