@@ -7,7 +7,9 @@ does, over any backend (OpenAI, a vLLM server, the local model, a fake).
 Two kinds of alignment, alone or together:
 - ``rewriter=DIR`` (BPO): the user's last message is rewritten by a trained rewriter, in one batch
   for the whole request list, and the rewritten request goes to the deployed model.
-  ``agenerate_aligned`` also returns the rewritten prompt with each answer.
+  ``agenerate_aligned`` also returns the rewritten prompt with each answer. With ``guard=LLM``
+  (:mod:`promptopt.optimizers.bpo.guard`) a judge checks every changed rewrite and a rewrite that
+  loses a requirement of the prompt is replaced by the original before it reaches the model.
 - ``instruction=TEXT, position=...`` (OPRO): the instruction found by search is placed exactly as
   it was scored (``promptopt.prompting.apply_instruction``).
 - both: the prompt is rewritten first, then the instruction is placed around the rewritten prompt.
@@ -44,6 +46,7 @@ from promptopt.prompting import (
 )
 
 if TYPE_CHECKING:
+    from promptopt.optimizers.bpo.guard import GuardStatus, RewriteGuard
     from promptopt.optimizers.bpo.rewriter import Rewriter, RewriteSettings
 
 
@@ -53,7 +56,9 @@ class AlignedCompletion:
 
     ``original``/``rewritten`` are the last user message (or plain prompt) before and after
     alignment; ``completion`` is the model's answer, or its ``LLMError`` with ``return_exceptions``.
-    ``rewrite`` is the rewriter's output alone (before any instruction; None without a rewriter).
+    ``rewrite`` is the rewriter's output alone (before any instruction; None without a rewriter),
+    after the guard: the original where the guard reverted it. ``guard`` is the guard's decision
+    (``kept``, ``reverted``, ``unchanged``, ``error``; None without a guard).
     """
 
     original: str
@@ -61,6 +66,7 @@ class AlignedCompletion:
     request: Request
     completion: Completion | LLMError
     rewrite: str | None = None
+    guard: GuardStatus | None = None
 
     @property
     def was_rewritten(self) -> bool:
@@ -145,7 +151,10 @@ class AlignedLLM(LLMWrapper):
     question as earlier turns, in order. Rewriting is set by ``settings`` (a
     :class:`~promptopt.optimizers.bpo.rewriter.RewriteSettings`) or by its fields as keywords
     (``mode``, ``n`` with ``judge``, ``rounds``, ``seed``, ``device``); ``seed`` is fixed per
-    wrapper so the same batch of prompts is rewritten the same way each time.
+    wrapper so the same batch of prompts is rewritten the same way each time. ``guard`` (a judge
+    LLM or a :class:`~promptopt.optimizers.bpo.guard.RewriteGuard`, whose ``tally`` counts its
+    decisions) sends the original instead of a rewrite that loses a requirement of it; the judge
+    LLM is the caller's to close.
     """
 
     def __init__(
@@ -158,6 +167,7 @@ class AlignedLLM(LLMWrapper):
         settings: RewriteSettings | None = None,
         system_prompt: str | None = None,
         demos: Sequence[Demo | Mapping[str, Any]] | None = None,
+        guard: RewriteGuard | LLM | None = None,
         **rewrite_options: Any,
     ) -> None:
         #: the few-shot demonstrations placed before every question (empty: none)
@@ -181,6 +191,9 @@ class AlignedLLM(LLMWrapper):
         self.rewriter: Rewriter | Any = None
         self._owns_rewriter = False
         self.settings: RewriteSettings | None = None
+        self.guard: RewriteGuard | None = None
+        if guard is not None and rewriter is None:
+            raise ConfigError("guard= checks rewrites; it needs rewriter=")
         parts = [f"aligned:{llm.name}"]
         if rewriter is not None:
             from dataclasses import replace
@@ -199,6 +212,11 @@ class AlignedLLM(LLMWrapper):
             self.rewriter = load_rewriter(rewriter, s)
             tag = Path(str(getattr(self.rewriter, "name", "rewriter"))).name or "rewriter"
             parts.append(f"bpo:{tag}:{s.tag()}")
+            if guard is not None:
+                from promptopt.optimizers.bpo.guard import RewriteGuard
+
+                self.guard = guard if isinstance(guard, RewriteGuard) else RewriteGuard(guard)
+                parts.append(f"guard:{self.guard.name}")
         elif settings is not None or rewrite_options:
             raise ConfigError("rewrite settings apply to rewriter=, not to instruction=")
         if instruction is not None:
@@ -229,27 +247,35 @@ class AlignedLLM(LLMWrapper):
         """(original, sent, aligned request) for each request: rewriting is one batch, then the
         instruction goes around the rewritten text. ``sent`` is the user text of the aligned
         request (the rewrite, with the instruction unless it went into the system message)."""
-        return [(orig, sent, req) for orig, sent, req, _ in await self._align(requests)]
+        return [(orig, sent, req) for orig, sent, req, _, _ in await self._align(requests)]
 
-    async def _align(self, requests: Sequence[Request]) -> list[tuple[str, str, Request, str | None]]:
+    async def _align(
+        self, requests: Sequence[Request]
+    ) -> list[tuple[str, str, Request, str | None, GuardStatus | None]]:
         requests = list(requests)
         originals = [user_text(r) for r in requests]
         aligned = requests
         rewrites: list[str | None] = [None] * len(requests)
+        verdicts: list[GuardStatus | None] = [None] * len(requests)
         if self.rewriter is not None:
-            from promptopt.optimizers.bpo.rewriter import arewrite_with
+            from promptopt.optimizers.bpo.guard import arewrite_guarded
 
             assert self.settings is not None
-            rewritten = await arewrite_with(self.rewriter, originals, self.settings)
-            aligned = [replace_user_text(r, new) for r, new in zip(requests, rewritten, strict=True)]
+            guarded = await arewrite_guarded(self.rewriter, originals, self.settings, self.guard)
+            aligned = [replace_user_text(r, new) for r, new in zip(requests, guarded.prompts, strict=True)]
             rewrites = [user_text(r) for r in aligned]
+            if self.guard is not None:
+                verdicts = list(guarded.statuses)
         if self.system_prompt is not None:
             aligned = [with_system(r, self.system_prompt) for r in aligned]
         if self.demos:
             aligned = [with_demos(r, self.demos) for r in aligned]
         if self.instruction is not None:
             aligned = [instruct(r, self.instruction, self.position) for r in aligned]
-        return [(orig, user_text(r), r, rw) for orig, r, rw in zip(originals, aligned, rewrites, strict=True)]
+        return [
+            (orig, user_text(r), r, rw, v)
+            for orig, r, rw, v in zip(originals, aligned, rewrites, verdicts, strict=True)
+        ]
 
     async def agenerate_aligned(
         self, requests: Sequence[Request], *, return_exceptions: bool = False
@@ -258,8 +284,8 @@ class AlignedLLM(LLMWrapper):
         aligned = await self._align(list(requests))
         results = await self.inner.agenerate([a[2] for a in aligned], return_exceptions=return_exceptions)
         return [
-            AlignedCompletion(orig, new, req, res, rewrite)
-            for (orig, new, req, rewrite), res in zip(aligned, results, strict=True)
+            AlignedCompletion(orig, new, req, res, rewrite, verdict)
+            for (orig, new, req, rewrite, verdict), res in zip(aligned, results, strict=True)
         ]
 
     def generate_aligned(

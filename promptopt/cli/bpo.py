@@ -196,6 +196,12 @@ def rewrite_command(
         "answers each candidate, the answer is scored 0-5 against the original prompt).",
     ),
     rounds: int = typer.Option(1, "--rounds", help="Rewrite the rewrite this many times (paper: up to 4)."),
+    guard_model: str | None = typer.Option(
+        None,
+        "--guard-model",
+        help="Model spec of a judge asked, for every changed prompt, whether the rewrite keeps every "
+        "requirement of the original; where it says no (or cannot tell, or fails) the original is output.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Token limit of a rewrite."),
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts per generate call."),
@@ -207,6 +213,8 @@ def rewrite_command(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
 ) -> None:
     """Rewrite prompts with a trained BPO rewriter (batched)."""
+    from promptopt.llm.base import run_sync
+    from promptopt.optimizers.bpo.guard import RewriteGuard, arewrite_guarded
     from promptopt.optimizers.bpo.rewriter import PICKERS, Rewriter, RewriteSettings, make_picker
 
     positive("--n", n)
@@ -228,26 +236,38 @@ def rewrite_command(
         device=device,
         max_new_tokens=max_new_tokens,
     )
-    rw = Rewriter.load(rewriter, settings.device, backend=backend, batch_size=batch_size)
-    judge_llm = open_model(judge_model) if judge_model is not None else None
+    # The guard's model first: a bad spec is one line before the rewriter is loaded.
+    guard_llm = open_model(guard_model) if guard_model is not None else None
     try:
-        picker = make_picker(judge_kind, judge_llm) if judge_llm is not None else None
-        rewrites = rw.rewrite(prompts, settings, judge=picker)
+        rw = Rewriter.load(rewriter, settings.device, backend=backend, batch_size=batch_size)
+        judge_llm = open_model(judge_model) if judge_model is not None else None
+        try:
+            picker = make_picker(judge_kind, judge_llm) if judge_llm is not None else None
+            guard = RewriteGuard(guard_llm) if guard_llm is not None else None
+            guarded = run_sync(
+                arewrite_guarded(rw, prompts, dataclasses.replace(settings, judge=picker), guard)
+            )
+        finally:
+            if judge_llm is not None:
+                run_sync(judge_llm.aclose())
+            rw.close()
     finally:
-        from promptopt.llm.base import run_sync
-
-        if judge_llm is not None:
-            run_sync(judge_llm.aclose())
-        rw.close()
+        if guard_llm is not None:
+            run_sync(guard_llm.aclose())
+    rewrites = guarded.prompts
     fmt = format_ if format_ != "auto" else ("text" if len(prompts) == 1 and rows is None else "jsonl")
     if fmt == "text":
         text = "\n".join(rewrites) + "\n"
     else:
         base = rows if rows is not None else [{field: p} for p in prompts]
+        guards = guarded.statuses if guard_llm is not None else [None] * len(rewrites)
         text = "".join(
-            json.dumps({**row, "optimized_prompt": r}, ensure_ascii=False) + "\n"
-            for row, r in zip(base, rewrites, strict=True)
+            json.dumps({**row, "optimized_prompt": r, **({"guard": g} if g else {})}, ensure_ascii=False)
+            + "\n"
+            for row, r, g in zip(base, rewrites, guards, strict=True)
         )
+    if guard_llm is not None:
+        err_console().print(guarded.summary(), markup=False, soft_wrap=True)
     if output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
