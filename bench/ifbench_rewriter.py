@@ -14,6 +14,9 @@ input with ``--export-prompts FILE``) rewrites the prompt, and then:
    ask for: <the checker's description>?") on the original and on the rewrite: a constraint the
    judge finds in the original but not in the rewrite is ``dropped`` by the judge. Reported: the
    share of prompts that drop at least one constraint (the issue's goal: ≤ 5 %), by rule and by judge.
+   With ``--guard-model SPEC`` promptopt's rewrite guard (``bpo rewrite --guard-model``) stands
+   between rewriter and target: a rewrite its judge says loses a requirement is replaced by the
+   original before anything below is measured (the rule's figure stays independent of it).
 2. **The target's ifbench accuracy** (temperature 0, ``--answer-tokens``, promptopt's own scoring
    path ``aevaluate_many`` and the ``ifbench`` metric, position ``system``): ``no-rewrite`` (the
    prompt as it is, no system prompt) and ``rewriter``; with ``--instruction TEXT`` also
@@ -260,6 +263,8 @@ def main() -> None:
     ap.add_argument("--target", default="openai:qwen05@http://127.0.0.1:8005/v1", help="target model spec")
     ap.add_argument("--instruction", default=None, help="a system prompt for the instruction arms")
     ap.add_argument("--judge-model", default=None, help="model spec answering yes/no per constraint")
+    ap.add_argument("--guard-model", default=None,
+                    help="put promptopt's rewrite guard (bpo rewrite --guard-model) between rewriter and target")  # fmt: skip
     ap.add_argument("--answer-tokens", type=int, default=1024)
     ap.add_argument("--val", type=int, default=50)
     ap.add_argument("--test", type=int, default=None, help="cap on test prompts (default: all 244)")
@@ -285,6 +290,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     rewrites = get_rewrites(args, test, work)
+    guard = apply_guard(args, test, rewrites) if args.guard_model else None
     checks = {ex.id: constraints_of(ex.fields, where=ex.id) for ex in test}
     keep: dict[str, dict[str, list[str]]] = {}
     for ex in test:
@@ -319,12 +325,32 @@ def main() -> None:
         arms.update({"instruction": plain[1], "instruction+rewriter": rewritten[1]})
     for row in arms["rewriter"] + arms.get("instruction+rewriter", []):
         row.update(keep[row["id"]], judge=judged.get(row["id"]))
-    write(args, tag, test, rewrites, keep, judged, arms, time.time() - t0)
+    write(args, tag, test, rewrites, keep, judged, arms, time.time() - t0, guard)
+
+
+def apply_guard(args: argparse.Namespace, test: list[Any], rewrites: dict[str, str]) -> dict[str, Any]:
+    """The product's guard (:class:`~promptopt.optimizers.bpo.guard.RewriteGuard`) over the rewrites:
+    a rewrite its judge says loses a requirement is replaced, in ``rewrites``, by the original, so
+    every figure after it (preservation, answers) is of what a guarded deployment sends. Note: with
+    ``--judge-model`` the same model, the judge's preservation figure is not independent of the guard;
+    the rule's is."""
+    from promptopt.optimizers.bpo.guard import RewriteGuard
+
+    llm = build_llm(args.guard_model, **({"cache": args.cache} if args.cache else {}))
+    try:
+        checked = RewriteGuard(llm).check([ex.input for ex in test], [rewrites[ex.id] for ex in test])
+    finally:
+        run_sync(llm.aclose())
+    for ex, prompt in zip(test, checked.prompts, strict=True):
+        rewrites[ex.id] = prompt
+    note(checked.summary())
+    return {"model": args.guard_model, "counts": checked.counts(),
+            "statuses": dict(zip([ex.id for ex in test], checked.statuses, strict=True))}  # fmt: skip
 
 
 def write(args: argparse.Namespace, tag: str, test: list[Any], rewrites: dict[str, str],
           keep: dict[str, dict[str, list[str]]], judged: dict[str, list[str]], arms: dict[str, list[dict]],
-          wall: float) -> None:  # fmt: skip
+          wall: float, guard: dict[str, Any] | None = None) -> None:  # fmt: skip
     n = len(test)
     n_con = sum(len(v["kept"]) + len(v["dropped"]) + len(v["undecided"]) for v in keep.values())
     rule = {"prompts": n, "constraints": n_con,
@@ -360,7 +386,7 @@ def write(args: argparse.Namespace, tag: str, test: list[Any], rewrites: dict[st
            "instruction": args.instruction, "answer_tokens": args.answer_tokens,
            "split": {"val": args.val, "test": n, "split_seed": args.split_seed},
            "preservation_rule": rule, "preservation_judge": by_judge, "accuracy": table, "paired": diffs,
-           "note": args.note, "test_ids": [ex.id for ex in test]}  # fmt: skip
+           "note": args.note, "guard": guard, "test_ids": [ex.id for ex in test]}  # fmt: skip
     Path(f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
     md = [f"# BPO rewriter in front of the target on IFBench{' — SMOKE (tiny sizes, not a result)' if args.smoke else ''}",
           *(["", f"Note: {args.note}"] if args.note else []),
@@ -370,6 +396,9 @@ def write(args: argparse.Namespace, tag: str, test: list[Any], rewrites: dict[st
           f"({100 * rule['share_prompts_dropping_any']:.1f} %) drop at least one constraint; constraints kept "
           f"{rule['kept']}, dropped {rule['dropped']}, undecided {rule['undecided']} of {n_con}; "
           f"{rule['unchanged_prompts']} prompts came back unchanged."]  # fmt: skip
+    if guard:
+        md.append(f"\n**Guard** `{guard['model']}` (promptopt's `bpo rewrite --guard-model`) between rewriter and "
+                  f"target: {guard['counts']}; every figure here is of the guarded prompts.")  # fmt: skip
     if by_judge:
         md.append(f"\n**By the judge** `{args.judge_model}`: {by_judge['prompts_dropping_any']} of {n} prompts "
                   f"({100 * by_judge['share_prompts_dropping_any']:.1f} %) drop a constraint it saw in the original "
