@@ -30,6 +30,13 @@ def serve_command(
     device: str | None = typer.Option(
         None, "--device", help="Where the rewriter runs (cpu, cuda; default auto)."
     ),
+    guard_model: str | None = typer.Option(
+        None,
+        "--guard-model",
+        help="Model spec of a judge asked, for every prompt the rewriter changed, whether the rewrite keeps "
+        "every requirement of the original; where it says no (or cannot tell, or fails) the original is sent. "
+        "Needs --rewriter; uses the request cache and never a client's key.",
+    ),
     instruction_from: Path | None = typer.Option(
         None,
         "--instruction-from",
@@ -85,7 +92,8 @@ def serve_command(
 ) -> None:
     """Serve the target behind the rewriter and/or instruction as an OpenAI-compatible API.
 
-    Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, GET /health.
+    Routes: GET /v1/models, POST /v1/chat/completions, POST /v1/completions, GET /health (with
+    --guard-model, the guard's tally too).
 
     Streamed answers are the finished completion sent as server-sent events. Errors are in
     OpenAI's shape; a client that disconnects cancels its upstream call.
@@ -98,6 +106,7 @@ def serve_command(
         rewriter=rewriter,
         rewrite_mode=rewrite_mode,
         device=device,
+        guard_model=guard_model,
         instruction_from=instruction_from,
         instruction=instruction,
         position=position,

@@ -20,6 +20,10 @@ Why these choices:
   client's bearer token becomes the upstream's API key (one backend per key, kept in memory only).
   No header is ever logged; the request log line has latency, tokens and whether the prompt was
   rewritten / instructed, and the prompt text only with ``log_prompts``.
+- A rewrite guard (:mod:`promptopt.optimizers.bpo.guard`) is the server's, shared by every request
+  and key: each request's log line says what it decided (``guard=kept``; the server returns no
+  rewritten prompt to put it beside), and ``/health`` carries its running tally, so an operator
+  sees the revert rate without reading logs.
 - The app owns no global state: everything lives in the :class:`ServeState` given to
   :func:`create_app`, so tests build as many apps as they like.
 """
@@ -30,13 +34,13 @@ import hashlib
 import hmac
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from promptopt.aligned import AlignedLLM, user_text
+from promptopt.aligned import AlignedCompletion, AlignedLLM, user_text
 from promptopt.extras import require
 from promptopt.llm.base import LLM, Completion, LLMAuthError, LLMError, Request
 from promptopt.serve import protocol
@@ -49,6 +53,9 @@ from fastapi import Request as HTTPRequest  # noqa: E402
 from fastapi.responses import JSONResponse, StreamingResponse  # noqa: E402
 
 from promptopt.serve.intake import DEFAULT_MAX_BODY_BYTES, ClientGone, read_json, while_connected  # noqa: E402
+
+if TYPE_CHECKING:
+    from promptopt.optimizers.bpo.guard import RewriteGuard
 
 log = logging.getLogger("promptopt.serve")
 
@@ -68,11 +75,20 @@ class Upstream:
 
     ``make(key)`` builds the (aligned) LLM for an upstream API key (``None``: the configured
     one). Keys are looked up by their SHA-256 so the dictionary holds no key as a key; the
-    backend object itself must hold the key to send it.
+    backend object itself must hold the key to send it. ``guard`` is the rewrite guard the
+    aligned LLMs share (``AlignedLLM`` leaves its judge to its caller): its tally is reported by
+    ``/health`` and its judge is closed here, after the LLMs that use it.
     """
 
-    def __init__(self, make: Callable[[str | None], LLM], *, forward_auth: bool = False) -> None:
+    def __init__(
+        self,
+        make: Callable[[str | None], LLM],
+        *,
+        forward_auth: bool = False,
+        guard: RewriteGuard | None = None,
+    ) -> None:
         self.forward_auth = forward_auth
+        self.guard = guard
         self._make = make
         self._shared: LLM | None = None if forward_auth else make(None)
         self._by_key: OrderedDict[str, LLM] = OrderedDict()
@@ -100,12 +116,21 @@ class Upstream:
         return [self._shared] if self._shared is not None else list(self._by_key.values())
 
     async def aclose(self) -> None:
-        for llm in self.all():
+        models = self.all() + ([self.guard.llm] if self.guard is not None else [])
+        for llm in models:
             try:
                 await llm.aclose()
             except Exception as exc:  # shutting down: report, keep closing the others
                 log.warning("closing %s failed: %s", type(llm).__name__, type(exc).__name__)
         self._by_key.clear()
+
+    def guard_tally(self) -> dict[str, int] | None:
+        """The guard's decisions so far, every status present (None without a guard)."""
+        if self.guard is None:
+            return None
+        from promptopt.optimizers.bpo.guard import STATUSES
+
+        return {status: self.guard.tally[status] for status in STATUSES}
 
 
 @dataclass
@@ -162,8 +187,10 @@ def create_app(state: ServeState) -> Any:
 
     @app.get("/health")
     async def health() -> Any:
-        return {"status": "ok", "model": state.model_name, "uptime_s": round(time.time() - state.started, 1),
+        body = {"status": "ok", "model": state.model_name, "uptime_s": round(time.time() - state.started, 1),
                 "requests": state.requests, "errors": state.errors, "cancelled": state.cancelled}  # fmt: skip
+        tally = state.upstream.guard_tally()
+        return body if tally is None else {**body, "guard": tally}
 
     async def answer(request: Any, kind: str, seen: dict[str, Any]) -> Any:
         """The response for one generation request; ``seen`` collects what the log line says."""
@@ -200,7 +227,7 @@ def create_app(state: ServeState) -> Any:
         log line carrying the status the client got."""
         started = time.perf_counter()
         state.requests += 1
-        seen: dict[str, Any] = {"aligned": ("-", "-"), "stream": False, "note": ""}
+        seen: dict[str, Any] = {"aligned": ("-", "-", "-"), "stream": False, "note": ""}
         response: Any = None
         try:
             response = await answer(request, kind, seen)
@@ -217,11 +244,12 @@ def create_app(state: ServeState) -> Any:
         status = CLIENT_CLOSED if response is None else response.status_code
         if 400 <= status != CLIENT_CLOSED:
             state.errors += 1
-        rewritten, instructed = seen["aligned"]
+        rewritten, instructed, guarded = seen["aligned"]
+        guard = f" guard={guarded}" if state.upstream.guard is not None else ""
         log.info(
-            "%s %s %d %.3fs rewritten=%s instructed=%s stream=%s%s",
+            "%s %s %d %.3fs rewritten=%s instructed=%s%s stream=%s%s",
             request.method, request.url.path, status, time.perf_counter() - started,
-            rewritten, instructed, "yes" if seen["stream"] else "no", seen["note"],
+            rewritten, instructed, guard, "yes" if seen["stream"] else "no", seen["note"],
         )  # fmt: skip
         return response if response is not None else JSONResponse({}, status_code=CLIENT_CLOSED)
 
@@ -249,21 +277,36 @@ def create_app(state: ServeState) -> Any:
 
 async def _run(
     llm: LLM, requests: Iterable[Request]
-) -> tuple[list[Completion], tuple[str, str], list[tuple[str, str]]]:
+) -> tuple[list[Completion], tuple[str, str, str], list[tuple[str, str]]]:
     """Completions for ``requests`` (raising the first failure), whether alignment rewrote /
-    instructed them, and (original, sent) user texts for ``--log-prompts``."""
+    instructed them and what the guard decided, and (original, sent) user texts for
+    ``--log-prompts``."""
     requests = list(requests)
     if not isinstance(llm, AlignedLLM):
         done = await llm.agenerate(requests)
-        return list(done), ("no", "no"), [(user_text(r), user_text(r)) for r in requests]
+        return list(done), ("no", "no", "-"), [(user_text(r), user_text(r)) for r in requests]
     results = await llm.agenerate_aligned(requests)
     rewritten = "yes" if any(r.was_rewritten for r in results) else "no"
     instructed = "yes" if llm.instruction else "no"
     return (
         [r.completion for r in results],
-        (rewritten, instructed),
+        (rewritten, instructed, _guard_note(results)),
         [(r.original, r.rewritten) for r in results],
     )
+
+
+def _guard_note(results: list[AlignedCompletion]) -> str:
+    """What the guard did with a request's prompts, for its log line: the status of a single
+    prompt (``kept``), counts for several (``kept:2,reverted:1``), ``-`` without a guard."""
+    from promptopt.optimizers.bpo.guard import STATUSES
+
+    statuses = [r.guard for r in results if r.guard is not None]
+    if not statuses:
+        return "-"
+    if len(statuses) == 1:
+        return statuses[0]
+    counts = Counter(statuses)
+    return ",".join(f"{s}:{counts[s]}" for s in STATUSES if counts[s])
 
 
 def _usage_note(completions: list[Completion]) -> str:

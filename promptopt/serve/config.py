@@ -38,6 +38,7 @@ from promptopt.llm.registry import ModelSpec
 from promptopt.serve.protocol import DEFAULT_MAX_BODY_BYTES
 
 if TYPE_CHECKING:
+    from promptopt.optimizers.bpo.guard import RewriteGuard
     from promptopt.serve.app import ServeState, Upstream
 
 #: The environment variable the CLI reads ``--api-key`` from (named in the empty-key error).
@@ -92,6 +93,8 @@ class Deployment:
         parts = [f"target {_shown_target(c.target, c.scheme)}"]
         if c.rewriter is not None:
             parts.append(f"rewriter {c.rewriter} ({c.rewrite_mode})")
+        if c.guard_model is not None:
+            parts.append(f"guard {_shown_target(c.guard_model, ModelSpec.parse(c.guard_model).scheme)}")
         if self.instruction.text is not None:
             parts.append(f"instruction {_short(self.instruction.text)!r} at {self.instruction.position}")
         auth = (
@@ -123,6 +126,8 @@ class ServeConfig:
     rewriter: str | None = None
     rewrite_mode: str = "default"
     device: str | None = None
+    #: a judge model spec: each changed rewrite is checked to keep every requirement of the prompt
+    guard_model: str | None = None
     instruction_from: Path | None = None
     instruction: str | None = None
     position: str | None = None
@@ -162,6 +167,10 @@ class ServeConfig:
             )
         if self.api_key is not None and not self.api_key.strip():
             raise ConfigError(f"--api-key (or {API_KEY_ENV}) is empty")
+        if self.guard_model is not None:
+            if self.rewriter is None:
+                raise ConfigError("--guard-model checks the rewriter's rewrites; it needs --rewriter")
+            ModelSpec.parse(self.guard_model)  # an empty spec is one line here, before any loading
         for name, value in (
             ("--default-max-tokens", self.default_max_tokens),
             ("--max-concurrency", self.max_concurrency),
@@ -214,13 +223,46 @@ class ServeConfig:
             run_sync(loaded.aload())
         return settings, loaded
 
+    def open_guard(self) -> RewriteGuard | None:
+        """The rewrite guard over ``guard_model`` (None without one), opened with ``build_llm``.
+
+        Why these choices: the judge is the server's own model, opened once and shared by every
+        request (its ``tally`` is the server's), with the server's credentials (the spec, its URL,
+        the environment), like a target without ``--forward-auth``; a client's forwarded key is
+        never sent to it, since the judge may live on another host than the target. Its verdicts
+        go through the request cache whatever ``--cache`` says: a verdict is a temperature-0
+        function of (prompt, rewrite), so a repeated pair costs no call, and ``--cache`` is about
+        the answers clients get. The openai: limits (``--request-timeout``...) bound it too.
+        """
+        if self.guard_model is None:
+            return None
+        from promptopt.llm.factory import build_llm
+        from promptopt.optimizers.bpo.guard import RewriteGuard
+
+        scheme = ModelSpec.parse(self.guard_model).scheme
+        options = self.backend_options() if scheme == "openai" else {}
+        return RewriteGuard(build_llm(self.guard_model, cache_policy="deterministic", **options))
+
     def build_upstream(self, notify: Notify = _silent) -> tuple[Upstream, ServedInstruction]:
-        """The upstream (aligned) LLM(s) and the instruction they serve; a bad target fails here."""
+        """The upstream (aligned) LLM(s) and the instruction they serve; a bad target fails here.
+
+        The guard's model is opened before the rewriter is loaded (a bad spec is one line before
+        anything slow) and closed again if anything after it fails; once built, the
+        :class:`~promptopt.serve.app.Upstream` owns it and closes it at shutdown."""
+        served = self.resolve_instruction(notify)
+        guard = self.open_guard()
+        try:
+            return self._upstream(served, guard, notify), served
+        except BaseException:
+            if guard is not None:
+                run_sync(guard.llm.aclose())
+            raise
+
+    def _upstream(self, served: ServedInstruction, guard: RewriteGuard | None, notify: Notify) -> Upstream:
         from promptopt.aligned import AlignedLLM
         from promptopt.llm.factory import build_llm
         from promptopt.serve.app import Upstream
 
-        served = self.resolve_instruction(notify)
         settings, loaded = self.load_rewriter(notify)
         options = self.backend_options()
         cache_policy = "deterministic" if self.cache else "off"
@@ -238,11 +280,12 @@ class ServeConfig:
                 settings=settings,
                 system_prompt=served.system_prompt,
                 demos=served.demos,
+                guard=guard,  # one guard for every key: one tally, one judge to close
             )
 
         if self.forward_auth:
             make("placeholder-key")  # a bad spec fails now, in one line, not on each request
-        return Upstream(make, forward_auth=self.forward_auth), served
+        return Upstream(make, forward_auth=self.forward_auth, guard=guard)
 
     def build_state(self, notify: Notify = _silent) -> Deployment:
         """Check, then build everything :func:`~promptopt.serve.app.create_app` needs."""
@@ -272,7 +315,11 @@ def serve(config: ServeConfig, *, notify: Notify = _silent) -> Stopped:
     from promptopt.serve.runner import bind, serve_forever
 
     deployment = config.build_state(notify)
-    sock = bind(config.host, config.port)
+    try:
+        sock = bind(config.host, config.port)
+    except BaseException:  # the app never ran, so its lifespan will not close the models
+        run_sync(deployment.state.upstream.aclose())
+        raise
     notify(deployment.banner(sock.getsockname()[1]))
     stopped_by = serve_forever(create_app(deployment.state), sock)
     return Stopped(stopped_by, deployment.state.requests, deployment.state.errors)
