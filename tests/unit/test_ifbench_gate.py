@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 from promptopt.errors import ConfigError, DataError
 from promptopt.llm.base import LLMServerError, Request
 from promptopt.llm.fake import FakeLLM, request_text
+from tests.unit.ifbench_data import install_ifbench_data, kept_promptopt_logger
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 SIZES = {"train": 2, "val": 1, "test": 4, "answer_tokens": 50}
@@ -37,25 +37,9 @@ ROWS: list[dict[str, Any]] = [
 @pytest.fixture(autouse=True)
 def _data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A small IFBench folder and BPO base prompts (the task's training prompts), an isolated cache."""
-    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
-    ifb = tmp_path / "ifbench"
-    ifb.mkdir()
-    (ifb / "IFBench_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    monkeypatch.setenv("PROMPTOPT_IFBENCH_DATA_DIR", str(ifb))
-    bpo = tmp_path / "bpo" / "testset"
-    bpo.mkdir(parents=True)
-    (bpo / "vicuna_eval.jsonl").write_text(
-        "".join(
-            json.dumps({"question_id": i, "text": f"How do bees make honey, part {i}?"}) + "\n"
-            for i in range(8)
-        )
-    )
-    monkeypatch.setenv("PROMPTOPT_BPO_DATA_DIR", str(tmp_path / "bpo"))
-    logger = logging.getLogger("promptopt")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.propagate, logger.level = saved[1], saved[2]
+    install_ifbench_data(tmp_path, monkeypatch, ROWS)
+    with kept_promptopt_logger():
+        yield
 
 
 @pytest.fixture

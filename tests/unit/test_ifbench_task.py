@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,7 @@ from promptopt.tasks.base import Candidate, get_task_entry, make_task_from_optio
 from promptopt.tasks.ifbench.compose import DRAWS, KINDS, PHRASES, compose_training, phrase
 from promptopt.tasks.ifbench.data import BasePrompt, ifbench_file
 from promptopt.tasks.instructions.datasets import Example, load_dataset
+from tests.unit.ifbench_data import install_ifbench_data, kept_promptopt_logger
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -55,29 +55,9 @@ ROWS: list[dict[str, Any]] = [
 @pytest.fixture(autouse=True)
 def _data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A 6-row IFBench folder and a BPO folder of 12 base prompts, found through the environment."""
-    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
-    ifb = tmp_path / "ifbench"
-    ifb.mkdir()
-    (ifb / "IFBench_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    monkeypatch.setenv("PROMPTOPT_IFBENCH_DATA_DIR", str(ifb))
-    bpo = tmp_path / "bpo" / "testset"
-    bpo.mkdir(parents=True)
-    (bpo / "vicuna_eval.jsonl").write_text(
-        "".join(
-            json.dumps({"question_id": i, "text": f"How do bees make honey, part {i}?"}) + "\n"
-            for i in range(8)
-        )
-    )
-    dolly = [
-        {"idx": i, "instruction": f"Summarise text {i}.", "context": "Bees live in hives."} for i in range(4)
-    ]
-    (bpo / "dolly_eval.json").write_text(json.dumps(dolly))
-    monkeypatch.setenv("PROMPTOPT_BPO_DATA_DIR", str(tmp_path / "bpo"))
-    logger = logging.getLogger("promptopt")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.propagate, logger.level = saved[1], saved[2]
+    install_ifbench_data(tmp_path, monkeypatch, ROWS, dolly=4)
+    with kept_promptopt_logger():
+        yield
 
 
 def example(row: dict[str, Any]) -> Example:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from promptopt.llm.fake import FakeLLM, request_text
 from promptopt.tasks.base import get_task_entry, make_task
 from promptopt.tasks.instructions.answer_log import ANSWERS_FILE
 from promptopt.tasks.instructions.datasets import Example
+from tests.unit.ifbench_data import install_ifbench_data, kept_promptopt_logger
 
 GATED = "all:ifbench&judge:responsive"
 
@@ -55,25 +55,9 @@ ROWS: list[dict[str, Any]] = [
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A small IFBench folder and BPO base prompts (for ``--task ifbench``), an isolated cache."""
-    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "cache"))
-    ifb = tmp_path / "ifbench"
-    ifb.mkdir()
-    (ifb / "IFBench_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    monkeypatch.setenv("PROMPTOPT_IFBENCH_DATA_DIR", str(ifb))
-    bpo = tmp_path / "bpo" / "testset"
-    bpo.mkdir(parents=True)
-    (bpo / "vicuna_eval.jsonl").write_text(
-        "".join(
-            json.dumps({"question_id": i, "text": f"How do bees make honey, part {i}?"}) + "\n"
-            for i in range(8)
-        )
-    )
-    monkeypatch.setenv("PROMPTOPT_BPO_DATA_DIR", str(tmp_path / "bpo"))
-    logger = logging.getLogger("promptopt")
-    saved = (list(logger.handlers), logger.propagate, logger.level)
-    yield
-    logger.handlers[:] = saved[0]
-    logger.propagate, logger.level = saved[1], saved[2]
+    install_ifbench_data(tmp_path, monkeypatch, ROWS)
+    with kept_promptopt_logger():
+        yield
 
 
 def example(row: dict[str, Any]) -> Example:
