@@ -176,7 +176,10 @@ def open_judge(
     judge_spec = options.get("judge_model")
     if not entry.wants_judge(options):
         if judge_spec is not None:
-            raise ConfigError("--judge-model needs a judge: --judge rubric|pairwise (or --metric judge)")
+            raise ConfigError(
+                "--judge-model needs a judge: --judge rubric|pairwise, or a judge metric "
+                "(--metric judge, judge:responsive, or all:...&judge:responsive)"
+            )
         return None
     if judge_spec is None or judge_spec == scorer_spec:
         return scorer

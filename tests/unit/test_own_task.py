@@ -232,7 +232,7 @@ def test_judge_model_without_a_judge_is_one_line(tmp_path: Path, capsys: pytest.
               "fake:x", "--scorer-model", "fake:x", "--run-dir", str(tmp_path / "r")])  # fmt: skip
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--judge rubric|pairwise" in err[0]
+    assert len(err) == 1 and "--judge rubric|pairwise" in err[0] and "judge:responsive" in err[0]
 
 
 def test_resume_accepts_the_same_task_flags_and_names_changed_ones(
