@@ -11,6 +11,7 @@ from typing import Any
 
 from promptopt.tasks.base import number, short_number
 from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, load_answers
+from promptopt.tasks.instructions.short_answers import SHORT_WORDS
 
 #: how many of the reported instruction's worst test answers the run report shows
 MAX_FAILURES_SHOWN = 10
@@ -67,9 +68,11 @@ def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
     rest = [
         f"- **{k}**: {json.dumps(v, default=str) if isinstance(v, list | dict) else n(v)}"
         for k, v in report.items()
-        if k != "demos" and not (isinstance(v, list | dict) and len(json.dumps(v, default=str)) > 300)
+        if k not in ("demos", "warnings")
+        and not (isinstance(v, list | dict) and len(json.dumps(v, default=str)) > 300)
     ]
     return [
+        *warnings_section(report),
         f"Dataset {report.get('dataset')}, position {report.get('position')}, scorer `{report.get('scorer')}`; "
         f"reported instruction selected by {report.get('selected_by')}.",
         "",
@@ -78,6 +81,16 @@ def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
         *demos_section(report.get("demos")),
         *rest,
     ]
+
+
+def warnings_section(report: dict[str, Any]) -> list[str]:
+    """Markdown: the report's ``warnings`` (e.g. a reference-free metric answered mostly in a word
+    or three, :mod:`.short_answers`), each a bold line, first, where a reader sees them before the
+    accuracies they qualify; ``[]`` without any."""
+    warnings = report.get("warnings")
+    if not isinstance(warnings, list):
+        return []
+    return [line for w in warnings for line in (f"**Warning: {w}**", "")]
 
 
 def demos_section(demos: Any) -> list[str]:
@@ -99,10 +112,6 @@ def _cell(text: Any, limit: int = 300) -> str:
     t = " ".join(str(text or "").split())
     t = t if len(t) <= limit else t[:limit] + " …"
     return t.replace("|", "\\|")
-
-
-#: an answer of at most this many words is "short"; more than half of them short is a warning
-SHORT_WORDS = 3
 
 
 def _short(records: dict[str, dict[str, Any]]) -> int:
@@ -142,7 +151,8 @@ def answers_section(run_dir: str | Path, report: dict[str, Any]) -> list[str]:
     if not best:
         return []
     base = log.of("test", "")
-    warning = short_answers_warning(best, base)
+    # the final report's own warning (reference-free metrics only) is shown above: not twice
+    warning = None if report.get("warnings") else short_answers_warning(best, base)
     failures = sorted((r for r in best.values() if not r.get("correct")), key=lambda r: r.get("value") or 0.0)
     lines = [
         f"{len(failures)} of {len(best)} held-out answers of the reported instruction got less than full "

@@ -28,6 +28,7 @@ from promptopt.errors import ConfigError
 from promptopt.prompting import Demo
 from promptopt.tasks.base import Candidate
 from promptopt.tasks.instructions.scoring import ScoreBook, instruction_of
+from promptopt.tasks.instructions.short_answers import answer_length_report
 
 #: name → instruction; the paper's comparison points.
 BASELINES: tuple[tuple[str, str], ...] = (
@@ -111,7 +112,9 @@ async def atest_report(
     ``selected`` as ``best``, ``train_best`` when it differs, and each baseline, all in one batch.
     With ``demos``, ``best`` is ``selected`` with them (asked first, in a batch of its own, so the
     run's answer log keeps the deployed prompt's answers) and ``best_without_demos`` joins the
-    batch of the rest. ``per_example`` holds each test example's metric value (None: failed)."""
+    batch of the rest. ``per_example`` holds each test example's metric value (None: failed);
+    ``answer_lengths`` and, for a reference-free metric answered mostly in a word or three,
+    ``warnings`` come from :func:`~promptopt.tasks.instructions.short_answers.answer_length_report`."""
     demos = tuple(demos)
     names = (
         ["best_without_demos" if demos else "best"]
@@ -133,4 +136,9 @@ async def atest_report(
             None if best_acc is None or not base_scores else round(best_acc - max(base_scores), 4)
         ),
         "per_example": {name: [_mark(r) for r in ev.records] for name, ev in by_name.items()},
+        **answer_length_report(
+            (r.response for r in by_name["best"].records),
+            (r.response for r in by_name["empty"].records),
+            book.metric,
+        ),
     }
