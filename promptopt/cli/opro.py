@@ -26,7 +26,7 @@ from promptopt.cli.common import (
     positive,
 )
 from promptopt.errors import ConfigError, PromptoptError
-from promptopt.llm.base import LLM, Request
+from promptopt.llm.base import LLM, Request, run_sync
 from promptopt.llm.budget import (
     COST_PARTS,
     DEFAULT_PRICES,
@@ -40,11 +40,12 @@ from promptopt.llm.budget import (
 )
 from promptopt.llm.credentials import RECORD_KEY as ACCESS_KEY
 from promptopt.llm.credentials import ModelAccess
-from promptopt.llm.registry import ModelSpec
+from promptopt.llm.registry import ModelSpec, takes_credentials
 from promptopt.llm.structured import check_server_mechanism
 from promptopt.optimizers.base import Result, open_judge
 from promptopt.optimizers.metric_calls import search_share
 from promptopt.optimizers.opro.final_budget import planned_candidates, task_cost_items
+from promptopt.optimizers.opro.history import read_opro_run
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
 from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, PROPOSERS
@@ -54,8 +55,9 @@ from promptopt.optimizers.reflective.reflection import (
     reflection_prompt,
     reflection_request,
 )
-from promptopt.runs import Run, StopFlag, check_run_dir
-from promptopt.tasks.base import Task, get_task_entry, summary_lines
+from promptopt.runs import Run, StopFlag, check_run_dir, read_run_config
+from promptopt.tasks.base import Task, TaskEntry, get_task_entry, summary_lines
+from promptopt.tasks.instructions.rewrite import check_guard
 from promptopt.tracking.base import parse_track
 
 app = typer.Typer(
@@ -366,6 +368,7 @@ def _start(
     entry = get_task_entry(task_name)
     options = {**cfg_opts, **task_opts}
     entry.check(options)
+    check_guard(options.get("rewriter"), options.get("guard_model"), options.get("guard_llm"))  # before loads
     # a directory no run can go into is refused before any model is loaded
     run_dir = check_run_dir(flags["run_dir"] or _default_run_dir(task_name), overwrite=overwrite)
     scorer_spec = _merge(flags["scorer_model"], cfg, "scorer_model")
@@ -382,7 +385,9 @@ def _start(
     if access.scorer_api_key_env and scorer_spec is None:
         raise ConfigError(f"task {task_name!r} does not use a scorer model; drop --scorer-api-key-env")
     judge = open_judge(entry, options, budget, scorer=scorer, scorer_spec=scorer_spec, access=access)
-    task = entry.build(options, scorer=scorer, seed=seed, judge=judge)
+    task = _build_task(
+        entry, options, budget, access, scorer=scorer, scorer_spec=scorer_spec, seed=seed, judge=judge
+    )
     opro = OPRO(seed=seed, **{_OPRO_NAMES.get(k, k): _merge(flags[k], cfg, k) for k in _OPRO_FLAGS})
     opro.params(task)  # validate before anything is written
     opt_spec = _merge(flags["optimizer_model"], cfg, "optimizer_model", DEFAULT_MODEL)
@@ -422,12 +427,15 @@ def _continue(
             "--structured-output cannot change on --resume (the run's recorded mechanism is used)"
         )
     opro = OPRO(seed=flags["seed"], **{_OPRO_NAMES.get(k, k): flags[k] for k in _OPRO_FLAGS})
+    # a guarded run's task is rebuilt here (its guard opened like its scorer); else by the library
+    guarded = _reopen_guarded_task(flags, budget, access)
+    task, limits = guarded or (flags["task"], budget if budget.has_limits() else None)
     r = opro.reopen(
         flags["run_dir"],
-        task=flags["task"],
+        task=task,
         llm=flags["optimizer_model"],
         scorer=flags["scorer_model"],
-        budget=budget if budget.has_limits() else None,  # no budget flag: the run's limits
+        budget=limits,  # None (no budget flag): the run's limits
         access=access,  # the headers again (never stored); key variables: the run's unless given
     )
     try:  # the run's recorded prices, under those given now; then every model must have one
@@ -440,6 +448,110 @@ def _continue(
         raise
     err_console().print(f"resuming {r.run.path} ({len(r.run.records)} journal records)")
     return r.opro, r.task, r.llm, r.run
+
+
+def _build_task(
+    entry: TaskEntry,
+    options: dict[str, Any],
+    budget: Budget,
+    access: ModelAccess,
+    *,
+    scorer: LLM | None,
+    scorer_spec: str | None,
+    seed: int | None,
+    judge: LLM | None,
+) -> Task:
+    """The task built from ``options``, with the rewrite guard's model (``guard_model``) opened for
+    it: the guard is asked only while the task rewrites its questions, so a guard opened here is
+    closed as soon as the task is built, and its tally is printed (one line)."""
+    guard, owned = _open_guard(options, budget, access, scorer=scorer, scorer_spec=scorer_spec)
+    try:
+        task = entry.build(
+            {**options, "guard_llm": guard} if guard is not None else options,
+            scorer=scorer,
+            seed=seed,
+            judge=judge,
+        )
+    finally:
+        if owned and guard is not None:
+            run_sync(guard.aclose())
+    if guard is not None:
+        err_console().print(_guard_line(task), markup=False, soft_wrap=True)
+    return task
+
+
+def _open_guard(
+    options: dict[str, Any],
+    budget: Budget,
+    access: ModelAccess,
+    *,
+    scorer: LLM | None,
+    scorer_spec: str | None,
+) -> tuple[LLM | None, bool]:
+    """The rewrite guard's judge model of ``options["guard_model"]`` and whether it was opened here:
+    opened as a judge is (``open_judge``): under ``budget``, with deterministic caching (a resumed
+    run asks again from the cache), with the scorer's key variable and headers, or the scorer itself
+    when the spec is the scorer's (one model loaded). Refused without a rewriter, before any load."""
+    spec = options.get("guard_model")
+    check_guard(options.get("rewriter"), spec, options.get("guard_llm"))
+    if spec is None:
+        return None, False
+    if scorer is not None and spec == scorer_spec:
+        return scorer, False
+    # the scorer's key and headers go to an HTTP guard only: a local guard beside an HTTP scorer is fine
+    extra = access.options(spec, "scorer") if takes_credentials(spec) else {}
+    guard = open_model(spec, budget=budget, cache_policy="deterministic", **extra)
+    try:
+        budget.check_priced([guard.name], how=PRICE_HINT)  # its calls are spent while the task is built
+    except PromptoptError:
+        run_sync(guard.aclose())
+        raise
+    return guard, True
+
+
+def _guard_line(task: Task) -> str:
+    """What the guard did, from the split recipe (``rewrite_splits``): one line before the run."""
+    recipe = getattr(getattr(task, "splits", None), "recipe", {}) or {}
+    counts = recipe.get("guard") or {}
+    questions = (recipe.get("rewriter") or {}).get("questions", "?")
+    errors = counts.get("error", 0)
+    return (
+        f"rewrite guard: {counts.get('kept', 0)} kept, {counts.get('reverted', 0)} reverted (scored as "
+        f"written), {errors} error{'s' if errors != 1 else ''}, {counts.get('unchanged', 0)} unchanged, "
+        f"of {questions} questions"
+    )
+
+
+def _reopen_guarded_task(
+    flags: dict[str, Any], budget: Budget, access: ModelAccess
+) -> tuple[Task, Budget] | None:
+    """A guarded run's task, rebuilt here rather than by ``OPRO.reopen``: its questions pass the
+    guard again as they are rewritten, so the guard's model is opened as on the run's start (the
+    run's key variables and headers, the run's budget, which ``reopen`` is then given). None for a
+    run without a guard, or when a flag names another task or scorer than the run's (``reopen``
+    refuses that with its own message, before anything is loaded)."""
+    recorded = read_run_config(flags["run_dir"]).get("task_config")
+    if not isinstance(recorded, dict) or recorded.get("guard_model") is None:
+        return None  # the journal is read once, by ``reopen``
+    cfg = read_opro_run(flags["run_dir"], to_resume=True).config  # checked before anything is loaded
+    options = dict(cfg.get("task_config") or {})
+    for key in ("task", "scorer_model"):
+        if flags[key] is not None and cfg.get(key) is not None and flags[key] != cfg[key]:
+            return None
+    entry = get_task_entry(str(cfg.get("task")))
+    run_budget = budget if budget.has_limits() else Budget.from_limits(cfg.get("budget"))
+    resumed = access.resumed(cfg.get(ACCESS_KEY))
+    scorer_spec = str(cfg.get("scorer_model") or DEFAULT_MODEL) if entry.uses_scorer else None
+    scorer = None
+    if scorer_spec is not None:
+        extra = resumed.options(scorer_spec, "scorer")
+        scorer = open_model(scorer_spec, budget=run_budget, cache_policy="deterministic", **extra)
+    judge = open_judge(entry, options, run_budget, scorer=scorer, scorer_spec=scorer_spec, access=resumed)
+    seed = None if cfg.get("seed") is None else int(cfg["seed"])
+    task = _build_task(
+        entry, options, run_budget, resumed, scorer=scorer, scorer_spec=scorer_spec, seed=seed, judge=judge
+    )
+    return task, run_budget
 
 
 _MISSING = object()
@@ -505,7 +617,7 @@ _OPRO_NAMES = {"exemplars": "num_exemplars", "budget_metric_calls": "max_metric_
 #: typed flags that are task options (the task's factory refuses the ones it does not take)
 _TASK_FLAGS = (
     *("n", "w_true", "b_true"),
-    *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter", "scoring"),
+    *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter", "guard_model", "scoring"),
     *("target_field", "metric", "judge", "judge_model", "topic", "answer_type", "val_top_k", "split_seed"),
     "extract_answer",
 )
@@ -563,6 +675,8 @@ def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
     if isinstance(task_report, dict):
         for line in summary_lines(task, task_report):
             out.print(line)
+        for warning in _report_warnings(task_report):  # one line each, not wrapped: grep-able
+            out.print(f"warning: {warning}", markup=False, soft_wrap=True)
     search = result.report.get("search", {})
     to_opt = search.get("steps_to_optimum")
     out.print(
@@ -583,6 +697,15 @@ def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
             f"metric calls: {calls.get('used')}" + (f" of at most {limit}" if limit is not None else "")
         )
     out.print(f"run directory: {run.path}")
+
+
+def _report_warnings(task_report: dict[str, Any]) -> list[str]:
+    """The final report's ``warnings`` (any task may give some; the instruction tasks warn when a
+    reference-free metric was met mostly by answers of a word or three), as one-line strings."""
+    warnings = task_report.get("warnings")
+    if not isinstance(warnings, list):
+        return []
+    return [" ".join(str(w).split()) for w in warnings]
 
 
 def _budget_lines(stop_reason: str, note: dict[str, Any], reported: bool) -> list[str]:
@@ -789,6 +912,14 @@ def run_command(
         "--rewriter",
         help="\\[instructions] BPO rewriter folder or HF id: every question is rewritten first, so the "
         "instruction is found for the prompts `promptopt serve --rewriter` sends.",
+    ),
+    guard_model: str | None = typer.Option(
+        None,
+        "--guard-model",
+        help="\\[instructions] with --rewriter: model spec of a judge asked, for every rewritten question, "
+        "whether the rewrite keeps every requirement of the original; where it says no (or cannot tell, or "
+        "fails) the question is scored as written, as `promptopt serve --guard-model` sends it. Uses the "
+        "scorer's key variable and headers; recorded, and asked again (from the cache) on --resume.",
     ),
     scoring: str | None = typer.Option(
         None,

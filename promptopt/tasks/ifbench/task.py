@@ -34,7 +34,7 @@ from promptopt.tasks.ifbench.data import TOPIC, example_of, load_base_prompts, l
 from promptopt.tasks.instructions.datasets import Dataset, Splits
 from promptopt.tasks.instructions.parsing import MAX_INSTRUCTION_CHARS
 from promptopt.tasks.instructions.program import PromptProgram
-from promptopt.tasks.instructions.rewrite import rewrite_splits
+from promptopt.tasks.instructions.rewrite import check_guard, recorded_guard, rewrite_splits
 from promptopt.tasks.instructions.task import InstructionTask, _build_metric
 
 DEFAULT_INITIAL: tuple[str, ...] = ("Respond to the user's request.",)
@@ -117,6 +117,8 @@ def create(
     race_target: str = "shortlist",
     rewriter: str | None = None,
     rewrite_mode: str = "default",
+    guard_model: str | None = None,
+    guard_llm: LLM | None = None,
     keep_answers: bool = True,
     judge_model: str | None = None,
     judge_llm: LLM | None = None,
@@ -129,6 +131,8 @@ def create(
     ``metric``: ``ifbench`` or a variant (``ifbench:prompt``, ``ifbench:loose``, ``ifbench:prompt-loose``),
     or one gated by a content judge (``all:ifbench&judge:responsive``: a vacuous answer such as a bare
     "Yes" scores 0), judged by ``judge_llm`` or the model ``judge_model`` names (default: the scorer).
+    ``rewriter`` rewrites every prompt first; ``guard_llm`` / ``guard_model`` then keeps each prompt
+    as written where the rewrite drops one of its constraints (BPO's rewrite guard).
     The other options are the ``instructions`` task's (``promptopt.tasks.instructions.task.create``).
     """
     train, val, split_seed = (
@@ -139,6 +143,7 @@ def create(
     if test is not None:
         test = _count("test", test, 1)
     _count("max_tokens", max_tokens, 1)
+    check_guard(rewriter, guard_model, guard_llm)
     initial_list = (
         list(DEFAULT_INITIAL) if initial is None else [initial] if isinstance(initial, str) else list(initial)
     )
@@ -153,7 +158,8 @@ def create(
             f"IFBench prompts have no gold answers; the metric {metric_obj.name!r} needs them (use ifbench)"
         )
     if rewriter is not None:
-        splits = rewrite_splits(splits, rewriter, rewrite_mode)
+        guard = guard_llm if guard_llm is not None else guard_model
+        splits = rewrite_splits(splits, rewriter, rewrite_mode, guard=guard)
     options: dict[str, Any] = {
         "seed": seed,
         "data_dir": data_dir,
@@ -173,6 +179,8 @@ def create(
         "system_prompt": system_prompt,
         "rewriter": rewriter if isinstance(rewriter, str) else None,
         "judge_model": judge_model,
+        # with the rewriter it guards: a rewriter object is not recorded, so neither is its guard
+        "guard_model": recorded_guard(guard_model, guard_llm) if isinstance(rewriter, str) else None,
     }
     options.update({k: v for k, v in extra.items() if v is not None})
     if rewriter is not None:

@@ -1,17 +1,54 @@
-"""Rewriting a task's splits through a BPO rewriter before anything is scored (``rewriter``)."""
+"""Rewriting a task's splits through a BPO rewriter before anything is scored (``rewriter``), with
+an optional guard on the rewrites (``guard_model``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from promptopt.errors import ConfigError
 from promptopt.llm.base import run_sync
 from promptopt.rewriting import RewriterLoader, rewriter_loader
 from promptopt.tasks.instructions.datasets import Example, Splits
 
+if TYPE_CHECKING:
+    from promptopt.llm.base import LLM
+
+__all__ = ["GUARD_STATUSES", "check_guard", "recorded_guard", "rewrite_splits"]
+
+#: The guard's decisions as a split recipe counts them: the statuses of BPO's rewrite guard
+#: (``promptopt.optimizers.bpo.guard.STATUSES``, named here because a task does not import an
+#: optimizer; a test pins that the two agree).
+GUARD_STATUSES: tuple[str, ...] = ("kept", "reverted", "error", "unchanged")
+
+
+def check_guard(rewriter: Any, guard_model: Any, guard_llm: Any) -> None:
+    """Refuse a guard without a rewriter (it checks rewrites: without any it would silently do
+    nothing) and a guard given in the wrong form, before any model or data is loaded."""
+    if (guard_model is not None or guard_llm is not None) and rewriter is None:
+        raise ConfigError("--guard-model needs --rewriter (Python: guard_model= needs rewriter=)")
+    if guard_model is not None and (not isinstance(guard_model, str) or not guard_model.strip()):
+        raise ConfigError(f"guard_model must be a model spec, got {guard_model!r}")
+    if isinstance(guard_llm, str):
+        raise ConfigError("guard_llm is an LLM object; give a model spec as guard_model (--guard-model)")
+
+
+def recorded_guard(guard_model: str | None, guard_llm: LLM | None) -> str | None:
+    """What config.json records of the guard: its spec, else the name of the LLM object given (as
+    a rewriter object is recorded by name: the run's config says a guard was used)."""
+    if guard_model is not None:
+        return guard_model
+    return None if guard_llm is None else str(getattr(guard_llm, "name", "guard"))
+
 
 def rewrite_splits(
-    splits: Splits, rewriter: Any, mode: str = "default", *, load: RewriterLoader | None = None
+    splits: Splits,
+    rewriter: Any,
+    mode: str = "default",
+    *,
+    load: RewriterLoader | None = None,
+    guard: LLM | str | None = None,
 ) -> Splits:
     """``splits`` with every question rewritten by a BPO ``rewriter`` (one batch over the unique
     questions; gold answers untouched). A rewriter given as a path is loaded here and closed after.
@@ -20,12 +57,55 @@ def rewrite_splits(
     question, and a rewriting scorer would rewrite the instruction too; deployed, the rewriter
     sees only the user's prompt (``AlignedLLM`` rewrites first, then instructs).
 
+    ``guard``: a judge model (an LLM, left open: the caller's; or a spec, opened here with the
+    request cache and closed after) asked of every changed rewrite whether it keeps every
+    requirement of the question; where it says no, cannot tell or fails, the question is scored as
+    it was written (BPO's rewrite guard, as ``bpo rewrite --guard-model`` and ``serve
+    --guard-model`` apply it), so the instruction is searched for the prompts a guarded deployment
+    sends. The recipe's ``guard`` entry counts its decisions over the unique questions
+    (:data:`GUARD_STATUSES`); ``rewriter.changed`` counts the questions scored rewritten.
+
     ``load`` turns ``rewriter`` into a :class:`~promptopt.rewriting.BoundRewriter`; by default
     BPO's loader, found through :func:`promptopt.rewriting.rewriter_loader` so that this task
-    does not import the optimizer (and loads nothing of it unless a rewriter is given).
+    does not import the optimizer (and loads nothing of it unless a rewriter is given). With a
+    guard, ``load`` is also given ``guard=LLM`` and its bound rewriter must report the guard's
+    decisions (``guard.tally``, as BPO's does).
     """
-    bound = (load or rewriter_loader())(rewriter, mode=mode)
     questions = list(dict.fromkeys(ex.input for ex in (*splits.train, *splits.val, *splits.test)))
+    judge, owned = _open_guard(guard)
+    try:
+        new, tally = _rewrite(questions, rewriter, mode, load or rewriter_loader(), judge)
+    finally:
+        if owned and judge is not None:
+            run_sync(judge.aclose())
+
+    def moved(examples: tuple[Example, ...]) -> tuple[Example, ...]:
+        return tuple(replace(ex, input=new[ex.input] or ex.input) for ex in examples)
+
+    changed = sum(1 for q in questions if (new[q] or q) != q)
+    recipe = {**splits.recipe, "rewriter": {"mode": mode, "questions": len(questions), "changed": changed}}
+    if tally is not None:
+        recipe["guard"] = tally
+    return replace(
+        splits, train=moved(splits.train), val=moved(splits.val), test=moved(splits.test), recipe=recipe
+    )
+
+
+def _open_guard(guard: LLM | str | None) -> tuple[LLM | None, bool]:
+    """The guard's judge LLM, and whether it was opened here (a spec: then this module closes it)."""
+    if not isinstance(guard, str):
+        return guard, False
+    from promptopt.llm.factory import build_llm
+
+    return build_llm(guard, cache_policy="deterministic"), True
+
+
+def _rewrite(
+    questions: list[str], rewriter: Any, mode: str, load: RewriterLoader, guard: LLM | None
+) -> tuple[dict[str, str], dict[str, int] | None]:
+    """question → what is scored, and the guard's counts (None without a guard)."""
+    extra: dict[str, Any] = {} if guard is None else {"guard": guard}
+    bound = load(rewriter, mode=mode, **extra)
 
     async def go() -> list[str]:
         try:
@@ -34,12 +114,14 @@ def rewrite_splits(
             await bound.aclose()  # closes only what the loader loaded
 
     new = dict(zip(questions, run_sync(go()), strict=True))
+    return new, None if guard is None else _guard_counts(bound)
 
-    def moved(examples: tuple[Example, ...]) -> tuple[Example, ...]:
-        return tuple(replace(ex, input=new[ex.input] or ex.input) for ex in examples)
 
-    changed = sum(1 for q in questions if new[q] != q)
-    recipe = {**splits.recipe, "rewriter": {"mode": mode, "questions": len(questions), "changed": changed}}
-    return replace(
-        splits, train=moved(splits.train), val=moved(splits.val), test=moved(splits.test), recipe=recipe
-    )
+def _guard_counts(bound: Any) -> dict[str, int]:
+    """The guard's decisions, read from the bound rewriter's guard (a fresh one per bound rewriter,
+    so its tally is this batch's). A loader whose rewriter does not report them is refused: the
+    recipe would not say what the guard did."""
+    tally = getattr(getattr(bound, "guard", None), "tally", None)
+    if not isinstance(tally, Mapping):
+        raise ConfigError("this rewriter's loader does not report its guard's decisions (guard.tally)")
+    return {status: int(tally.get(status, 0)) for status in GUARD_STATUSES}

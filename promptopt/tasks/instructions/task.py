@@ -61,7 +61,7 @@ from promptopt.tasks.instructions.prompts import (
     meta_prompt_style,
 )
 from promptopt.tasks.instructions.report import answers_section, report_section, summary
-from promptopt.tasks.instructions.rewrite import rewrite_splits
+from promptopt.tasks.instructions.rewrite import check_guard, recorded_guard, rewrite_splits
 from promptopt.tasks.instructions.scoring import SCORING_STRATEGIES, ScoreBook, check_scoring, instruction_of
 from promptopt.tasks.instructions.validation import (
     BASELINES,
@@ -431,6 +431,8 @@ def create(
     reject_digits: bool | None = None,
     rewriter: str | None = None,
     rewrite_mode: str = "default",
+    guard_model: str | None = None,
+    guard_llm: LLM | None = None,
     scoring: str = "full",
     race_delta: float = 0.1,
     race_first: int = 10,
@@ -468,6 +470,10 @@ def create(
     scorer answer. ``rewriter`` (a BPO rewriter directory or hub id, or a loaded rewriter) rewrites
     every question once before anything is scored (``rewrite_mode``: default or aggressive), so the
     search finds the instruction ``AlignedLLM(llm, rewriter=..., instruction=...)`` deploys.
+    ``guard_llm`` (an LLM) or ``guard_model`` (a spec) puts BPO's rewrite guard behind the
+    rewriter: a rewrite the judge says drops a requirement of the question is not scored, the
+    question as written is (the prompts ``AlignedLLM(..., guard=...)`` and ``serve --guard-model``
+    send); the split recipe counts its decisions (:func:`.rewrite.rewrite_splits`).
 
     **Metric** (:mod:`promptopt.evaluators.metrics`): ``metric`` is a name (``auto`` — the built-in
     grader per answer kind, the default —, ``exact``, ``contains``, ``regex:PATTERN``, ``f1``,
@@ -495,6 +501,7 @@ def create(
     racing = RacingConfig(race_delta, race_first, race_growth, race_target)  # checked even when unused
     if rewriter is None and rewrite_mode != "default":
         raise ConfigError("rewrite_mode applies to a rewriter; give rewriter=DIR (opro run --rewriter DIR)")
+    check_guard(rewriter, guard_model, guard_llm)
     if reject_digits is not None and not isinstance(reject_digits, bool):
         raise ConfigError(f"reject_digits must be true, false or None, got {reject_digits!r}")
     if not isinstance(keep_answers, bool):
@@ -542,7 +549,9 @@ def create(
     )
     _check_gold(ds, splits, metric_obj)
     if rewriter is not None:
-        splits = rewrite_splits(splits, rewriter, rewrite_mode)
+        splits = rewrite_splits(
+            splits, rewriter, rewrite_mode, guard=guard_llm if guard_llm is not None else guard_model
+        )
     options: dict[str, Any] = {
         "dataset": dataset,
         "data_dir": None if data_dir is None else str(data_dir),
@@ -581,6 +590,7 @@ def create(
         )
         options["rewrite_mode"] = rewrite_mode
     extra = {
+        "guard_model": recorded_guard(guard_model, guard_llm),
         "metric": _recorded_metric(metric_spec, metric_obj),
         "judge_model": judge_model,
         "judge_max_tokens": judge_max_tokens,
