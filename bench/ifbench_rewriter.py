@@ -52,6 +52,7 @@ from promptopt.errors import ConfigError
 from promptopt.evaluators.accuracy import aevaluate_many
 from promptopt.evaluators.metrics.ifbench.evaluation import constraints_of, evaluate
 from promptopt.evaluators.metrics.ifbench.metric import IFBenchMetric
+from promptopt.evaluators.metrics.responsive import parse_responsive
 from promptopt.evaluators.stats import bootstrap_mean_ci
 from promptopt.journal import Journal, read_journal
 from promptopt.llm.base import Message, Request, run_sync
@@ -209,13 +210,16 @@ JUDGE = ("Here is a prompt written for an AI assistant:\n<prompt>\n{prompt}\n</p
 def judge_carried(
     llm: Any, texts: Sequence[str], checkers: Sequence[Any], tokens: int = 3
 ) -> list[bool | None]:
-    """The judge's yes (True) / no (False) / unreadable (None) per (prompt text, constraint)."""
+    """The judge's yes (True) / no (False) / unreadable or failed (None) per (prompt text, constraint).
+    The reply is read by the product's yes/no reader (``judge:responsive``'s
+    :func:`~promptopt.evaluators.metrics.responsive.parse_responsive`), so a verdict in markup
+    ("**Yes**") counts and a word that only starts like one ("Nothing", "Yesterday") does not."""
     reqs = [Request(messages=(Message("user", JUDGE.format(prompt=t, requirement=c.describe())),),
                     temperature=0.0, max_tokens=tokens, seed=0) for t, c in zip(texts, checkers, strict=True)]  # fmt: skip
     out: list[bool | None] = []
     for res in llm.generate(reqs, return_exceptions=True):
-        word = "" if isinstance(res, BaseException) else (res.text or "").strip().lower()
-        out.append(True if word.startswith("yes") else False if word.startswith("no") else None)
+        verdict = None if isinstance(res, BaseException) else parse_responsive(res.text or "")
+        out.append(None if verdict is None else verdict == "yes")
     return out
 
 

@@ -320,3 +320,141 @@ def test_the_fixed_rows_use_their_stored_word_counts(table: Any, tmp_path: Path)
         rows["handwritten"]["answers"]["short"] == 25.0
         and rows["handwritten"]["answers"]["median_words"] == 45
     )
+
+
+# --------------------------------------------------------------------------- every reflect method, a second target
+
+
+def test_every_reflect_method_is_a_row_and_a_clash_is_qualified_by_tag(table: Any, tmp_path: Path) -> None:
+    import reflect as reflect_bench  # bench/reflect.py: the methods its cells can have
+
+    sources(tmp_path)
+    cells = {(m, s): [1, 0, 0, 0] for m in reflect_bench.METHODS for s in (0, 1)}
+    reflect(tmp_path, "ifbench", cells)
+    reflect(tmp_path, "ifbench-general", {("reflective+demos", 0): [1, 1, 0, 0], ("demos", 0): [1, 1, 1, 1]})
+    doc = run(table, tmp_path)
+    names = [t["row"] for t in doc["table"] if t["group"] == "promptopt"]
+    # ifbench's demos and reflective+demos are unnamed by the default mapping: the general file names
+    # both, so they are shown with their tag instead of failing the table
+    assert names == ["opro", "reflective", "demos (ifbench)", "reflective+demos (ifbench)", "reflective+demos",
+                     "demos"]  # fmt: skip
+    assert {t["row"]: t["accuracy"] for t in doc["table"]}["reflective+demos (ifbench)"] == [25.0, 25.0]
+    # alone in the table, an unnamed method keeps its own name
+    doc = run(table, tmp_path, "--reflect", "ifbench", "--peers", "none")
+    assert [t["row"] for t in doc["table"]][2:] == list(reflect_bench.METHODS)
+    with pytest.raises(ConfigError, match="two sources give a row 'd'"):  # two *named* alike
+        table.main(["--results-dir", str(tmp_path), "--reflect", "ifbench:demos=d", "--reflect",
+                    "ifbench-general:demos=d"])  # fmt: skip
+
+
+def test_a_new_reflective_demos_row_gets_the_degenerate_check(table: Any, tmp_path: Path) -> None:
+    sources(tmp_path)
+    results = in_repo(tmp_path)
+    cells = [{"method": "reflective+demos", "seed": 0, "instruction": "Answer.", "demos": 1,
+              "per_example": {"best": [1, 1, 1, 1], "empty": [0] * 4}, "metric_calls": {"used": 70}}]  # fmt: skip
+    set_run_dirs(results, "ifbench", cells)
+    run_dir = tmp_path / "bench/results/reflect/ifbench/reflective+demos-s0"
+    answer_log(run_dir, [("Answer.", YES_DEMO, ["Yes"] * 4)])
+    write_json(run_dir / "result.json", {"demos": list(YES_DEMO)})
+    doc = run(table, results)
+    row = {t["row"]: t for t in doc["table"]}["reflective+demos"]
+    assert row["source"] == "reflect-ifbench.cells.jsonl" and row["degenerate"]
+    assert "reflective+demos" in doc["goals"][0]["left_out"]
+    # rows whose answers are not here are named as not checked, whatever their group
+    md = (results / "ifbench.md").read_text()
+    assert "not checked: none, handwritten, opro, reflective, reflective-generality, gepa." in md
+
+
+TARGET15 = "openai:qwen15@http://127.0.0.1:8015/v1"
+
+
+def second_target(d: Path) -> None:
+    """The 0.5B's sources (default tags) beside a 1.5B target's partial ones: fixed rows + one method."""
+    sources(d)
+    fixed(d)
+    doc = json.loads((d / "ifbench_fixed-reflect.json").read_text())
+    write_json(d / "ifbench_fixed-reflect15.json", {**doc, "scorer": TARGET15})
+    peers_doc = json.loads((d / "ifbench_peers-ifbench.json").read_text())
+    peers_doc["setup"].update(task_model="openai/s", task_base="http://127.0.0.1:8005/v1")  # the 0.5B: "s"
+    write_json(d / "ifbench_peers-ifbench.json", peers_doc)
+    write_jsonl(d / "reflect-ifbench15.cells.jsonl",
+                [{"method": "reflective", "seed": s, "instruction": f"r15 {s}", "demos": 0, "metric_calls": {"used": 60},
+                  "per_example": {"best": [1, 1, 1, 0], "empty": [0] * 4}} for s in (0, 1)])  # fmt: skip
+
+
+def test_a_second_target_is_another_set_of_tags_and_another_output(table: Any, tmp_path: Path) -> None:
+    second_target(tmp_path)
+    flags = ["--fixed", "reflect15", "--reflect", "ifbench15", "--reflect", "ifbench15-general"]
+    table.main(["--results-dir", str(tmp_path), *flags, "--peers", "none", "--rewriter", "none",
+                "--out", "ifbench-qwen15"])  # fmt: skip
+    assert not (tmp_path / "ifbench.json").exists()
+    doc = json.loads((tmp_path / "ifbench-qwen15.json").read_text())
+    assert [t["row"] for t in doc["table"]] == ["none", "handwritten", "reflective"]
+    assert doc["target"] == "qwen15" and doc["missing"] == {
+        "reflect (ifbench15-general)": "reflect-ifbench15-general.cells.jsonl: not there yet"
+    }
+    md = (tmp_path / "ifbench-qwen15.md").read_text()
+    assert (
+        "- reflect (ifbench15-general): **missing** (reflect-ifbench15-general.cells.jsonl: not there yet)"
+        in md
+    )
+    assert "peers (" not in md and "reflective ≥ gepa: n/a (no gepa row)" in md
+    assert (tmp_path / "ifbench-qwen15.png").exists() or doc["plot"] is None
+    # the 0.5B's peers (the --peers default) in the 1.5B table: refused, nothing written
+    with pytest.raises(DataError, match=r"different target models: qwen15 \(ifbench_fixed-reflect15.json"):
+        table.main(["--results-dir", str(tmp_path), *flags, "--out", "mixed"])
+    assert not any(tmp_path.glob("mixed.*"))
+    # and the defaults still make today's table from the 0.5B's tags
+    assert [t["row"] for t in run(table, tmp_path)["table"]][-1] == "gepa"
+
+
+# --------------------------------------------------------------------------- the rewriter's goal
+
+
+def rewriter(d: Path, rule: float, judge: float | None) -> None:
+    """An ifbench_rewriter-reflect.{json,examples.jsonl} whose shares of prompts dropping a constraint
+    are ``rule`` and ``judge`` (None: run without a judge)."""
+    by_judge = None if judge is None else {"model": "openai:j@u", "prompts_dropping_any": round(judge * 4),
+                                           "share_prompts_dropping_any": judge}  # fmt: skip
+    write_json(d / "ifbench_rewriter-reflect.json", {
+        "target": "openai:s@http://x/v1", "instruction": "Follow.", "answer_tokens": 300,
+        "split": {"val": 10, "test": 4}, "test_ids": IDS, "preservation_judge": by_judge,
+        "preservation_rule": {"prompts": 4, "prompts_dropping_any": round(rule * 4),
+                              "share_prompts_dropping_any": rule}})  # fmt: skip
+    write_jsonl(d / "ifbench_rewriter-reflect.examples.jsonl",
+                [{"method": m, "id": i, "value": 0.0} for m in ("rewriter", "instruction+rewriter") for i in IDS])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "rule, judge, met, says",
+    [
+        (0.25, 0.0, False, "by rule 1 of 4 prompts (25.0 %, not met); by the judge `openai:j@u` 0 of 4 prompts "
+                           "(0.0 %, met)"),
+        (0.0, None, True, "by rule 0 of 4 prompts (0.0 %, met); no judge figure"),
+        (0.0, 0.05, True, "by the judge `openai:j@u` 0 of 4 prompts (5.0 %, met)"),  # 5 % is within the goal
+    ],
+)  # fmt: skip
+def test_the_rewriter_goal_line_says_both_figures(
+    table: Any, tmp_path: Path, rule: float, judge: float | None, met: bool, says: str
+) -> None:
+    sources(tmp_path)
+    rewriter(tmp_path, rule, judge)
+    doc = run(table, tmp_path, "--rewriter", "reflect")
+    g = doc["rewriter_goal"]
+    assert g["met"] is met and g["source"] == "ifbench_rewriter-reflect.json"
+    assert [m["by"] for m in g["measures"]] == (["rule"] if judge is None else ["rule", "judge"])
+    verdict = "**met**" if met else "**not met**"
+    line = next(
+        x for x in (tmp_path / "ifbench.md").read_text().splitlines() if x.startswith("- rewriter drops")
+    )
+    assert (
+        line.startswith(f"- rewriter drops a constraint in ≤ 5 % of prompts: {verdict} — ") and says in line
+    )
+    assert {t["row"] for t in doc["table"]} >= {"bpo-rewriter", "instruction+bpo-rewriter"}
+    # without the rewriter source the goal is there, not applicable
+    doc = run(table, tmp_path)
+    assert doc["rewriter_goal"]["met"] is None
+    assert (
+        "- rewriter drops a constraint in ≤ 5 % of prompts: n/a (no rewriter source"
+        in (tmp_path / "ifbench.md").read_text()
+    )

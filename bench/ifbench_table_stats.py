@@ -1,0 +1,79 @@
+"""The IFBench table's figures: per-row accuracy, prompt-level share, answer lengths and paired intervals.
+
+Why apart: these are the numbers every claim of the table is read from, so they are small pure
+functions of the aligned rows (:mod:`ifbench_table_checks` put them in one test-id order), testable
+without any file, and shared with ``bench/ifbench_gate.py`` (which pairs its gated rows the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from _common import r
+from ifbench_lengths import degenerate, summary
+from ifbench_table_sources import Row
+
+from promptopt.evaluators.stats import bootstrap_mean_ci
+
+#: the rows every other row is compared with, paired over (seed, example)
+AGAINST = ("none", "handwritten", "gepa")
+
+
+def accuracy(values: Sequence[float]) -> float:
+    return 100.0 * sum(values) / len(values) if values else float("nan")
+
+
+def prompt_level(values: Sequence[float]) -> float:
+    return 100.0 * sum(1 for v in values if v == 1.0) / len(values) if values else float("nan")
+
+
+def mean(xs: Sequence[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def paired(a: Row, b: Row) -> dict[str, Any] | None:
+    """``a − b`` in points, pooled over (seed, example) pairs (a fixed row pairs with every seed of the
+    other; two searched rows pair seed with seed), with the bootstrap 95 % interval of the mean."""
+    if a.fixed or b.fixed:
+        pairs = [(sa, sb) for sa in a.values for sb in b.values]
+    else:
+        pairs = [(s, s) for s in a.values if s in b.values]
+    diffs = [x - y for sa, sb in pairs for x, y in zip(a.values[sa], b.values[sb], strict=True)]
+    if not diffs:
+        return None
+    lo, hi = bootstrap_mean_ci(diffs, seed=0)
+    return {"n": len(diffs), "seeds": sorted({s for p in pairs for s in p if s is not None}),
+            "diff": r(100.0 * sum(diffs) / len(diffs), 2), "ci95": [r(lo, 2), r(hi, 2)]}  # fmt: skip
+
+
+def fmt_diff(d: dict[str, Any] | None) -> str | None:
+    """A paired difference as the table prints it: ``+1.2 [-3.8, +7.5]`` (points, 95 % interval)."""
+    return None if not d else f"{d['diff']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
+
+
+def summarize(rows: list[Row]) -> list[dict[str, Any]]:
+    """One table entry per row: accuracy and prompt-level per seed and mean, metric calls, found
+    prompts, answer lengths and the degenerate flag (every row, whatever its source), and the paired
+    differences against :data:`AGAINST`."""
+    by_name = {row.name: row for row in rows}
+    out = []
+    for row in rows:
+        seeds = sorted(row.values, key=lambda s: -1 if s is None else s)
+        acc = [accuracy(row.values[s]) for s in seeds]
+        pl = [prompt_level(row.values[s]) for s in seeds]
+        vs = {f"vs_{o}": paired(row, by_name[o]) for o in AGAINST if o in by_name and o != row.name}
+        answers = summary(row.words, row.words_from)
+        out.append({
+            "row": row.name, "group": row.group, "source": row.source, "fixed": row.fixed, "seeds": seeds,
+            "accuracy": [r(a, 2) for a in acc], "mean": r(mean(acc), 2),
+            "prompt_level": [r(p, 2) for p in pl], "prompt_level_mean": r(mean(pl), 2),
+            "metric_calls": [row.metric_calls[s] for s in seeds],
+            "found": [row.found[s] for s in seeds], "answers": answers, "degenerate": degenerate(answers), **vs,
+        })  # fmt: skip
+    return out
+
+
+def degenerate_rows(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose answers are mostly a bare word or three, with their figures (for the note)."""
+    return [{"row": t["row"], "group": t["group"], **t["answers"]} for t in table if t["degenerate"]]
