@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import run_sync
+from promptopt.llm.registry import takes_credentials
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -183,7 +184,11 @@ def open_judge(
         return None
     if judge_spec is None or judge_spec == scorer_spec:
         return scorer
-    extra = access.options(judge_spec, "scorer") if access is not None else {}
+    # the scorer's key variable and headers go to an HTTP judge only: a local judge beside an HTTP
+    # scorer with --scorer-api-key-env is a valid setup, not an error
+    extra = (
+        access.options(judge_spec, "scorer") if access is not None and takes_credentials(judge_spec) else {}
+    )
     return open_llm(judge_spec, budget, cache_policy="deterministic", **extra)
 
 

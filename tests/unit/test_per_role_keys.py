@@ -129,6 +129,21 @@ def test_a_judge_model_uses_the_scorers_key(fault_server: Start) -> None:
     assert srv.auth == [f"Bearer {KEY_B}"] and srv.headers[0]["x-team"] == HEADER
 
 
+def test_a_local_judge_beside_a_keyed_http_scorer_is_not_refused() -> None:
+    """The scorer's key variable is for HTTP models: a local (here: fake) judge opens without it."""
+
+    class Entry:
+        def wants_judge(self, options: object) -> bool:
+            return True
+
+    from promptopt.llm.budget import Budget
+
+    access = ModelAccess("ROLE_A_KEY", "ROLE_B_KEY", {"X-Team": HEADER})
+    judge = open_judge(Entry(), {"judge_model": "fake:Yes"}, Budget(), scorer=None,
+                       scorer_spec="openai:x@http://127.0.0.1:1/v1", access=access)  # fmt: skip
+    assert judge is not None and judge.generate([Request.chat("judge this")])[0].text == "Yes"
+
+
 # --------------------------------------------------------------------------- a run, CLI and Python
 
 
