@@ -8,6 +8,12 @@ was given (a folder, a hub id or a loaded object) into one with a :class:`Rewrit
 default loader is found in :data:`LOADERS`: ``"module:function"`` references resolved when a
 rewriter is actually given (as entry points are), so neither this module nor a task imports an
 optimizer, and a task without a rewriter loads nothing of BPO. A caller may pass its own loader.
+
+A rewrite guard (a judge asked whether a rewrite keeps every requirement of its prompt; BPO's
+``RewriteGuard``) is part of the contract too: a loader takes it as ``guard=`` and hands back a
+:class:`GuardedRewriter`, whose ``guard.tally`` the task reads to record what the guard did. Both
+are declared here, not found by attribute at run time, because the task cannot import the guard's
+class to learn its shape.
 """
 
 from __future__ import annotations
@@ -16,11 +22,11 @@ import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 from promptopt.errors import ConfigError
 
-__all__ = ["LOADERS", "BoundRewriter", "RewriterLoader", "rewriter_loader"]
+__all__ = ["LOADERS", "BoundRewriter", "GuardTally", "GuardedRewriter", "RewriterLoader", "rewriter_loader"]
 
 
 class BoundRewriter(Protocol):
@@ -36,11 +42,40 @@ class BoundRewriter(Protocol):
         ...
 
 
+class GuardTally(Protocol):
+    """What a task reads of a rewrite guard: its decisions so far, counted by status (BPO's
+    ``kept``, ``reverted``, ``error``, ``unchanged``; a status it never reached may be missing).
+    Why only this: a task records what the guard did in its split recipe; judging is the guard's."""
+
+    @property
+    def tally(self) -> Mapping[str, int]: ...
+
+
+@runtime_checkable
+class GuardedRewriter(BoundRewriter, Protocol):
+    """A :class:`BoundRewriter` whose rewrites pass a guard: a rewrite the guard does not keep comes
+    back as its prompt. What a loader returns when it is given ``guard=``; ``guard`` is None when it
+    was given none (one class can serve both). Runtime-checkable so that a caller can refuse, in
+    one line, a loader that ignored the guard: its rewrites would go unchecked without a word."""
+
+    @property
+    def guard(self) -> GuardTally | None:
+        """The guard the rewrites pass, fresh for this bound rewriter, so that its ``tally``
+        counts this rewriter's decisions only."""
+        ...
+
+
 class RewriterLoader(Protocol):
     """Turns a rewriter as a user gives it (folder, hub id, loaded object) into a
-    :class:`BoundRewriter` for rewrite ``mode`` (raising ``ConfigError`` on a bad one)."""
+    :class:`BoundRewriter` for rewrite ``mode`` (raising ``ConfigError`` on a bad one).
 
-    def __call__(self, rewriter: str | Path | Any, *, mode: str) -> BoundRewriter: ...
+    ``guard``: a judge LLM (``promptopt.llm.base.LLM``; typed ``Any`` because this contract imports
+    nothing of the layers it sits between), left open (its owner closes it). Given one, the loader
+    returns a :class:`GuardedRewriter` with a guard over that judge."""
+
+    def __call__(
+        self, rewriter: str | Path | Any, *, mode: str, guard: Any | None = None
+    ) -> BoundRewriter: ...
 
 
 #: Loaders by rewriter kind, as ``"module:function"``: resolved on use, so that the layer which

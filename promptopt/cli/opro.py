@@ -40,14 +40,13 @@ from promptopt.llm.budget import (
 )
 from promptopt.llm.credentials import RECORD_KEY as ACCESS_KEY
 from promptopt.llm.credentials import ModelAccess
-from promptopt.llm.registry import ModelSpec, takes_credentials
+from promptopt.llm.registry import ModelSpec
 from promptopt.llm.structured import check_server_mechanism
 from promptopt.optimizers.base import Result, open_judge
 from promptopt.optimizers.metric_calls import search_share
 from promptopt.optimizers.opro.final_budget import planned_candidates, task_cost_items
-from promptopt.optimizers.opro.history import read_opro_run
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
-from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, step_rng
+from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, build_guarded, open_guard, step_rng
 from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, PROPOSERS
 from promptopt.optimizers.reflective.reflection import (
     MAX_FIELD_CHARS,
@@ -55,7 +54,7 @@ from promptopt.optimizers.reflective.reflection import (
     reflection_prompt,
     reflection_request,
 )
-from promptopt.runs import Run, StopFlag, check_run_dir, read_run_config
+from promptopt.runs import Run, StopFlag, check_run_dir
 from promptopt.tasks.base import Task, TaskEntry, get_task_entry, summary_lines
 from promptopt.tasks.instructions.rewrite import check_guard
 from promptopt.tracking.base import parse_track
@@ -427,15 +426,12 @@ def _continue(
             "--structured-output cannot change on --resume (the run's recorded mechanism is used)"
         )
     opro = OPRO(seed=flags["seed"], **{_OPRO_NAMES.get(k, k): flags[k] for k in _OPRO_FLAGS})
-    # a guarded run's task is rebuilt here (its guard opened like its scorer); else by the library
-    guarded = _reopen_guarded_task(flags, budget, access)
-    task, limits = guarded or (flags["task"], budget if budget.has_limits() else None)
-    r = opro.reopen(
+    r = opro.reopen(  # a guarded run's guard too is opened there, with the run's access
         flags["run_dir"],
-        task=task,
+        task=flags["task"],
         llm=flags["optimizer_model"],
         scorer=flags["scorer_model"],
-        budget=limits,  # None (no budget flag): the run's limits
+        budget=budget if budget.has_limits() else None,  # no budget flag: the run's limits
         access=access,  # the headers again (never stored); key variables: the run's unless given
     )
     try:  # the run's recorded prices, under those given now; then every model must have one
@@ -446,6 +442,7 @@ def _continue(
     except PromptoptError:
         r.run.close()
         raise
+    _print_guard_line(r.task)
     err_console().print(f"resuming {r.run.path} ({len(r.run.records)} journal records)")
     return r.opro, r.task, r.llm, r.run
 
@@ -462,21 +459,11 @@ def _build_task(
     judge: LLM | None,
 ) -> Task:
     """The task built from ``options``, with the rewrite guard's model (``guard_model``) opened for
-    it: the guard is asked only while the task rewrites its questions, so a guard opened here is
-    closed as soon as the task is built, and its tally is printed (one line)."""
-    guard, owned = _open_guard(options, budget, access, scorer=scorer, scorer_spec=scorer_spec)
-    try:
-        task = entry.build(
-            {**options, "guard_llm": guard} if guard is not None else options,
-            scorer=scorer,
-            seed=seed,
-            judge=judge,
-        )
-    finally:
-        if owned and guard is not None:
-            run_sync(guard.aclose())
-    if guard is not None:
-        err_console().print(_guard_line(task), markup=False, soft_wrap=True)
+    it as a resumed run opens it (:func:`~promptopt.optimizers.opro.optimizer.build_guarded`: closed
+    once the task is built), and its tally printed (one line)."""
+    guard = _open_guard(options, budget, access, scorer=scorer, scorer_spec=scorer_spec)
+    task = build_guarded(entry, options, guard, scorer=scorer, seed=seed, judge=judge)
+    _print_guard_line(task)
     return task
 
 
@@ -487,71 +474,37 @@ def _open_guard(
     *,
     scorer: LLM | None,
     scorer_spec: str | None,
-) -> tuple[LLM | None, bool]:
-    """The rewrite guard's judge model of ``options["guard_model"]`` and whether it was opened here:
-    opened as a judge is (``open_judge``): under ``budget``, with deterministic caching (a resumed
-    run asks again from the cache), with the scorer's key variable and headers, or the scorer itself
-    when the spec is the scorer's (one model loaded). Refused without a rewriter, before any load."""
-    spec = options.get("guard_model")
-    check_guard(options.get("rewriter"), spec, options.get("guard_llm"))
-    if spec is None:
-        return None, False
-    if scorer is not None and spec == scorer_spec:
-        return scorer, False
-    # the scorer's key and headers go to an HTTP guard only: a local guard beside an HTTP scorer is fine
-    extra = access.options(spec, "scorer") if takes_credentials(spec) else {}
-    guard = open_model(spec, budget=budget, cache_policy="deterministic", **extra)
-    try:
-        budget.check_priced([guard.name], how=PRICE_HINT)  # its calls are spent while the task is built
-    except PromptoptError:
-        run_sync(guard.aclose())
-        raise
-    return guard, True
+) -> LLM | None:
+    """The rewrite guard's judge model of ``options["guard_model"]``, opened as a resumed run opens
+    it (:func:`~promptopt.optimizers.opro.optimizer.open_guard`: the scorer's key variable and
+    headers, or the scorer itself). Refused without a rewriter, before any load; and, under a dollar
+    limit, without a price, before it is asked (its calls are spent while the task is built)."""
+    check_guard(options.get("rewriter"), options.get("guard_model"), options.get("guard_llm"))
+    guard = open_guard(options, budget, access, scorer=scorer, scorer_spec=scorer_spec)
+    if guard is not None and guard is not scorer:
+        try:
+            budget.check_priced([guard.name], how=PRICE_HINT)
+        except PromptoptError:
+            run_sync(guard.aclose())
+            raise
+    return guard
 
 
-def _guard_line(task: Task) -> str:
-    """What the guard did, from the split recipe (``rewrite_splits``): one line before the run."""
+def _print_guard_line(task: Task) -> None:
+    """What the guard did, from the split recipe (``rewrite_splits``): one line on stderr before the
+    run, for a run with a guard (its recipe has a ``guard`` entry)."""
     recipe = getattr(getattr(task, "splits", None), "recipe", {}) or {}
-    counts = recipe.get("guard") or {}
+    counts = recipe.get("guard")
+    if not counts:
+        return
     questions = (recipe.get("rewriter") or {}).get("questions", "?")
     errors = counts.get("error", 0)
-    return (
+    line = (
         f"rewrite guard: {counts.get('kept', 0)} kept, {counts.get('reverted', 0)} reverted (scored as "
         f"written), {errors} error{'s' if errors != 1 else ''}, {counts.get('unchanged', 0)} unchanged, "
         f"of {questions} questions"
     )
-
-
-def _reopen_guarded_task(
-    flags: dict[str, Any], budget: Budget, access: ModelAccess
-) -> tuple[Task, Budget] | None:
-    """A guarded run's task, rebuilt here rather than by ``OPRO.reopen``: its questions pass the
-    guard again as they are rewritten, so the guard's model is opened as on the run's start (the
-    run's key variables and headers, the run's budget, which ``reopen`` is then given). None for a
-    run without a guard, or when a flag names another task or scorer than the run's (``reopen``
-    refuses that with its own message, before anything is loaded)."""
-    recorded = read_run_config(flags["run_dir"]).get("task_config")
-    if not isinstance(recorded, dict) or recorded.get("guard_model") is None:
-        return None  # the journal is read once, by ``reopen``
-    cfg = read_opro_run(flags["run_dir"], to_resume=True).config  # checked before anything is loaded
-    options = dict(cfg.get("task_config") or {})
-    for key in ("task", "scorer_model"):
-        if flags[key] is not None and cfg.get(key) is not None and flags[key] != cfg[key]:
-            return None
-    entry = get_task_entry(str(cfg.get("task")))
-    run_budget = budget if budget.has_limits() else Budget.from_limits(cfg.get("budget"))
-    resumed = access.resumed(cfg.get(ACCESS_KEY))
-    scorer_spec = str(cfg.get("scorer_model") or DEFAULT_MODEL) if entry.uses_scorer else None
-    scorer = None
-    if scorer_spec is not None:
-        extra = resumed.options(scorer_spec, "scorer")
-        scorer = open_model(scorer_spec, budget=run_budget, cache_policy="deterministic", **extra)
-    judge = open_judge(entry, options, run_budget, scorer=scorer, scorer_spec=scorer_spec, access=resumed)
-    seed = None if cfg.get("seed") is None else int(cfg["seed"])
-    task = _build_task(
-        entry, options, run_budget, resumed, scorer=scorer, scorer_spec=scorer_spec, seed=seed, judge=judge
-    )
-    return task, run_budget
+    err_console().print(line, markup=False, soft_wrap=True)
 
 
 _MISSING = object()

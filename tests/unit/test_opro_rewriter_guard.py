@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,15 @@ from typing import Any
 import pytest
 
 import promptopt.cli.opro as cli_opro
+import promptopt.llm.factory as llm_factory
 from promptopt.errors import ConfigError
 from promptopt.llm.base import Request, run_sync
 from promptopt.llm.fake import FakeLLM, request_text
+from promptopt.optimizers.bpo.bind import bind_rewriter
 from promptopt.optimizers.bpo.guard import STATUSES
 from promptopt.optimizers.bpo.rewriter import Rewriter
+from promptopt.optimizers.opro.optimizer import OPRO
+from promptopt.rewriting import GuardedRewriter
 from promptopt.tasks.instructions.rewrite import GUARD_STATUSES, rewrite_splits
 from promptopt.tasks.instructions.task import create
 from tests.unit.cli_helpers import run_cli
@@ -143,9 +147,56 @@ def test_a_loader_that_cannot_report_its_guard_is_refused(data_file: Path) -> No
         async def aclose(self) -> None:
             pass
 
+    class IgnoresItsGuard(Bound):
+        """Declares a guard (``GuardedRewriter``) but was handed back without one."""
+
+        guard = None
+
+        async def arewrite(self, prompts: Sequence[str]) -> list[str]:
+            raise AssertionError("nothing may be rewritten unchecked")
+
     task = create(dataset=f"jsonl:{data_file}", scorer=scorer())
     with pytest.raises(ConfigError, match="does not report its guard's decisions"):
         rewrite_splits(task.splits, "rw", load=lambda rw, **_: Bound(), guard=judge())
+    given: list[Any] = []
+    with pytest.raises(ConfigError, match="does not report its guard's decisions"):
+        rewrite_splits(task.splits, "rw", load=lambda rw, **kw: given.append(kw) or IgnoresItsGuard(),
+                       guard=(guard := judge()))  # fmt: skip
+    assert given == [{"mode": "default", "guard": guard}] and guard.calls == []
+
+
+def test_the_bpo_loader_keeps_the_rewriter_contract() -> None:
+    """BPO's bound rewriter is what ``promptopt.rewriting`` declares: a ``GuardedRewriter`` whose
+    guard's tally the task reads (no attribute is guessed at)."""
+    bound = bind_rewriter(StubRewriter(), guard=judge())
+    assert isinstance(bound, GuardedRewriter) and bound.guard is not None
+    rewrites = run_sync(bound.arewrite(["What is 1 + 1?", "What is 3 + 3?"]))
+    assert rewrites == ["KEEP What is 1 + 1? Check carefully.", "What is 3 + 3?"]
+    assert dict(bound.guard.tally) == {"kept": 1, "unchanged": 1}
+    assert bind_rewriter(StubRewriter()).guard is None
+
+
+def test_a_python_resume_of_a_run_guarded_by_an_llm_object_asks_for_the_task(
+    tmp_path: Path, data_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A guard given as an object is recorded by name, which opens no model: a resume from the run
+    directory alone is refused in one line (before the scorer is opened) that names ``task=``; with
+    the task built again it goes on."""
+    monkeypatch.setattr(Rewriter, "load", lambda *_a, **_k: StubRewriter())
+
+    def guarded_task() -> Any:
+        return create(dataset=f"jsonl:{data_file}", scorer=scorer(), rewriter="rw/", guard_llm=judge(),
+                      position="Q_end")  # fmt: skip
+
+    optimizer = FakeLLM(default="<INS>Sum them.</INS>", name="optimizer:scripted")
+    rd = tmp_path / "run"
+    OPRO(steps=1, per_step=1).optimize(guarded_task(), llm=optimizer, run=rd)
+    assert json.loads((rd / "config.json").read_text())["task_config"]["guard_model"] == "judge:scripted"
+    with pytest.raises(ConfigError) as info:
+        OPRO(steps=2, per_step=1).resume(rd, llm=optimizer)
+    message = str(info.value)
+    assert "\n" not in message and "'judge:scripted' is not a model spec" in message and "task=" in message
+    assert OPRO(steps=2, per_step=1).resume(rd, task=guarded_task(), llm=optimizer).steps == 2
 
 
 def test_the_recipe_counts_the_statuses_of_the_guard() -> None:
@@ -155,10 +206,12 @@ def test_the_recipe_counts_the_statuses_of_the_guard() -> None:
 # --------------------------------------------------------------------------- opro run
 
 
-#: HTTP specs the fixture answers with the scripted models (nothing is listening at the address)
+#: the specs the fixture answers with the scripted models: a spec of a known scheme for the judge (a
+#: resumed run refuses a recorded guard that is no model spec); HTTP ones (nothing is listening there)
+JUDGE_SPEC = "fake:scripted-judge"
 HTTP_GUARD, HTTP_SCORER = "openai:guard@http://127.0.0.1:9/v1", "openai:scorer@http://127.0.0.1:9/v1"
 #: spec → which scripted model it opens
-SCRIPTED = {"judge:scripted": judge, HTTP_GUARD: judge, "scorer:rec": scorer, HTTP_SCORER: scorer}
+SCRIPTED = {JUDGE_SPEC: judge, HTTP_GUARD: judge, "scorer:rec": scorer, HTTP_SCORER: scorer}
 
 
 @dataclass
@@ -172,18 +225,24 @@ class Opened:
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> Opened:
     """``--rewriter`` loads the stand-in; the specs of :data:`SCRIPTED` open the scripted models
-    (every other spec as usual)."""
+    (every other spec as usual), through either door a run opens models by: the CLI's
+    ``open_model`` (the scorer of a new run) and the library's ``build_llm`` (the rewrite guard,
+    and every model of a resumed run)."""
     monkeypatch.setattr(Rewriter, "load", lambda *_a, **_k: StubRewriter())
-    opened, real_open = Opened(), cli_opro.open_model
+    opened = Opened()
 
-    def open_model(spec: str, **kw: Any) -> Any:
-        if spec not in SCRIPTED:
-            return real_open(spec, **kw)
-        opened.models[spec].append(SCRIPTED[spec]())
-        opened.options[spec].append(kw)
-        return opened.models[spec][-1]
+    def scripted_door(real: Callable[..., Any]) -> Callable[..., Any]:
+        def open_model(spec: str, **kw: Any) -> Any:
+            if spec not in SCRIPTED:
+                return real(spec, **kw)
+            opened.models[spec].append(SCRIPTED[spec]())
+            opened.options[spec].append(kw)
+            return opened.models[spec][-1]
 
-    monkeypatch.setattr(cli_opro, "open_model", open_model)
+        return open_model
+
+    monkeypatch.setattr(cli_opro, "open_model", scripted_door(cli_opro.open_model))
+    monkeypatch.setattr(llm_factory, "build_llm", scripted_door(llm_factory.build_llm))
     return opened
 
 
@@ -205,12 +264,12 @@ def test_cli_guarded_run_records_the_guard_and_resume_ends_where_a_straight_run_
     tmp_path: Path, data_file: Path, scripted: Opened, capsys: pytest.CaptureFixture[str]
 ) -> None:
     straight, split = tmp_path / "straight", tmp_path / "split"
-    guarded = instructions_args(data_file, "--guard-model", "judge:scripted")
+    guarded = instructions_args(data_file, "--guard-model", JUDGE_SPEC)
     code, _, err = opro_run(capsys, straight, *guarded, "--steps", "2")
     assert code == 0, err
     assert "rewrite guard: 4 kept, 4 reverted (scored as written), 0 errors, 4 unchanged, of 12" in err
     cfg = json.loads((straight / "config.json").read_text())
-    assert cfg["task_config"]["guard_model"] == "judge:scripted"
+    assert cfg["task_config"]["guard_model"] == JUDGE_SPEC
     assert cfg["task_config"]["rewriter"] == "rw/"
     report = task_report(straight)
     assert report["splits"]["guard"] == {"kept": 4, "reverted": 4, "error": 0, "unchanged": 4}
@@ -222,11 +281,11 @@ def test_cli_guarded_run_records_the_guard_and_resume_ends_where_a_straight_run_
     assert opro_run(capsys, split, *guarded, "--steps", "1")[0] == 0
     code, _, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", split, "--steps", "2")
     assert code == 0, err
-    assert len(scripted.models["judge:scripted"]) == 3  # straight, split, and the resumed run asked again
+    assert len(scripted.models[JUDGE_SPEC]) == 3  # straight, split, and the resumed run asked again
     assert "rewrite guard: 4 kept, 4 reverted" in err
     resumed = task_report(split)
     assert resumed["splits"] == report["splits"] and resumed["test"] == report["test"]
-    assert json.loads((split / "config.json").read_text())["task_config"]["guard_model"] == "judge:scripted"
+    assert json.loads((split / "config.json").read_text())["task_config"]["guard_model"] == JUDGE_SPEC
     assert scored_questions(scripted.models["scorer:rec"][-1]) <= GUARDED
 
 
@@ -235,28 +294,22 @@ def test_cli_resume_refuses_another_guard_and_a_guard_needs_a_rewriter(
 ) -> None:
     rd = tmp_path / "run"
     assert (
-        opro_run(
-            capsys, rd, *instructions_args(data_file, "--guard-model", "judge:scripted"), "--steps", "1"
-        )[0]
+        opro_run(capsys, rd, *instructions_args(data_file, "--guard-model", JUDGE_SPEC), "--steps", "1")[0]
         == 0
     )
     code, _, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", rd, "--guard-model", "fake:Yes")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "guard_model" in err
-    code, _, err = run_cli(
-        capsys, "opro", "run", "--resume", "--run-dir", rd, "--guard-model", "judge:scripted"
-    )
+    code, _, err = run_cli(capsys, "opro", "run", "--resume", "--run-dir", rd, "--guard-model", JUDGE_SPEC)
     assert code == 0, err  # the recorded guard repeated is fine
 
-    assert len(scripted.models["judge:scripted"]) == 2  # the refused resume opened no guard
+    assert len(scripted.models[JUDGE_SPEC]) == 2  # the refused resume opened no guard
     scorers = len(scripted.models["scorer:rec"])
     plain = ["--task", "instructions", "--dataset", f"jsonl:{data_file}", "--scorer-model", "scorer:rec"]
-    code, _, err = opro_run(
-        capsys, tmp_path / "r2", *plain, "--guard-model", "judge:scripted", "--steps", "1"
-    )
+    code, _, err = opro_run(capsys, tmp_path / "r2", *plain, "--guard-model", JUDGE_SPEC, "--steps", "1")
     assert code == 2 and err.strip().splitlines() == [
         "promptopt: error: --guard-model needs --rewriter (Python: guard_model= needs rewriter=)"
     ]
-    assert not (tmp_path / "r2").exists() and len(scripted.models["judge:scripted"]) == 2  # nothing opened
+    assert not (tmp_path / "r2").exists() and len(scripted.models[JUDGE_SPEC]) == 2  # nothing opened
     assert len(scripted.models["scorer:rec"]) == scorers
 
 

@@ -199,3 +199,47 @@ def test_a_key_variable_for_a_model_without_http_is_refused(
         and "--optimizer-api-key-env applies to HTTP models (openai:, litellm:), not to 'fake:x'" in err
     )
     assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------- a guarded run, resumed in Python
+
+
+class _TaggingRewriter:
+    """A stand-in for a BPO rewriter (``Rewriter.arewrite``'s signature): every question comes back
+    changed, so the rewrite guard is asked about each one."""
+
+    async def arewrite(self, prompts: list[str], settings: object = None, **_: object) -> list[str]:
+        return [f"{p} Answer with the number." for p in prompts]
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_a_python_resume_of_a_guarded_run_gives_an_http_guard_the_runs_key_and_headers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fault_server: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptopt.optimizers.bpo.rewriter import Rewriter
+
+    monkeypatch.setattr(Rewriter, "load", lambda *_a, **_k: _TaggingRewriter())
+    srv = fault_server()
+    run_dir = tmp_path / "run"
+    guard = ("--rewriter", "rw/", "--guard-model", f"openai:guard@{srv.base_url}")
+    keys = ("--optimizer-api-key-env", "ROLE_A_KEY", "--scorer-api-key-env", "ROLE_B_KEY")
+    code, _, err = run_cli(
+        capsys, *args(tmp_path, srv, run_dir, 1, *guard, *keys, "--header", f"X-Team={HEADER}")
+    )
+    assert code == 0, err
+    started = [i for i, body in enumerate(srv.bodies) if body["model"] == "guard"]
+    assert len(started) == 10  # every question changed: each judged once
+
+    # a fresh cache, so the resumed run's guard asks the server again (its questions are rewritten again)
+    monkeypatch.setenv("PROMPTOPT_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    before = srv.request_count
+    result = OPRO(steps=2).resume(run_dir, access=ModelAccess(headers={"X-Team": HEADER}))
+    assert result.steps == 2
+    asked = [i for i in range(before, srv.request_count) if srv.bodies[i]["model"] == "guard"]
+    assert len(asked) == 10
+    assert {srv.auth[i] for i in asked} == {f"Bearer {KEY_B}"}  # the scorer's key variable, as recorded
+    assert {srv.headers[i].get("x-team") for i in asked} == {HEADER}
+    assert sum(result.report["task"]["splits"]["guard"].values()) == 10
+    assert by_model(srv, before)["scorer"] == {f"Bearer {KEY_B}"}

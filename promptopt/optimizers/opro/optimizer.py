@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptopt.errors import ConfigError, RunDirError
-from promptopt.llm.base import LLM
+from promptopt.errors import ConfigError, RunDirError, UnknownNameError
+from promptopt.llm.base import LLM, run_sync
 from promptopt.llm.budget import Budget, charged
 from promptopt.llm.credentials import RECORD_KEY as ACCESS_KEY
 from promptopt.llm.credentials import ModelAccess
-from promptopt.llm.registry import ModelSpec
+from promptopt.llm.registry import ModelSpec, known_schemes, takes_credentials
 from promptopt.llm.structured import SERVER_MECHANISMS
 from promptopt.optimizers.base import (
     MaxSteps,
@@ -70,6 +70,7 @@ from promptopt.runs import Run, StopFlag, redact
 from promptopt.tasks.base import (
     DEFAULT_SCORER,
     Task,
+    TaskEntry,
     get_task_entry,
     make_task,
     opro_defaults,
@@ -85,8 +86,10 @@ __all__ = [
     "ProgressEvent",
     "ProgressFn",
     "Reopened",
+    "build_guarded",
     "derive_seed",
     "history_from_records",
+    "open_guard",
     "step_rng",
 ]
 
@@ -275,10 +278,12 @@ class OPRO(Optimizer):
         the run opened for appending. Given values are checked against the run's: a task (name)
         or model spec that differs is refused; ``None`` takes the run's. A task name is rebuilt with
         the run's task options; a scorer is built from the run's scorer spec unless an LLM is
-        given; ``budget`` ``None`` gets the run's limits. This OPRO's ``steps`` / ``patience`` /
-        ``stop_at_optimum`` apply; its other parameters must agree with the run's. ``access``: the
-        headers the run was started with (their values are never stored) and any key variable to
-        use instead of the recorded one (:meth:`ModelAccess.resumed`)."""
+        given, a judge and a rewrite guard (``guard_model``) from theirs, all three with the
+        scorer's key variable and the run's headers; ``budget`` ``None`` gets the run's limits.
+        This OPRO's ``steps`` / ``patience`` / ``stop_at_optimum`` apply; its other parameters must
+        agree with the run's. ``access``: the headers the run was started with (their values are
+        never stored) and any key variable to use instead of the recorded one
+        (:meth:`ModelAccess.resumed`)."""
         path = Path(run_dir)
         cfg = read_opro_run(path, to_resume=True).config  # format and shape, before anything is loaded
         for label, given, key in (("task", task, "task"), ("optimizer model", llm, "optimizer_model"),
@@ -402,13 +407,14 @@ def _without_none(p: Mapping[str, Any]) -> dict[str, Any]:
 def _rebuild_task(
     cfg: Mapping[str, Any], scorer: LLM | str | None, budget: Budget, access: ModelAccess
 ) -> Task:
-    """The run's task with the run's options; its scorer (and judge) from the run's specs, under
-    ``budget``, with the scorer's key variable and the run's headers."""
+    """The run's task with the run's options; its scorer, judge and rewrite guard from the run's
+    specs, under ``budget``, with the scorer's key variable and the run's headers."""
     name = cfg.get("task")
     if not name:
         raise RunDirError("the run's config.json names no task")
     entry = get_task_entry(str(name))
     options = dict(cfg.get("task_config") or {})
+    _check_recorded_guard(options)
     scorer_llm, scorer_spec = None, None
     if entry.uses_scorer:
         spec = scorer if scorer is not None else cfg.get("scorer_model") or DEFAULT_SCORER
@@ -419,5 +425,74 @@ def _rebuild_task(
             else spec
         )
     judge_llm = open_judge(entry, options, budget, scorer=scorer_llm, scorer_spec=scorer_spec, access=access)
+    guard = open_guard(options, budget, access, scorer=scorer_llm, scorer_spec=scorer_spec)
     seed = cfg.get("seed")
-    return entry.build(options, scorer=scorer_llm, seed=None if seed is None else int(seed), judge=judge_llm)
+    return build_guarded(
+        entry, options, guard, scorer=scorer_llm, seed=None if seed is None else int(seed), judge=judge_llm
+    )
+
+
+def open_guard(
+    options: Mapping[str, Any],
+    budget: Budget,
+    access: ModelAccess,
+    *,
+    scorer: LLM | None,
+    scorer_spec: str | None,
+) -> LLM | None:
+    """The rewrite guard's judge of ``options["guard_model"]`` (None without one), opened as
+    :func:`~promptopt.optimizers.base.open_judge` opens a judge: under ``budget``, with
+    deterministic caching (a resumed run asks again from the cache), with the scorer's key variable
+    and the run's headers when it is an HTTP model; the scorer itself when the spec is the
+    scorer's (one model loaded). Why here and not in the task: the task opens a bare spec with no
+    access (``rewrite_splits``), which reaches no keyed server; a run knows its access."""
+    spec = options.get("guard_model")
+    if spec is None or options.get("guard_llm") is not None:
+        return None
+    if scorer is not None and spec == scorer_spec:
+        return scorer
+    # the scorer's key and headers go to an HTTP guard only: a local guard beside an HTTP scorer is fine
+    extra = access.options(spec, "scorer") if takes_credentials(spec) else {}
+    return open_llm(spec, budget, cache_policy="deterministic", **extra)
+
+
+def build_guarded(
+    entry: TaskEntry,
+    options: Mapping[str, Any],
+    guard: LLM | None,
+    *,
+    scorer: LLM | None,
+    seed: int | None,
+    judge: LLM | None,
+) -> Task:
+    """``entry.build`` with ``guard`` (from :func:`open_guard`) given to the task as ``guard_llm``.
+    The guard is asked only while the task rewrites its questions, so one that is not the scorer
+    is closed as soon as the task is built (or fails to be)."""
+    try:
+        return entry.build(
+            {**options, "guard_llm": guard} if guard is not None else dict(options),
+            scorer=scorer,
+            seed=seed,
+            judge=judge,
+        )
+    finally:
+        if guard is not None and guard is not scorer:
+            run_sync(guard.aclose())
+
+
+def _check_recorded_guard(options: Mapping[str, Any]) -> None:
+    """Refuse, before any model is loaded, a recorded ``guard_model`` that is no model spec: a run
+    started with an LLM object as ``guard_llm`` records its name only (all a run can record of one),
+    which cannot be opened again; the caller must pass the task rebuilt with that object."""
+    spec = options.get("guard_model")
+    if spec is None or options.get("guard_llm") is not None:
+        return
+    try:
+        known = isinstance(spec, str) and ModelSpec.parse(spec).scheme in known_schemes()
+    except UnknownNameError:
+        known = False
+    if not known:
+        raise ConfigError(
+            f"the run's guard_model {spec!r} is not a model spec (a guard_llm object is recorded by name): "
+            "resume it in Python with task= the task built again with that guard_llm"
+        )

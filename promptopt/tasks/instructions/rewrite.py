@@ -3,13 +3,12 @@ an optional guard on the rewrites (``guard_model``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from promptopt.errors import ConfigError
 from promptopt.llm.base import run_sync
-from promptopt.rewriting import RewriterLoader, rewriter_loader
+from promptopt.rewriting import BoundRewriter, GuardedRewriter, GuardTally, RewriterLoader, rewriter_loader
 from promptopt.tasks.instructions.datasets import Example, Splits
 
 if TYPE_CHECKING:
@@ -67,9 +66,10 @@ def rewrite_splits(
 
     ``load`` turns ``rewriter`` into a :class:`~promptopt.rewriting.BoundRewriter`; by default
     BPO's loader, found through :func:`promptopt.rewriting.rewriter_loader` so that this task
-    does not import the optimizer (and loads nothing of it unless a rewriter is given). With a
-    guard, ``load`` is also given ``guard=LLM`` and its bound rewriter must report the guard's
-    decisions (``guard.tally``, as BPO's does).
+    does not import the optimizer (and loads nothing of it unless a rewriter is given). ``load``
+    is given ``guard=`` (the judge LLM, or None); with a guard it must return a
+    :class:`~promptopt.rewriting.GuardedRewriter` (as BPO's loader does), whose ``guard.tally``
+    the recipe records; one that does not is refused before anything is rewritten.
     """
     questions = list(dict.fromkeys(ex.input for ex in (*splits.train, *splits.val, *splits.test)))
     judge, owned = _open_guard(guard)
@@ -104,24 +104,25 @@ def _rewrite(
     questions: list[str], rewriter: Any, mode: str, load: RewriterLoader, guard: LLM | None
 ) -> tuple[dict[str, str], dict[str, int] | None]:
     """question → what is scored, and the guard's counts (None without a guard)."""
-    extra: dict[str, Any] = {} if guard is None else {"guard": guard}
-    bound = load(rewriter, mode=mode, **extra)
+    bound = load(rewriter, mode=mode, guard=guard)
 
-    async def go() -> list[str]:
+    async def go() -> tuple[list[str], GuardTally | None]:
         try:
-            return await bound.arewrite(questions)
+            checked = None if guard is None else _guard_of(bound)  # refused before any rewrite is asked
+            return await bound.arewrite(questions), checked
         finally:
             await bound.aclose()  # closes only what the loader loaded
 
-    new = dict(zip(questions, run_sync(go()), strict=True))
-    return new, None if guard is None else _guard_counts(bound)
+    rewrites, checked = run_sync(go())
+    new = dict(zip(questions, rewrites, strict=True))
+    return new, None if checked is None else {s: int(checked.tally.get(s, 0)) for s in GUARD_STATUSES}
 
 
-def _guard_counts(bound: Any) -> dict[str, int]:
-    """The guard's decisions, read from the bound rewriter's guard (a fresh one per bound rewriter,
-    so its tally is this batch's). A loader whose rewriter does not report them is refused: the
-    recipe would not say what the guard did."""
-    tally = getattr(getattr(bound, "guard", None), "tally", None)
-    if not isinstance(tally, Mapping):
-        raise ConfigError("this rewriter's loader does not report its guard's decisions (guard.tally)")
-    return {status: int(tally.get(status, 0)) for status in GUARD_STATUSES}
+def _guard_of(bound: BoundRewriter) -> GuardTally:
+    """The guard of a rewriter loaded with ``guard=`` (:class:`~promptopt.rewriting.GuardedRewriter`:
+    a fresh guard per bound rewriter, so its tally is this batch's). A loader that hands back no
+    guard is refused before anything is rewritten: its rewrites would go unchecked, and the recipe
+    could not say what the guard did."""
+    if isinstance(bound, GuardedRewriter) and bound.guard is not None:
+        return bound.guard
+    raise ConfigError("this rewriter's loader does not report its guard's decisions (guard.tally)")
