@@ -73,6 +73,8 @@ def run_cell(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]
                    "--budget-metric-calls", str(args.budget), "--steps", str(args.steps), "--seed", str(seed),
                    "--scorer-max-tokens", str(args.answer_tokens), "--position", args.position,
                    "--val-top-k", "1", "--max-tokens", str(args.optimizer_tokens), *METHODS[method]]  # fmt: skip
+            for text in args.initial or []:  # the starting instruction(s) instead of the task's
+                cmd += ["--initial", text]
             if "reflective" not in method:  # OPRO's proposals per step (the reflective proposer makes one)
                 cmd += ["--per-step", str(args.per_step)]
             if args.task == "ifbench":  # fixed IFBench splits: sizes are the task's own options
@@ -184,6 +186,7 @@ def write(args: argparse.Namespace, cells: list[dict[str, Any]], started: float)
             "answer_tokens": args.answer_tokens,
             "per_step": args.per_step,
             "position": args.position,
+            "initial": args.initial,
             "demos": 3,
         },  # fmt: skip
         "baselines_test": baselines,
@@ -234,6 +237,8 @@ def main() -> None:
     ap.add_argument("--answer-tokens", type=int, default=200)
     ap.add_argument("--optimizer-tokens", type=int, default=500, help="the optimizer's / reflection's tokens")
     ap.add_argument("--position", default="Q_begin")
+    ap.add_argument("--initial", action="append", default=None, metavar="TEXT",
+                    help="starting instruction (repeatable; default: the task's own), e.g. a hand-written prompt")  # fmt: skip
     ap.add_argument("--busy", action="store_true", help="mark the figures as measured on a busy machine")
     args = ap.parse_args()
     started = time.time()
