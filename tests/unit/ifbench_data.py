@@ -15,6 +15,20 @@ from typing import Any
 
 import pytest
 
+#: IFBench-format rows whose every constraint a bare "Yes" follows vacuously: the collapse the
+#: responsive gate and the short-answer warning are tested on
+VACUOUS_ROWS: list[dict[str, Any]] = [
+    {"key": "1", "prompt": "Write an essay about rain. The output should not contain any whitespace.",
+     "instruction_id_list": ["format:no_whitespace"], "kwargs": [{}]},
+    {"key": "2", "prompt": "Explain tides. The output should not contain any whitespace.",
+     "instruction_id_list": ["format:no_whitespace"], "kwargs": [{}]},
+    {"key": "3", "prompt": "Describe bees. Include exactly 2 numbers in the response.",
+     "instruction_id_list": ["count:numbers"], "kwargs": [{"N": 2}]},
+    {"key": "4", "prompt": "Tell a story. Answer with one of the following options: yes/no/maybe.",
+     "instruction_id_list": ["format:options", "format:no_whitespace"],
+     "kwargs": [{"options": "yes/no/maybe"}, {}]},
+]  # fmt: skip
+
 
 def install_ifbench_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: Sequence[dict[str, Any]], *, dolly: int = 0

@@ -24,20 +24,8 @@ from promptopt.tasks.instructions.short_answers import (
     short_answers_warning,
 )
 from tests.unit.cli_helpers import run_cli
+from tests.unit.ifbench_data import VACUOUS_ROWS as ROWS
 from tests.unit.ifbench_data import install_ifbench_data, kept_promptopt_logger
-
-#: IFBench-format rows: a bare "Yes" follows each constraint vacuously
-ROWS: list[dict[str, Any]] = [
-    {"key": "1", "prompt": "Write an essay about rain. The output should not contain any whitespace.",
-     "instruction_id_list": ["format:no_whitespace"], "kwargs": [{}]},
-    {"key": "2", "prompt": "Explain tides. The output should not contain any whitespace.",
-     "instruction_id_list": ["format:no_whitespace"], "kwargs": [{}]},
-    {"key": "3", "prompt": "Describe bees. Include exactly 2 numbers in the response.",
-     "instruction_id_list": ["count:numbers"], "kwargs": [{"N": 2}]},
-    {"key": "4", "prompt": "Tell a story. Answer with one of the following options: yes/no/maybe.",
-     "instruction_id_list": ["format:options", "format:no_whitespace"],
-     "kwargs": [{"options": "yes/no/maybe"}, {}]},
-]  # fmt: skip
 
 LONG = "Rain falls when droplets in clouds grow heavy enough to come down."
 
