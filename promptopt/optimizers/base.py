@@ -184,12 +184,16 @@ def open_judge(
         return None
     if judge_spec is None or judge_spec == scorer_spec:
         return scorer
-    # the scorer's key variable and headers go to an HTTP judge only: a local judge beside an HTTP
-    # scorer with --scorer-api-key-env is a valid setup, not an error
-    extra = (
-        access.options(judge_spec, "scorer") if access is not None and takes_credentials(judge_spec) else {}
-    )
-    return open_llm(judge_spec, budget, cache_policy="deterministic", **extra)
+    return open_judge_model(judge_spec, budget, access)
+
+
+def open_judge_model(spec: str, budget: Budget, access: ModelAccess | None) -> LLM:
+    """A model that judges the scorer's work (a judge, the rewrite guard) opened from ``spec``:
+    under ``budget``, with deterministic caching (a resumed run asks again from the cache), with the
+    scorer's key variable and headers from ``access``. Those go to an HTTP model only: a local judge
+    beside an HTTP scorer with --scorer-api-key-env is a valid setup, not an error."""
+    extra = access.options(spec, "scorer") if access is not None and takes_credentials(spec) else {}
+    return open_llm(spec, budget, cache_policy="deterministic", **extra)
 
 
 # --------------------------------------------------------------------------- stop conditions

@@ -45,7 +45,7 @@ from promptopt.llm.base import LLM, run_sync
 from promptopt.llm.budget import Budget, charged
 from promptopt.llm.credentials import RECORD_KEY as ACCESS_KEY
 from promptopt.llm.credentials import ModelAccess
-from promptopt.llm.registry import ModelSpec, known_schemes, takes_credentials
+from promptopt.llm.registry import ModelSpec, known_schemes
 from promptopt.llm.structured import SERVER_MECHANISMS
 from promptopt.optimizers.base import (
     MaxSteps,
@@ -57,6 +57,7 @@ from promptopt.optimizers.base import (
     Result,
     StopCondition,
     open_judge,
+    open_judge_model,
     open_llm,
     run_stop_conditions,
     task_run_config,
@@ -451,9 +452,7 @@ def open_guard(
         return None
     if scorer is not None and spec == scorer_spec:
         return scorer
-    # the scorer's key and headers go to an HTTP guard only: a local guard beside an HTTP scorer is fine
-    extra = access.options(spec, "scorer") if takes_credentials(spec) else {}
-    return open_llm(spec, budget, cache_policy="deterministic", **extra)
+    return open_judge_model(spec, budget, access)
 
 
 def build_guarded(
