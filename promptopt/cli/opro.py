@@ -477,9 +477,9 @@ def _open_guard(
 ) -> LLM | None:
     """The rewrite guard's judge model of ``options["guard_model"]``, opened as a resumed run opens
     it (:func:`~promptopt.optimizers.opro.optimizer.open_guard`: the scorer's key variable and
-    headers, or the scorer itself). Refused without a rewriter, before any load; and, under a dollar
-    limit, without a price, before it is asked (its calls are spent while the task is built)."""
-    check_guard(options.get("rewriter"), options.get("guard_model"), options.get("guard_llm"))
+    headers, or the scorer itself). Under a dollar limit, refused without a price before it is asked
+    (its calls are spent while the task is built); a guard without a rewriter was refused by
+    ``_start`` before anything was loaded."""
     guard = open_guard(options, budget, access, scorer=scorer, scorer_spec=scorer_spec)
     if guard is not None and guard is not scorer:
         try:
