@@ -574,6 +574,9 @@ def test_final_report_tests_the_validation_pick_against_baselines(data_file: Pat
     assert test["step_by_step"]["instruction"] == "Let's think step by step."
     assert report["best_minus_best_baseline"] == 100.0
     assert report["per_example"]["best"] == [1] * 20
+    gain = report["gains"]["empty"]  # right on all 20 against wrong on all 20: no doubt left
+    assert gain["diff"] == 100.0 and gain["ci95"] == [100.0, 100.0] and gain["above_zero"]
+    assert set(report["gains"]) == {"train_best", *(name for name, _ in BASELINES)}
     assert report["splits"]["test"] == 20 and report["splits"]["test_before_cap"] == 35
     assert fake.batches == [10, 100]  # validation: 2 × 5; test: 5 instructions × 20, one batch
     json.dumps(report)

@@ -11,6 +11,7 @@ from typing import Any
 
 from promptopt.tasks.base import number, short_number
 from promptopt.tasks.instructions.answer_log import ANSWERS_FILE, load_answers
+from promptopt.tasks.instructions.gains import gain_line
 from promptopt.tasks.instructions.short_answers import SHORT_WORDS
 
 #: how many of the reported instruction's worst test answers the run report shows
@@ -50,7 +51,17 @@ def summary(report: dict[str, Any]) -> list[str]:
     if report.get("test_skipped"):
         lines.append(f"held-out test: not evaluated: {report['test_skipped']}")
     lines.append(f"best minus best baseline: {n(report.get('best_minus_best_baseline'))}")
+    lines += gain_lines(report)
     return lines
+
+
+def gain_lines(report: dict[str, Any]) -> list[str]:
+    """The reported instruction's paired test gain over each other row, with its interval
+    (:mod:`.gains`); ``[]`` for a report from before gains were recorded."""
+    gains = report.get("gains")
+    if not isinstance(gains, dict):
+        return []
+    return [gain_line(name, g) for name, g in gains.items() if isinstance(g, dict) and "ci95" in g]
 
 
 def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
@@ -68,7 +79,7 @@ def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
     rest = [
         f"- **{k}**: {json.dumps(v, default=str) if isinstance(v, list | dict) else n(v)}"
         for k, v in report.items()
-        if k not in ("demos", "warnings")
+        if k not in ("demos", "warnings", "gains")
         and not (isinstance(v, list | dict) and len(json.dumps(v, default=str)) > 300)
     ]
     return [
@@ -78,9 +89,16 @@ def report_section(report: dict[str, Any], search: dict[str, Any]) -> list[str]:
         "",
         *rows,
         "",
+        *gains_section(report),
         *demos_section(report.get("demos")),
         *rest,
     ]
+
+
+def gains_section(report: dict[str, Any]) -> list[str]:
+    """Markdown: one bullet per paired test gain (:func:`gain_lines`) and a blank line; ``[]`` without."""
+    lines = gain_lines(report)
+    return [*(f"- {line}" for line in lines), ""] if lines else []
 
 
 def warnings_section(report: dict[str, Any]) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any
 from promptopt.errors import ConfigError
 from promptopt.prompting import Demo
 from promptopt.tasks.base import Candidate
+from promptopt.tasks.instructions.gains import gains_over_others
 from promptopt.tasks.instructions.scoring import ScoreBook, instruction_of
 from promptopt.tasks.instructions.short_answers import answer_length_report
 
@@ -112,7 +113,8 @@ async def atest_report(
     ``selected`` as ``best``, ``train_best`` when it differs, and each baseline, all in one batch.
     With ``demos``, ``best`` is ``selected`` with them (asked first, in a batch of its own, so the
     run's answer log keeps the deployed prompt's answers) and ``best_without_demos`` joins the
-    batch of the rest. ``per_example`` holds each test example's metric value (None: failed);
+    batch of the rest. ``per_example`` holds each test example's metric value (None: failed); ``gains`` the
+    reported instruction's paired test gain over each other row with its interval (:mod:`.gains`);
     ``answer_lengths`` and, for a reference-free metric answered mostly in a word or three,
     ``warnings`` come from :func:`~promptopt.tasks.instructions.short_answers.answer_length_report`."""
     demos = tuple(demos)
@@ -130,12 +132,14 @@ async def atest_report(
     test = {name: ev.summary() for name, ev in by_name.items()}
     if demos:
         test["best"]["demos"] = len(demos)
+    per_example = {name: [_mark(r) for r in ev.records] for name, ev in by_name.items()}
     return {
         "test": test,
         "best_minus_best_baseline": (
             None if best_acc is None or not base_scores else round(best_acc - max(base_scores), 4)
         ),
-        "per_example": {name: [_mark(r) for r in ev.records] for name, ev in by_name.items()},
+        "per_example": per_example,
+        "gains": gains_over_others(per_example),
         **answer_length_report(
             (r.response for r in by_name["best"].records),
             (r.response for r in by_name["empty"].records),
