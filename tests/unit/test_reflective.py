@@ -124,24 +124,52 @@ def test_the_prompt_shows_instruction_inputs_answers_gold_and_feedback() -> None
     ("raw", "expected"),
     [
         ("Sure.\n```\nAdd the numbers.\nCheck the sum.\n```\nDone.", "Add the numbers.\nCheck the sum."),
-        ("```text\nAdd carefully.\n```", "Add carefully."),
+        ("```text\nAdd carefully.\n```", "Add carefully."),  # the language tag is not the instruction
         ("New: ```Add carefully.``` ok", "Add carefully."),
-        ("```\nFirst.\n```\n```\nSecond.\n```", "First."),
         ("  Add carefully.\nThen check.  ", "Add carefully.\nThen check."),  # no fence: taken whole (GEPA)
     ],
 )
-def test_the_instruction_is_the_first_fenced_block(raw: str, expected: str) -> None:
+def test_the_instruction_is_the_fenced_block(raw: str, expected: str) -> None:
+    assert parse_reflection(raw) == expected
+
+
+INSTRUCTION = "Count every item the question lists, then answer with the total as one integer."
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # the measured failure: an answer format shown in its own block ahead of the instruction
+        (
+            f"Answer as:\n```\n<Quantity> <Type>\n```\nFor example ```3 apple```.\n```\n{INSTRUCTION}\n```",
+            INSTRUCTION,
+        ),
+        (f"```\n{INSTRUCTION}\n```\nAnswer as:\n```\n3 apple\n```", INSTRUCTION),  # longest, not last
+        ("```\nFirst.\n```\n```\nLater.\n```", "First."),  # equally long: the first
+        ("```\nAdd carefully and then", "Add carefully and then"),  # cut off by max_tokens, nothing closed
+        ("Here:\n```text\nAdd carefully and then", "Add carefully and then"),
+        # a closed block wins over a longer cut-off one
+        (f"```\n{INSTRUCTION}\n```\nOr, longer:\n```\n{INSTRUCTION} {INSTRUCTION}", INSTRUCTION),
+    ],
+)
+def test_of_several_blocks_the_longest_closed_one_then_a_cut_off_one(raw: str, expected: str) -> None:
     assert parse_reflection(raw) == expected
 
 
 @pytest.mark.parametrize(
     ("raw", "status", "why"),
     [
-        ("   \n ", "unparseable", "empty"),
-        ("```\nAdd carefully and then", "unparseable", "not closed"),
-        ("```\n   \n```", "unparseable", "empty"),
-        ("``````", "unparseable", "empty"),
+        ("   \n ", "unparseable", "the answer is empty"),
+        ("Here it is:\n```", "unparseable", "block is empty"),  # cut off right after the fence
+        ("```text", "unparseable", "block is empty"),
+        ("```\n  \n", "unparseable", "block is empty"),
+        ("```\n   \n```", "unparseable", "block is empty"),
+        ("``````", "unparseable", "block is empty"),
+        ("```\n```\nCut off:\n```\nAdd", "unparseable", "block is empty"),  # a closed block wins
         ("```\n" + "x" * (MAX_REFLECTED_CHARS + 1) + "\n```", "invalid", "longer than"),
+        # a cut-off block is checked too, and the longest block is not passed over for a shorter one
+        ("```\n" + "x" * (MAX_REFLECTED_CHARS + 1), "invalid", "longer than"),
+        ("```\nShort.\n```\n```\n" + "x" * (MAX_REFLECTED_CHARS + 1) + "\n```", "invalid", "longer than"),
     ],
 )
 def test_answers_without_a_usable_block_are_rejected_with_a_reason(raw: str, status: str, why: str) -> None:
@@ -239,7 +267,7 @@ def test_a_parent_with_full_marks_on_the_minibatch_is_skipped(tmp_path: Path) ->
 
 def test_duplicates_unparseable_answers_and_failed_calls_are_journalled(tmp_path: Path) -> None:
     replies = iter(
-        ["```\nLet's solve the problem.\n```", "```\ncut off here", LLMBadRequestError("too long")]
+        ["```\nLet's solve the problem.\n```", "Here it is:\n```\n  ", LLMBadRequestError("too long")]
     )
     optimizer = FakeLLM(fn=lambda request, _i: next(replies))
     run = tmp_path / "run"
@@ -248,7 +276,7 @@ def test_duplicates_unparseable_answers_and_failed_calls_are_journalled(tmp_path
     )
     statuses = [(t["status"], t["reason"]) for t in trials_of(run) if t["step"] > 0]
     assert statuses[0] == ("duplicate", "same as step 0 #0, already in the pool")
-    assert statuses[1] == ("unparseable", "the ``` block is not closed (cut off? raise max_tokens)")
+    assert statuses[1] == ("unparseable", "the ``` block is empty")
     assert statuses[2][0] == "failed" and "too long" in statuses[2][1]
     assert res.stop_reason == "steps" and res.report["metric_calls"]["used"] == 6 + 3 * 3
 

@@ -46,12 +46,13 @@ def answer(request: Request) -> str:
 
 
 def reflect(request: Request) -> str:
-    """The parent instruction plus a hint picked by the request's hash; now and then a cut-off block."""
+    """The parent instruction plus a hint picked by the request's hash; now and then a block cut off
+    before its first word (unparseable: a block cut off later is read up to the cut)."""
     text = request_text(request)
     parent = text.split("```\n", 1)[1].split("\n```", 1)[0]
     h = zlib.crc32(text.encode())
     if h % 7 == 0:
-        return "Improved:\n```\nI would rather"
+        return "Improved:\n```\n"
     return f"Improved:\n```\n{parent} Mind {KEYWORDS[h % len(KEYWORDS)]} numbers.\n```"
 
 

@@ -11,14 +11,20 @@ held-out score was 8.75 % at every seed against 11.67 % without it
 (``bench/results/reflect-ifbench-general.md``). Long fields are cut at :data:`MAX_FIELD_CHARS` so one verbose answer cannot crowd
 out the rest.
 
-Reading the answer (untrusted text: string scans only, nothing evaluated): the first fenced block
-(```` ``` ````, an optional language tag on the opening line, or the whole block on one line). An
-answer with no fence at all is taken whole, as GEPA does: measured with the 1.5B reflection model on
-bbh:navigate, 5 of the first 7 reflections were a usable instruction written under a heading
-instead of a block, and rejecting them wasted the iteration (the minibatch test still has to pass
-before anything joins the pool). A block that was opened but not closed (cut off by the token
-limit), an empty one, or one longer than :data:`MAX_REFLECTED_CHARS` is rejected; the journal keeps
-the raw text and the reason.
+Reading the answer (untrusted text: string scans only, nothing evaluated): a fenced block is
+```` ``` ```` with an optional language tag on the opening line (not part of the block), or the
+whole block on one line. Of several closed blocks the longest is taken, the first of equally long
+ones: an instruction is prose, while a model that shows an answer format (``<Quantity> <Type>``,
+``3 apple``) puts it in a block of one line. Taking the first block instead, as before, took that
+example in 5 of 101 reflections of the 1.5B reflection model, where the instruction was a later
+block. A final block that was opened but never closed (the answer cut off by ``max_tokens``: 9 of
+the same 101) is taken only when there is no closed block; GEPA likewise accepts it (its extractor
+reads from the first fence to the last, so an example block ahead of the instruction would join
+it). An answer with no fence at all is taken whole, as GEPA does: measured with the 1.5B reflection
+model on bbh:navigate, 5 of the first 7 reflections were a usable instruction written under a
+heading instead of a block, and rejecting them wasted the iteration (the minibatch test still has
+to pass before anything joins the pool). An empty instruction, or one longer than
+:data:`MAX_REFLECTED_CHARS`, is rejected; the journal keeps the raw text and the reason.
 """
 
 from __future__ import annotations
@@ -106,25 +112,41 @@ def reflection_request(prompt: str, p: Mapping[str, Any], seed: int) -> Request:
 
 
 def parse_reflection(raw: str, max_chars: int = MAX_REFLECTED_CHARS) -> str | Rejected:
-    """The instruction in the first fenced block of ``raw`` (the whole answer when it has no fence),
-    or why there is none."""
+    """The instruction in ``raw``: its longest closed fenced block (the first of equally long ones),
+    else the text of a final block that was never closed, else the whole answer when it has no
+    fence; or why there is none."""
     text = (raw or "").replace("\r\n", "\n")
-    start = text.find(FENCE)
-    if start < 0:
-        return _checked(text.strip(), max_chars, "the answer is empty")
-    after = start + len(FENCE)
-    line_end = text.find("\n", after)
-    inline_end = text.find(FENCE, after)
-    if inline_end >= 0 and (line_end < 0 or inline_end < line_end):  # ```text``` on one line
-        body = text[after:inline_end]
+    closed, unclosed = _blocks(text)
+    if closed:
+        body = max(closed, key=len)  # max keeps the first of equal keys
+    elif unclosed is not None:
+        body = unclosed
     else:
-        if line_end < 0:
-            return Rejected("unparseable", f"the {FENCE} block is empty or not closed")
+        return _checked(text.strip(), max_chars, "the answer is empty")
+    return _checked(body, max_chars, f"the {FENCE} block is empty")
+
+
+def _blocks(text: str) -> tuple[list[str], str | None]:
+    """The stripped bodies of ``text``'s closed fenced blocks in order, and the body of a final
+    block that is opened but not closed (``None`` when there is none)."""
+    closed: list[str] = []
+    pos = 0
+    while (start := text.find(FENCE, pos)) >= 0:
+        after = start + len(FENCE)
+        line_end = text.find("\n", after)
+        inline_end = text.find(FENCE, after)
+        if inline_end >= 0 and (line_end < 0 or inline_end < line_end):  # ```text``` on one line
+            closed.append(text[after:inline_end].strip())
+            pos = inline_end + len(FENCE)
+            continue
+        if line_end < 0:  # a fence (and perhaps a language tag) ends the answer
+            return closed, ""
         end = text.find(FENCE, line_end)
         if end < 0:
-            return Rejected("unparseable", f"the {FENCE} block is not closed (cut off? raise max_tokens)")
-        body = text[line_end + 1 : end]
-    return _checked(body.strip(), max_chars, f"the {FENCE} block is empty")
+            return closed, text[line_end + 1 :].strip()
+        closed.append(text[line_end + 1 : end].strip())
+        pos = end + len(FENCE)
+    return closed, None
 
 
 def _checked(instruction: str, max_chars: int, empty: str) -> str | Rejected:
