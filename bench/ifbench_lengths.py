@@ -7,7 +7,11 @@ sentence-type ratios with no sentences). A prompt that makes the target answer "
 following a single instruction. The accuracy column cannot show that; the answers' lengths can. So
 every row gets the share of answers of at most :data:`SHORT_WORDS` words and the median word
 count, pooled over seeds, and a row whose short share is above :data:`DEGENERATE_SHARE` % is named
-*degenerate* (its accuracy is not instruction following).
+*degenerate* (its accuracy is not instruction following). Each seed's own share is kept too
+(:func:`short_by_seed`): one seed that collapses can hide under the pooled share, so the table names
+any seed at :data:`SEED_SHORT_SHARE` % or more (a warning; the degenerate rule stays pooled). The
+counts by example id (:func:`id_counts`) let the table split a row's paired gain into the part carried
+by its short answers and the rest.
 
 Where the answers come from (the table gets word counts only, never answer text):
 
@@ -37,6 +41,9 @@ from promptopt.tasks.instructions.report import SHORT_WORDS  # the rule `opro re
 
 #: a row with more than this share (%) of short answers is degenerate
 DEGENERATE_SHARE = 50.0
+#: one seed with at least this share (%) of short answers is named under the table (a warning only:
+#: pooled over seeds, one collapsed seed can stay under :data:`DEGENERATE_SHARE`)
+SEED_SHORT_SHARE = 50.0
 #: where bench/ifbench_peers.py keeps each cell's test answers, under the results directory
 PEERS_RUNS = "ifbench_peers_runs"
 
@@ -49,6 +56,13 @@ def words(text: str | None) -> int | None:
 def counts(texts: Iterable[str | None]) -> list[int]:
     """The word counts of the answers there are (failed requests left out)."""
     return [n for n in map(words, texts) if n is not None]
+
+
+def id_counts(texts: Mapping[str, str | None] | None) -> dict[str, int] | None:
+    """Example id → the answer's word count (failed requests left out; None when there are no texts):
+    what pairs an answer's length with its value, for the gain split by answer length."""
+    got = {str(ex): n for ex, n in ((ex, words(t)) for ex, t in (texts or {}).items()) if n is not None}
+    return got or None
 
 
 #: example id → answer text, for the answers logged (a failed request is never logged)
@@ -71,6 +85,8 @@ class CellAnswers:
     test_ids: set[str]  # every example id answered on the test split, any instruction
     best: list[int] | None  # the reported instruction with the run's demos; None: not logged
     empty: list[int] | None  # no instruction, no demos (the ``none`` row); None: not logged
+    best_ids: dict[str, int] | None = None  # ``best`` by example id (:func:`id_counts`)
+    empty_ids: dict[str, int] | None = None  # ``empty`` by example id
 
 
 def _run_demos(run: Path, cell: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -114,7 +130,8 @@ def read_cell_answers(repo: Path, cell: Mapping[str, Any]) -> CellAnswers | None
     def of(got: Texts | None) -> list[int] | None:
         return counts(got.values()) if got else None
 
-    return CellAnswers(texts.test_ids, of(texts.best), of(texts.empty))
+    return CellAnswers(texts.test_ids, of(texts.best), of(texts.empty), id_counts(texts.best),
+                       id_counts(texts.empty))  # fmt: skip
 
 
 def peer_texts(results: Path, tag: str, method: str, seed: int) -> dict[str, str | None] | None:
@@ -138,6 +155,15 @@ def fixed_words(row: Mapping[str, Any]) -> list[int] | None:
     return None if not isinstance(got, list) else [int(n) for n in got if n is not None]
 
 
+def fixed_id_words(row: Mapping[str, Any]) -> dict[str, int] | None:
+    """A fixed row's word counts by example id (its ``words`` beside its ``example_ids``; a failed
+    request left out); None in a file from before bench/ifbench_fixed.py stored them."""
+    got, ids = row.get("words"), row.get("example_ids")
+    if not isinstance(got, list) or not isinstance(ids, list) or len(got) != len(ids):
+        return None
+    return {str(ex): int(n) for ex, n in zip(ids, got, strict=True) if n is not None} or None
+
+
 def summary(per_seed: Mapping[Any, list[int] | None], source: str | None = None) -> dict[str, Any] | None:
     """A row's answer lengths pooled over the seeds that have answers: ``{"n", "short" (%),
     "median_words", "seeds"}`` (``seeds``: those pooled, None for a fixed row); None when no seed has."""
@@ -156,6 +182,23 @@ def summary(per_seed: Mapping[Any, list[int] | None], source: str | None = None)
     if source:
         out["from"] = source
     return out
+
+
+def short_by_seed(per_seed: Mapping[Any, list[int] | None]) -> list[dict[str, Any]]:
+    """Each seed's own share of short answers, ``[{"seed", "n", "short" (%)}]`` (seed None: a fixed
+    row's one run), for the seeds that have answers: :func:`summary` pools the seeds, so one seed that
+    collapses to bare words can hide under the pooled share."""
+    out = []
+    for seed in sorted((s for s, n in per_seed.items() if n), key=lambda s: -1 if s is None else s):
+        ns = per_seed[seed] or []
+        out.append({"seed": seed, "n": len(ns),
+                    "short": round(100.0 * sum(1 for n in ns if n <= SHORT_WORDS) / len(ns), 1)})  # fmt: skip
+    return out
+
+
+def collapsed_seeds(by_seed: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The seeds of :func:`short_by_seed` with at least :data:`SEED_SHORT_SHARE` % short answers."""
+    return [s for s in by_seed if s["short"] >= SEED_SHORT_SHARE]
 
 
 def degenerate(answers: Mapping[str, Any] | None) -> bool:

@@ -31,7 +31,11 @@ Every row also gets its test answers' lengths (``ifbench_lengths``: the share of
 words and the median word count, from the run directories, the peers' ``test.jsonl`` and the fixed
 file's ``words``): a row that answers mostly with a bare word is named *degenerate* under the table
 and never chosen as the best promptopt row of the goals, because IFBench's checkers pass a bare word
-on many constraint kinds; a row whose answers are not here is named as not checked.
+on many constraint kinds; a row whose answers are not here is named as not checked. Each seed's own
+share is kept too, and a seed with half or more of its answers that short is named (a warning: the
+pooled rule can hide one collapsed seed). The differences against ``none`` and ``handwritten`` are
+also split by the length of the row's answer, over the same pairs (section "Gain by answer length"):
+how much of a gain answers of at most 3 words carry.
 
 Checks before anything is written (one line, exit 2): the same test ids in every source, the same
 sizes (train / val / test / answer tokens / budget, where a file records them), the same target
@@ -174,7 +178,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
     rows = [row for s in sources for row in s.rows]
     order = {n: k for k, n in enumerate((*FIXED_ROWS, *PEER_ROWS))}
     rows.sort(key=lambda row: (GROUPS.index(row.group), order.get(row.name, len(order))))  # stable otherwise
-    table = summarize(rows)
+    table = summarize(rows, ids)
     by_kind = {s.kind: s for s in sources}
     here = machine()
     doc = {

@@ -127,9 +127,10 @@ def none_words(sources: list[Source]) -> None:
     none = next((row for s in sources for row in s.rows if row.name == "none" and s.kind == "fixed"), None)
     if none is None or none.words.get(None):
         return
-    got = next(((s.files[0], s.empty_words) for s in sources if s.kind == "reflect" and s.empty_words), None)
+    got = next((s for s in sources if s.kind == "reflect" and s.empty_words), None)
     if got is not None:
-        none.words[None], none.words_from = got[1], f"{got[0]}: a cell's no-instruction answers"
+        none.words[None], none.words_by_id[None] = got.empty_words, got.empty_words_by_id
+        none.words_from = f"{got.files[0]}: a cell's no-instruction answers"
 
 
 def unique_names(sources: list[Source]) -> list[str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from _common import figure, md_table
-from ifbench_lengths import DEGENERATE_SHARE, SHORT_WORDS
+from ifbench_lengths import DEGENERATE_SHARE, SEED_SHORT_SHARE, SHORT_WORDS, collapsed_seeds
 from ifbench_table_goals import goal_lines
-from ifbench_table_stats import AGAINST, fmt_diff
+from ifbench_table_stats import AGAINST, BY_LENGTH, fmt_diff
 
 FOUND_CHARS = 200
 
@@ -53,6 +53,63 @@ def degenerate_note(doc: dict[str, Any]) -> list[str]:
             "following: IFBench's checkers pass a bare word on many constraint kinds (every n-th word in "
             "a language, one word a line, sentence-type ratios with no sentences), so a row that answers "
             f"\"Yes\" to everything scores without following anything.{unchecked}"]  # fmt: skip
+
+
+def seed_note(doc: dict[str, Any]) -> list[str]:
+    """One line per seed with at least :data:`SEED_SHORT_SHARE` % short answers: the degenerate rule
+    pools the seeds, so a row whose one seed collapsed to bare words passes it; a warning only (the
+    goals still go by the pooled rule)."""
+    lines = []
+    for t in doc["table"]:
+        for s in collapsed_seeds(t.get("short_by_seed") or []):
+            which = f"the fixed run of {t['row']}" if s["seed"] is None else f"seed {s['seed']} of {t['row']}"
+            lines.append(f"- {which}: {s['short']:g} % of its {s['n']} answers ≤ {SHORT_WORDS} words")
+    if not lines:
+        return []
+    return ["", f"Seeds with {SEED_SHORT_SHARE:g} % or more of their test answers at ≤ {SHORT_WORDS} words "
+            "(a warning: the degenerate rule above pools the seeds, so one seed that collapsed can pass it):",
+            "", *lines]  # fmt: skip
+
+
+def fmt_part(points: float, n: int, what: str, first: bool) -> str:
+    """One part of a split difference: ``+4.6 from 24 answers ≤ 3 words`` (the second part ``+ 3.3 …``)."""
+    sign = f"{points:+.1f}" if first else f"{'+' if points >= 0 else '-'} {abs(points):.1f}"
+    return f"{sign} from {n} {what}"
+
+
+def fmt_split(d: dict[str, Any] | None, split: dict[str, Any] | None) -> str:
+    """A paired difference and its split by answer length, ``+7.9 = +4.6 from 24 answers ≤ 3 words +
+    3.3 from 96 others`` (— without a split: the row's answers are not here)."""
+    if not d:
+        return "—"
+    if not split:
+        return f"{d['diff']:+.1f} = — (answers not here)"
+    short, long = split["short"], split["long"]
+    answers = "answer" if short["n"] == 1 else "answers"
+    text = (f"{d['diff']:+.1f} = {fmt_part(short['points'], short['n'], f'{answers} ≤ {SHORT_WORDS} words', True)} "
+            f"{fmt_part(long['points'], long['n'], 'other' if long['n'] == 1 else 'others', False)}")  # fmt: skip
+    return text + (f" ({split['no_answer']} of them without an answer)" if split.get("no_answer") else "")
+
+
+def length_lines(doc: dict[str, Any]) -> list[str]:
+    """The section "Gain by answer length": each row's paired difference against :data:`BY_LENGTH`
+    split into the part its answers of at most ``SHORT_WORDS`` words carry and the rest; the rows whose
+    answers are not here are named in one line (their split is —)."""
+    keys = [f"vs_{o}" for o in BY_LENGTH]
+    compared = [t for t in doc["table"] if any(t.get(k) for k in keys)]
+    has = [t for t in compared if any(t.get(f"{k}_by_length") for k in keys)]
+    lines = [f"- {t['row']}: " + "; ".join(f"{k.replace('_', ' ')} {fmt_split(t[k], t.get(f'{k}_by_length'))}"
+                                          for k in keys if t.get(k)) for t in has]  # fmt: skip
+    without = [t["row"] for t in compared if t not in has]
+    if without:
+        lines.append(f"- — (answers not here): {', '.join(without)}")
+    if not lines:
+        return []
+    head = (f"Each paired difference (points, the same pairs as the table's) split by the row's answer: the "
+            f"part carried by the pairs where it has at most {SHORT_WORDS} words, and by the others (the two "
+            "add up to the difference, up to rounding). A gain carried by bare-word answers is no instruction "
+            "following: IFBench's checkers pass a bare word on many constraint kinds.")  # fmt: skip
+    return ["", "## Gain by answer length", "", head, "", *lines]
 
 
 def one_line(text: str, limit: int = FOUND_CHARS) -> str:
@@ -127,7 +184,7 @@ def table_lines(doc: dict[str, Any]) -> list[str]:
              None if t["fixed"] else fmt_seeds(t, "metric_calls"),
              *(fmt_diff(t.get(f"vs_{o}")) for o in AGAINST)] for t in doc["table"]]  # fmt: skip
     md += md_table(head, rows)
-    md += ["", *degenerate_note(doc)]
+    md += ["", *degenerate_note(doc), *seed_note(doc)]
     for t in doc["table"]:
         if t["answers"] and t["answers"].get("from"):
             md += ["", f"Answer lengths of **{t['row']}** from {t['answers']['from']}."]
@@ -146,7 +203,7 @@ def found_lines(doc: dict[str, Any]) -> list[str]:
 
 
 def markdown(doc: dict[str, Any], png: str | None) -> str:
-    md = [*header(doc), *table_lines(doc)]
+    md = [*header(doc), *table_lines(doc), *length_lines(doc)]
     md += ["", "## Goals", "", *goal_lines(doc)]
     md += ["", "## Found prompts", "", *found_lines(doc)]
     if png:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import note
-from ifbench_lengths import fixed_words, peer_words, read_cell_answers
+from ifbench_lengths import counts, fixed_id_words, fixed_words, id_counts, peer_texts, read_cell_answers
 
 from promptopt.errors import DataError
 from promptopt.journal import read_journal
@@ -59,6 +59,10 @@ class Row:
     found: dict[Seed, str] = field(default_factory=dict)
     #: per seed: the word count of each test answer (None: the answers are not here), see ifbench_lengths
     words: dict[Seed, list[int] | None] = field(default_factory=dict)
+    #: per seed: the same word counts by example id (a failed request left out; None: not here), which
+    #: pair each answer's length with its value (the gain split by answer length); ``words`` keeps none
+    #: of the order (a reflect cell's come in its answer log's order)
+    words_by_id: dict[Seed, dict[str, int] | None] = field(default_factory=dict)
     words_from: str | None = None  # where the words came from, when not from the row's own source
     #: a reflect row named after its method because no mapping named it: the file tag that qualifies the
     #: name if another source gives a row of the same name (None: the name was given, it is kept)
@@ -75,11 +79,12 @@ class Row:
         metric_calls: int | None,
         found: str,
         words: list[int] | None = None,
+        words_by_id: dict[str, int] | None = None,
     ) -> None:
         if seed in self.values:
             raise TableError(f"{self.source}: row {self.name!r} has seed {seed} twice")
         self.values[seed], self.metric_calls[seed], self.found[seed] = values, metric_calls, found
-        self.words[seed] = words
+        self.words[seed], self.words_by_id[seed] = words, words_by_id
 
 
 @dataclass
@@ -97,6 +102,7 @@ class Source:
     id_sets: list[tuple[str, set[str]]] = field(default_factory=list)
     #: a reflect file's no-instruction answers' word counts (the first cell that logged them)
     empty_words: list[int] | None = None
+    empty_words_by_id: dict[str, int] | None = None  # the same cell's, by example id
     #: the rewriter's own constraint-preservation figures (``by rule`` / ``by judge``), for its goal
     preservation: dict[str, dict[str, Any] | None] = field(default_factory=dict)
 
@@ -153,7 +159,7 @@ def load_fixed(results: Path, tag: str) -> Source | None:
             raise TableError(f"{path.name}: row {name!r} is on other test ids than the first row")
         out = Row(name, "fixed", path.name)
         out.add(None, [value(x) for x in row["per_example"]], None, row.get("system_prompt", ""),
-                fixed_words(row))  # fmt: skip
+                fixed_words(row), fixed_id_words(row))  # fmt: skip
         rows.append(out)
     facts = {k: doc.get(k) for k in ("date_utc", "commit", "busy", "scorer", "position", "command")}
     return Source("fixed", [path.name], rows, ids, dict(doc.get("sizes") or {}), facts)
@@ -172,6 +178,7 @@ def load_reflect(results: Path, tag: str, mapping: dict[str, str]) -> Source | N
     rows: dict[str, Row] = {}
     empty, id_sets = [], []
     empty_words: list[int] | None = None
+    empty_words_by_id: dict[str, int] | None = None
     for cell in read_journal(path):
         method, seed = cell["method"], cell["seed"]
         name = mapping.get(method, method)
@@ -186,13 +193,14 @@ def load_reflect(results: Path, tag: str, mapping: dict[str, str]) -> Source | N
             found += f" [+{cell['demos']} demos]"
         answers = read_cell_answers(repo, cell)  # None: the (git-ignored) run directory is not here
         row.add(seed, [value(x) for x in cell["per_example"]["best"]], calls.get("used") if calls else None,
-                found, answers.best if answers else None)  # fmt: skip
+                found, answers.best if answers else None, answers.best_ids if answers else None)  # fmt: skip
         label = f"{method} seed {seed}"
         if "empty" in cell["per_example"]:
             empty.append((label, [value(x) for x in cell["per_example"]["empty"]]))
         if answers is not None:
             id_sets.append((label, answers.test_ids))
-            empty_words = empty_words or answers.empty
+            if not empty_words and answers.empty:
+                empty_words, empty_words_by_id = answers.empty, answers.empty_ids
     sizes = dict(summary.get("sizes") or {})
     if "budget_metric_calls" in sizes:
         sizes["budget"] = sizes.pop("budget_metric_calls")
@@ -201,7 +209,8 @@ def load_reflect(results: Path, tag: str, mapping: dict[str, str]) -> Source | N
     files = [path.name] + ([summary_path.name] if summary else [])
     if not summary:
         note(f"{BENCH}: {summary_path.name} is missing: sizes of reflect-{tag} unchecked")
-    return Source("reflect", files, list(rows.values()), None, sizes, facts, empty, id_sets, empty_words)
+    return Source("reflect", files, list(rows.values()), None, sizes, facts, empty, id_sets, empty_words,
+                  empty_words_by_id)  # fmt: skip
 
 
 def load_peers(results: Path, tag: str) -> Source | None:
@@ -222,8 +231,9 @@ def load_peers(results: Path, tag: str) -> Source | None:
             continue
         row = rows.setdefault(method, Row(method, "peer", path.name))
         values = by_id(per_cell[(method, seed)], ids, f"{examples.name} {method} seed {seed}")
+        texts = peer_texts(results, tag, method, seed)
         row.add(seed, values, cell.get("metric_calls"), found_text(cell.get("found")),
-                peer_words(results, tag, method, seed))  # fmt: skip
+                counts(texts.values()) if texts else None, id_counts(texts))  # fmt: skip
     setup = doc.get("setup") or {}
     sizes = {k: setup.get(k) for k in ("train", "val", "answer_tokens", "budget")}
     sizes["test"] = len(ids)

@@ -11,13 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from _common import r
-from ifbench_lengths import degenerate, summary
-from ifbench_table_sources import Row
+from ifbench_lengths import SHORT_WORDS, degenerate, short_by_seed, summary
+from ifbench_table_sources import Row, Seed
 
 from promptopt.evaluators.stats import bootstrap_mean_ci
 
 #: the rows every other row is compared with, paired over (seed, example)
 AGAINST = ("none", "handwritten", "gepa")
+#: the rows whose paired differences are also split by the answer's length (:func:`by_length`)
+BY_LENGTH = ("none", "handwritten")
 
 
 def accuracy(values: Sequence[float]) -> float:
@@ -32,13 +34,19 @@ def mean(xs: Sequence[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def paired(a: Row, b: Row) -> dict[str, Any] | None:
-    """``a − b`` in points, pooled over (seed, example) pairs (a fixed row pairs with every seed of the
-    other; two searched rows pair seed with seed), with the bootstrap 95 % interval of the mean."""
+def seed_pairs(a: Row, b: Row) -> list[tuple[Seed, Seed]]:
+    """Which seed of ``a`` pairs with which of ``b``: a fixed row pairs with every seed of the other;
+    two searched rows pair seed with seed. One function, so :func:`paired` and :func:`by_length` can
+    never pair differently."""
     if a.fixed or b.fixed:
-        pairs = [(sa, sb) for sa in a.values for sb in b.values]
-    else:
-        pairs = [(s, s) for s in a.values if s in b.values]
+        return [(sa, sb) for sa in a.values for sb in b.values]
+    return [(s, s) for s in a.values if s in b.values]
+
+
+def paired(a: Row, b: Row) -> dict[str, Any] | None:
+    """``a − b`` in points, pooled over (seed, example) pairs (:func:`seed_pairs`), with the bootstrap
+    95 % interval of the mean."""
+    pairs = seed_pairs(a, b)
     diffs = [x - y for sa, sb in pairs for x, y in zip(a.values[sa], b.values[sb], strict=True)]
     if not diffs:
         return None
@@ -47,15 +55,45 @@ def paired(a: Row, b: Row) -> dict[str, Any] | None:
             "diff": r(100.0 * sum(diffs) / len(diffs), 2), "ci95": [r(lo, 2), r(hi, 2)]}  # fmt: skip
 
 
+def by_length(a: Row, b: Row, ids: Sequence[str] | None) -> dict[str, Any] | None:
+    """``a − b`` (:func:`paired`, the same pairs) split by the length of ``a``'s answer: ``short``, the
+    pairs whose answer has at most ``SHORT_WORDS`` words, and ``long``, the others (a failed request,
+    no answer, among them: ``no_answer`` counts those), each ``{"n": pairs, "points": the group's diffs
+    summed / every pair}`` so the two parts add up to the paired difference. Why: IFBench's checkers pass
+    a bare word on many constraint kinds, so a gain carried by bare-word answers is no instruction
+    following. ``ids``: the test ids of the rows' value order; None when they are unknown or when a seed
+    of ``a`` in the pairs has no answers here (the split would leave pairs out)."""
+    pairs = seed_pairs(a, b)
+    if ids is None or not pairs or any(not a.words_by_id.get(sa) for sa, _ in pairs):
+        return None
+    n = {"short": 0, "long": 0}
+    total = {"short": 0.0, "long": 0.0}
+    no_answer = 0
+    for sa, sb in pairs:
+        got = a.words_by_id[sa] or {}
+        for ex, x, y in zip(ids, a.values[sa], b.values[sb], strict=True):
+            length = got.get(ex)
+            group = "short" if length is not None and length <= SHORT_WORDS else "long"
+            n[group] += 1
+            total[group] += x - y
+            no_answer += length is None
+    pooled = n["short"] + n["long"]
+    if not pooled:
+        return None
+    parts = {g: {"n": n[g], "points": r(100.0 * total[g] / pooled, 2)} for g in ("short", "long")}
+    return {**parts, "no_answer": no_answer, "short_max_words": SHORT_WORDS}
+
+
 def fmt_diff(d: dict[str, Any] | None) -> str | None:
     """A paired difference as the table prints it: ``+1.2 [-3.8, +7.5]`` (points, 95 % interval)."""
     return None if not d else f"{d['diff']:+.1f} [{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
 
 
-def summarize(rows: list[Row]) -> list[dict[str, Any]]:
+def summarize(rows: list[Row], ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """One table entry per row: accuracy and prompt-level per seed and mean, metric calls, found
-    prompts, answer lengths and the degenerate flag (every row, whatever its source), and the paired
-    differences against :data:`AGAINST`."""
+    prompts, answer lengths (pooled and per seed) and the degenerate flag (every row, whatever its
+    source), the paired differences against :data:`AGAINST` and, against :data:`BY_LENGTH`, their
+    split by answer length (``ids``: the test ids of the values' order, None: no split)."""
     by_name = {row.name: row for row in rows}
     out = []
     for row in rows:
@@ -63,13 +101,16 @@ def summarize(rows: list[Row]) -> list[dict[str, Any]]:
         acc = [accuracy(row.values[s]) for s in seeds]
         pl = [prompt_level(row.values[s]) for s in seeds]
         vs = {f"vs_{o}": paired(row, by_name[o]) for o in AGAINST if o in by_name and o != row.name}
+        split = {f"vs_{o}_by_length": by_length(row, by_name[o], ids)
+                 for o in BY_LENGTH if o in by_name and o != row.name}  # fmt: skip
         answers = summary(row.words, row.words_from)
         out.append({
             "row": row.name, "group": row.group, "source": row.source, "fixed": row.fixed, "seeds": seeds,
             "accuracy": [r(a, 2) for a in acc], "mean": r(mean(acc), 2),
             "prompt_level": [r(p, 2) for p in pl], "prompt_level_mean": r(mean(pl), 2),
             "metric_calls": [row.metric_calls[s] for s in seeds],
-            "found": [row.found[s] for s in seeds], "answers": answers, "degenerate": degenerate(answers), **vs,
+            "found": [row.found[s] for s in seeds], "answers": answers, "degenerate": degenerate(answers),
+            "short_by_seed": short_by_seed(row.words), **vs, **split,
         })  # fmt: skip
     return out
 

@@ -458,3 +458,125 @@ def test_the_rewriter_goal_line_says_both_figures(
         "- rewriter drops a constraint in ≤ 5 % of prompts: n/a (no rewriter source"
         in (tmp_path / "ifbench.md").read_text()
     )
+
+
+# --------------------------------------------------------------------------- the gain by answer length, per-seed shares
+
+
+E = ["e1", "e2", "e3", "e4"]
+
+
+@pytest.fixture
+def stats(table: Any) -> Any:
+    return importlib.import_module("ifbench_table_stats")
+
+
+def hand_row(table: Any, name: str, per_seed: dict[Any, tuple[list[float], dict[str, int] | None]]) -> Any:
+    """A row built by hand: seed (None: fixed) → (its values in E order, its word counts by id)."""
+    row = table.Row(name, "fixed" if None in per_seed else "promptopt", "hand")
+    for seed, (values, by_id) in per_seed.items():
+        row.add(seed, values, None, "", None if by_id is None else list(by_id.values()), by_id)
+    return row
+
+
+def test_a_gain_made_only_of_short_answers_is_all_in_the_short_part(table: Any, stats: Any) -> None:
+    none = hand_row(table, "none", {None: ([0, 0, 0, 0], {e: 20 for e in E})})
+    # every example it gains on, it answers in at most 3 words (e2: exactly 3); e3's 4 words gain nothing
+    row = hand_row(table, "bare", {0: ([1, 1, 0, 0], {"e1": 1, "e2": 3, "e3": 4, "e4": 50}),
+                                   1: ([0, 1, 0, 0], {"e1": 1, "e2": 2, "e3": 9, "e4": 9})})  # fmt: skip
+    split = stats.by_length(row, none, E)
+    assert split == {"short": {"n": 4, "points": 37.5}, "long": {"n": 4, "points": 0.0}, "no_answer": 0,
+                     "short_max_words": 3}  # fmt: skip
+    assert stats.paired(row, none)["diff"] == 37.5
+    # the same values, but e1's answers long: that part of the gain moves to the others
+    row.words_by_id[0]["e1"] = row.words_by_id[1]["e1"] = 4
+    split = stats.by_length(row, none, E)
+    assert split["short"] == {"n": 2, "points": 25.0} and split["long"] == {"n": 6, "points": 12.5}
+
+
+def test_the_split_uses_the_pairs_of_paired_a_fixed_row_with_every_seed(table: Any, stats: Any) -> None:
+    none = hand_row(table, "none", {None: ([0, 0, 1, 0], {e: 1 for e in E})})  # none's own lengths: unused
+    hand = hand_row(table, "handwritten", {None: ([1, 0, 1, 1], {"e1": 2, "e2": 30, "e3": 30, "e4": 5})})
+    searched = hand_row(table, "reflective", {
+        0: ([1, 1, 1, 0], {"e1": 1, "e2": 8, "e3": 8, "e4": 8}),
+        1: ([1, 0, 0, 1], {"e1": 8, "e2": 8, "e3": 8}),  # e4: a failed request, no answer (an "other")
+        2: ([0, 1, 1, 1], {"e1": 2, "e2": 2, "e3": 8, "e4": 8}),
+    })  # fmt: skip
+    for a, b, n in [(searched, none, 12), (searched, hand, 12), (hand, none, 4), (none, hand, 4)]:
+        d, split = stats.paired(a, b), stats.by_length(a, b, E)
+        assert d["n"] == n == split["short"]["n"] + split["long"]["n"]
+        assert split["short"]["points"] + split["long"]["points"] == pytest.approx(d["diff"], abs=0.01)
+    split = stats.by_length(searched, none, E)
+    # diffs vs none: s0 [1, 1, 0, 0], s1 [1, 0, -1, 1], s2 [0, 1, 0, 1]; short: s0 e1, s2 e1 e2
+    assert split["short"] == {"n": 3, "points": round(100 * 2 / 12, 2)} and split["no_answer"] == 1
+    assert split["long"] == {"n": 9, "points": 25.0}  # 1 (s0 e2) + 1 - 1 + 1 (s1, e4 unanswered) + 1 (s2 e4)
+    assert stats.by_length(hand, none, E)["short"] == {"n": 1, "points": 25.0}  # e1 (2 words): +1 of 4
+
+
+def test_a_row_without_answer_texts_has_no_split(table: Any, stats: Any) -> None:
+    none = hand_row(table, "none", {None: ([0, 0, 0, 0], None)})
+    hand = hand_row(table, "handwritten", {None: ([1, 0, 0, 0], None)})
+    row = hand_row(table, "opro", {0: ([1, 1, 0, 0], None), 1: ([1, 0, 0, 0], None)})
+    assert stats.by_length(row, none, E) is None and stats.by_length(hand, none, E) is None
+    # one seed's answers missing: the split would leave pairs out of `paired`'s, so there is none
+    part = hand_row(table, "part", {0: ([1, 1, 0, 0], {e: 1 for e in E}), 1: ([1, 0, 0, 0], None)})
+    assert stats.by_length(part, none, E) is None
+    assert stats.by_length(hand_row(table, "x", {0: ([1, 0, 0, 0], {"e1": 1})}), none, None) is None
+    entries = {t["row"]: t for t in stats.summarize([none, hand, row], E)}
+    assert (
+        entries["opro"]["vs_none_by_length"] is None and entries["opro"]["vs_handwritten_by_length"] is None
+    )
+    assert entries["opro"]["short_by_seed"] == [] and "vs_gepa_by_length" not in entries["opro"]
+    assert "vs_none_by_length" not in entries["none"]
+
+
+def test_each_seed_has_its_short_share_and_a_collapsed_seed_is_named(table: Any, tmp_path: Path) -> None:
+    sources(tmp_path)
+    results = in_repo(tmp_path)
+    set_run_dirs(results, "ifbench-general")
+    base = tmp_path / "bench/results/reflect/ifbench-general"
+    # seed 0 answers half its prompts with a bare word or two (50 %), seed 1 at length: pooled 25 %
+    answer_log(base / "reflective-s0", [("reflective 0", (), ["Yes", "Ok sure", LONG, LONG]),
+                                        ("", (), [LONG] * 4)])  # fmt: skip
+    answer_log(base / "reflective-s1", [("reflective 1", (), [LONG] * 4)])
+    for s in (0, 1):  # gepa's answers in its own (reversed) id order: its split must go by id
+        peer = results / "ifbench_peers_runs" / "ifbench" / f"gepa-s{s}"
+        peer.mkdir(parents=True)
+        write_jsonl(peer / "test.jsonl", [{"id": i, "value": 0.0, "response": "Yes" if i == "ifbench:1" else LONG}
+                                          for i in reversed(IDS)])  # fmt: skip
+    doc = run(table, results)
+    rows = {t["row"]: t for t in doc["table"]}
+    gen = rows["reflective-generality"]
+    assert gen["short_by_seed"] == [{"seed": 0, "n": 4, "short": 50.0}, {"seed": 1, "n": 4, "short": 0.0}]
+    assert gen["answers"]["short"] == 25.0 and not gen["degenerate"]  # the pooled rule is unchanged
+    assert {g["row"] for g in doc["goals"]} == {"reflective-generality"} and doc["degenerate"] == []
+    # vs none (all 0): seed 0 gains 1 on each of its two short answers: 2 of 8 pairs carry 25 points
+    assert gen["vs_none_by_length"] == {"short": {"n": 2, "points": 25.0}, "long": {"n": 6, "points": 62.5},
+                                        "no_answer": 0, "short_max_words": 3}  # fmt: skip
+    assert gen["vs_handwritten_by_length"]["short"] == {"n": 2, "points": 12.5}
+    # gepa scores 1 on ifbench:1, the one it answers "Yes" to (in its file, the last of four)
+    assert rows["gepa"]["vs_none_by_length"]["short"] == {"n": 2, "points": 25.0}
+    assert rows["gepa"]["vs_none_by_length"]["long"] == {"n": 6, "points": 12.5}
+    # the fixed none row has no words: a reflect cell's no-instruction answers, by id too
+    assert rows["none"]["vs_handwritten_by_length"]["long"] == {"n": 4, "points": -37.5}
+    assert rows["opro"]["vs_none_by_length"] is None and rows["handwritten"]["vs_none_by_length"] is None
+    md = (results / "ifbench.md").read_text()
+    assert "- seed 0 of reflective-generality: 50 % of its 4 answers ≤ 3 words" in md
+    assert "seed 1 of reflective-generality" not in md and "of gepa:" not in md  # 0 % and 25 %
+    section = md.split("## Gain by answer length", 1)[1].split("## Goals", 1)[0]
+    assert ("- reflective-generality: vs none +87.5 = +25.0 from 2 answers ≤ 3 words + 62.5 from 6 others; "
+            "vs handwritten +50.0 = +12.5 from 2 answers ≤ 3 words + 37.5 from 6 others") in section  # fmt: skip
+    assert "- none: vs handwritten -37.5 = +0.0 from 0 answers ≤ 3 words - 37.5 from 4 others" in section
+    assert "- — (answers not here): handwritten, opro, reflective" in section
+
+
+def test_a_fixed_rows_words_pair_by_its_example_ids(table: Any) -> None:
+    lengths = importlib.import_module("ifbench_lengths")
+    row = {"example_ids": IDS, "words": [1, None, 4, 0]}  # None: a failed request, left out
+    assert lengths.fixed_id_words(row) == {"ifbench:1": 1, "ifbench:3": 4, "ifbench:4": 0}
+    assert lengths.fixed_id_words({"example_ids": IDS, "words": [1]}) is None  # torn: not paired
+    assert lengths.fixed_id_words({"example_ids": IDS}) is None
+    assert lengths.short_by_seed({None: [1, 2, 3, 4]}) == [{"seed": None, "n": 4, "short": 75.0}]
+    assert lengths.collapsed_seeds(lengths.short_by_seed({1: [1, 9], 0: [9, 9], 2: None})) == [
+        {"seed": 1, "n": 2, "short": 50.0}
+    ]
