@@ -23,6 +23,10 @@ line and the assembly; each step has a module of its own:
   - ``rewriter`` (off unless ``--rewriter TAG``): ``ifbench_rewriter-<tag>.json`` + ``.examples.jsonl``
     (``bench/ifbench_rewriter.py``): BPO's rewriter rows, deterministic like the fixed ones, and the
     rewriter's constraint-preservation figures.
+  - ``retest`` (off unless ``--retest TAG``): ``ifbench_retest-<tag>.json`` (``bench/ifbench_retest.py``):
+    the fixed prompts and the searches' found system prompts answered again by one harness on a larger
+    test set; each row keeps its group and seeds. Usually alone (``--fixed none --reflect none --peers
+    none``), since its test set is larger than the searches'.
 
 - :mod:`ifbench_table_checks`: the checks across sources; :mod:`ifbench_table_stats`: the figures;
   :mod:`ifbench_table_goals`: the goals; :mod:`ifbench_table_render`: the markdown and the figure.
@@ -135,7 +139,7 @@ def wanted_sources(args: argparse.Namespace) -> list[tuple[str, str, str, tuple[
     """(kind, label, tag, loader arguments) of every source the flags ask for, in the table's order."""
     wanted = [] if is_off(args.fixed) else [("fixed", f"fixed ({args.fixed})", args.fixed, ())]
     wanted += [("reflect", f"reflect ({tag})", tag, (m,)) for tag, m in args.reflect_map.items()]
-    for kind in ("peers", "rewriter"):
+    for kind in ("peers", "rewriter", "retest"):
         tag = getattr(args, kind)
         if not is_off(tag):
             wanted.append((kind, f"{kind} ({tag})", tag, ()))
@@ -220,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "ROW - leaves one out")  # fmt: skip
     ap.add_argument("--peers", default="ifbench", help="ifbench_peers-TAG.* ('' or none: no peers)")
     ap.add_argument("--rewriter", default="", help="ifbench_rewriter-TAG.* (off by default; none: off)")
+    ap.add_argument("--retest", default="", help="ifbench_retest-TAG.json: found prompts on a larger test set "
+                    "(bench/ifbench_retest.py; off by default)")  # fmt: skip
     argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
     args.argv = ["bench/ifbench_table.py", *argv]

@@ -65,7 +65,7 @@ def check_sizes(sources: list[Source]) -> dict[str, Any]:
 def target_spec(s: Source) -> str | None:
     """The target model a source's answers came from, as its file records it (each bench its own way)."""
     models = s.facts.get("models") or {}
-    spec = {"fixed": s.facts.get("scorer"), "reflect": models.get("scorer"), "peers": models.get("target"),
+    spec = {"fixed": s.facts.get("scorer"), "retest": s.facts.get("scorer"), "reflect": models.get("scorer"), "peers": models.get("target"),
             "rewriter": s.facts.get("target")}.get(s.kind)  # fmt: skip
     return None if not spec or str(spec).startswith("None @") else str(spec)  # peers: no task_model
 

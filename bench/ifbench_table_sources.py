@@ -275,12 +275,38 @@ def load_rewriter(results: Path, tag: str) -> Source | None:
                   preservation=preservation)  # fmt: skip
 
 
+def load_retest(results: Path, tag: str) -> Source | None:
+    """``bench/ifbench_retest.py``'s rows: found prompts (and the fixed ones) answered again on a larger
+    test set by one harness; each row keeps its group (``fixed``, ``promptopt``, ``peer``) and seeds."""
+    path = results / f"ifbench_retest-{tag}.json"
+    if not path.exists():
+        return None
+    doc = read_json(path)
+    rows, ids = [], None
+    for name, entry in doc.get("rows", {}).items():
+        row = Row(name, str(entry["group"]), path.name)
+        for seed, cell in entry["seeds"].items():
+            if ids is None:
+                ids = [str(i) for i in cell["example_ids"]]
+            elif [str(i) for i in cell["example_ids"]] != ids:
+                raise TableError(
+                    f"{path.name}: row {name!r} seed {seed} is on other test ids than the first row"
+                )
+            row.add(None if seed == "fixed" else int(seed), [value(x) for x in cell["per_example"]],
+                    cell.get("metric_calls"), cell.get("system_prompt", ""), fixed_words(cell),
+                    fixed_id_words(cell))  # fmt: skip
+        rows.append(row)
+    facts = {k: doc.get(k) for k in ("date_utc", "commit", "busy", "scorer", "position", "command")}
+    return Source("retest", [path.name], rows, ids, dict(doc.get("sizes") or {}), facts)
+
+
 #: source kind → how it is read (``None``: its files are not there yet)
 LOADERS: dict[str, Callable[..., Source | None]] = {
     "fixed": load_fixed,
     "reflect": load_reflect,
     "peers": load_peers,
     "rewriter": load_rewriter,
+    "retest": load_retest,
 }
 #: source kind → the file names it reads for a tag (the table's line for a missing source names them)
 FILES: dict[str, Callable[[str], list[str]]] = {
@@ -288,4 +314,5 @@ FILES: dict[str, Callable[[str], list[str]]] = {
     "reflect": lambda tag: [f"reflect-{tag}.cells.jsonl"],
     "peers": lambda tag: [f"ifbench_peers-{tag}.json", f"ifbench_peers-{tag}.examples.jsonl"],
     "rewriter": lambda tag: [f"ifbench_rewriter-{tag}.json", f"ifbench_rewriter-{tag}.examples.jsonl"],
+    "retest": lambda tag: [f"ifbench_retest-{tag}.json"],
 }

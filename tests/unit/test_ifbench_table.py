@@ -580,3 +580,29 @@ def test_a_fixed_rows_words_pair_by_its_example_ids(table: Any) -> None:
     assert lengths.collapsed_seeds(lengths.short_by_seed({1: [1, 9], 0: [9, 9], 2: None})) == [
         {"seed": 1, "n": 2, "short": 50.0}
     ]
+
+
+def test_a_retest_file_is_one_source_with_its_groups_and_seeds(table: Any, tmp_path: Path) -> None:
+    def cell(values: list[float], prompt: str, calls: int | None = None) -> dict[str, Any]:
+        return {"system_prompt": prompt, "per_example": values, "example_ids": IDS, "metric_calls": calls,
+                "words": [1, 40, None, 40]}  # fmt: skip
+
+    rows = {
+        "none": {"group": "fixed", "seeds": {"fixed": cell([0, 0, 0, 0], "")}},
+        "handwritten": {"group": "fixed", "seeds": {"fixed": cell([1, 0, 0, 0], "Follow.")}},
+        "reflective": {"group": "promptopt", "seeds": {"0": cell([1, 1, 0, 0], "r0", 66),
+                                                       "1": cell([1, 1, 1, 0], "r1", 70)}},
+        "gepa": {"group": "peer", "seeds": {"0": cell([1, 0, 0, 0], "g0", 82), "1": cell([1, 0, 0, 0], "g1", 80)}},
+    }  # fmt: skip
+    write_json(tmp_path / "ifbench_retest-t.json", {"sizes": SIZES, "scorer": "openai:q@x", "rows": rows})
+    doc = run(table, tmp_path, "--fixed", "none", "--reflect", "none", "--peers", "none", "--retest", "t")
+    got = {t["row"]: t for t in doc["table"]}
+    assert [t["row"] for t in doc["table"]] == ["none", "handwritten", "reflective", "gepa"]
+    assert got["reflective"]["group"] == "promptopt" and got["gepa"]["group"] == "peer"
+    assert got["reflective"]["accuracy"] == [50.0, 75.0] and got["reflective"]["metric_calls"] == [66, 70]
+    assert got["none"]["fixed"] and got["reflective"]["vs_gepa"]["diff"] == 37.5  # seed with seed
+    assert {g["row"] for g in doc["goals"]} == {"reflective"} and doc["target"] == "q"
+    rows["gepa"]["seeds"]["1"]["example_ids"] = list(reversed(IDS))
+    write_json(tmp_path / "ifbench_retest-t.json", {"sizes": SIZES, "scorer": "openai:q@x", "rows": rows})
+    with pytest.raises(DataError, match="other test ids"):
+        run(table, tmp_path, "--fixed", "none", "--reflect", "none", "--peers", "none", "--retest", "t")
