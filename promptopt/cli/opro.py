@@ -48,6 +48,7 @@ from promptopt.optimizers.opro.final_budget import planned_candidates, task_cost
 from promptopt.optimizers.opro.meta_prompt import PastSolution, build_meta_prompt
 from promptopt.optimizers.opro.optimizer import OPRO, ProgressEvent, build_guarded, open_guard, step_rng
 from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, PROPOSERS
+from promptopt.optimizers.opro.stats import validation_warning
 from promptopt.optimizers.reflective.reflection import (
     MAX_FIELD_CHARS,
     Observation,
@@ -636,6 +637,9 @@ def _print_result(result: Result, task: Task, optimizer: LLM, run: Run) -> None:
         f"unique solutions scored: {search.get('unique_scored')}  "
         f"steps to optimum: {'not reached' if to_opt is None else to_opt}"
     )
+    evidence = validation_warning(search.get("validation_evidence"))
+    if evidence:
+        out.print(f"warning: {evidence}", markup=False, soft_wrap=True)
     u = result.usage
     hits = getattr(optimizer, "hits", 0)
     out.print(

@@ -22,6 +22,7 @@ from promptopt.errors import RunDirError
 from promptopt.optimizers.base import Trial
 from promptopt.optimizers.opro.history import history_from_records, read_opro_run
 from promptopt.optimizers.opro.proposers import DEFAULT_PROPOSER, PROPOSERS
+from promptopt.optimizers.opro.stats import validation_warning
 from promptopt.runs import atomic_write_text
 from promptopt.tasks.base import answers_section, pyplot, report_section, task_plots
 from promptopt.tasks.base import number as _num
@@ -138,6 +139,9 @@ def write_report(run_dir: str | Path) -> list[Path]:
         f"{usage.get('prompt_tokens', 0)} prompt + {usage.get('completion_tokens', 0)} completion tokens",
         "",
     ]
+    doubt = validation_warning(search.get("validation_evidence"))
+    if doubt:
+        md += [f"**Warning: {doubt}.**", ""]
     if task_report:
         md += ["## Result", ""]
         md += report_section(task_name, task_report, search)
