@@ -10,6 +10,9 @@ Two kinds of alignment, alone or together:
   ``agenerate_aligned`` also returns the rewritten prompt with each answer. With ``guard=LLM``
   (:mod:`promptopt.optimizers.bpo.guard`) a judge checks every changed rewrite and a rewrite that
   loses a requirement of the prompt is replaced by the original before it reaches the model.
+  With ``keep_original=True`` the model gets the original prompt followed by the rewrite (two-step
+  Rephrase and Respond; :func:`~promptopt.optimizers.bpo.rewriter.keep_original_prompt`), so no
+  requirement of the user's can be lost; the original alone where the rewrite changed nothing.
 - ``instruction=TEXT, position=...`` (OPRO): the instruction found by search is placed exactly as
   it was scored (``promptopt.prompting.apply_instruction``).
 - both: the prompt is rewritten first, then the instruction is placed around the rewritten prompt.
@@ -57,7 +60,8 @@ class AlignedCompletion:
     ``original``/``rewritten`` are the last user message (or plain prompt) before and after
     alignment; ``completion`` is the model's answer, or its ``LLMError`` with ``return_exceptions``.
     ``rewrite`` is the rewriter's output alone (before any instruction; None without a rewriter),
-    after the guard: the original where the guard reverted it. ``guard`` is the guard's decision
+    after the guard: the original where the guard reverted it; with ``keep_original``, the original
+    followed by the rewrite (what was sent). ``guard`` is the guard's decision
     (``kept``, ``reverted``, ``unchanged``, ``error``; None without a guard).
     """
 
@@ -150,7 +154,8 @@ class AlignedLLM(LLMWrapper):
     :class:`~promptopt.prompting.Demo` objects or ``{"input", "output"}`` mappings) go before the
     question as earlier turns, in order. Rewriting is set by ``settings`` (a
     :class:`~promptopt.optimizers.bpo.rewriter.RewriteSettings`) or by its fields as keywords
-    (``mode``, ``n`` with ``judge``, ``rounds``, ``seed``, ``device``); ``seed`` is fixed per
+    (``mode``, ``n`` with ``judge``, ``rounds``, ``seed``, ``device``, ``keep_original``: send
+    the original prompt followed by its rewrite, after the guard); ``seed`` is fixed per
     wrapper so the same batch of prompts is rewritten the same way each time. ``guard`` (a judge
     LLM or a :class:`~promptopt.optimizers.bpo.guard.RewriteGuard`, whose ``tally`` counts its
     decisions) sends the original instead of a rewrite that loses a requirement of it; the judge
@@ -311,7 +316,8 @@ class FoundInstruction:
     """The instruction an OPRO instruction search reported, with what it was scored under.
 
     ``rewriter`` is the rewriter the search scored through (``opro run --rewriter``), if any:
-    the instruction is then deployed as scored only behind the same rewriter.
+    the instruction is then deployed as scored only behind the same rewriter, and with
+    ``keep_original`` (``opro run --keep-original``) only when that keeps the original too.
     """
 
     text: str
@@ -323,6 +329,8 @@ class FoundInstruction:
     system_prompt: str | None = None
     #: the few-shot demonstrations chosen with the instruction (``--demos K``), in prompt order
     demos: tuple[Demo, ...] = ()
+    #: the questions were scored as the original followed by the rewrite (``--keep-original``)
+    keep_original: bool = False
 
 
 # --------------------------------------------------------------------------- reading a run
@@ -346,6 +354,7 @@ class _TaskConfigShape:
     position: Position | None = None
     rewriter: str | None = None
     system_prompt: str | None = None
+    keep_original: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -452,4 +461,5 @@ def instruction_from_run(run_dir: str | Path) -> FoundInstruction:
         run_dir=str(path),
         system_prompt=task_config.get("system_prompt") or None,
         demos=demos,
+        keep_original=bool(task_config.get("keep_original")),
     )

@@ -14,6 +14,10 @@ A rewrite guard (a judge asked whether a rewrite keeps every requirement of its 
 :class:`GuardedRewriter`, whose ``guard.tally`` the task reads to record what the guard did. Both
 are declared here, not found by attribute at run time, because the task cannot import the guard's
 class to learn its shape.
+
+A third option of the contract, ``keep_original``, asks the loader to send the original prompt
+together with its rewrite (the target sees both, so a requirement the rewrite drops still
+reaches it): the task records it and passes it on, the loader composes.
 """
 
 from __future__ import annotations
@@ -71,10 +75,16 @@ class RewriterLoader(Protocol):
 
     ``guard``: a judge LLM (``promptopt.llm.base.LLM``; typed ``Any`` because this contract imports
     nothing of the layers it sits between), left open (its owner closes it). Given one, the loader
-    returns a :class:`GuardedRewriter` with a guard over that judge."""
+    returns a :class:`GuardedRewriter` with a guard over that judge.
+
+    ``keep_original``: each prompt comes back as the original with its rewrite (Rephrase and
+    Respond), after the guard, where the rewrite changed it; the original alone where not. The
+    composition is the loader's because its template belongs to the rewriter's kind. A caller
+    passes it only when true, so that a loader written before it existed still serves every
+    rewriter without it (and is refused in one line when asked for it)."""
 
     def __call__(
-        self, rewriter: str | Path | Any, *, mode: str, guard: Any | None = None
+        self, rewriter: str | Path | Any, *, mode: str, guard: Any | None = None, keep_original: bool = False
     ) -> BoundRewriter: ...
 
 

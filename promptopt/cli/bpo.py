@@ -202,6 +202,13 @@ def rewrite_command(
         help="Model spec of a judge asked, for every changed prompt, whether the rewrite keeps every "
         "requirement of the original; where it says no (or cannot tell, or fails) the original is output.",
     ),
+    keep_original: bool = typer.Option(
+        False,
+        "--keep-original",
+        help="Output the prompt followed by its rewrite (Rephrase and Respond), what `serve --keep-original` "
+        "sends: no requirement of the prompt can be lost. After --guard-model; an unchanged or reverted "
+        "prompt is output alone.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Sampling seed."),
     max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Token limit of a rewrite."),
     batch_size: int = typer.Option(16, "--batch-size", help="Prompts per generate call."),
@@ -235,6 +242,7 @@ def rewrite_command(
         seed=seed,
         device=device,
         max_new_tokens=max_new_tokens,
+        keep_original=keep_original,
     )
     # The guard's model first: a bad spec is one line before the rewriter is loaded.
     guard_llm = open_model(guard_model) if guard_model is not None else None

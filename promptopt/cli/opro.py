@@ -56,8 +56,8 @@ from promptopt.optimizers.reflective.reflection import (
     reflection_request,
 )
 from promptopt.runs import Run, StopFlag, check_run_dir
-from promptopt.tasks.base import Task, TaskEntry, get_task_entry, summary_lines
-from promptopt.tasks.instructions.rewrite import check_guard
+from promptopt.tasks.base import Task, TaskEntry, convert_option, get_task_entry, summary_lines
+from promptopt.tasks.instructions.rewrite import check_guard, check_keep_original
 from promptopt.tracking.base import parse_track
 
 app = typer.Typer(
@@ -367,8 +367,11 @@ def _start(
     seed = int(_merge(flags["seed"], cfg, "seed", 0))
     entry = get_task_entry(task_name)
     options = {**cfg_opts, **task_opts}
-    entry.check(options)
+    params = entry.check(options)
     check_guard(options.get("rewriter"), options.get("guard_model"), options.get("guard_llm"))  # before loads
+    if "keep_original" in options:  # a --task-option value is a string until the task converts it
+        keep = convert_option("keep_original", options["keep_original"], params["keep_original"])
+        check_keep_original(options.get("rewriter"), keep)
     # a directory no run can go into is refused before any model is loaded
     run_dir = check_run_dir(flags["run_dir"] or _default_run_dir(task_name), overwrite=overwrite)
     scorer_spec = _merge(flags["scorer_model"], cfg, "scorer_model")
@@ -572,6 +575,7 @@ _OPRO_NAMES = {"exemplars": "num_exemplars", "budget_metric_calls": "max_metric_
 _TASK_FLAGS = (
     *("n", "w_true", "b_true"),
     *("dataset", "data_dir", "position", "train_ratio", "meta_prompt", "rewriter", "guard_model", "scoring"),
+    "keep_original",
     *("target_field", "metric", "judge", "judge_model", "topic", "answer_type", "val_top_k", "split_seed"),
     "extract_answer",
 )
@@ -877,6 +881,13 @@ def run_command(
         "whether the rewrite keeps every requirement of the original; where it says no (or cannot tell, or "
         "fails) the question is scored as written, as `promptopt serve --guard-model` sends it. Uses the "
         "scorer's key variable and headers; recorded, and asked again (from the cache) on --resume.",
+    ),
+    keep_original: bool | None = typer.Option(
+        None,
+        "--keep-original",
+        help="\\[instructions] with --rewriter: score each rewritten question as the question followed by "
+        "its rewrite (after --guard-model), so no requirement of it is lost; as `promptopt serve "
+        "--keep-original` sends it. Recorded; cannot change on --resume.",
     ),
     scoring: str | None = typer.Option(
         None,

@@ -37,6 +37,13 @@ def serve_command(
         "every requirement of the original; where it says no (or cannot tell, or fails) the original is sent. "
         "Needs --rewriter; uses the request cache and never a client's key.",
     ),
+    keep_original: bool = typer.Option(
+        False,
+        "--keep-original",
+        help="Send the user's prompt followed by its rewrite (Rephrase and Respond), not the rewrite alone, "
+        "so no requirement of the prompt is lost (after --guard-model; an unchanged or reverted prompt is "
+        "sent alone). Needs --rewriter.",
+    ),
     instruction_from: Path | None = typer.Option(
         None,
         "--instruction-from",
@@ -107,6 +114,7 @@ def serve_command(
         rewrite_mode=rewrite_mode,
         device=device,
         guard_model=guard_model,
+        keep_original=keep_original,
         instruction_from=instruction_from,
         instruction=instruction,
         position=position,

@@ -92,7 +92,8 @@ class Deployment:
         shown_host = f"[{c.host}]" if ":" in c.host else c.host
         parts = [f"target {_shown_target(c.target, c.scheme)}"]
         if c.rewriter is not None:
-            parts.append(f"rewriter {c.rewriter} ({c.rewrite_mode})")
+            kept = ", original kept" if c.keep_original else ""
+            parts.append(f"rewriter {c.rewriter} ({c.rewrite_mode}{kept})")
         if c.guard_model is not None:
             parts.append(f"guard {_shown_target(c.guard_model, ModelSpec.parse(c.guard_model).scheme)}")
         if self.instruction.text is not None:
@@ -128,6 +129,8 @@ class ServeConfig:
     device: str | None = None
     #: a judge model spec: each changed rewrite is checked to keep every requirement of the prompt
     guard_model: str | None = None
+    #: send the original prompt followed by its rewrite (after the guard), not the rewrite alone
+    keep_original: bool = False
     instruction_from: Path | None = None
     instruction: str | None = None
     position: str | None = None
@@ -171,6 +174,8 @@ class ServeConfig:
             if self.rewriter is None:
                 raise ConfigError("--guard-model checks the rewriter's rewrites; it needs --rewriter")
             ModelSpec.parse(self.guard_model)  # an empty spec is one line here, before any loading
+        if self.keep_original and self.rewriter is None:
+            raise ConfigError("--keep-original keeps the original beside its rewrite; it needs --rewriter")
         for name, value in (
             ("--default-max-tokens", self.default_max_tokens),
             ("--max-concurrency", self.max_concurrency),
@@ -200,9 +205,16 @@ class ServeConfig:
             raise ConfigError("--position places an instruction; give --instruction or --instruction-from")
         where = check_position(self.position or (found.position if found is not None else "Q_begin"))
         if found is not None and found.rewriter and self.rewriter is None:
+            kept = " --keep-original" if found.keep_original else ""
             notify(
                 f"note: this instruction was found on prompts rewritten by {found.rewriter}; add "
-                f"--rewriter {found.rewriter} to deploy it as it was scored"
+                f"--rewriter {found.rewriter}{kept} to deploy it as it was scored"
+            )
+        elif found is not None and found.rewriter and found.keep_original != self.keep_original:
+            how = "with" if found.keep_original else "without"
+            notify(
+                f"note: this instruction was scored {how} the original kept beside its rewrite; "
+                f"{'add' if found.keep_original else 'drop'} --keep-original to deploy it as it was scored"
             )
         system = found.system_prompt if found is not None else None
         return ServedInstruction(text, where, system, found.demos if found is not None else ())
@@ -216,7 +228,9 @@ class ServeConfig:
             return None, None
         from promptopt.optimizers.bpo.rewriter import RewriteSettings, load_rewriter
 
-        settings = RewriteSettings(mode=self.rewrite_mode, device=self.device)
+        settings = RewriteSettings(
+            mode=self.rewrite_mode, device=self.device, keep_original=self.keep_original
+        )
         notify(f"loading rewriter {self.rewriter} …")
         loaded = load_rewriter(self.rewriter, settings)
         if callable(getattr(loaded, "aload", None)):

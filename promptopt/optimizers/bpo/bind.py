@@ -6,7 +6,9 @@ rewrites (:class:`promptopt.rewriting.BoundRewriter`) and so does not import the
 
 A bound rewriter may carry a :class:`~.guard.RewriteGuard` (``bind_rewriter(..., guard=LLM)``): its
 rewrites then pass the guard, a rewrite that loses a requirement of the prompt coming back as the
-original, and the guard's ``tally`` counts what it kept and reverted.
+original, and the guard's ``tally`` counts what it kept and reverted. With ``keep_original=True``
+each prompt comes back as the original followed by its rewrite (:func:`~.rewriter.keep_original_prompt`,
+after the guard), the prompts ``serve --keep-original`` sends.
 """
 
 from __future__ import annotations
@@ -45,11 +47,17 @@ class BoundBPORewriter:
 
 
 def bind_rewriter(
-    rewriter: str | Path | Any, *, mode: str = "default", guard: RewriteGuard | LLM | None = None
+    rewriter: str | Path | Any,
+    *,
+    mode: str = "default",
+    guard: RewriteGuard | LLM | None = None,
+    keep_original: bool = False,
 ) -> BoundBPORewriter:
     """A folder or hub id loaded as a :class:`~.rewriter.Rewriter` (closed by ``aclose``), or a
-    rewriter object used as it is (left open), bound to ``RewriteSettings(mode=mode)`` and to
-    ``guard`` (a judge LLM or a :class:`~.guard.RewriteGuard`; its LLM stays open: the caller's)."""
-    settings = RewriteSettings(mode=mode)  # a bad mode fails before any model is loaded
+    rewriter object used as it is (left open), bound to ``RewriteSettings(mode=mode,
+    keep_original=keep_original)`` and to ``guard`` (a judge LLM or a :class:`~.guard.RewriteGuard`;
+    its LLM stays open: the caller's)."""
+    # a bad mode fails before any model is loaded
+    settings = RewriteSettings(mode=mode, keep_original=keep_original)
     owned = isinstance(rewriter, str | Path)
     return BoundBPORewriter(load_rewriter(rewriter, settings), settings, owned=owned, guard=as_guard(guard))

@@ -26,13 +26,18 @@ Verdicts are read by the project's one yes/no parser, ``parse_responsive`` of
 "yes" means. The prompt is pure text and the parsing a pure function, so both are pinned in tests
 without a model. Where the guard plugs in: ``bpo rewrite --guard-model``, ``AlignedLLM(guard=)``,
 ``bind_rewriter(guard=)``; all go through :func:`arewrite_guarded`.
+
+With ``RewriteSettings(keep_original=True)`` (``--keep-original``) :func:`arewrite_guarded` then
+sends the original and the rewrite together (:func:`~.rewriter.keep_original_prompt`): the guard
+still judges the rewrite alone against the original, and a reverted or unchanged prompt is sent
+as the original alone.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from promptopt.errors import ConfigError
@@ -92,7 +97,9 @@ class GuardedRewrites:
     """The guard's result over a batch, in prompt order.
 
     ``prompts`` is what goes to the target (the rewrite where kept or unchanged, else the
-    original); ``rewrites`` is what the rewriter returned; ``decisions`` says which per prompt.
+    original; from :func:`arewrite_guarded` with ``keep_original``, the original with the rewrite
+    where it is kept); ``rewrites`` is what the rewriter returned; ``decisions`` says which per
+    prompt.
     """
 
     prompts: list[str]
@@ -213,8 +220,14 @@ async def arewrite_guarded(
 ) -> GuardedRewrites:
     """Rewrite ``prompts`` with ``rewriter`` (any object :func:`~.rewriter.arewrite_with` takes),
     then pass the rewrites through ``guard``; without a guard every rewrite is sent as it is
-    (status ``kept``, or ``unchanged``), so callers handle one result type either way."""
-    from promptopt.optimizers.bpo.rewriter import arewrite_with
+    (status ``kept``, or ``unchanged``), so callers handle one result type either way.
+
+    With ``settings.keep_original`` each prompt to send is then composed with its original
+    (:func:`~.rewriter.keep_original_prompt`). Why here, after the guard: this is the one function
+    every consumer (``bpo rewrite``, ``AlignedLLM`` and so ``serve``, ``bind_rewriter`` and so
+    instruction search) gets its prompts from, so each composes once and alike; and the guard
+    must judge what the rewriter wrote, not a text that contains the original."""
+    from promptopt.optimizers.bpo.rewriter import arewrite_with, keep_original_prompt
 
     originals = [str(p) for p in prompts]
     rewrites = await arewrite_with(rewriter, originals, settings)
@@ -222,9 +235,14 @@ async def arewrite_guarded(
         raise ConfigError(f"the rewriter returned {len(rewrites)} rewrites for {len(originals)} prompts")
     checker = as_guard(guard)
     if checker is not None:
-        return await checker.acheck(originals, rewrites)
-    decisions = [
-        GuardDecision("unchanged" if is_unchanged(o, r) else "kept")
-        for o, r in zip(originals, rewrites, strict=True)
-    ]
-    return GuardedRewrites(list(rewrites), list(rewrites), decisions)
+        result = await checker.acheck(originals, rewrites)
+    else:
+        decisions = [
+            GuardDecision("unchanged" if is_unchanged(o, r) else "kept")
+            for o, r in zip(originals, rewrites, strict=True)
+        ]
+        result = GuardedRewrites(list(rewrites), list(rewrites), decisions)
+    if not settings.keep_original:
+        return result
+    sent = [keep_original_prompt(o, p) for o, p in zip(originals, result.prompts, strict=True)]
+    return replace(result, prompts=sent)

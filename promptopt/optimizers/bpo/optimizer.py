@@ -47,6 +47,7 @@ from promptopt.optimizers.bpo.rewriter import (
     Rewriter,
     RewriteSettings,
     arewrite_with,
+    keep_original_prompt,
     load_rewriter,
 )
 from promptopt.runs import Run, StopFlag
@@ -329,6 +330,8 @@ class _Job:
         rewrites = await arewrite_with(self.bpo.rewriter, originals, s)
         if len(rewrites) != len(originals):
             raise ConfigError(f"the rewriter returned {len(rewrites)} rewrites for {len(originals)} prompts")
+        if s.keep_original:  # what a keep-original deployment sends is what gets scored
+            rewrites = [keep_original_prompt(o, r) for o, r in zip(originals, rewrites, strict=True)]
         seen = {t.text for t in self.trials if t.step == 0}
         trials: list[Trial] = []
         cands: list[tuple[int, Candidate]] = []

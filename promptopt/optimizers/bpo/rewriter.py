@@ -61,6 +61,9 @@ class RewriteSettings:
     ``judge`` picks among ``n`` > 1 candidates: a :class:`Picker`, or an LLM (judged pairwise by
     :class:`JudgePicker`). ``device`` is where a rewriter given as a directory is loaded.
     ``max_new_tokens`` overrides the mode's limit. ``seed`` is a real seed, 0 included.
+    ``keep_original``: what the target is sent is the original prompt followed by the rewrite
+    (:func:`keep_original_prompt`), so a requirement the rewrite drops still reaches it; applied
+    by :func:`~promptopt.optimizers.bpo.guard.arewrite_guarded`, after the guard.
     """
 
     mode: str = "default"
@@ -70,6 +73,7 @@ class RewriteSettings:
     judge: Any = field(default=None, compare=False)
     device: str | None = None
     max_new_tokens: int | None = None
+    keep_original: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -80,15 +84,19 @@ class RewriteSettings:
             raise ConfigError(f"seed must be an integer, got {self.seed!r}")
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if not isinstance(self.keep_original, bool):
+            raise ConfigError(f"keep_original must be true or false, got {self.keep_original!r}")
 
     def picker(self) -> Picker | None:
         """The judge as a Picker (an LLM or PairwiseJudge becomes a :class:`JudgePicker`)."""
         return as_picker(self.judge)
 
     def to_json(self) -> dict[str, Any]:
+        """The settings as recorded in a run's files. ``keep_original`` only when set: settings
+        recorded before it existed (a BPO run's config.json, compared on resume) stay equal."""
         judge = self.judge
         name = None if judge is None else str(getattr(judge, "name", type(judge).__name__))
-        return {
+        out: dict[str, Any] = {
             "mode": self.mode,
             "n": self.n,
             "rounds": self.rounds,
@@ -96,9 +104,33 @@ class RewriteSettings:
             "judge": name,
             "max_new_tokens": self.max_new_tokens,
         }
+        if self.keep_original:
+            out["keep_original"] = True
+        return out
 
     def tag(self) -> str:
-        return f"{self.mode}:n{self.n}:r{self.rounds}:s{self.seed}"
+        base = f"{self.mode}:n{self.n}:r{self.rounds}:s{self.seed}"
+        return base + (":keep-original" if self.keep_original else "")
+
+
+#: What the target is sent with ``keep_original`` (Rephrase and Respond, Deng et al. 2023, two-step
+#: RaR: the responding model gets the original question and the rephrased one together). Why the
+#: original first and the note on conflicts: the user's own words are the authority on what is
+#: required; the rewrite only adds detail, so where it drops or changes a requirement the target is
+#: told which version wins.
+KEEP_ORIGINAL_TEMPLATE = (
+    "{original}\n\nThe same request, rephrased in more detail (where the two differ, follow the request "
+    "above):\n{rewrite}"
+)
+
+
+def keep_original_prompt(original: str, rewrite: str) -> str:
+    """The prompt sent with ``keep_original``: ``original`` and ``rewrite`` in
+    :data:`KEEP_ORIGINAL_TEMPLATE`, or ``original`` alone when the rewrite adds nothing (the same
+    text up to surrounding whitespace: unchanged, or reverted by the guard; or blank)."""
+    if not rewrite.strip() or rewrite.strip() == original.strip():
+        return original
+    return KEEP_ORIGINAL_TEMPLATE.format(original=original, rewrite=rewrite)
 
 
 def as_picker(judge: Any) -> Picker | None:

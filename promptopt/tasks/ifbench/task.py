@@ -34,7 +34,12 @@ from promptopt.tasks.ifbench.data import TOPIC, example_of, load_base_prompts, l
 from promptopt.tasks.instructions.datasets import Dataset, Splits
 from promptopt.tasks.instructions.parsing import MAX_INSTRUCTION_CHARS
 from promptopt.tasks.instructions.program import PromptProgram
-from promptopt.tasks.instructions.rewrite import check_guard, recorded_guard, rewrite_splits
+from promptopt.tasks.instructions.rewrite import (
+    check_guard,
+    check_keep_original,
+    recorded_guard,
+    rewrite_splits,
+)
 from promptopt.tasks.instructions.task import InstructionTask, _build_metric
 
 DEFAULT_INITIAL: tuple[str, ...] = ("Respond to the user's request.",)
@@ -119,6 +124,7 @@ def create(
     rewrite_mode: str = "default",
     guard_model: str | None = None,
     guard_llm: LLM | None = None,
+    keep_original: bool = False,
     keep_answers: bool = True,
     judge_model: str | None = None,
     judge_llm: LLM | None = None,
@@ -132,7 +138,9 @@ def create(
     or one gated by a content judge (``all:ifbench&judge:responsive``: a vacuous answer such as a bare
     "Yes" scores 0), judged by ``judge_llm`` or the model ``judge_model`` names (default: the scorer).
     ``rewriter`` rewrites every prompt first; ``guard_llm`` / ``guard_model`` then keeps each prompt
-    as written where the rewrite drops one of its constraints (BPO's rewrite guard).
+    as written where the rewrite drops one of its constraints (BPO's rewrite guard);
+    ``keep_original`` scores each rewritten prompt as the prompt followed by its rewrite, so that no
+    constraint can be lost (``serve --keep-original``).
     The other options are the ``instructions`` task's (``promptopt.tasks.instructions.task.create``).
     """
     train, val, split_seed = (
@@ -144,6 +152,7 @@ def create(
         test = _count("test", test, 1)
     _count("max_tokens", max_tokens, 1)
     check_guard(rewriter, guard_model, guard_llm)
+    check_keep_original(rewriter, keep_original)
     initial_list = (
         list(DEFAULT_INITIAL) if initial is None else [initial] if isinstance(initial, str) else list(initial)
     )
@@ -159,7 +168,7 @@ def create(
         )
     if rewriter is not None:
         guard = guard_llm if guard_llm is not None else guard_model
-        splits = rewrite_splits(splits, rewriter, rewrite_mode, guard=guard)
+        splits = rewrite_splits(splits, rewriter, rewrite_mode, guard=guard, keep_original=keep_original)
     options: dict[str, Any] = {
         "seed": seed,
         "data_dir": data_dir,
@@ -185,6 +194,7 @@ def create(
     options.update({k: v for k, v in extra.items() if v is not None})
     if rewriter is not None:
         options["rewrite_mode"] = rewrite_mode
+        options["keep_original"] = keep_original
     if scoring != "full":
         options.update(scoring=scoring, race_delta=race_delta, race_first=race_first, race_growth=race_growth,
                        race_target=race_target)  # fmt: skip

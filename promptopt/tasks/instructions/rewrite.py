@@ -1,8 +1,10 @@
 """Rewriting a task's splits through a BPO rewriter before anything is scored (``rewriter``), with
-an optional guard on the rewrites (``guard_model``)."""
+an optional guard on the rewrites (``guard_model``) and, with ``keep_original``, the original
+question kept beside its rewrite."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +16,7 @@ from promptopt.tasks.instructions.datasets import Example, Splits
 if TYPE_CHECKING:
     from promptopt.llm.base import LLM
 
-__all__ = ["GUARD_STATUSES", "check_guard", "recorded_guard", "rewrite_splits"]
+__all__ = ["GUARD_STATUSES", "check_guard", "check_keep_original", "recorded_guard", "rewrite_splits"]
 
 #: The guard's decisions as a split recipe counts them: the statuses of BPO's rewrite guard
 #: (``promptopt.optimizers.bpo.guard.STATUSES``, named here because a task does not import an
@@ -33,6 +35,15 @@ def check_guard(rewriter: Any, guard_model: Any, guard_llm: Any) -> None:
         raise ConfigError("guard_llm is an LLM object; give a model spec as guard_model (--guard-model)")
 
 
+def check_keep_original(rewriter: Any, keep_original: Any) -> None:
+    """Refuse ``keep_original`` without a rewriter (it composes a rewrite with its question:
+    without any it would silently do nothing) or given as anything but a bool."""
+    if not isinstance(keep_original, bool):
+        raise ConfigError(f"keep_original must be true or false, got {keep_original!r}")
+    if keep_original and rewriter is None:
+        raise ConfigError("--keep-original needs --rewriter (Python: keep_original= needs rewriter=)")
+
+
 def recorded_guard(guard_model: str | None, guard_llm: LLM | None) -> str | None:
     """What config.json records of the guard: its spec, else the name of the LLM object given (as
     a rewriter object is recorded by name: the run's config says a guard was used)."""
@@ -48,6 +59,7 @@ def rewrite_splits(
     *,
     load: RewriterLoader | None = None,
     guard: LLM | str | None = None,
+    keep_original: bool = False,
 ) -> Splits:
     """``splits`` with every question rewritten by a BPO ``rewriter`` (one batch over the unique
     questions; gold answers untouched). A rewriter given as a path is loaded here and closed after.
@@ -70,11 +82,21 @@ def rewrite_splits(
     is given ``guard=`` (the judge LLM, or None); with a guard it must return a
     :class:`~promptopt.rewriting.GuardedRewriter` (as BPO's loader does), whose ``guard.tally``
     the recipe records; one that does not is refused before anything is rewritten.
+
+    ``keep_original``: each question the rewriter changed (and the guard kept) is scored as the
+    question followed by its rewrite (BPO's Rephrase-and-Respond composition, as ``serve
+    --keep-original`` sends it); the loader composes, given ``keep_original=True`` (a loader that
+    does not take it is refused before anything is loaded). The recipe's ``rewriter`` entry then
+    says ``keep_original``.
     """
+    check_keep_original(rewriter, keep_original)
     questions = list(dict.fromkeys(ex.input for ex in (*splits.train, *splits.val, *splits.test)))
+    loader = load or rewriter_loader()
+    if keep_original:
+        _check_takes_keep_original(loader)
     judge, owned = _open_guard(guard)
     try:
-        new, tally = _rewrite(questions, rewriter, mode, load or rewriter_loader(), judge)
+        new, tally = _rewrite(questions, rewriter, mode, loader, judge, keep_original)
     finally:
         if owned and judge is not None:
             run_sync(judge.aclose())
@@ -83,7 +105,10 @@ def rewrite_splits(
         return tuple(replace(ex, input=new[ex.input] or ex.input) for ex in examples)
 
     changed = sum(1 for q in questions if (new[q] or q) != q)
-    recipe = {**splits.recipe, "rewriter": {"mode": mode, "questions": len(questions), "changed": changed}}
+    entry: dict[str, Any] = {"mode": mode, "questions": len(questions), "changed": changed}
+    if keep_original:
+        entry["keep_original"] = True
+    recipe = {**splits.recipe, "rewriter": entry}
     if tally is not None:
         recipe["guard"] = tally
     return replace(
@@ -100,11 +125,32 @@ def _open_guard(guard: LLM | str | None) -> tuple[LLM | None, bool]:
     return build_llm(guard, cache_policy="deterministic"), True
 
 
+def _check_takes_keep_original(load: RewriterLoader) -> None:
+    """Refuse, in one line, a loader that cannot be given ``keep_original=True`` (one written before
+    the option existed): called with it, it would fail with a TypeError; called without, its
+    questions would be scored without their originals."""
+    try:
+        sig = inspect.signature(load)
+    except (TypeError, ValueError):  # no signature to read (a builtin): the call itself will tell
+        return
+    try:
+        sig.bind("rewriter", mode="default", guard=None, keep_original=True)
+    except TypeError:
+        raise ConfigError("this rewriter's loader does not take keep_original (--keep-original)") from None
+
+
 def _rewrite(
-    questions: list[str], rewriter: Any, mode: str, load: RewriterLoader, guard: LLM | None
+    questions: list[str],
+    rewriter: Any,
+    mode: str,
+    load: RewriterLoader,
+    guard: LLM | None,
+    keep_original: bool = False,
 ) -> tuple[dict[str, str], dict[str, int] | None]:
-    """question → what is scored, and the guard's counts (None without a guard)."""
-    bound = load(rewriter, mode=mode, guard=guard)
+    """question → what is scored, and the guard's counts (None without a guard). ``keep_original``
+    is passed to the loader only when true (see :class:`~promptopt.rewriting.RewriterLoader`)."""
+    options: dict[str, Any] = {"keep_original": True} if keep_original else {}
+    bound = load(rewriter, mode=mode, guard=guard, **options)
 
     async def go() -> tuple[list[str], GuardTally | None]:
         try:

@@ -61,7 +61,12 @@ from promptopt.tasks.instructions.prompts import (
     meta_prompt_style,
 )
 from promptopt.tasks.instructions.report import answers_section, report_section, summary
-from promptopt.tasks.instructions.rewrite import check_guard, recorded_guard, rewrite_splits
+from promptopt.tasks.instructions.rewrite import (
+    check_guard,
+    check_keep_original,
+    recorded_guard,
+    rewrite_splits,
+)
 from promptopt.tasks.instructions.scoring import SCORING_STRATEGIES, ScoreBook, check_scoring, instruction_of
 from promptopt.tasks.instructions.validation import (
     BASELINES,
@@ -433,6 +438,7 @@ def create(
     rewrite_mode: str = "default",
     guard_model: str | None = None,
     guard_llm: LLM | None = None,
+    keep_original: bool = False,
     scoring: str = "full",
     race_delta: float = 0.1,
     race_first: int = 10,
@@ -474,6 +480,8 @@ def create(
     rewriter: a rewrite the judge says drops a requirement of the question is not scored, the
     question as written is (the prompts ``AlignedLLM(..., guard=...)`` and ``serve --guard-model``
     send); the split recipe counts its decisions (:func:`.rewrite.rewrite_splits`).
+    ``keep_original`` scores each question the rewriter changed as the question followed by its
+    rewrite (``AlignedLLM(..., keep_original=True)``, ``serve --keep-original``), after the guard.
 
     **Metric** (:mod:`promptopt.evaluators.metrics`): ``metric`` is a name (``auto`` — the built-in
     grader per answer kind, the default —, ``exact``, ``contains``, ``regex:PATTERN``, ``f1``,
@@ -502,6 +510,7 @@ def create(
     if rewriter is None and rewrite_mode != "default":
         raise ConfigError("rewrite_mode applies to a rewriter; give rewriter=DIR (opro run --rewriter DIR)")
     check_guard(rewriter, guard_model, guard_llm)
+    check_keep_original(rewriter, keep_original)
     if reject_digits is not None and not isinstance(reject_digits, bool):
         raise ConfigError(f"reject_digits must be true, false or None, got {reject_digits!r}")
     if not isinstance(keep_answers, bool):
@@ -550,7 +559,11 @@ def create(
     _check_gold(ds, splits, metric_obj)
     if rewriter is not None:
         splits = rewrite_splits(
-            splits, rewriter, rewrite_mode, guard=guard_llm if guard_llm is not None else guard_model
+            splits,
+            rewriter,
+            rewrite_mode,
+            guard=guard_llm if guard_llm is not None else guard_model,
+            keep_original=keep_original,
         )
     options: dict[str, Any] = {
         "dataset": dataset,
@@ -589,6 +602,7 @@ def create(
             rewriter if isinstance(rewriter, str) else str(getattr(rewriter, "name", "rewriter"))
         )
         options["rewrite_mode"] = rewrite_mode
+        options["keep_original"] = keep_original
     extra = {
         "guard_model": recorded_guard(guard_model, guard_llm),
         "metric": _recorded_metric(metric_spec, metric_obj),
