@@ -17,6 +17,8 @@ input with ``--export-prompts FILE``) rewrites the prompt, and then:
    With ``--guard-model SPEC`` promptopt's rewrite guard (``bpo rewrite --guard-model``) stands
    between rewriter and target: a rewrite its judge says loses a requirement is replaced by the
    original before anything below is measured (the rule's figure stays independent of it).
+   With ``--keep-original`` the product's keep-original composition (``bpo rewrite --keep-original``:
+   the prompt as written, then the rewrite) is what is measured, after the guard if there is one.
 2. **The target's ifbench accuracy** (temperature 0, ``--answer-tokens``, promptopt's own scoring
    path ``aevaluate_many`` and the ``ifbench`` metric, position ``system``): ``no-rewrite`` (the
    prompt as it is, no system prompt) and ``rewriter``; with ``--instruction TEXT`` also
@@ -269,6 +271,8 @@ def main() -> None:
     ap.add_argument("--judge-model", default=None, help="model spec answering yes/no per constraint")
     ap.add_argument("--guard-model", default=None,
                     help="put promptopt's rewrite guard (bpo rewrite --guard-model) between rewriter and target")  # fmt: skip
+    ap.add_argument("--keep-original", action="store_true",
+                    help="send the original prompt and the rewrite after it (bpo rewrite --keep-original)")  # fmt: skip
     ap.add_argument("--answer-tokens", type=int, default=1024)
     ap.add_argument("--val", type=int, default=50)
     ap.add_argument("--test", type=int, default=None, help="cap on test prompts (default: all 244)")
@@ -295,6 +299,10 @@ def main() -> None:
     t0 = time.time()
     rewrites = get_rewrites(args, test, work)
     guard = apply_guard(args, test, rewrites) if args.guard_model else None
+    if args.keep_original:  # the product's composition, after the guard as the product does it
+        from promptopt.optimizers.bpo.rewriter import keep_original_prompt
+
+        rewrites = {ex.id: keep_original_prompt(ex.input, rewrites[ex.id]) for ex in test}
     checks = {ex.id: constraints_of(ex.fields, where=ex.id) for ex in test}
     keep: dict[str, dict[str, list[str]]] = {}
     for ex in test:
@@ -387,6 +395,7 @@ def write(args: argparse.Namespace, tag: str, test: list[Any], rewrites: dict[st
     doc = {"bench": BENCH, "tag": tag, "smoke": args.smoke, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "commit": git_commit(), "machine": machine(), "wall_s": round(wall, 1), "target": args.target,
            "rewriter": args.rewriter or f"rewrites file {args.rewrites}", "mode": args.mode,
+           "keep_original": args.keep_original,
            "instruction": args.instruction, "answer_tokens": args.answer_tokens,
            "split": {"val": args.val, "test": n, "split_seed": args.split_seed},
            "preservation_rule": rule, "preservation_judge": by_judge, "accuracy": table, "paired": diffs,
@@ -400,6 +409,9 @@ def write(args: argparse.Namespace, tag: str, test: list[Any], rewrites: dict[st
           f"({100 * rule['share_prompts_dropping_any']:.1f} %) drop at least one constraint; constraints kept "
           f"{rule['kept']}, dropped {rule['dropped']}, undecided {rule['undecided']} of {n_con}; "
           f"{rule['unchanged_prompts']} prompts came back unchanged."]  # fmt: skip
+    if args.keep_original:
+        md.append("\n**Original kept** (`--keep-original`): the target gets each prompt as written and the rewrite "
+                  "after it; every figure here is of those composed prompts.")  # fmt: skip
     if guard:
         md.append(f"\n**Guard** `{guard['model']}` (promptopt's `bpo rewrite --guard-model`) between rewriter and "
                   f"target: {guard['counts']}; every figure here is of the guarded prompts.")  # fmt: skip

@@ -261,7 +261,7 @@ def load_rewriter(results: Path, tag: str) -> Source | None:
     rows = []
     for method, name in REWRITER_ROWS.items():
         if method in per_method:
-            row = Row(name, "rewriter", path.name)
+            row = Row(name + (" (original kept)" if doc.get("keep_original") else ""), "rewriter", path.name)
             system = doc.get("instruction") if "instruction" in method else None  # the plain row has none
             found = f"{system or '(no system prompt)'} [rewriter: {doc.get('note') or doc.get('rewriter')}]"
             row.add(None, by_id(per_method[method], ids, f"{examples.name} {method}"), None, found)
