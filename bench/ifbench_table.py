@@ -140,9 +140,12 @@ def wanted_sources(args: argparse.Namespace) -> list[tuple[str, str, str, tuple[
     wanted = [] if is_off(args.fixed) else [("fixed", f"fixed ({args.fixed})", args.fixed, ())]
     wanted += [("reflect", f"reflect ({tag})", tag, (m,)) for tag, m in args.reflect_map.items()]
     for kind in ("peers", "rewriter", "retest"):
-        tag = getattr(args, kind)
-        if not is_off(tag):
-            wanted.append((kind, f"{kind} ({tag})", tag, ()))
+        tags = getattr(args, kind)
+        for tag in (
+            tags.split(",") if kind == "rewriter" and not is_off(tags) else [tags]
+        ):  # several rewriters
+            if not is_off(tag):
+                wanted.append((kind, f"{kind} ({tag.strip()})", tag.strip(), ()))
     return wanted
 
 
@@ -204,7 +207,9 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], list[Row]]:
     }
     doc["degenerate"] = degenerate_rows(table)
     doc["goals"] = goals(table)
-    doc["rewriter_goal"] = rewriter_goal(by_kind.get("rewriter"))
+    rewriters = [s for s in sources if s.kind == "rewriter"]
+    doc["rewriter_goals"] = [rewriter_goal(s) for s in rewriters] or [rewriter_goal(None)]
+    doc["rewriter_goal"] = doc["rewriter_goals"][0]
     return doc, rows
 
 
@@ -223,7 +228,12 @@ def main(argv: Sequence[str] | None = None) -> None:
                          + "); other methods found keep their own name (with their tag if another source has it), "
                          "ROW - leaves one out")  # fmt: skip
     ap.add_argument("--peers", default="ifbench", help="ifbench_peers-TAG.* ('' or none: no peers)")
-    ap.add_argument("--rewriter", default="", help="ifbench_rewriter-TAG.* (off by default; none: off)")
+    ap.add_argument(
+        "--rewriter",
+        default="",
+        help="ifbench_rewriter-TAG.* (off by default; none: off; TAG,TAG: several, e.g. with and without "
+        "--keep-original)",
+    )
     ap.add_argument("--retest", default="", help="ifbench_retest-TAG.json: found prompts on a larger test set "
                     "(bench/ifbench_retest.py; off by default)")  # fmt: skip
     argv = list(sys.argv[1:] if argv is None else argv)

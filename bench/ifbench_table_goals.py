@@ -97,6 +97,8 @@ def rewriter_goal(source: Source | None) -> dict[str, Any]:
     guard = pres.get("guard")
     if guard:
         out["guard"] = guard.get("model")
+    if pres.get("keep_original"):
+        out["keep_original"] = True
     out["rule"] = f"met when every measure is ≤ {REWRITER_DROP_GOAL:g} %"
     return {**out, "met": all(m["met"] for m in measures)}
 
@@ -131,8 +133,8 @@ def goal_lines(doc: dict[str, Any]) -> list[str]:
         extra = f"; means {g['means'][0]} vs {g['means'][1]}" if "means" in g else ""
         md.append(f"- {g['goal']}: {verdict} — paired {d}{extra} ({g['rule']}; best promptopt row chosen by its "
                   "test mean, so optimistic)")  # fmt: skip
-    if "rewriter_goal" in doc:
-        md.append(rewriter_goal_line(doc["rewriter_goal"]))
+    for g in doc.get("rewriter_goals") or ([doc["rewriter_goal"]] if "rewriter_goal" in doc else []):
+        md.append(rewriter_goal_line(g))
     return md
 
 
@@ -156,4 +158,9 @@ def rewriter_goal_line(g: dict[str, Any]) -> str:
     if "judge" not in {m["by"] for m in g["measures"]}:
         parts.append("no judge figure (the rewriter ran without --judge-model)")
     guard = f"; of the guarded prompts (guard `{g['guard']}`)" if g.get("guard") else ""
+    guard += (
+        "; original kept (--keep-original: the prompt as written, then the rewrite)"
+        if g.get("keep_original")
+        else ""
+    )
     return f"- {g['goal']}: {VERDICT[g['met']]} — {'; '.join(parts)} ({g['rule']}; {g['source']}{guard})"

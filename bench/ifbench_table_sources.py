@@ -104,7 +104,7 @@ class Source:
     empty_words: list[int] | None = None
     empty_words_by_id: dict[str, int] | None = None  # the same cell's, by example id
     #: the rewriter's own constraint-preservation figures (``by rule`` / ``by judge``), for its goal
-    preservation: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    preservation: dict[str, Any] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- reading
@@ -270,7 +270,7 @@ def load_rewriter(results: Path, tag: str) -> Source | None:
     sizes = {"val": split.get("val"), "test": len(ids), "answer_tokens": doc.get("answer_tokens")}
     facts = {k: doc.get(k) for k in ("date", "commit", "target", "rewriter")}
     preservation = {"rule": doc.get("preservation_rule"), "judge": doc.get("preservation_judge"),
-                    "guard": doc.get("guard")}  # fmt: skip
+                    "guard": doc.get("guard"), "keep_original": doc.get("keep_original")}  # fmt: skip
     return Source("rewriter", [path.name, examples.name], rows, ids, sizes, facts,
                   preservation=preservation)  # fmt: skip
 

@@ -411,17 +411,17 @@ def test_a_second_target_is_another_set_of_tags_and_another_output(table: Any, t
 # --------------------------------------------------------------------------- the rewriter's goal
 
 
-def rewriter(d: Path, rule: float, judge: float | None) -> None:
-    """An ifbench_rewriter-reflect.{json,examples.jsonl} whose shares of prompts dropping a constraint
-    are ``rule`` and ``judge`` (None: run without a judge)."""
+def rewriter(d: Path, rule: float, judge: float | None, tag: str = "reflect", keep: bool = False) -> None:
+    """An ifbench_rewriter-<tag>.{json,examples.jsonl} whose shares of prompts dropping a constraint
+    are ``rule`` and ``judge`` (None: run without a judge); ``keep``: made with --keep-original."""
     by_judge = None if judge is None else {"model": "openai:j@u", "prompts_dropping_any": round(judge * 4),
                                            "share_prompts_dropping_any": judge}  # fmt: skip
-    write_json(d / "ifbench_rewriter-reflect.json", {
-        "target": "openai:s@http://x/v1", "instruction": "Follow.", "answer_tokens": 300,
+    write_json(d / f"ifbench_rewriter-{tag}.json", {
+        "target": "openai:s@http://x/v1", "instruction": "Follow.", "answer_tokens": 300, "keep_original": keep,
         "split": {"val": 10, "test": 4}, "test_ids": IDS, "preservation_judge": by_judge,
         "preservation_rule": {"prompts": 4, "prompts_dropping_any": round(rule * 4),
                               "share_prompts_dropping_any": rule}})  # fmt: skip
-    write_jsonl(d / "ifbench_rewriter-reflect.examples.jsonl",
+    write_jsonl(d / f"ifbench_rewriter-{tag}.examples.jsonl",
                 [{"method": m, "id": i, "value": 0.0} for m in ("rewriter", "instruction+rewriter") for i in IDS])  # fmt: skip
 
 
@@ -458,6 +458,20 @@ def test_the_rewriter_goal_line_says_both_figures(
         "- rewriter drops a constraint in ≤ 5 % of prompts: n/a (no rewriter source"
         in (tmp_path / "ifbench.md").read_text()
     )
+
+
+def test_two_rewriter_sources_each_get_rows_and_a_goal_line(table: Any, tmp_path: Path) -> None:
+    sources(tmp_path)
+    rewriter(tmp_path, 0.25, None)
+    rewriter(tmp_path, 0.0, None, tag="keep", keep=True)
+    doc = run(table, tmp_path, "--rewriter", "reflect,keep")
+    assert {t["row"] for t in doc["table"]} >= {"bpo-rewriter", "bpo-rewriter (original kept)",
+                                                 "instruction+bpo-rewriter (original kept)"}  # fmt: skip
+    assert [g["met"] for g in doc["rewriter_goals"]] == [False, True] and doc["rewriter_goal"]["met"] is False
+    lines = [
+        x for x in (tmp_path / "ifbench.md").read_text().splitlines() if x.startswith("- rewriter drops")
+    ]
+    assert len(lines) == 2 and "original kept" in lines[1] and "original kept" not in lines[0]
 
 
 # --------------------------------------------------------------------------- the gain by answer length, per-seed shares
