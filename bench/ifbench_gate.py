@@ -407,7 +407,7 @@ def markdown(doc: dict[str, Any]) -> str:
            "does not: the metric's rule). Accuracy = mean ifbench value ×100 (instruction-level strict), mean "
            "over seeds (per seed in brackets), on the seeds judged. Gated − none: points, paired over (seed, "
            "test example) pairs pooled over seeds (a fixed row pairs with every seed), 95 % bootstrap "
-           "interval.", ""]  # fmt: skip
+           "interval over the test prompts (a prompt's seeds resampled together).", ""]  # fmt: skip
     head = ["row", "answers", "not carried out", "plain accuracy", "gated accuracy", "plain − none",
             "gated − none (95 % CI)"]  # fmt: skip
     rows = [[t["row"], t["answers"] or None,

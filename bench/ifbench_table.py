@@ -140,7 +140,7 @@ def wanted_sources(args: argparse.Namespace) -> list[tuple[str, str, str, tuple[
     wanted = [] if is_off(args.fixed) else [("fixed", f"fixed ({args.fixed})", args.fixed, ())]
     wanted += [("reflect", f"reflect ({tag})", tag, (m,)) for tag, m in args.reflect_map.items()]
     for kind in ("peers", "rewriter", "retest"):
-        tags = getattr(args, kind)
+        tags = getattr(args, kind, "")  # a caller may build its args without the newer sources
         for tag in (
             tags.split(",") if kind == "rewriter" and not is_off(tags) else [tags]
         ):  # several rewriters

@@ -5,7 +5,8 @@ written down once, next to the words the table prints for it; the table's figure
 (:mod:`ifbench_table_stats`) and the markdown around them (:mod:`ifbench_table_render`) do not decide
 anything. The goals:
 
-- the best promptopt row (by test mean, so optimistic; never a degenerate row) beats ``none`` and
+- the best promptopt row (by test mean, so optimistic; never a degenerate row, nor one with a seed at
+  ``SEED_SHORT_SHARE`` % bare answers: :func:`gamed`) beats ``none`` and
   ``handwritten`` (the paired interval's low end above 0) and is not below ``gepa`` (mean over seeds);
 - BPO's rewriter drops a constraint in at most :data:`REWRITER_DROP_GOAL` % of the test prompts, read
   from the rewriter source's own preservation figures, by rule and by judge (both shown; met when
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ifbench_lengths import DEGENERATE_SHARE, SHORT_WORDS
+from ifbench_lengths import DEGENERATE_SHARE, SEED_SHORT_SHARE, SHORT_WORDS, collapsed_seeds
 from ifbench_table_sources import Source
 from ifbench_table_stats import fmt_diff
 
@@ -27,6 +28,16 @@ REWRITER_DROP_GOAL = 5.0
 MEASURES = {"rule": "by rule", "judge": "by the judge"}
 
 
+def gamed(t: dict[str, Any]) -> bool:
+    """Whether a row is left out of the best-row choice: degenerate pooled (more than
+    ``DEGENERATE_SHARE`` % of all its answers at most ``SHORT_WORDS`` words), or with one seed at
+    ``SEED_SHORT_SHARE`` % or more. Why the seed rule too: a method whose search games the checkers
+    with bare-word answers on one seed in three has not shown that it makes the model follow
+    constraints; its mean is lifted by that seed (measured: the 1.5B retest's reflective row from the
+    hand-written prompt, +8.3 over it with seed 0 at 56 % bare answers, +4.0 [-1.0, +9.2] without)."""
+    return bool(t["degenerate"] or collapsed_seeds(t.get("short_by_seed") or []))
+
+
 def goals(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's three goals, computed: the best promptopt row (by test mean, so optimistic) against
     ``none`` and ``handwritten`` (the interval's low end above 0) and against ``gepa`` (mean not below).
@@ -34,8 +45,8 @@ def goals(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     accuracy is the checkers passing a bare word, not instruction following; each goal names the rows
     left out (``left_out``)."""
     searched = [t for t in table if t["group"] == "promptopt" and t["mean"] is not None]
-    left_out = [t["row"] for t in searched if t["degenerate"]]
-    searched = [t for t in searched if not t["degenerate"]]
+    left_out = [t["row"] for t in searched if gamed(t)]
+    searched = [t for t in searched if not gamed(t)]
     if not searched:
         why = "every promptopt row is degenerate: " + ", ".join(left_out) if left_out else "no promptopt row"
         return [{"goal": "a promptopt row", "met": None, "why": why, "left_out": left_out}]
@@ -110,7 +121,15 @@ def goals_choice(doc: dict[str, Any]) -> str:
     """The Goals block's line on how its best promptopt row was chosen and which rows were left out."""
     left = [b for b in doc["degenerate"] if b["group"] == "promptopt"]
     why = ", ".join(f"{b['row']} ({b['short']:.1f} % short answers)" for b in left)
-    rule = f"more than {DEGENERATE_SHARE:g} % of answers ≤ {SHORT_WORDS} words"
+    pooled = {b["row"] for b in left}
+    for t in doc["table"]:
+        seeds = collapsed_seeds(t.get("short_by_seed") or [])
+        if t["group"] == "promptopt" and seeds and t["row"] not in pooled:
+            why += (", " if why else "") + f"{t['row']} (" + ", ".join(
+                f"seed {s['seed']}: {s['short']:.1f} %" for s in seeds) + " short answers)"  # fmt: skip
+            left.append(t)
+    rule = (f"more than {DEGENERATE_SHARE:g} % of answers ≤ {SHORT_WORDS} words, or {SEED_SHORT_SHARE:g} % "
+            "or more at one seed")  # fmt: skip
     line = "- Best promptopt row: the highest test mean among the non-degenerate rows; " + (
         f"left out as degenerate ({rule}, accuracy not instruction following): {why}" if left
         else f"none left out (no promptopt row has {rule})"

@@ -138,7 +138,7 @@ def plot(table: list[dict[str, Any]], path: Path) -> str:
     right.set_xticks(xs, names, rotation=30, ha="right")
     right.set_xlim(-0.5, len(xs) - 0.5)
     right.set_ylabel("− none (points)")
-    right.set_title("paired difference vs none, pooled, 95 % bootstrap CI")
+    right.set_title("paired difference vs none, 95 % CI (bootstrap over prompts)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return str(path)
@@ -173,7 +173,8 @@ def table_lines(doc: dict[str, Any]) -> list[str]:
     """The explanation, the table itself, the degenerate note and where answer lengths came from."""
     md = ["Test accuracy = mean ifbench value ×100 (instruction-level strict); prompt-level = share of "
           "prompts with every constraint followed. Differences in points, paired over (seed, test "
-          "example) pairs pooled over seeds (a fixed row pairs with every seed), 95 % bootstrap interval. "
+          "example) pairs pooled over seeds (a fixed row pairs with every seed), 95 % bootstrap interval over the "
+          "test prompts (a prompt's seeds resampled together). "
           f"Short answers = share of test answers of at most {SHORT_WORDS} words (whitespace split), median "
           "words = median word count per answer, both pooled over seeds (— where the answers are not here: "
           "run directories are git-ignored).", ""]  # fmt: skip

@@ -105,7 +105,8 @@ def test_one_table_with_rows_aligned_by_id(table: Any, tmp_path: Path) -> None:
     assert rows["opro"]["metric_calls"] == [70, 70] and rows["gepa"]["metric_calls"] == [81, 81]
     assert rows["gepa"]["found"] == ["g0", "g1"] and rows["none"]["fixed"] and not rows["gepa"]["fixed"]
     # aligned by id, gepa equals handwritten on every example: a difference of exactly 0
-    assert rows["gepa"]["vs_handwritten"] == {"n": 8, "seeds": [0, 1], "diff": 0.0, "ci95": [0.0, 0.0]}
+    assert {k: rows["gepa"]["vs_handwritten"][k] for k in ("n", "prompts", "seeds", "diff", "ci95")} == {
+        "n": 8, "prompts": 4, "seeds": [0, 1], "diff": 0.0, "ci95": [0.0, 0.0]}  # fmt: skip
     assert rows["gepa"]["accuracy"] == [37.5, 37.5]
     # a fixed row pairs with every seed; searched rows pair seed with seed
     assert (
@@ -271,7 +272,8 @@ def test_short_answers_from_run_directories_and_peer_answers(table: Any, tmp_pat
     md = (results / "ifbench.md").read_text()
     assert "| 87.5 | 87.5 | 37.5 % | 4.5 |" in md and "| 33.3 % (seeds 0) | 4 |" in md
     assert "| handwritten | ifbench_fixed-reflect.json | 37.5 (fixed) | 37.5 | 25 | — | — |" in md
-    assert "Degenerate answers: none" in md and "none left out" in md
+    assert "Degenerate answers: none" in md  # pooled; seed 0 at 2 of 4 is left out of the goals' best row
+    assert "reflective-generality (seed 0: 50.0 % short answers)" in md
 
 
 def test_a_degenerate_row_is_named_and_never_the_best_row(table: Any, tmp_path: Path) -> None:
@@ -460,6 +462,21 @@ def test_the_rewriter_goal_line_says_both_figures(
     )
 
 
+def test_the_interval_resamples_prompts_not_seed_pairs(stats: Any) -> None:
+    from ifbench_table_sources import Row
+
+    a, b = Row("a", "promptopt", "x"), Row("b", "fixed", "y")
+    gain = [1.0, 1.0] + [0.0] * 6
+    for seed in (0, 1, 2):  # the same gain on the same 2 prompts at every seed: 2 prompts, not 6 draws
+        a.add(seed, gain, None, "")
+    b.add(None, [0.0] * 8, None, "")
+    got = stats.paired(a, b)
+    assert got["n"] == 24 and got["prompts"] == 8 and got["diff"] == 25.0
+    assert got["ci95"][0] == 0.0  # P(neither prompt drawn in 8) = 0.75 ** 8 = 0.10: the low end reaches 0
+    # resampled pair by pair, 24 draws miss all 6 gained pairs with P 0.75 ** 24 < 0.001: a false "above 0"
+    assert stats.bootstrap_mean_ci(gain * 3, seed=0)[0] > 0.0
+
+
 def test_two_rewriter_sources_each_get_rows_and_a_goal_line(table: Any, tmp_path: Path) -> None:
     sources(tmp_path)
     rewriter(tmp_path, 0.25, None)
@@ -563,7 +580,9 @@ def test_each_seed_has_its_short_share_and_a_collapsed_seed_is_named(table: Any,
     gen = rows["reflective-generality"]
     assert gen["short_by_seed"] == [{"seed": 0, "n": 4, "short": 50.0}, {"seed": 1, "n": 4, "short": 0.0}]
     assert gen["answers"]["short"] == 25.0 and not gen["degenerate"]  # the pooled rule is unchanged
-    assert {g["row"] for g in doc["goals"]} == {"reflective-generality"} and doc["degenerate"] == []
+    # not degenerate pooled, but left out of the best-row choice for its seed 0: the next best is the row
+    assert {g["row"] for g in doc["goals"]} == {"reflective"} and doc["degenerate"] == []
+    assert all(g["left_out"] == ["reflective-generality"] for g in doc["goals"])
     # vs none (all 0): seed 0 gains 1 on each of its two short answers: 2 of 8 pairs carry 25 points
     assert gen["vs_none_by_length"] == {"short": {"n": 2, "points": 25.0}, "long": {"n": 6, "points": 62.5},
                                         "no_answer": 0, "short_max_words": 3}  # fmt: skip
@@ -576,6 +595,7 @@ def test_each_seed_has_its_short_share_and_a_collapsed_seed_is_named(table: Any,
     assert rows["opro"]["vs_none_by_length"] is None and rows["handwritten"]["vs_none_by_length"] is None
     md = (results / "ifbench.md").read_text()
     assert "- seed 0 of reflective-generality: 50 % of its 4 answers ≤ 3 words" in md
+    assert "left out as degenerate" in md and "reflective-generality (seed 0: 50.0 % short answers)" in md
     assert "seed 1 of reflective-generality" not in md and "of gepa:" not in md  # 0 % and 25 %
     section = md.split("## Gain by answer length", 1)[1].split("## Goals", 1)[0]
     assert ("- reflective-generality: vs none +87.5 = +25.0 from 2 answers ≤ 3 words + 62.5 from 6 others; "
