@@ -93,6 +93,20 @@ def test_a_rewrite_that_adds_nothing_sends_the_original_alone(rewrite: str) -> N
     assert keep_original_prompt("Say hi.", rewrite) == "Say hi."
 
 
+def test_a_near_copy_is_not_sent_twice() -> None:
+    prompt = (
+        "Include keyword spotty in the 24-th sentence, as the 35-th word of that sentence. " + "Text. " * 40
+    )
+    copy = prompt.replace("24-th", "24th")  # what a BPO rewriter often returns: one character changed
+    assert keep_original_prompt(prompt, copy) == prompt
+    longer = prompt + " Explain each step in detail, with examples, and say why it matters to the reader."
+    assert (
+        keep_original_prompt("Say hi.", "Say hi to the user in a warm, friendly tone, in one line.")
+        != "Say hi."
+    )
+    assert keep_original_prompt(prompt, longer).startswith(prompt + "\n\n")  # a sentence added: sent beside
+
+
 def test_settings_carry_it_into_the_record_and_the_tag_only_when_set() -> None:
     assert "keep_original" not in RewriteSettings().to_json()  # a BPO run's recorded settings stay equal
     assert RewriteSettings(keep_original=True).to_json()["keep_original"] is True
