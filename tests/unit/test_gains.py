@@ -42,5 +42,6 @@ def test_the_summary_and_the_markdown_show_each_gain() -> None:
     lines = [line for line in summary(report) if line.startswith("best vs ")]
     assert [line.split(":")[0] for line in lines] == ["best vs empty", "best vs step_by_step"]
     assert "+50.0 points" in lines[0] and "+0.0 points" in lines[1]
+    assert lines[1].endswith(": the same on every example")
     assert gains_section(report)[:2] == [f"- {line}" for line in lines] and gains_section(report)[-1] == ""
     assert gains_section({"test": {}}) == []  # a report from before gains were recorded

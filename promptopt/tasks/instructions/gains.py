@@ -68,7 +68,10 @@ def gain_line(name: str, gain: Mapping[str, Any]) -> str:
     """One line: ``best vs empty: +7.9 points [+0.8, +15.4] (paired, 95 %, 40 examples; better on 9,
     worse on 3) — above 0`` (or ``— may be noise``)."""
     lo, hi = gain["ci95"]
-    verdict = "above 0" if gain.get("above_zero") else "interval includes 0: may be noise"
+    if not gain.get("better") and not gain.get("worse"):
+        verdict = "the same on every example"
+    else:
+        verdict = "above 0" if gain.get("above_zero") else "interval includes 0: may be noise"
     return (
         f"best vs {name}: {gain['diff']:+.1f} points [{lo:+.1f}, {hi:+.1f}] (paired, 95 %, {gain['n']} "
         f"examples; better on {gain['better']}, worse on {gain['worse']}): {verdict}"
