@@ -20,6 +20,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import git_commit, machine, run_main
 from ifbench_lengths import words
@@ -57,19 +58,30 @@ def main() -> None:
     evaluations = run_sync(task.aevaluate("test", list(prompts.values())))
     rows = {}
     for (name, text), ev in zip(prompts.items(), evaluations, strict=True):
-        rows[name] = {
-            "system_prompt": text,
-            "accuracy": ev.accuracy,
-            "failed": ev.failed,
-            "per_example": [rec.score for rec in ev.records],
-            "example_ids": [rec.example_id for rec in ev.records],
-            # each answer's word count (None: failed), never its text: bench/ifbench_table.py's
-            # "short answers" column, the guard against rows that answer every prompt with a bare word
-            "words": [words(rec.response) for rec in ev.records],
-        }
+        rows[name] = {"system_prompt": text, **evaluation_fields(ev)}
         print(f"{name}: {ev.accuracy:.2f} (failed {ev.failed})", file=sys.stderr)
-    out = {
-        "bench": "ifbench_fixed",
+    path = HERE / "results" / f"ifbench_fixed-{args.tag}.json"
+    path.write_text(json.dumps(result_doc("ifbench_fixed", args, rows, started), indent=1) + "\n")
+    print(path, file=sys.stderr)
+
+
+def evaluation_fields(ev: Any) -> dict[str, Any]:
+    """One prompt's test evaluation as the result files store it (``bench/ifbench_table.py`` reads it)."""
+    return {
+        "accuracy": ev.accuracy,
+        "failed": ev.failed,
+        "per_example": [rec.score for rec in ev.records],
+        "example_ids": [rec.example_id for rec in ev.records],
+        # each answer's word count (None: failed), never its text: bench/ifbench_table.py's
+        # "short answers" column, the guard against rows that answer every prompt with a bare word
+        "words": [words(rec.response) for rec in ev.records],
+    }
+
+
+def result_doc(bench: str, args: argparse.Namespace, rows: dict[str, Any], started: float) -> dict[str, Any]:
+    """The result file around ``rows``: when, where, which target and sizes (``args``: the benches' flags)."""
+    return {
+        "bench": bench,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
         "commit": git_commit(),
         "machine": machine(),
@@ -87,9 +99,6 @@ def main() -> None:
         "rows": rows,
         "command": "python " + " ".join(sys.argv),
     }
-    path = HERE / "results" / f"ifbench_fixed-{args.tag}.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(path, file=sys.stderr)
 
 
 if __name__ == "__main__":

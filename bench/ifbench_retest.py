@@ -37,9 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import git_commit, machine, run_main
-from ifbench_fixed import PROMPTS
-from ifbench_lengths import words
+from _common import run_main
+from ifbench_fixed import PROMPTS, evaluation_fields, result_doc
 
 from promptopt.errors import ConfigError, DataError
 
@@ -131,34 +130,10 @@ def main() -> None:
     for name, row in rows.items():
         for seed, cell in row["seeds"].items():
             (ev,) = run_sync(task.aevaluate("test", [cell["system_prompt"]]))
-            cell.update({
-                "accuracy": ev.accuracy, "failed": ev.failed,
-                "per_example": [rec.score for rec in ev.records],
-                "example_ids": [rec.example_id for rec in ev.records],
-                "words": [words(rec.response) for rec in ev.records],
-            })  # fmt: skip
+            cell.update(evaluation_fields(ev))
             print(f"{name} {seed}: {ev.accuracy:.2f} (failed {ev.failed})", file=sys.stderr, flush=True)
-    out = {
-        "bench": "ifbench_retest",
-        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
-        "commit": git_commit(),
-        "machine": machine(),
-        "busy": args.busy,
-        "scorer": args.scorer,
-        "sizes": {
-            "train": args.train,
-            "val": args.val,
-            "test": args.test,
-            "answer_tokens": args.answer_tokens,
-        },
-        "position": "system",
-        "metric": "ifbench (instruction-level strict)",
-        "wall_s": round(time.time() - started, 1),
-        "rows": rows,
-        "command": "python " + " ".join(sys.argv),
-    }
     path = RESULTS / f"ifbench_retest-{args.tag}.json"
-    path.write_text(json.dumps(out, indent=1) + "\n")
+    path.write_text(json.dumps(result_doc("ifbench_retest", args, rows, started), indent=1) + "\n")
     print(path, file=sys.stderr)
 
 

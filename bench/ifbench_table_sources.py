@@ -146,21 +146,28 @@ def found_text(found: Any) -> str:
 # --------------------------------------------------------------------------- the loaders
 
 
+def add_stored(row: Row, seed: Seed, stored: dict[str, Any], ids: list[str] | None, where: str) -> list[str]:
+    """Add one stored evaluation (``bench/ifbench_fixed.evaluation_fields`` with its ``system_prompt``,
+    ``metric_calls`` when searched) to ``row`` as ``seed``; the test ids of the first one read, which every
+    later one must share (``ids``), else one line naming ``where``."""
+    got = [str(i) for i in stored["example_ids"]]
+    if ids is not None and got != ids:
+        raise TableError(f"{where} is on other test ids than the first row")
+    row.add(seed, [value(x) for x in stored["per_example"]], stored.get("metric_calls"),
+            stored.get("system_prompt", ""), fixed_words(stored), fixed_id_words(stored))  # fmt: skip
+    return got if ids is None else ids
+
+
 def load_fixed(results: Path, tag: str) -> Source | None:
     path = results / f"ifbench_fixed-{tag}.json"
     if not path.exists():
         return None
     doc = read_json(path)
-    rows, ids = [], None
-    for name, row in doc.get("rows", {}).items():
-        if ids is None:
-            ids = list(row["example_ids"])
-        elif list(row["example_ids"]) != ids:
-            raise TableError(f"{path.name}: row {name!r} is on other test ids than the first row")
-        out = Row(name, "fixed", path.name)
-        out.add(None, [value(x) for x in row["per_example"]], None, row.get("system_prompt", ""),
-                fixed_words(row), fixed_id_words(row))  # fmt: skip
-        rows.append(out)
+    rows: list[Row] = []
+    ids: list[str] | None = None
+    for name, stored in doc.get("rows", {}).items():
+        rows.append(Row(name, "fixed", path.name))
+        ids = add_stored(rows[-1], None, stored, ids, f"{path.name}: row {name!r}")
     facts = {k: doc.get(k) for k in ("date_utc", "commit", "busy", "scorer", "position", "command")}
     return Source("fixed", [path.name], rows, ids, dict(doc.get("sizes") or {}), facts)
 
@@ -282,20 +289,13 @@ def load_retest(results: Path, tag: str) -> Source | None:
     if not path.exists():
         return None
     doc = read_json(path)
-    rows, ids = [], None
+    rows: list[Row] = []
+    ids: list[str] | None = None
     for name, entry in doc.get("rows", {}).items():
-        row = Row(name, str(entry["group"]), path.name)
-        for seed, cell in entry["seeds"].items():
-            if ids is None:
-                ids = [str(i) for i in cell["example_ids"]]
-            elif [str(i) for i in cell["example_ids"]] != ids:
-                raise TableError(
-                    f"{path.name}: row {name!r} seed {seed} is on other test ids than the first row"
-                )
-            row.add(None if seed == "fixed" else int(seed), [value(x) for x in cell["per_example"]],
-                    cell.get("metric_calls"), cell.get("system_prompt", ""), fixed_words(cell),
-                    fixed_id_words(cell))  # fmt: skip
-        rows.append(row)
+        rows.append(Row(name, str(entry["group"]), path.name))
+        for seed, stored in entry["seeds"].items():
+            where = f"{path.name}: row {name!r} seed {seed}"
+            ids = add_stored(rows[-1], None if seed == "fixed" else int(seed), stored, ids, where)
     facts = {k: doc.get(k) for k in ("date_utc", "commit", "busy", "scorer", "position", "command")}
     return Source("retest", [path.name], rows, ids, dict(doc.get("sizes") or {}), facts)
 
